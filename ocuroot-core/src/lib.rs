@@ -1,0 +1,6 @@
+//! Ocuroot release engine (work in progress).
+#![warn(missing_docs)]
+
+pub mod error;
+
+pub use error::{Error, ErrorKind, Location, Result};
