@@ -2,5 +2,6 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod refs;
 
 pub use error::{Error, ErrorKind, Location, Result};

@@ -1,0 +1,555 @@
+//! Refs: the addresses of documents in a state or intent store.
+//!
+//! # Grammar
+//!
+//! The canonical form of a ref (what [`Ref`]'s `Display` writes) is
+//!
+//! ```text
+//! [<repo>/-/]<package path>[/@<release>][/<type>/<subpath>][#<fragment>]
+//! @<release>/<type>/<subpath>[#<fragment>]                     (global refs)
+//! ```
+//!
+//! - `<repo>` is the repo alias or the origin URL as a path (`github.com/org/repo`).
+//! - `<package path>` is the path of a package file from the repo root.
+//! - `@<release>` is a release id (`@r1`), a tag link (`@v1.2`), or `@` alone:
+//!   the current release, resolved through links by the store.
+//! - `<type>` is a [`SubPathType`] (`task`, `deploy`, ...) and `<subpath>` a
+//!   `/`-separated path below it (`deploy/prod/1/status/complete`).
+//! - `#<fragment>` walks into the JSON document (`#output/host`).
+//!
+//! Relative forms are resolved with [`Ref::relative_to`]:
+//! `./task/build` (this release), `./@/deploy/prod` (the current release of
+//! this package), `./-/other/pkg.ocu.star/@/deploy/prod` and `//other/pkg.ocu.star`
+//! (repo-root relative), and bare paths such as `pkg.ocu.star` (joined onto the
+//! base package path).
+//!
+//! Parsing normalises: `call` becomes `task`, `+` becomes `@`, `//` becomes
+//! `./-/`, and a trailing `/` is dropped. The result always round-trips:
+//!
+//! ```
+//! use ocuroot_core::refs::{Ref, SubPathType};
+//!
+//! let r: Ref = "github.com/org/repo/-/backend/pkg.ocu.star/@r3/call/build/#output/image/"
+//!     .parse()
+//!     .unwrap();
+//! assert_eq!(r.repo, "github.com/org/repo");
+//! assert_eq!(r.filename, "backend/pkg.ocu.star");
+//! assert_eq!(r.release.as_deref(), Some("r3"));
+//! assert_eq!(r.subpath_type, Some(SubPathType::Task));
+//! assert_eq!(r.subpath, "build");
+//! assert_eq!(r.fragment, "output/image");
+//! assert_eq!(
+//!     r.to_string(),
+//!     "github.com/org/repo/-/backend/pkg.ocu.star/@r3/task/build#output/image"
+//! );
+//! assert_eq!(Ref::parse(&r.to_string()).unwrap(), r);
+//!
+//! // Resolve a ref written in a package file against the release being evaluated.
+//! let base = Ref::parse("github.com/org/repo/-/backend/pkg.ocu.star/@r3").unwrap();
+//! let dep = Ref::parse("./@/deploy/staging#output/url").unwrap();
+//! assert_eq!(
+//!     dep.relative_to(&base).to_string(),
+//!     "github.com/org/repo/-/backend/pkg.ocu.star/@/deploy/staging#output/url"
+//! );
+//! ```
+//!
+//! **Security:** no ref contains a `..` or `.` segment (other than the `./`
+//! and `//` prefixes), an empty segment, a NUL or other control character, or
+//! a backslash; [`Ref::parse`] rejects them and [`validate_key`] checks store
+//! keys, so no ref can name a file outside a store.
+//!
+//! Globs over refs ([`RefGlob`], [`RefGlobSet`]) follow the semantics of the
+//! original's glob library; see [`RefGlob`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::{Error, Result};
+
+mod glob;
+mod parse;
+
+pub use glob::{RefGlob, RefGlobSet};
+
+/// The kind of sub-path in a ref: what the part after the release addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SubPathType {
+    /// `task/<name>[/<run>...]`: a task of a release and its runs. `call` is an alias.
+    Task,
+    /// `deploy/<env>[/<run>...]`: a deployment of a release to an environment.
+    Deploy,
+    /// `custom/<name>`: user-defined state (approvals, flags).
+    Custom,
+    /// `environment/<name>`: an environment, normally global (`@/environment/prod`).
+    Environment,
+    /// `commit/<sha>`: marks the commit a release was built from.
+    Commit,
+    /// `push/...`: bookkeeping of pushes.
+    Push,
+    /// `op/...`: bookkeeping of operations.
+    Op,
+}
+
+impl SubPathType {
+    /// Every subpath type, in canonical order.
+    pub const ALL: [SubPathType; 7] = [
+        SubPathType::Task,
+        SubPathType::Deploy,
+        SubPathType::Custom,
+        SubPathType::Environment,
+        SubPathType::Commit,
+        SubPathType::Push,
+        SubPathType::Op,
+    ];
+
+    /// The canonical name, as written in refs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubPathType::Task => "task",
+            SubPathType::Deploy => "deploy",
+            SubPathType::Custom => "custom",
+            SubPathType::Environment => "environment",
+            SubPathType::Commit => "commit",
+            SubPathType::Push => "push",
+            SubPathType::Op => "op",
+        }
+    }
+
+    /// Parse a type name. `call`, the legacy name of `task`, gives [`SubPathType::Task`].
+    pub fn parse(s: &str) -> Option<SubPathType> {
+        match s {
+            "task" | "call" => Some(SubPathType::Task),
+            "deploy" => Some(SubPathType::Deploy),
+            "custom" => Some(SubPathType::Custom),
+            "environment" => Some(SubPathType::Environment),
+            "commit" => Some(SubPathType::Commit),
+            "push" => Some(SubPathType::Push),
+            "op" => Some(SubPathType::Op),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for SubPathType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A parsed ref. See the [module documentation](self) for the grammar.
+///
+/// The fields are public; a `Ref` built by hand should be one [`Ref::parse`]
+/// could produce (in particular a subpath needs a release, except in the
+/// `./<type>/<subpath>` form), otherwise its string form does not round-trip.
+/// [`Ref::validate_storable`] checks this before a ref is used as a store key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Ref {
+    /// The repo: `""` when none was given (a bare or `./` path), `"."` for the
+    /// current repo (from `//` or `./-/`), else the repo name.
+    pub repo: String,
+    /// The package path from the repo root; `"."` for "this package" (from `./`
+    /// or a bare `.`); `""` for none (global refs, `<repo>/-/@r1`).
+    pub filename: String,
+    /// True for global refs (`@/environment/prod`, legacy `+/...`). A global
+    /// ref has no repo or package, and always has a release.
+    pub global: bool,
+    /// `None`: no release segment; `Some("")`: `@`, the current release;
+    /// `Some("r1")`: a release id; `Some("v1")`: a tag link.
+    pub release: Option<String>,
+    /// The subpath type, if any.
+    pub subpath_type: Option<SubPathType>,
+    /// The path below the subpath type, without leading or trailing `/`. May be
+    /// empty even with a type (`pkg/@r1/deploy`).
+    pub subpath: String,
+    /// The JSON path after `#`, without the `#`.
+    pub fragment: String,
+}
+
+impl Ref {
+    /// Parse a ref.
+    ///
+    /// The lexer follows the original's rules in order: a leading `//` (repo
+    /// root of the current repo), `./@` or `./+` (a release of this package),
+    /// `./<type>/...` (a subpath of this package, no release), `@`/`+` (a
+    /// global ref), else a path where `/-` ends the repo and `/@` (or `/+`)
+    /// starts the release. The release runs to the next `/` or `#`, the type
+    /// to the next `/`, the subpath to `#`.
+    ///
+    /// Normalisation: `call` -> `task`, `+` -> `@`, `//` -> `./-/` (repo `.`),
+    /// `./` -> `.`, and a trailing `/` on the package path, subpath or fragment
+    /// is dropped. The empty string is the empty ref.
+    ///
+    /// Decisions (differences from the original):
+    /// - **Quirk 6 fixed:** a subpath type may end the ref or be followed by
+    ///   the fragment: `x/@r1/deploy` is package `x`, release `r1`, type
+    ///   `deploy` with an empty subpath (the original lost the package path).
+    ///   It prints back as `x/@r1/deploy`.
+    /// - A `#` in the package path starts the fragment (`pkg.ocu.star#x`); the
+    ///   original made it part of the package path.
+    /// - A second `/-` is an error (the original silently replaced the repo).
+    /// - Every subpath segment is checked: none may start with `@` or contain
+    ///   `=` (the original skipped the first character).
+    /// - Security: `.`/`..` segments, empty segments, control characters
+    ///   (including NUL) and backslashes are errors anywhere in the ref.
+    ///
+    /// Errors are [`ErrorKind::InvalidRef`](crate::ErrorKind::InvalidRef) and
+    /// say what was expected at which byte offset, quoting the ref.
+    pub fn parse(s: &str) -> Result<Ref> {
+        parse::parse(s)
+    }
+
+    /// True when the ref must be resolved with [`Ref::relative_to`] before it
+    /// names a document: its repo is `""` or `"."`, its package is `"."`, or
+    /// its release is `"."`. The empty ref is relative.
+    ///
+    /// Decision: a global ref is never relative (the original reported it
+    /// relative because its repo is empty, and every caller special-cased it).
+    pub fn is_relative(&self) -> bool {
+        !self.global
+            && (self.repo.is_empty()
+                || self.repo == "."
+                || self.filename == "."
+                || self.release.as_deref() == Some("."))
+    }
+
+    /// Resolve this ref against `base` (the package or release being
+    /// evaluated, or the CLI's `{repo, cwd}`).
+    ///
+    /// A ref that is not relative, is global, or names another repo is
+    /// returned unchanged. Otherwise:
+    /// - repo `""` or `"."` becomes `base.repo`;
+    /// - package `"."` or `""` becomes `base.filename`; a bare path (repo `""`)
+    ///   is joined onto `base.filename` (so `other.ocu.star` under base
+    ///   `pkg.ocu.star` becomes `pkg.ocu.star/other.ocu.star`, as in the
+    ///   original); a `./-/` or `//` path is kept, being repo-root relative.
+    ///   The result is normalised and never climbs above the repo root;
+    /// - a missing release becomes the base's release (if any); `@` (the
+    ///   current release) is kept; `@.` becomes the base's release.
+    ///
+    /// **Decision (quirk 5a fixed):** an explicit non-empty release in the ref
+    /// (`./@r3/task/x`) is kept. The original replaced it with the base's
+    /// release, so such a ref could not name another release of the package.
+    pub fn relative_to(&self, base: &Ref) -> Ref {
+        if !self.is_relative() || self.global || (!self.repo.is_empty() && self.repo != ".") {
+            return self.clone();
+        }
+        let mut out = self.clone();
+        out.repo = base.repo.clone();
+        let filename = if self.filename == "." || self.filename.is_empty() {
+            clean_path(&[&base.filename])
+        } else if self.repo.is_empty() {
+            clean_path(&[&base.filename, &self.filename])
+        } else {
+            clean_path(&[&self.filename])
+        };
+        // An empty package path is the repo root when there is a repo; without
+        // one, keep "this package" rather than turning it into nothing.
+        out.filename = if filename.is_empty() && out.repo.is_empty() && !self.filename.is_empty() {
+            ".".to_string()
+        } else {
+            filename
+        };
+        match self.release.as_deref() {
+            None => out.release = base.release.clone(),
+            Some(".") if base.release.is_some() => out.release = base.release.clone(),
+            Some(_) => {}
+        }
+        out
+    }
+
+    /// True for global refs (`@/environment/prod`).
+    pub fn is_global(&self) -> bool {
+        self.global
+    }
+
+    /// This ref without its fragment: the document it addresses.
+    pub fn without_fragment(&self) -> Ref {
+        self.with_fragment("")
+    }
+
+    /// This ref with its fragment replaced (`""` removes it).
+    pub fn with_fragment(&self, fragment: &str) -> Ref {
+        Ref {
+            fragment: fragment.to_string(),
+            ..self.clone()
+        }
+    }
+
+    /// The package: repo and package path only. Empty for a global ref.
+    pub fn package(&self) -> Ref {
+        Ref {
+            repo: self.repo.clone(),
+            filename: self.filename.clone(),
+            ..Ref::default()
+        }
+    }
+
+    /// The release: repo, package path, global flag and release (no subpath or fragment).
+    pub fn release_ref(&self) -> Ref {
+        Ref {
+            repo: self.repo.clone(),
+            filename: self.filename.clone(),
+            global: self.global,
+            release: self.release.clone(),
+            ..Ref::default()
+        }
+    }
+
+    /// This ref with its release set (`""` for `@`, the current release). The
+    /// subpath and fragment are kept.
+    pub fn with_release(&self, release: &str) -> Ref {
+        Ref {
+            release: Some(release.to_string()),
+            ..self.clone()
+        }
+    }
+
+    /// This ref with the given subpath type and subpath, keeping repo,
+    /// package, release and the global flag; the fragment is cleared.
+    pub fn with_subpath(&self, t: SubPathType, subpath: &str) -> Ref {
+        Ref {
+            subpath_type: Some(t),
+            subpath: subpath.to_string(),
+            fragment: String::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Check that this ref can name a stored document: it is absolute (see
+    /// [`Ref::is_relative`]), its string form without fragment passes
+    /// [`validate_key`], and that string parses back to the same ref (so a
+    /// hand-built, non-canonical ref cannot be stored under a key that means
+    /// something else).
+    pub fn validate_storable(&self) -> Result<()> {
+        if self.is_relative() {
+            return Err(Error::invalid_ref(format!(
+                "ref {:?} is relative: resolve it against a package or release before using it with a store",
+                self.to_string()
+            )));
+        }
+        let doc = self.without_fragment();
+        let key = doc.to_string();
+        validate_key(&key)?;
+        if Ref::parse(&key)? != doc {
+            return Err(Error::invalid_ref(format!(
+                "ref {key:?} is not in canonical form (a subpath needs a release, a global ref has no package)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Join `/`-separated paths, dropping empty and `.` segments and resolving
+/// `..` without ever climbing above the root (like Go's `path.Join` rooted at
+/// `/`, minus the leading `/`).
+fn clean_path(parts: &[&str]) -> String {
+    let mut segs: Vec<&str> = Vec::new();
+    for seg in parts.iter().flat_map(|p| p.split('/')) {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segs.pop();
+            }
+            s => segs.push(s),
+        }
+    }
+    segs.join("/")
+}
+
+impl fmt::Display for Ref {
+    /// The canonical form: repo, `-`, package path, `@<release>`, type and
+    /// subpath joined with `/`, then `#<fragment>`. Empty parts are left out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let release;
+        let mut segs: Vec<&str> = Vec::with_capacity(6);
+        if self.global {
+            release = format!("@{}", self.release.as_deref().unwrap_or(""));
+            segs.push(&release);
+        } else {
+            if !self.repo.is_empty() {
+                segs.push(&self.repo);
+                segs.push("-");
+            }
+            if !self.filename.is_empty() {
+                segs.push(&self.filename);
+            }
+            if let Some(r) = &self.release {
+                release = format!("@{r}");
+                segs.push(&release);
+            }
+        }
+        if let Some(t) = self.subpath_type {
+            segs.push(t.as_str());
+        }
+        if !self.subpath.is_empty() {
+            segs.push(&self.subpath);
+        }
+        f.write_str(&segs.join("/"))?;
+        if !self.fragment.is_empty() {
+            write!(f, "#{}", self.fragment)?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Ref {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Ref> {
+        Ref::parse(s)
+    }
+}
+
+impl serde::Serialize for Ref {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Ref {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Ref, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ref::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The name of the document file in a filesystem store; no key segment may use it.
+const OBJECT_FILE: &str = "@object.json";
+
+/// Validate a store key: a ref string without fragment.
+///
+/// Rejects the empty key, empty segments (`a//b`, a leading or trailing `/`),
+/// `.` and `..` segments, NUL and other control characters, backslashes, and a
+/// segment named `@object.json` (the fs store's file name). The error names
+/// the key and the offending part.
+pub fn validate_key(key: &str) -> Result<()> {
+    let err = |offset: usize, msg: &str| {
+        Err(Error::invalid_ref(format!(
+            "invalid store key {key:?} at offset {offset}: {msg}"
+        )))
+    };
+    if key.is_empty() {
+        return err(0, "the key is empty");
+    }
+    for (i, c) in key.char_indices() {
+        if c.is_control() {
+            return err(i, &format!("control character {c:?} is not allowed"));
+        }
+        if c == '\\' {
+            return err(i, "backslash is not allowed");
+        }
+    }
+    let mut offset = 0;
+    for seg in key.split('/') {
+        match seg {
+            "" => return err(offset, "empty segment"),
+            "." | ".." => return err(offset, &format!("{seg:?} segment is not allowed")),
+            OBJECT_FILE => {
+                return err(
+                    offset,
+                    &format!("segment {OBJECT_FILE:?} is reserved for the store"),
+                );
+            }
+            _ => {}
+        }
+        offset += seg.len() + 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Ref {
+        Ref::parse(s).unwrap_or_else(|e| panic!("{s:?}: {e}"))
+    }
+
+    #[test]
+    fn subpath_type_names_round_trip() {
+        for t in SubPathType::ALL {
+            assert_eq!(SubPathType::parse(t.as_str()), Some(t));
+            assert_eq!(t.to_string(), t.as_str());
+        }
+        assert_eq!(SubPathType::parse("call"), Some(SubPathType::Task));
+        assert_eq!(SubPathType::parse("Task"), None);
+        assert_eq!(SubPathType::parse(""), None);
+    }
+
+    #[test]
+    fn empty_ref() {
+        assert_eq!(p(""), Ref::default());
+        assert_eq!(Ref::default().to_string(), "");
+        assert!(Ref::default().is_relative());
+    }
+
+    #[test]
+    fn quirk6_type_without_subpath_keeps_package() {
+        let r = p("x/@r1/deploy");
+        assert_eq!(r.filename, "x");
+        assert_eq!(r.release.as_deref(), Some("r1"));
+        assert_eq!(r.subpath_type, Some(SubPathType::Deploy));
+        assert_eq!(r.subpath, "");
+        assert_eq!(r.to_string(), "x/@r1/deploy");
+        assert_eq!(p("x/@r1/deploy/"), r);
+        assert_eq!(p("x/@r1/deploy#a").fragment, "a");
+        assert_eq!(p("./deploy").to_string(), "./deploy");
+    }
+
+    #[test]
+    fn clean_path_never_climbs() {
+        assert_eq!(clean_path(&["a/b", "../../../c"]), "c");
+        assert_eq!(clean_path(&[".", "x"]), "x");
+        assert_eq!(clean_path(&["", ""]), "");
+        assert_eq!(clean_path(&["a//b/", "./c"]), "a/b/c");
+    }
+
+    #[test]
+    fn relative_to_dot_release_takes_base_release() {
+        let base = p("repo/-/pkg/@r4");
+        assert_eq!(
+            p("./@./task/x").relative_to(&base).to_string(),
+            "repo/-/pkg/@r4/task/x"
+        );
+    }
+
+    #[test]
+    fn relative_to_root_package_with_cwd_dot() {
+        let base = Ref {
+            repo: "github.com/org/repo".into(),
+            filename: ".".into(),
+            ..Ref::default()
+        };
+        assert_eq!(
+            p(".").relative_to(&base).to_string(),
+            "github.com/org/repo/-"
+        );
+        assert_eq!(
+            p("basic.ocu.star").relative_to(&base).to_string(),
+            "github.com/org/repo/-/basic.ocu.star"
+        );
+    }
+
+    #[test]
+    fn display_global_without_release_writes_at() {
+        let r = Ref {
+            global: true,
+            subpath_type: Some(SubPathType::Environment),
+            subpath: "prod".into(),
+            ..Ref::default()
+        };
+        assert_eq!(r.to_string(), "@/environment/prod");
+        // Not canonical (a global ref has a release), so not storable.
+        assert!(r.validate_storable().is_err());
+    }
+
+    #[test]
+    fn serde_uses_the_string_form() {
+        let r = p("github.com/o/r/-/p.ocu.star/@r1/call/b#output/x");
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(json, r#""github.com/o/r/-/p.ocu.star/@r1/task/b#output/x""#);
+        assert_eq!(serde_json::from_str::<Ref>(&json).unwrap(), r);
+        let err = serde_json::from_str::<Ref>(r#""a/../b""#).unwrap_err();
+        assert!(err.to_string().contains("\"..\" segment"), "{err}");
+    }
+}
