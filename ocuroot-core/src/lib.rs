@@ -3,5 +3,6 @@
 
 pub mod error;
 pub mod refs;
+pub mod store;
 
 pub use error::{Error, ErrorKind, Location, Result};

@@ -1,0 +1,353 @@
+//! State and intent storage.
+//!
+//! Storage has two layers:
+//!
+//! - [`Store`], the seam a host replaces: a small key/value interface with
+//!   [`get`](Store::get), [`list`](Store::list) by prefix and an atomic
+//!   [`commit`](Store::commit) of puts and deletes with expected versions. A
+//!   backend is a few dozen lines: [`MemoryStore`] and [`FsStore`] are the two
+//!   built in, [`PrefixStore`] puts one store's keys under a prefix of another
+//!   (state and intent sharing one backend), and the C and Python layers adapt
+//!   callbacks to it.
+//! - [`RefStore`], built once on top of any `Store`: JSON documents addressed by
+//!   [`Ref`](crate::refs::Ref)s, `#fragment` reads, links (`pkg/@/deploy/prod`
+//!   -> `pkg/@r3/deploy/prod`), glob matching and optimistic [`Transaction`]s.
+//!
+//! Keys are canonical ref strings without a fragment, such as
+//! `github.com/org/repo/-/app/package.ocu.star/@r1/deploy/prod`. Every backend
+//! validates every key it is given with [`crate::refs::validate_key`], so no
+//! key can contain `..`, an empty segment, a backslash or a control character,
+//! and no key can name a file outside a directory store.
+//!
+//! ```
+//! use ocuroot_core::store::{Expect, MemoryStore, Op, Store};
+//!
+//! let store = MemoryStore::new();
+//! store.commit(&[Op::put("pkg/@r1", b"{}".to_vec(), Expect::Absent)])?;
+//! let entry = store.get("pkg/@r1")?.expect("just written");
+//! // A second create of the same key is a conflict, and nothing is written.
+//! let err = store
+//!     .commit(&[Op::put("pkg/@r1", b"[]".to_vec(), Expect::Absent)])
+//!     .unwrap_err();
+//! assert!(err.is_conflict());
+//! assert_eq!(store.get("pkg/@r1")?.unwrap().version, entry.version);
+//! # Ok::<(), ocuroot_core::Error>(())
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::{Error, Result};
+
+mod fs;
+mod memory;
+mod prefix;
+mod refstore;
+
+pub use fs::{FsStore, FsStoreBuilder};
+pub use memory::MemoryStore;
+pub use prefix::PrefixStore;
+pub use refstore::{RefStore, Transaction};
+
+/// Opaque version of a stored value; it changes whenever the value changes.
+///
+/// Backends choose how to derive it: [`MemoryStore`] counts writes,
+/// [`FsStore`] hashes the file's bytes (so files written by other tools have
+/// versions too). Compare versions for equality only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Version(pub u64);
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl Version {
+    /// The version a content-addressed backend gives `bytes`: their FNV-1a
+    /// 64-bit hash. [`FsStore`] uses it; other backends may too.
+    pub fn of_bytes(bytes: &[u8]) -> Version {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Version(hash)
+    }
+}
+
+/// A stored value and its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The stored bytes (for [`RefStore`], a JSON envelope).
+    pub value: Vec<u8>,
+    /// The version of `value`, for [`Expect::Version`].
+    pub version: Version,
+}
+
+/// What an [`Op`] expects of its key before the batch is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No expectation.
+    Any,
+    /// The key must not exist.
+    Absent,
+    /// The key must exist with exactly this version.
+    Version(Version),
+}
+
+impl Expect {
+    /// `Expect::Version(v)` for a value read as present, `Expect::Absent` for
+    /// one read as absent: "unchanged since I read it".
+    pub fn unchanged(read: Option<Version>) -> Expect {
+        match read {
+            Some(v) => Expect::Version(v),
+            None => Expect::Absent,
+        }
+    }
+
+    /// Whether a key whose current version is `current` (`None`: absent)
+    /// meets this expectation.
+    pub fn is_met_by(self, current: Option<Version>) -> bool {
+        match self {
+            Expect::Any => true,
+            Expect::Absent => current.is_none(),
+            Expect::Version(v) => current == Some(v),
+        }
+    }
+
+    /// The conflict error for `key` when `current` does not meet this
+    /// expectation.
+    pub fn conflict(self, key: &str, current: Option<Version>) -> Error {
+        let found = match current {
+            Some(v) => format!("version {v}"),
+            None => "nothing".to_string(),
+        };
+        let expected = match self {
+            Expect::Any => "anything".to_string(),
+            Expect::Absent => "no value".to_string(),
+            Expect::Version(v) => format!("version {v}"),
+        };
+        Error::conflict(format!(
+            "conflict on {key}: expected {expected}, found {found} (it was changed concurrently; retry)"
+        ))
+    }
+}
+
+/// One operation of an atomic batch given to [`Store::commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Write `value` at `key`.
+    Put {
+        /// The key.
+        key: String,
+        /// The new value.
+        value: Vec<u8>,
+        /// What the key must hold before the batch.
+        expect: Expect,
+    },
+    /// Remove `key`. Removing an absent key is a no-op (given a compatible
+    /// expectation).
+    Delete {
+        /// The key.
+        key: String,
+        /// What the key must hold before the batch.
+        expect: Expect,
+    },
+    /// Write nothing, but fail the batch unless `key` meets `expect`: how a
+    /// transaction makes its reads part of the commit.
+    Check {
+        /// The key.
+        key: String,
+        /// What the key must hold.
+        expect: Expect,
+    },
+}
+
+impl Op {
+    /// An [`Op::Put`].
+    pub fn put(key: impl Into<String>, value: Vec<u8>, expect: Expect) -> Op {
+        Op::Put {
+            key: key.into(),
+            value,
+            expect,
+        }
+    }
+    /// An [`Op::Delete`].
+    pub fn delete(key: impl Into<String>, expect: Expect) -> Op {
+        Op::Delete {
+            key: key.into(),
+            expect,
+        }
+    }
+    /// An [`Op::Check`].
+    pub fn check(key: impl Into<String>, expect: Expect) -> Op {
+        Op::Check {
+            key: key.into(),
+            expect,
+        }
+    }
+    /// The key this operation is about.
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. } | Op::Delete { key, .. } | Op::Check { key, .. } => key,
+        }
+    }
+    /// The expectation of this operation.
+    pub fn expect(&self) -> Expect {
+        match self {
+            Op::Put { expect, .. } | Op::Delete { expect, .. } | Op::Check { expect, .. } => {
+                *expect
+            }
+        }
+    }
+}
+
+/// A key/value store: the storage seam.
+///
+/// Implementations must be safe to share between threads. Keys are ref
+/// strings without a fragment; implementations call [`validate_key`] on every
+/// key they are given (and [`validate_prefix`] on list prefixes).
+///
+/// The trait is object safe; the engine holds an `Arc<dyn Store>`.
+pub trait Store: Send + Sync {
+    /// The value at `key` and its version, or `None` if absent.
+    fn get(&self, key: &str) -> Result<Option<Entry>>;
+
+    /// All keys starting with `prefix` (a plain string prefix, which may end
+    /// in `/`; empty means every key), sorted.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Apply all `ops` atomically, or none of them.
+    ///
+    /// Expectations are checked in order, each against the store as left by
+    /// the ops before it in the batch (so `Put(k, Absent)` then
+    /// `Put(k, Any)` is fine, and a [`Op::Check`] after a put of the same key
+    /// sees the put). If any expectation fails, nothing is written and the
+    /// error is a [`Conflict`](crate::ErrorKind::Conflict) naming the key.
+    fn commit(&self, ops: &[Op]) -> Result<()>;
+
+    /// The values at several keys, in order.
+    ///
+    /// Backends that can should read all keys from one consistent snapshot
+    /// (both built-in backends do); the default reads them one by one.
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
+    /// A short human description, such as `fs:/path/to/state` or `memory`.
+    fn describe(&self) -> String {
+        std::any::type_name::<Self>().to_string()
+    }
+}
+
+impl<S: Store + ?Sized> Store for Arc<S> {
+    fn get(&self, key: &str) -> Result<Option<Entry>> {
+        (**self).get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        (**self).list(prefix)
+    }
+    fn commit(&self, ops: &[Op]) -> Result<()> {
+        (**self).commit(ops)
+    }
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
+        (**self).get_many(keys)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn get(&self, key: &str) -> Result<Option<Entry>> {
+        (**self).get(key)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        (**self).list(prefix)
+    }
+    fn commit(&self, ops: &[Op]) -> Result<()> {
+        (**self).commit(ops)
+    }
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
+        (**self).get_many(keys)
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+/// Check that `key` may be stored (re-exported from [`crate::refs`]):
+/// backends call this on every key they are given.
+pub use crate::refs::validate_key;
+
+/// Check a [`Store::list`] prefix: empty (everything), or a valid key
+/// followed by `/` and the start of a segment (possibly empty), such as
+/// `pkg/@r`.
+pub fn validate_prefix(prefix: &str) -> Result<()> {
+    let (dir, partial) = match prefix.rfind('/') {
+        Some(i) => (Some(&prefix[..i]), &prefix[i + 1..]),
+        None => (None, prefix),
+    };
+    if let Some(dir) = dir {
+        validate_key(dir).map_err(|e| e.context(format!("invalid list prefix {prefix:?}")))?;
+    }
+    if partial.chars().any(|c| c.is_control() || c == '\\') {
+        return Err(Error::invalid_ref(format!(
+            "invalid list prefix {prefix:?}: control character or backslash"
+        )));
+    }
+    Ok(())
+}
+
+/// The effect of a checked batch on one key: the new bytes and their version,
+/// or a deletion.
+pub(crate) type Planned<'a> = Option<(&'a [u8], Version)>;
+
+/// Check the expectations of `ops` in order and return the final effect on
+/// each written key.
+///
+/// `current` reads a key's version before the batch (called at most once per
+/// key, and only when an expectation needs it); `new_version` gives the
+/// version a put will have. Keys are assumed validated.
+pub(crate) fn plan_batch<'a>(
+    ops: &'a [Op],
+    mut current: impl FnMut(&str) -> Result<Option<Version>>,
+    mut new_version: impl FnMut(&[u8]) -> Version,
+) -> Result<BTreeMap<&'a str, Planned<'a>>> {
+    // The state of each key as seen by the next op: from the store, or from
+    // an earlier op of this batch.
+    let mut seen: BTreeMap<&str, Option<Version>> = BTreeMap::new();
+    let mut writes: BTreeMap<&str, Planned<'a>> = BTreeMap::new();
+    for op in ops {
+        let key = op.key();
+        let expect = op.expect();
+        if expect != Expect::Any {
+            let now = match seen.get(key) {
+                Some(v) => *v,
+                None => {
+                    let v = current(key)?;
+                    seen.insert(key, v);
+                    v
+                }
+            };
+            if !expect.is_met_by(now) {
+                return Err(expect.conflict(key, now));
+            }
+        }
+        match op {
+            Op::Put { value, .. } => {
+                let v = new_version(value);
+                seen.insert(key, Some(v));
+                writes.insert(key, Some((value.as_slice(), v)));
+            }
+            Op::Delete { .. } => {
+                seen.insert(key, None);
+                writes.insert(key, None);
+            }
+            Op::Check { .. } => {}
+        }
+    }
+    Ok(writes)
+}
