@@ -2,6 +2,8 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod host;
+pub mod model;
 pub mod refs;
 pub mod store;
 

@@ -1,0 +1,214 @@
+//! The local host: real processes, files, network and clock.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use super::{Host, HttpRequest, HttpResponse, ShellOutput, ShellRequest, Stream};
+use crate::{Error, Result};
+
+/// Runs commands as real processes on this machine.
+#[derive(Debug, Clone, Default)]
+pub struct LocalHost {
+    _private: (),
+}
+
+impl LocalHost {
+    /// A new local host.
+    pub fn new() -> Self {
+        LocalHost::default()
+    }
+}
+
+impl Host for LocalHost {
+    fn shell(
+        &self,
+        req: &ShellRequest,
+        on_line: &mut dyn FnMut(Stream, &str),
+    ) -> Result<ShellOutput> {
+        let mut child = Command::new(&req.shell)
+            .arg("-c")
+            .arg(&req.command)
+            .current_dir(&req.dir)
+            .envs(&req.env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                Error::host(format!(
+                    "cannot run {:?} with {} in {}: {e}",
+                    req.command,
+                    req.shell,
+                    req.dir.display()
+                ))
+            })?;
+        let (tx, rx) = mpsc::channel::<(Stream, String)>();
+        let readers: Vec<_> = [
+            (
+                Stream::Stdout,
+                child
+                    .stdout
+                    .take()
+                    .map(|r| Box::new(r) as Box<dyn Read + Send>),
+            ),
+            (
+                Stream::Stderr,
+                child
+                    .stderr
+                    .take()
+                    .map(|r| Box::new(r) as Box<dyn Read + Send>),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(stream, pipe)| pipe.map(|p| (stream, p)))
+        .map(|(stream, pipe)| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(pipe);
+                let mut buf = Vec::new();
+                loop {
+                    buf.clear();
+                    match reader.read_until(b'\n', &mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let line = String::from_utf8_lossy(&buf).into_owned();
+                            if tx.send((stream, line)).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+        drop(tx);
+        let mut out = ShellOutput::default();
+        for (stream, line) in rx {
+            let text = line.strip_suffix('\n').unwrap_or(&line);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            on_line(stream, text);
+            match stream {
+                Stream::Stdout => out.stdout.push_str(&line),
+                Stream::Stderr => out.stderr.push_str(&line),
+            }
+            out.combined_output.push_str(&line);
+        }
+        for r in readers {
+            let _ = r.join();
+        }
+        let status = child
+            .wait()
+            .map_err(|e| Error::host(format!("waiting for {:?}: {e}", req.command)))?;
+        out.exit_code = exit_code(status);
+        Ok(out)
+    }
+}
+
+#[cfg(unix)]
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+#[cfg(not(unix))]
+fn exit_code(status: std::process::ExitStatus) -> i32 {
+    status.code().unwrap_or(-1)
+}
+
+pub(super) fn process_env() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+pub(super) fn go_os() -> &'static str {
+    match std::env::consts::OS {
+        "macos" => "darwin",
+        other => other,
+    }
+}
+
+pub(super) fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+pub(super) fn read_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))
+}
+
+pub(super) fn write_file(path: &Path, contents: &str) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+    }
+    std::fs::write(path, contents).map_err(|e| Error::io("write", path, e))
+}
+
+pub(super) fn read_dir(path: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| Error::io("read directory", path, e))? {
+        let entry = entry.map_err(|e| Error::io("read directory", path, e))?;
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+pub(super) fn is_dir(path: &Path) -> Result<bool> {
+    std::fs::metadata(path)
+        .map(|m| m.is_dir())
+        .map_err(|e| Error::io("stat", path, e))
+}
+
+pub(super) fn http(req: &HttpRequest) -> Result<HttpResponse> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let fail = |e: ureq::Error| Error::host(format!("{} {}: {e}", req.method, req.url));
+    let mut builder = ureq::http::Request::builder()
+        .method(req.method.as_str())
+        .uri(req.url.as_str());
+    for (k, v) in &req.headers {
+        builder = builder.header(k.as_str(), v.as_str());
+    }
+    let request = builder
+        .body(req.body.clone())
+        .map_err(|e| Error::host(format!("{} {}: {e}", req.method, req.url)))?;
+    let mut response = agent.run(request).map_err(fail)?;
+    let status = response.status();
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in response.headers() {
+        headers
+            .entry(k.as_str().to_string())
+            .or_default()
+            .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    let body = if req.method == "HEAD" {
+        String::new()
+    } else {
+        response.body_mut().read_to_string().map_err(fail)?
+    };
+    Ok(HttpResponse {
+        status_code: status.as_u16(),
+        status_text: format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        )
+        .trim_end()
+        .to_string(),
+        headers,
+        body,
+    })
+}

@@ -1,0 +1,144 @@
+//! The host seam: everything a work function may do to the outside world.
+//!
+//! Starlark code never touches processes, files, the network or the clock
+//! directly; it goes through a [`Host`]. [`LocalHost`] is the real thing. A
+//! program embedding Ocuroot (a CI agent, a deploy tool, a test) can supply its
+//! own implementation; only [`Host::shell`] is required, every other method
+//! defaults to the local behaviour.
+
+mod local;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub use local::LocalHost;
+
+use crate::Result;
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// A shell command to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellRequest {
+    /// The command text, passed to `<shell> -c`.
+    pub command: String,
+    /// The shell program (`sh` by default).
+    pub shell: String,
+    /// Absolute working directory.
+    pub dir: PathBuf,
+    /// Extra environment variables, on top of the process environment.
+    pub env: BTreeMap<String, String>,
+}
+
+/// The result of a shell command.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShellOutput {
+    /// Exit status; a process killed by a signal reports `128 + signal`.
+    pub exit_code: i32,
+    /// Everything written to standard output.
+    pub stdout: String,
+    /// Everything written to standard error.
+    pub stderr: String,
+    /// Both streams, interleaved line by line in arrival order.
+    pub combined_output: String,
+}
+
+/// An HTTP request made by `http.get(...)` and friends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    /// `GET`, `HEAD`, `DELETE`, `POST`, `PUT` or `PATCH`.
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// Request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Request body (empty for methods without one).
+    pub body: String,
+}
+
+/// An HTTP response. Non-2xx statuses are responses, not errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code, e.g. 200.
+    pub status_code: u16,
+    /// Status text, e.g. `200 OK`.
+    pub status_text: String,
+    /// Response headers; a repeated header keeps every value.
+    pub headers: BTreeMap<String, Vec<String>>,
+    /// Response body as text.
+    pub body: String,
+}
+
+/// Access to the outside world for work functions.
+///
+/// Implementations must be `Send + Sync`: the engine calls them from worker
+/// threads, several at a time.
+pub trait Host: Send + Sync {
+    /// Run a command with `<shell> -c <command>` in `req.dir`, calling
+    /// `on_line` for each line of output as it arrives (without the newline).
+    /// A non-zero exit is not an error here; failing to start the command is.
+    fn shell(
+        &self,
+        req: &ShellRequest,
+        on_line: &mut dyn FnMut(Stream, &str),
+    ) -> Result<ShellOutput>;
+
+    /// The environment variables visible to work (`host.env()`).
+    fn env(&self) -> BTreeMap<String, String> {
+        local::process_env()
+    }
+
+    /// One environment variable.
+    fn var(&self, name: &str) -> Option<String> {
+        self.env().remove(name)
+    }
+
+    /// The operating system, as Go names it (`linux`, `darwin`, `windows`).
+    fn os(&self) -> String {
+        local::go_os().to_string()
+    }
+
+    /// The CPU architecture, as Go names it (`amd64`, `arm64`).
+    fn arch(&self) -> String {
+        local::go_arch().to_string()
+    }
+
+    /// Read a UTF-8 file.
+    fn read_file(&self, path: &Path) -> Result<String> {
+        local::read_file(path)
+    }
+
+    /// Write a file, creating parent directories.
+    fn write_file(&self, path: &Path, contents: &str) -> Result<()> {
+        local::write_file(path, contents)
+    }
+
+    /// The names of the entries of a directory, sorted.
+    fn read_dir(&self, path: &Path) -> Result<Vec<String>> {
+        local::read_dir(path)
+    }
+
+    /// Whether `path` is a directory; an error if it does not exist.
+    fn is_dir(&self, path: &Path) -> Result<bool> {
+        local::is_dir(path)
+    }
+
+    /// Make an HTTP request.
+    fn http(&self, req: &HttpRequest) -> Result<HttpResponse> {
+        local::http(req)
+    }
+
+    /// The current time.
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}

@@ -1,0 +1,15 @@
+//! Plain data types shared by the SDK, the engine and the bindings.
+//!
+//! Everything here is serde-serialisable and free of Starlark values: the SDK
+//! turns an evaluated `*.ocu.star` file into these types, and the engine stores
+//! them in the release document. The JSON shapes follow the original Ocuroot
+//! layout (`{"task": {...}}` / `{"deploy": {...}}`, input descriptors with
+//! `ref` / `default` / `value`) so existing state stays readable.
+
+mod names;
+mod package;
+
+pub use names::{EnvironmentName, Tag, TaskName};
+pub use package::{
+    Deploy, Environment, FunctionId, InputSpec, Package, Phase, RepoConfig, StoreSpec, Task, Work,
+};
