@@ -1,0 +1,555 @@
+//! Reading, parsing and evaluating files: `load()` resolution, the module
+//! cache, cycle detection, the SDK version check, and turning what a file
+//! declared into model types.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::sync::OnceLock;
+
+use starlark::environment::{FrozenModule, Globals, Module};
+use starlark::eval::{Evaluator, FileLoader};
+use starlark::syntax::{AstModule, Dialect};
+use starlark::values::{FrozenHeapName, OwnedFrozenValue};
+use starlark_syntax::syntax::ast::{ArgumentP, AstLiteral, ExprP, StmtP};
+
+use super::errors::{LastStatement, ocu_to_starlark, starlark_to_ocu};
+use super::globals::{self, Collector, Ctx, Mode};
+use super::{Declared, EvalOptions, FileContents, LoadedFile};
+use crate::model::{FunctionId, RepoConfig};
+use crate::{Error, ErrorKind, Location, Result};
+
+/// The dialect: standard Starlark plus f-strings, keyword-only arguments and
+/// top-level statements; `load()` bindings are file-local as in Go.
+pub(crate) fn dialect() -> Dialect {
+    Dialect {
+        enable_top_level_stmt: true,
+        enable_f_strings: true,
+        enable_keyword_only_arguments: true,
+        enable_load_reexport: false,
+        ..Dialect::Standard
+    }
+}
+
+/// The globals every file sees (built once).
+pub(crate) fn shared_globals() -> &'static Globals {
+    static GLOBALS: OnceLock<Globals> = OnceLock::new();
+    GLOBALS.get_or_init(globals::build)
+}
+
+/// Position of each top-level `def` in a file: name -> (line, column), 1-based.
+pub(crate) type DefTable = HashMap<String, (u32, u32)>;
+
+/// A frozen module with its def table.
+pub(crate) struct ModuleEntry {
+    pub frozen: FrozenModule,
+    pub defs: DefTable,
+}
+
+/// Every module of an evaluated package, keyed by path relative to the
+/// package file's directory (the `file` of a [`FunctionId`]).
+#[derive(Default)]
+pub(crate) struct ModuleSet {
+    pub modules: BTreeMap<String, ModuleEntry>,
+}
+
+impl ModuleSet {
+    /// Find a function by id, checking it is still defined where it was.
+    pub fn find(&self, id: &FunctionId) -> Result<OwnedFrozenValue> {
+        let missing = |why: &str| {
+            Error::new(
+                ErrorKind::Eval,
+                format!("function {} at {} not found: {why}", id.name, id.pos()),
+            )
+        };
+        let entry = self
+            .modules
+            .get(&id.file)
+            .ok_or_else(|| missing("the file is not part of this package"))?;
+        match entry.defs.get(&id.name) {
+            Some(&(line, column)) if line == id.line && column == id.column => {}
+            Some(_) => {
+                return Err(missing(
+                    "it moved; the file changed since the release was created",
+                ));
+            }
+            None => return Err(missing("no top-level def of that name")),
+        }
+        entry
+            .frozen
+            .get_option(&id.name)
+            .map_err(|e| missing(&e.to_string()))?
+            .ok_or_else(|| missing("no global of that name"))
+    }
+}
+
+/// Evaluate a package file completely.
+pub(crate) fn evaluate(path: &Path, options: &EvalOptions, mode: Mode) -> Result<LoadedFile> {
+    evaluate_inner(path, options, mode).map(|(file, _)| file)
+}
+
+/// Evaluate `repo.ocu.star`.
+pub(crate) fn evaluate_repo(path: &Path, options: &EvalOptions) -> Result<RepoConfig> {
+    let (_, repo) = evaluate_inner(path, options, Mode::Repo)?;
+    repo
+}
+
+fn evaluate_inner(
+    path: &Path,
+    options: &EvalOptions,
+    mode: Mode,
+) -> Result<(LoadedFile, Result<RepoConfig>)> {
+    let root = canonical(&options.root)?;
+    let path = canonical(path)?;
+    if !path.starts_with(&root) {
+        return Err(Error::invalid_input(format!(
+            "{} is outside the repository root {}",
+            path.display(),
+            root.display()
+        )));
+    }
+    let package_dir = path.parent().unwrap_or(&root).to_path_buf();
+    let ctx = Ctx::new(options.clone(), mode, package_dir.clone());
+    let state = EvalState {
+        ctx: &ctx,
+        root: &root,
+        package_dir: &package_dir,
+        cache: RefCell::new(HashMap::new()),
+        stack: RefCell::new(Vec::new()),
+    };
+    let main = state.eval_file(&path).map_err(|e| e.into_ocu())?;
+    let repo_settings = main.repo_settings.clone();
+    let mut modules = std::mem::take(&mut *ctx.modules.borrow_mut());
+    modules.modules.insert(
+        main.rel.clone(),
+        ModuleEntry {
+            frozen: main.frozen,
+            defs: main.defs,
+        },
+    );
+    let collector = std::mem::take(&mut *ctx.collector.borrow_mut());
+    let prints = std::mem::take(&mut *ctx.log.borrow_mut());
+    let repo = std::mem::take(&mut *ctx.repo.borrow_mut());
+    let (contents, declared) = match mode {
+        Mode::Repo => (FileContents::Empty, Vec::new()),
+        _ => assemble(collector)?,
+    };
+    let loaded = LoadedFile {
+        contents,
+        declared,
+        prints,
+        modules: std::sync::Arc::new(modules),
+        path,
+        options: options.clone(),
+    };
+    let config = repo.finish(repo_settings, &loaded.path);
+    Ok((loaded, config))
+}
+
+/// Settings read from top-level globals of repo.ocu.star after evaluation.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RepoGlobals {
+    pub alias: Option<serde_json::Value>,
+    pub remotes: Option<serde_json::Value>,
+    pub state_store: Option<serde_json::Value>,
+    pub intent_store: Option<serde_json::Value>,
+    pub release_ignore: Option<serde_json::Value>,
+}
+
+struct Evaluated {
+    rel: String,
+    frozen: FrozenModule,
+    defs: DefTable,
+    repo_settings: RepoGlobals,
+}
+
+/// An error during evaluation: either Starlark's (with its own spans and
+/// stack) or ours (already carrying a location).
+pub(crate) enum EvalFail {
+    Starlark(starlark::Error, LastStatement),
+    Ocu(Error),
+}
+
+impl EvalFail {
+    fn into_ocu(self) -> Error {
+        match self {
+            EvalFail::Starlark(e, last) => starlark_to_ocu(&e, &last),
+            EvalFail::Ocu(e) => e,
+        }
+    }
+    fn into_starlark(self) -> starlark::Error {
+        match self {
+            EvalFail::Starlark(e, _) => e,
+            EvalFail::Ocu(e) => ocu_to_starlark(e),
+        }
+    }
+}
+
+struct EvalState<'a> {
+    ctx: &'a Ctx,
+    root: &'a Path,
+    package_dir: &'a Path,
+    cache: RefCell<HashMap<PathBuf, FrozenModule>>,
+    stack: RefCell<Vec<PathBuf>>,
+}
+
+impl EvalState<'_> {
+    fn display(&self, path: &Path) -> String {
+        path.strip_prefix(self.root)
+            .map(slash_path)
+            .unwrap_or_else(|_| path.display().to_string())
+    }
+
+    fn eval_file(&self, path: &Path) -> std::result::Result<Evaluated, EvalFail> {
+        let display = self.display(path);
+        let rel = relative_to(path, self.package_dir);
+        let source = self
+            .ctx
+            .options
+            .host
+            .read_file(path)
+            .map_err(|e| EvalFail::Ocu(e.context(format!("cannot read {display}"))))?;
+        let ast = AstModule::parse(&display, source, &dialect())
+            .map_err(|e| EvalFail::Starlark(e, LastStatement::default()))?;
+        check_version_calls(&ast)?;
+        let defs = def_table(&ast);
+        self.stack.borrow_mut().push(path.to_path_buf());
+        self.ctx.files.borrow_mut().push(globals::FileFrame {
+            rel: rel.clone(),
+            defs: defs.clone(),
+        });
+        let result = self.eval_ast(ast, path, &display);
+        self.ctx.files.borrow_mut().pop();
+        self.stack.borrow_mut().pop();
+        let (frozen, repo_settings) = result?;
+        Ok(Evaluated {
+            rel,
+            frozen,
+            defs,
+            repo_settings,
+        })
+    }
+
+    fn eval_ast(
+        &self,
+        ast: AstModule,
+        path: &Path,
+        display: &str,
+    ) -> std::result::Result<(FrozenModule, RepoGlobals), EvalFail> {
+        let loader = Loader {
+            state: self,
+            dir: path.parent().unwrap_or(self.root).to_path_buf(),
+            from: display.to_string(),
+        };
+        let limits = self.ctx.options.limits;
+        let printer = globals::Printer(self.ctx);
+        let last = LastStatement::default();
+        Module::with_temp_heap(|module| {
+            let mut repo = RepoGlobals::default();
+            {
+                let mut eval = Evaluator::new(&module);
+                last.install(&mut eval);
+                eval.set_loader(&loader);
+                eval.set_print_handler(&printer);
+                eval.extra = Some(self.ctx);
+                set_limits(&mut eval, limits).map_err(EvalFail::Ocu)?;
+                eval.eval_module(ast, shared_globals())
+                    .map_err(|e| EvalFail::Starlark(e, last.clone()))?;
+            }
+            if self.ctx.mode == Mode::Repo && self.stack.borrow().len() == 1 {
+                let get = |name: &str| -> std::result::Result<Option<serde_json::Value>, EvalFail> {
+                    match module.get(name) {
+                        Some(v) => v.to_json_value().map(Some).map_err(|e| {
+                            EvalFail::Ocu(Error::config(format!(
+                                "{display}: global {name} cannot be converted to a setting: {e}"
+                            )))
+                        }),
+                        None => Ok(None),
+                    }
+                };
+                repo.alias = get("repo_alias")?;
+                repo.remotes = get("repo_remotes")?;
+                repo.state_store = get("state_store")?;
+                repo.intent_store = get("intent_store")?;
+                repo.release_ignore = get("release_ignore")?;
+            }
+            let frozen = module
+                .freeze_named(FrozenHeapName::User(Box::new(display.to_string())))
+                .map_err(|e| {
+                    EvalFail::Ocu(Error::new(
+                        ErrorKind::Eval,
+                        format!("{display}: cannot freeze module: {e:?}"),
+                    ))
+                })?;
+            Ok((frozen, repo))
+        })
+    }
+
+    fn load(
+        &self,
+        raw: &str,
+        dir: &Path,
+        from: &str,
+    ) -> std::result::Result<FrozenModule, EvalFail> {
+        let fail = |msg: String| EvalFail::Ocu(Error::new(ErrorKind::Eval, msg));
+        if raw.is_empty() || raw.contains('\\') || raw.chars().any(|c| c.is_control()) {
+            return Err(fail(format!("{from}: invalid load path {raw:?}")));
+        }
+        if raw.starts_with('/') {
+            return Err(fail(format!(
+                "{from}: load path {raw:?} must be relative to the loading file (like \"./tasks.ocu.star\")"
+            )));
+        }
+        let joined = normalise(&dir.join(raw));
+        if !joined.starts_with(self.root) {
+            return Err(fail(format!(
+                "{from}: load({raw:?}) resolves to {} which is outside the repository root",
+                joined.display()
+            )));
+        }
+        let resolved = match joined.canonicalize() {
+            Ok(p) if p.starts_with(self.root) => p,
+            Ok(p) => {
+                return Err(fail(format!(
+                    "{from}: load({raw:?}) resolves to {} which is outside the repository root",
+                    p.display()
+                )));
+            }
+            Err(e) => {
+                return Err(fail(format!(
+                    "{from}: cannot load {raw:?}: {}: {e}",
+                    self.display(&joined)
+                )));
+            }
+        };
+        if let Some(pos) = self.stack.borrow().iter().position(|p| *p == resolved) {
+            let stack = self.stack.borrow();
+            let mut cycle: Vec<String> = stack[pos..].iter().map(|p| self.display(p)).collect();
+            cycle.push(self.display(&resolved));
+            return Err(fail(format!("load cycle: {}", cycle.join(" -> "))));
+        }
+        if let Some(m) = self.cache.borrow().get(&resolved) {
+            return Ok(m.clone());
+        }
+        let evaluated = self.eval_file(&resolved)?;
+        self.cache
+            .borrow_mut()
+            .insert(resolved, evaluated.frozen.clone());
+        self.ctx.modules.borrow_mut().modules.insert(
+            evaluated.rel.clone(),
+            ModuleEntry {
+                frozen: evaluated.frozen.clone(),
+                defs: evaluated.defs,
+            },
+        );
+        Ok(evaluated.frozen)
+    }
+}
+
+struct Loader<'a> {
+    state: &'a EvalState<'a>,
+    dir: PathBuf,
+    from: String,
+}
+
+impl FileLoader for Loader<'_> {
+    fn load(&self, path: &str) -> starlark::Result<FrozenModule> {
+        self.state
+            .load(path, &self.dir, &self.from)
+            .map_err(EvalFail::into_starlark)
+    }
+}
+
+pub(crate) fn set_limits(eval: &mut Evaluator, limits: super::Limits) -> Result<()> {
+    let internal = |e: anyhow::Error| Error::internal(format!("setting evaluation limits: {e}"));
+    eval.set_max_tick_count(limits.max_ticks)
+        .map_err(internal)?;
+    eval.set_max_callstack_size(limits.max_callstack)
+        .map_err(internal)?;
+    eval.set_max_heap_size(limits.max_heap_bytes)
+        .map_err(internal)?;
+    Ok(())
+}
+
+/// `ocuroot(...)` must be called with exactly one string literal.
+fn check_version_calls(ast: &AstModule) -> std::result::Result<(), EvalFail> {
+    let mut stmts = vec![ast.statement()];
+    while let Some(s) = stmts.pop() {
+        match &s.node {
+            StmtP::Statements(v) => stmts.extend(v.iter().rev()),
+            StmtP::Expression(e) => {
+                let ExprP::Call(callee, args) = &e.node else {
+                    continue;
+                };
+                let ExprP::Identifier(id) = &callee.node else {
+                    continue;
+                };
+                if id.node.ident != "ocuroot" {
+                    continue;
+                }
+                let problem = match args.args.as_slice() {
+                    [a] => match &a.node {
+                        ArgumentP::Positional(x) | ArgumentP::Named(_, x) => match &x.node {
+                            ExprP::Literal(AstLiteral::String(_)) => None,
+                            _ => Some("ocuroot() must have a string literal as its argument"),
+                        },
+                        _ => Some("ocuroot() must have exactly one argument"),
+                    },
+                    _ => Some("ocuroot() must have exactly one argument"),
+                };
+                if let Some(msg) = problem {
+                    let span = ast.file_span(e.span);
+                    return Err(EvalFail::Starlark(
+                        starlark::Error::new_spanned(
+                            starlark::ErrorKind::Other(anyhow::anyhow!("{msg}")),
+                            span.span,
+                            &span.file,
+                        ),
+                        LastStatement::default(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn def_table(ast: &AstModule) -> DefTable {
+    let mut defs = DefTable::new();
+    let mut stmts = vec![ast.statement()];
+    while let Some(s) = stmts.pop() {
+        match &s.node {
+            StmtP::Statements(v) => stmts.extend(v.iter()),
+            StmtP::Def(d) => {
+                let pos = ast.file_span(s.span).resolve_span().begin;
+                defs.insert(
+                    d.name.node.ident.clone(),
+                    (pos.line as u32 + 1, pos.column as u32 + 1),
+                );
+            }
+            _ => {}
+        }
+    }
+    defs
+}
+
+/// Turn what the file declared into the package (or environments), and
+/// validate it.
+fn assemble(collector: Collector) -> Result<(FileContents, Vec<Declared>)> {
+    let Collector {
+        work,
+        mut pending,
+        mut phases,
+        environments,
+        package_declared,
+        ..
+    } = collector;
+    // Work declared after the last phase() becomes single-item phases.
+    for id in pending.drain(..) {
+        phases.push((String::new(), vec![id]));
+    }
+    if package_declared && !environments.is_empty() {
+        let (_, loc) = &environments[0];
+        return Err(Error::validation(format!(
+            "{loc}: environments and packages should not be declared in the same file"
+        ))
+        .with_location(loc.clone()));
+    }
+    if !environments.is_empty() {
+        let mut seen: BTreeMap<String, Location> = BTreeMap::new();
+        let mut envs = Vec::new();
+        for (env, loc) in environments {
+            if let Some(first) = seen.get(env.name.as_str()) {
+                return Err(Error::validation(format!(
+                    "{loc}: environment {} is registered twice (first at {first})",
+                    env.name
+                ))
+                .with_location(loc));
+            }
+            seen.insert(env.name.to_string(), loc);
+            envs.push(env);
+        }
+        return Ok((FileContents::Environments(envs), Vec::new()));
+    }
+    if !package_declared {
+        return Ok((FileContents::Empty, Vec::new()));
+    }
+    let mut package = crate::model::Package::default();
+    let mut declared = Vec::new();
+    let mut first_seen: BTreeMap<String, Location> = BTreeMap::new();
+    for (name, ids) in phases {
+        let mut items = Vec::new();
+        for id in ids {
+            let (item, loc) = work
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| Error::internal(format!("unknown work id {id}")))?;
+            let path = item.path();
+            if let Some(first) = first_seen.get(&path) {
+                let what = match &item {
+                    crate::model::Work::Task(t) => {
+                        format!("task {:?} is declared", t.name.as_str())
+                    }
+                    crate::model::Work::Deploy(d) => {
+                        format!("environment {:?} is deployed", d.environment.as_str())
+                    }
+                };
+                return Err(Error::validation(format!(
+                    "{loc}: {what} more than once in this package (first at {first}); each task name and each environment may be used once"
+                ))
+                .with_location(loc));
+            }
+            first_seen.insert(path.clone(), loc.clone());
+            declared.push(Declared {
+                path,
+                location: loc,
+            });
+            items.push(item);
+        }
+        package
+            .phases
+            .push(crate::model::Phase { name, work: items });
+    }
+    Ok((FileContents::Release(package), declared))
+}
+
+fn canonical(p: &Path) -> Result<PathBuf> {
+    p.canonicalize().map_err(|e| Error::io("cannot open", p, e))
+}
+
+/// Lexically normalise `.` and `..` (the path need not exist).
+fn normalise(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+pub(crate) fn slash_path(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// `path` relative to `dir`, with `..` where needed, `/`-separated.
+pub(crate) fn relative_to(path: &Path, dir: &Path) -> String {
+    let p: Vec<_> = path.components().collect();
+    let d: Vec<_> = dir.components().collect();
+    let common = p.iter().zip(&d).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), d.len() - common).collect();
+    parts.extend(
+        p[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
+}

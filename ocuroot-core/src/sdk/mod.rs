@@ -1,0 +1,219 @@
+//! The Starlark SDK: evaluate `*.ocu.star` files into model types and call
+//! work functions later.
+//!
+//! This is the only module that imports `starlark`. Everything that leaves it
+//! is a plain model type ([`Package`], [`Environment`], [`RepoConfig`],
+//! [`Outcome`]) or a crate [`Error`](crate::Error) carrying the file:line:col
+//! and the Starlark call stack.
+//!
+//! Evaluation is sandboxed: files reach the outside world only through the
+//! [`Host`] given in [`EvalOptions`], and every evaluation runs under tick,
+//! call-stack and heap limits ([`Limits`]) so a runaway file fails with a clear
+//! error instead of hanging.
+
+mod call;
+mod errors;
+mod globals;
+mod loader;
+mod secrets;
+mod version;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use call::{CallRequest, Outcome};
+pub use secrets::Secrets;
+pub use version::SDK_VERSION;
+
+use crate::host::{Host, Stream};
+use crate::model::{Environment, FunctionId, Package, RepoConfig};
+use crate::refs::Ref;
+use crate::{Location, Result};
+
+/// Resource limits for one evaluation or one function call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum number of Starlark "ticks" (function calls and loop iterations).
+    pub max_ticks: u64,
+    /// Maximum Starlark call-stack depth.
+    pub max_callstack: usize,
+    /// Maximum Starlark heap size in bytes (checked periodically).
+    pub max_heap_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_ticks: 50_000_000,
+            max_callstack: 200,
+            max_heap_bytes: 1 << 30,
+        }
+    }
+}
+
+/// One line of a run's (or an evaluation's) log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogLine {
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: u64,
+    /// `stdout` for `print` and command output, `stderr` for command errors.
+    pub stream: Stream,
+    /// The text, with secrets masked.
+    pub message: String,
+}
+
+/// A callback receiving log lines as they are produced (live progress).
+pub type LogSink = Arc<dyn Fn(&LogLine) + Send + Sync>;
+
+/// What an evaluation may see and use.
+#[derive(Clone)]
+pub struct EvalOptions {
+    /// Host access for `host.*`, `http.*` and the bare helpers.
+    pub host: Arc<dyn Host>,
+    /// The repository root: `load()` may not leave it, and file names in
+    /// errors are shown relative to it.
+    pub root: PathBuf,
+    /// The ref relative refs are resolved against: the release being created
+    /// or run (`<repo>/-/<pkg>/@r<N>`).
+    pub base: Ref,
+    /// The environments `environments()` returns (from state). Shared, so
+    /// cloning options for each call is cheap.
+    pub environments: Arc<[Environment]>,
+    /// Strings to mask as `<secret>`; shared so `secret()` in one call masks
+    /// the value in every later log line.
+    pub secrets: Secrets,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Receives each log line as it is produced.
+    pub log_sink: Option<LogSink>,
+}
+
+impl EvalOptions {
+    /// Options with the default limits, no environments and no sink.
+    pub fn new(host: Arc<dyn Host>, root: impl Into<PathBuf>, base: Ref) -> Self {
+        EvalOptions {
+            host,
+            root: root.into(),
+            base,
+            environments: Arc::from(Vec::new()),
+            secrets: Secrets::default(),
+            limits: Limits::default(),
+            log_sink: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for EvalOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvalOptions")
+            .field("root", &self.root)
+            .field("base", &self.base)
+            .field("environments", &self.environments)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a package file declares.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileContents {
+    /// A release process.
+    Release(Package),
+    /// Environments registered with `register_environment`.
+    Environments(Vec<Environment>),
+    /// Neither (a file with only helpers, or an empty file).
+    Empty,
+}
+
+/// A where-declared record for a work item, for messages and plans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Declared {
+    /// Work path inside the release (`task/build`, `deploy/staging`).
+    pub path: String,
+    /// Where the `task()` / `deploy()` call is.
+    pub location: Location,
+}
+
+/// An evaluated package file. Holds the frozen modules so the work
+/// functions it declares can be called later ([`LoadedFile::call`]); it is
+/// `Send + Sync` and cheap to share between worker threads.
+pub struct LoadedFile {
+    contents: FileContents,
+    declared: Vec<Declared>,
+    prints: Vec<LogLine>,
+    modules: Arc<loader::ModuleSet>,
+    path: PathBuf,
+    options: EvalOptions,
+}
+
+impl std::fmt::Debug for LoadedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedFile")
+            .field("path", &self.path)
+            .field("contents", &self.contents)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedFile {
+    /// What the file declares.
+    pub fn contents(&self) -> &FileContents {
+        &self.contents
+    }
+    /// The package, if the file declares a release.
+    pub fn package(&self) -> Option<&Package> {
+        match &self.contents {
+            FileContents::Release(p) => Some(p),
+            _ => None,
+        }
+    }
+    /// Where each work item was declared, in package order.
+    pub fn declared(&self) -> &[Declared] {
+        &self.declared
+    }
+    /// Lines printed while the file was evaluated.
+    pub fn prints(&self) -> &[LogLine] {
+        &self.prints
+    }
+    /// The package file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The options the file was evaluated with.
+    pub fn options(&self) -> &EvalOptions {
+        &self.options
+    }
+    /// True when `function` names a module-level function of this file or of
+    /// a file it loads, at the recorded position.
+    pub fn has_function(&self, function: &FunctionId) -> bool {
+        self.modules.find(function).is_ok()
+    }
+    /// Call a work function; see [`CallRequest`].
+    pub fn call(&self, request: &CallRequest) -> call::CallResult {
+        call::call(self, request)
+    }
+}
+
+/// Evaluate a package file (a release or an environments file).
+///
+/// `path` is the file; relative refs in it resolve against `options.base`.
+/// The result is validated: inputs match parameters, each environment is
+/// deployed at most once, task names are unique, and a file does not both
+/// register environments and declare work.
+pub fn evaluate_package(path: &Path, options: &EvalOptions) -> Result<LoadedFile> {
+    loader::evaluate(path, options, globals::Mode::Package)
+}
+
+/// Evaluate `repo.ocu.star` into its settings.
+pub fn evaluate_repo_config(path: &Path, options: &EvalOptions) -> Result<RepoConfig> {
+    loader::evaluate_repo(path, options)
+}
+
+/// Mask every registered secret in `text`.
+pub fn mask(secrets: &Secrets, text: &str) -> String {
+    secrets.mask(text)
+}
+
+/// The values passed to a function call, by parameter name.
+pub type Inputs = BTreeMap<String, serde_json::Value>;
