@@ -5,6 +5,7 @@ pub mod error;
 pub mod host;
 pub mod model;
 pub mod refs;
+pub mod repo;
 pub mod sdk;
 pub mod store;
 

@@ -1,0 +1,423 @@
+//! Tests for repository discovery, repo names and temporary worktrees.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ocuroot_core::ErrorKind;
+use ocuroot_core::repo::{RepoInfo, add_worktree, git_url_to_valid_path};
+
+/// An `env` closure backed by a map.
+fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |key| map.get(key).cloned()
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap()
+}
+
+fn write(root: &Path, rel: &str, content: &str) {
+    let path = root.join(rel);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+}
+
+/// Stage `files` (relative paths, already written) and commit them on HEAD.
+fn commit(repo: &git2::Repository, files: &[&str], message: &str) -> git2::Oid {
+    let mut index = repo.index().unwrap();
+    for f in files {
+        index.add_path(Path::new(f)).unwrap();
+    }
+    index.write().unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("Test", "test@example.com").unwrap();
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+        .unwrap()
+}
+
+/// A git repo in a fresh temp dir with one commit of `file.txt`.
+fn repo_with_commit() -> (tempfile::TempDir, git2::Repository, git2::Oid) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = git2::Repository::init(dir.path()).unwrap();
+    write(dir.path(), "file.txt", "one\n");
+    let oid = commit(&repo, &["file.txt"], "first");
+    (dir, repo, oid)
+}
+
+#[test]
+fn nested_repo_config_below_git_root_wins() {
+    let (dir, repo, oid) = repo_with_commit();
+    write(dir.path(), "sub/repo.ocu.star", "repo_alias(\"x\")\n");
+    write(dir.path(), "sub/deeper/pkg.ocu.star", "");
+    commit(&repo, &["sub/repo.ocu.star"], "config");
+    let _ = oid;
+
+    let info = RepoInfo::discover(&dir.path().join("sub/deeper"), &no_env).unwrap();
+    let sub = canonical(&dir.path().join("sub"));
+    assert_eq!(info.root, sub);
+    assert_eq!(info.config_file, Some(sub.join("repo.ocu.star")));
+    assert_eq!(info.git_root, Some(canonical(dir.path())));
+    assert_eq!(
+        info.relative_path(&dir.path().join("sub/deeper/pkg.ocu.star"))
+            .unwrap(),
+        "deeper/pkg.ocu.star"
+    );
+}
+
+#[test]
+fn without_repo_config_the_git_root_is_the_root() {
+    let (dir, _repo, _) = repo_with_commit();
+    write(dir.path(), "a/b/pkg.ocu.star", "");
+    let info = RepoInfo::discover(&dir.path().join("a/b"), &no_env).unwrap();
+    assert_eq!(info.root, canonical(dir.path()));
+    assert_eq!(info.git_root, Some(canonical(dir.path())));
+    assert_eq!(info.config_file, None);
+}
+
+#[test]
+fn repo_config_without_git() {
+    let dir = tempfile::tempdir().unwrap();
+    if git2::Repository::discover(dir.path()).is_ok() {
+        return; // the temp dir is inside some git repo: not testable here
+    }
+    write(dir.path(), "repo.ocu.star", "");
+    std::fs::create_dir_all(dir.path().join("x")).unwrap();
+    let info = RepoInfo::discover(&dir.path().join("x"), &no_env).unwrap();
+    assert_eq!(info.root, canonical(dir.path()));
+    assert_eq!(info.git_root, None);
+    assert_eq!(info.commit, "null");
+    assert_eq!(info.origin_url, None);
+    assert!(info.remotes.is_empty());
+}
+
+#[test]
+fn neither_repo_config_nor_git_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    if git2::Repository::discover(dir.path()).is_ok()
+        || dir
+            .path()
+            .ancestors()
+            .any(|d| d.join("repo.ocu.star").is_file())
+    {
+        return;
+    }
+    let err = RepoInfo::discover(dir.path(), &no_env).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(
+        err.message().contains("not in an Ocuroot repository"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_start_dir_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = RepoInfo::discover(&dir.path().join("nope"), &no_env).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn commit_is_head_sha() {
+    let (dir, repo, first) = repo_with_commit();
+    let info = RepoInfo::discover(dir.path(), &no_env).unwrap();
+    assert_eq!(info.commit, first.to_string());
+    assert_eq!(info.commit.len(), 40);
+
+    write(dir.path(), "file.txt", "two\n");
+    let second = commit(&repo, &["file.txt"], "second");
+    let info = RepoInfo::discover(dir.path(), &no_env).unwrap();
+    assert_eq!(info.commit, second.to_string());
+}
+
+#[test]
+fn commit_override_from_env() {
+    let (dir, _repo, _) = repo_with_commit();
+    let env = env_of(&[("OCU_REPO_COMMIT_OVERRIDE", "commitid")]);
+    let info = RepoInfo::discover(dir.path(), &env).unwrap();
+    assert_eq!(info.commit, "commitid");
+
+    // An empty override is ignored.
+    let env = env_of(&[("OCU_REPO_COMMIT_OVERRIDE", "")]);
+    let info = RepoInfo::discover(dir.path(), &env).unwrap();
+    assert_eq!(info.commit.len(), 40);
+}
+
+#[test]
+fn no_commits_gives_null() {
+    let dir = tempfile::tempdir().unwrap();
+    git2::Repository::init(dir.path()).unwrap();
+    let info = RepoInfo::discover(dir.path(), &no_env).unwrap();
+    assert_eq!(info.commit, "null");
+    assert_eq!(info.root, canonical(dir.path()));
+}
+
+#[test]
+fn bare_repository_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    git2::Repository::init_bare(dir.path()).unwrap();
+    let err = RepoInfo::discover(dir.path(), &no_env).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.message().contains("bare"), "{err}");
+}
+
+#[test]
+fn origin_url_gives_the_name() {
+    let (dir, repo, _) = repo_with_commit();
+    repo.remote("upstream", "https://example.com/up/stream.git")
+        .unwrap();
+    repo.remote("origin", "git@github.com:org/repo.git")
+        .unwrap();
+    repo.remote("backup", "/srv/git/backup.git").unwrap();
+
+    let info = RepoInfo::discover(dir.path(), &no_env).unwrap();
+    assert_eq!(
+        info.origin_url.as_deref(),
+        Some("git@github.com:org/repo.git")
+    );
+    assert_eq!(
+        info.remotes,
+        vec![
+            "git@github.com:org/repo.git",
+            "/srv/git/backup.git",
+            "https://example.com/up/stream.git",
+        ]
+    );
+    assert_eq!(info.default_name(&no_env).unwrap(), "github.com/org/repo");
+}
+
+#[test]
+fn url_override_gives_the_name() {
+    let (dir, repo, _) = repo_with_commit();
+    repo.remote("origin", "git@github.com:org/repo.git")
+        .unwrap();
+    let info = RepoInfo::discover(dir.path(), &no_env).unwrap();
+    let env = env_of(&[("OCU_REPO_URL_OVERRIDE", "example.com/override")]);
+    assert_eq!(info.default_name(&env).unwrap(), "example.com/override");
+}
+
+#[test]
+fn missing_origin_is_a_clear_error() {
+    let (dir, repo, _) = repo_with_commit();
+    repo.remote("upstream", "https://example.com/up/stream.git")
+        .unwrap();
+    let info = RepoInfo::discover(dir.path(), &no_env).unwrap();
+    assert_eq!(info.origin_url, None);
+    assert_eq!(info.remotes, vec!["https://example.com/up/stream.git"]);
+    let err = info.default_name(&no_env).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.message().contains("repo_alias"), "{err}");
+    assert!(err.message().contains("OCU_CFG_repo_alias"), "{err}");
+    assert!(err.message().contains("'origin'"), "{err}");
+}
+
+#[test]
+fn git_url_to_valid_path_table() {
+    let cases = [
+        ("git@github.com:org/repo.git", "github.com/org/repo"),
+        ("git@github.com:org/repo", "github.com/org/repo"),
+        ("github.com:org/repo.git", "github.com/org/repo"),
+        ("https://github.com/org/repo.git", "github.com/org/repo"),
+        ("https://github.com/org/repo", "github.com/org/repo"),
+        ("https://github.com/org/repo.git/", "github.com/org/repo"),
+        (
+            "https://user:pw@github.com/org/repo.git",
+            "github.com/org/repo",
+        ),
+        ("https://github.com:443/org/repo", "github.com/org/repo"),
+        (
+            "https://github.com/org/repo.git?x=1#frag",
+            "github.com/org/repo",
+        ),
+        (
+            "http://gitlab.example.com/a/b/c.git",
+            "gitlab.example.com/a/b/c",
+        ),
+        ("ssh://git@host:22/org/repo", "host/org/repo"),
+        ("ssh://git@host/org/repo.git", "host/org/repo"),
+        ("ssh://[::1]:22/org/repo", "::1/org/repo"),
+        ("git://host.xz/path/to/repo.git/", "host.xz/path/to/repo"),
+        ("file:///tmp/x/remote.git", "tmp/x/remote"),
+        ("/tmp/x/remote.git", "tmp/x/remote"),
+        ("/tmp/x/remote.git/", "tmp/x/remote"),
+        ("/tmp//x/./remote", "tmp/x/remote"),
+        ("/tmp/../x/remote.git", "tmp/x/remote"),
+        ("./relative/repo.git", "relative/repo"),
+        ("C:\\repos\\thing.git", "C:/repos/thing"),
+        ("  https://github.com/org/repo.git\n", "github.com/org/repo"),
+        ("/tmp/x/.git", "tmp/x"),
+        ("", ""),
+    ];
+    for (url, want) in cases {
+        assert_eq!(git_url_to_valid_path(url), want, "url {url:?}");
+    }
+}
+
+#[test]
+fn git_url_to_valid_path_never_yields_bad_segments() {
+    let urls = [
+        "ssh://git@host:22/../../etc/passwd",
+        "file://../x/y.git",
+        "git@host:../../x.git",
+        "https://h/a//b/./c/..",
+        "/a\\..\\b\u{0}c",
+    ];
+    for url in urls {
+        let path = git_url_to_valid_path(url);
+        assert!(!path.starts_with('/'), "{url:?} -> {path:?}");
+        assert!(!path.ends_with('/'), "{url:?} -> {path:?}");
+        assert!(!path.contains('\\'), "{url:?} -> {path:?}");
+        assert!(!path.chars().any(char::is_control), "{url:?} -> {path:?}");
+        for seg in path.split('/') {
+            assert!(
+                !seg.is_empty() && seg != "." && seg != "..",
+                "{url:?} -> {path:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn relative_path_cases() {
+    let (dir, _repo, _) = repo_with_commit();
+    write(dir.path(), "pkg/a/b.ocu.star", "");
+    let info = RepoInfo::discover(dir.path(), &no_env).unwrap();
+    let root = info.root.clone();
+
+    assert_eq!(
+        info.relative_path(&root.join("pkg/a/b.ocu.star")).unwrap(),
+        "pkg/a/b.ocu.star"
+    );
+    // Non-canonical spellings of the same path, and the original temp path.
+    assert_eq!(
+        info.relative_path(&dir.path().join("pkg/./x/../a/b.ocu.star"))
+            .unwrap(),
+        "pkg/a/b.ocu.star"
+    );
+    // Relative paths are relative to the root.
+    assert_eq!(
+        info.relative_path(Path::new("pkg/a/b.ocu.star")).unwrap(),
+        "pkg/a/b.ocu.star"
+    );
+    // The file need not exist.
+    assert_eq!(
+        info.relative_path(&root.join("new/file.ocu.star")).unwrap(),
+        "new/file.ocu.star"
+    );
+    assert_eq!(info.relative_path(&root).unwrap(), "");
+
+    let err = info
+        .relative_path(&root.join("../elsewhere.ocu.star"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(err.message().contains("outside"), "{err}");
+    let err = info.relative_path(Path::new("../x")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+#[cfg(unix)]
+#[test]
+fn relative_path_follows_symlinks_out_of_the_root() {
+    let (dir, _repo, _) = repo_with_commit();
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.ocu.star", "");
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+    let info = RepoInfo::discover(dir.path(), &no_env).unwrap();
+    let err = info
+        .relative_path(&dir.path().join("link/secret.ocu.star"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}
+
+#[test]
+fn discovery_inside_a_git_worktree() {
+    let (dir, _repo, first) = repo_with_commit();
+    let under = tempfile::tempdir().unwrap();
+    let wt = add_worktree(dir.path(), &first.to_string(), under.path()).unwrap();
+    let info = RepoInfo::discover(wt.path(), &no_env).unwrap();
+    assert_eq!(info.root, wt.path());
+    assert_eq!(info.git_root.as_deref(), Some(wt.path()));
+    assert_eq!(info.commit, first.to_string());
+}
+
+#[test]
+fn worktree_of_an_older_commit() {
+    let (dir, repo, first) = repo_with_commit();
+    write(dir.path(), "file.txt", "two\n");
+    write(dir.path(), "new.txt", "new\n");
+    let second = commit(&repo, &["file.txt", "new.txt"], "second");
+    let branches_before = repo.branches(None).unwrap().count();
+
+    let under = tempfile::tempdir().unwrap();
+    let wt = add_worktree(dir.path(), &first.to_string(), under.path()).unwrap();
+    let path = wt.path().to_path_buf();
+    assert!(path.starts_with(canonical(under.path())), "{path:?}");
+    assert_eq!(wt.commit(), first.to_string());
+    assert_eq!(
+        std::fs::read_to_string(path.join("file.txt")).unwrap(),
+        "one\n"
+    );
+    assert!(!path.join("new.txt").exists());
+
+    // Detached at the requested commit, no leftover branch.
+    let wt_repo = git2::Repository::open(&path).unwrap();
+    assert!(wt_repo.head_detached().unwrap());
+    assert_eq!(wt_repo.head().unwrap().target(), Some(first));
+    assert_eq!(repo.branches(None).unwrap().count(), branches_before);
+    drop(wt_repo);
+
+    // The main checkout is untouched.
+    assert_eq!(repo.head().unwrap().target(), Some(second));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("file.txt")).unwrap(),
+        "two\n"
+    );
+
+    let names: Vec<String> = repo
+        .worktrees()
+        .unwrap()
+        .iter()
+        .map(|n| n.unwrap().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec![wt.name().to_string()]);
+
+    drop(wt);
+    assert!(!path.exists());
+    assert_eq!(repo.worktrees().unwrap().len(), 0);
+    // Only `under` itself is left.
+    assert_eq!(std::fs::read_dir(under.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn two_worktrees_of_the_same_commit() {
+    let (dir, _repo, first) = repo_with_commit();
+    let under = tempfile::tempdir().unwrap();
+    let a = add_worktree(dir.path(), &first.to_string(), under.path()).unwrap();
+    let b = add_worktree(dir.path(), &first.to_string(), under.path()).unwrap();
+    assert_ne!(a.path(), b.path());
+    assert!(a.path().join("file.txt").is_file());
+    assert!(b.path().join("file.txt").is_file());
+}
+
+#[test]
+fn worktree_of_an_unknown_commit_is_an_error() {
+    let (dir, repo, _) = repo_with_commit();
+    let under = tempfile::tempdir().unwrap();
+    let err = add_worktree(
+        dir.path(),
+        "0123456789012345678901234567890123456789",
+        under.path(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Git);
+    assert_eq!(repo.worktrees().unwrap().len(), 0);
+    assert_eq!(std::fs::read_dir(under.path()).unwrap().count(), 0);
+}
