@@ -8,5 +8,7 @@ pub mod refs;
 pub mod repo;
 pub mod sdk;
 pub mod store;
+pub mod workspace;
 
 pub use error::{Error, ErrorKind, Location, Result};
+pub use workspace::Workspace;

@@ -1,0 +1,181 @@
+//! Text and JSON output of the commands.
+
+use std::fmt::Write;
+
+use ocuroot_core::Error;
+use ocuroot_core::model::{InputSpec, Work};
+use ocuroot_core::refs::Ref;
+use ocuroot_core::sdk::FileContents;
+use ocuroot_core::workspace::{EnvironmentSource, Lint};
+
+/// Pretty JSON with a trailing newline (2-space indent, as the original).
+pub fn json_pretty(v: &serde_json::Value) -> Result<String, Error> {
+    Ok(serde_json::to_string_pretty(v)? + "\n")
+}
+
+/// `r` written relative to `base` where that is shorter: `./task/x` for the
+/// same release, `./@/...` for the same package, `./-/<path>/...` for the
+/// same repository.
+pub fn relative_display(r: &Ref, base: &Ref) -> String {
+    if r.global || r.repo != base.repo {
+        return r.to_string();
+    }
+    let tail = |r: &Ref| {
+        let mut s = String::new();
+        if let Some(t) = r.subpath_type {
+            s.push('/');
+            s.push_str(t.as_str());
+            if !r.subpath.is_empty() {
+                s.push('/');
+                s.push_str(&r.subpath);
+            }
+        }
+        if !r.fragment.is_empty() {
+            s.push('#');
+            s.push_str(&r.fragment);
+        }
+        s
+    };
+    if r.filename == base.filename {
+        match &r.release {
+            Some(rel) if Some(rel) == base.release.as_ref() && r.subpath_type.is_some() => {
+                return format!(".{}", tail(r));
+            }
+            Some(rel) => return format!("./@{rel}{}", tail(r)),
+            None => {}
+        }
+    }
+    let mut full = r.clone();
+    full.repo = String::new();
+    format!("./-/{full}")
+}
+
+fn input_line(name: &str, spec: &InputSpec, base: &Ref) -> String {
+    match spec {
+        InputSpec::Ref { r#ref, default } => {
+            let mut s = format!("    input {name} <- {}", relative_display(r#ref, base));
+            match default {
+                Some(d) => {
+                    let _ = write!(s, " (default {d})");
+                }
+                None => s.push_str(" (required)"),
+            }
+            s
+        }
+        InputSpec::Value(v) => format!("    input {name} = {v}"),
+    }
+}
+
+/// The text of `release lint`.
+pub fn lint_text(lint: &Lint) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Package {} (refs resolve against {})",
+        lint.file, lint.base
+    );
+    match &lint.environment_source {
+        EnvironmentSource::State => {}
+        EnvironmentSource::Files(files) => {
+            let _ = writeln!(
+                s,
+                "No environments in state yet; using those registered by {}",
+                files.join(", ")
+            );
+        }
+        EnvironmentSource::None => {
+            let _ = writeln!(s, "No environments in state or in any environments file");
+        }
+    }
+    match lint.loaded.contents() {
+        FileContents::Empty => {
+            let _ = writeln!(s, "No release configured");
+        }
+        FileContents::Environments(envs) => {
+            let _ = writeln!(s, "Registers {} environments:", envs.len());
+            for e in envs {
+                let attrs = serde_json::Value::Object(e.attributes.clone());
+                let _ = writeln!(s, "  {} {attrs}", e.name);
+            }
+        }
+        FileContents::Release(package) => {
+            let mut declared = lint.loaded.declared().iter();
+            for (i, phase) in package.phases.iter().enumerate() {
+                let tasks = phase
+                    .work
+                    .iter()
+                    .filter(|w| matches!(w, Work::Task(_)))
+                    .count();
+                let deploys = phase.work.len() - tasks;
+                let mut counts = Vec::new();
+                if tasks > 0 {
+                    counts.push(plural(tasks, "task"));
+                }
+                if deploys > 0 || tasks == 0 {
+                    counts.push(plural(deploys, "deployment"));
+                }
+                let title = if phase.name.is_empty() {
+                    format!("Phase {} (unnamed)", i + 1)
+                } else {
+                    format!("Phase {} {:?}", i + 1, phase.name)
+                };
+                let _ = writeln!(s, "{title}: {}", counts.join(", "));
+                for w in &phase.work {
+                    let at = declared
+                        .next()
+                        .map(|d| format!("  [{}]", d.location))
+                        .unwrap_or_default();
+                    match w {
+                        Work::Task(t) => {
+                            let _ = writeln!(
+                                s,
+                                "  Task {:?}: {}(){at}",
+                                t.name.as_str(),
+                                t.function.name
+                            );
+                        }
+                        Work::Deploy(d) => {
+                            let _ = writeln!(
+                                s,
+                                "  Deployment to {:?}: up {}(), down {}(){at}",
+                                d.environment.as_str(),
+                                d.up.name,
+                                d.down.name
+                            );
+                        }
+                    }
+                    for (name, spec) in w.inputs() {
+                        let _ = writeln!(s, "{}", input_line(name, spec, &lint.base));
+                    }
+                }
+            }
+        }
+    }
+    let _ = writeln!(s, "Config file evaluated successfully");
+    s
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// The JSON of `release lint --format json`.
+pub fn lint_json(lint: &Lint) -> Result<String, Error> {
+    let contents = match lint.loaded.contents() {
+        FileContents::Release(p) => serde_json::json!({ "package": p }),
+        FileContents::Environments(e) => serde_json::json!({ "environments": e }),
+        FileContents::Empty => serde_json::json!({}),
+    };
+    let mut v = serde_json::json!({
+        "file": lint.file,
+        "base": lint.base.to_string(),
+    });
+    if let (Some(o), serde_json::Value::Object(c)) = (v.as_object_mut(), contents) {
+        o.extend(c);
+    }
+    json_pretty(&v)
+}

@@ -1,0 +1,435 @@
+//! The facade every front end uses: open a repository, then lint package
+//! files and read state.
+//!
+//! ```no_run
+//! use ocuroot_core::Workspace;
+//!
+//! let ws = Workspace::builder("path/to/repo").open()?;
+//! let lint = ws.lint("release.ocu.star")?;
+//! for phase in &lint.package().unwrap().phases {
+//!     println!("{} ({} items)", phase.name, phase.work.len());
+//! }
+//! let doc = ws.state_get("@/environment/production")?;
+//! # Ok::<(), ocuroot_core::Error>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::host::{Host, LocalHost};
+use crate::model::{Environment, Package, RepoConfig, StoreSpec};
+use crate::refs::{Ref, RefGlob};
+use crate::repo::RepoInfo;
+use crate::sdk::{self, EvalOptions, FileContents, Limits, LoadedFile, Secrets};
+use crate::store::{FsStore, PrefixStore, RefStore, Store};
+use crate::{Error, Result};
+
+/// The directory (relative to the root) of the embedded default store used
+/// when there is no `repo.ocu.star` or it configures no store (SPEC §1).
+pub const DEFAULT_STORE_DIR: &str = ".ocuroot/store";
+
+/// Builds a [`Workspace`].
+pub struct WorkspaceBuilder {
+    path: PathBuf,
+    host: Option<Arc<dyn Host>>,
+    state: Option<Arc<dyn Store>>,
+    intent: Option<Arc<dyn Store>>,
+    limits: Limits,
+}
+
+impl WorkspaceBuilder {
+    /// Use this host for shell commands, files, environment variables and
+    /// the clock (default: [`LocalHost`]). Environment overrides such as
+    /// `OCU_REPO_COMMIT_OVERRIDE` are read through [`Host::var`].
+    pub fn host(mut self, host: Arc<dyn Host>) -> Self {
+        self.host = Some(host);
+        self
+    }
+
+    /// Keep state and intent in one store, under `state/` and `intent/`,
+    /// instead of the store `repo.ocu.star` configures.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Result<Self> {
+        self.state = Some(Arc::new(PrefixStore::new(store.clone(), "state")?));
+        self.intent = Some(Arc::new(PrefixStore::new(store, "intent")?));
+        Ok(self)
+    }
+
+    /// Use separate state and intent stores.
+    pub fn stores(mut self, state: Arc<dyn Store>, intent: Arc<dyn Store>) -> Self {
+        self.state = Some(state);
+        self.intent = Some(intent);
+        self
+    }
+
+    /// Evaluation limits for every file and call.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Discover the repository, evaluate `repo.ocu.star` and open the stores.
+    pub fn open(self) -> Result<Workspace> {
+        let host = self.host.unwrap_or_else(|| Arc::new(LocalHost::new()));
+        let var = |name: &str| host.var(name).filter(|v| !v.is_empty());
+        let start = self
+            .path
+            .canonicalize()
+            .map_err(|e| Error::io("cannot open", &self.path, e))?;
+        let start_dir = if start.is_dir() {
+            start.clone()
+        } else {
+            start
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or(start.clone())
+        };
+        let info = RepoInfo::discover(&start_dir, &var)?;
+        let config = match &info.config_file {
+            Some(file) => {
+                let mut options = EvalOptions::new(host.clone(), info.root.clone(), Ref::default());
+                options.limits = self.limits;
+                sdk::evaluate_repo_config(file, &options)?
+            }
+            None => RepoConfig::default(),
+        };
+        let name = match var("OCU_CFG_repo_alias").or(config.alias.clone()) {
+            Some(alias) => alias,
+            None => info.default_name(&var)?,
+        };
+        crate::refs::validate_key(&name).map_err(|e| {
+            Error::config(format!("invalid repository name {name:?}: {}", e.message()))
+        })?;
+        let (state, intent) = match (self.state, self.intent) {
+            (Some(s), Some(i)) => (s, i),
+            _ => open_configured_stores(&info.root, &config)?,
+        };
+        Ok(Workspace {
+            host,
+            info,
+            config,
+            name,
+            cwd: start_dir,
+            state: RefStore::new(state),
+            intent: RefStore::new(intent),
+            limits: self.limits,
+            secrets: Secrets::default(),
+        })
+    }
+}
+
+fn open_configured_stores(
+    root: &Path,
+    config: &RepoConfig,
+) -> Result<(Arc<dyn Store>, Arc<dyn Store>)> {
+    let fs_dir = |spec: &StoreSpec| -> Result<PathBuf> {
+        match spec {
+            StoreSpec::Fs { path } => {
+                let p = Path::new(path);
+                if p.is_absolute() {
+                    Ok(p.to_path_buf())
+                } else {
+                    Ok(root.join(p))
+                }
+            }
+            StoreSpec::Git { remote_url, .. } => Err(Error::config(format!(
+                "store.git({remote_url:?}) is not supported by this version of ocuroot yet; use store.fs(...)"
+            ))),
+        }
+    };
+    let default = StoreSpec::Fs {
+        path: DEFAULT_STORE_DIR.to_string(),
+    };
+    let state_spec = config.state.as_ref().unwrap_or(&default);
+    match &config.intent {
+        Some(intent_spec) => Ok((
+            Arc::new(FsStore::open(fs_dir(state_spec)?, "state")?),
+            Arc::new(FsStore::open(fs_dir(intent_spec)?, "intent")?),
+        )),
+        None => {
+            let base = fs_dir(state_spec)?;
+            Ok((
+                Arc::new(FsStore::open(base.join("state"), "state")?),
+                Arc::new(FsStore::open(base.join("intent"), "intent")?),
+            ))
+        }
+    }
+}
+
+/// An opened repository with its state and intent stores.
+pub struct Workspace {
+    host: Arc<dyn Host>,
+    info: RepoInfo,
+    config: RepoConfig,
+    name: String,
+    cwd: PathBuf,
+    state: RefStore,
+    intent: RefStore,
+    limits: Limits,
+    secrets: Secrets,
+}
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspace")
+            .field("root", &self.info.root)
+            .field("name", &self.name)
+            .field("commit", &self.info.commit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the environments shown by a lint came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvironmentSource {
+    /// `@/environment/*` in the state store.
+    State,
+    /// The state store has none; these files of the repository register them.
+    Files(Vec<String>),
+    /// None anywhere.
+    None,
+}
+
+/// The result of [`Workspace::lint`].
+#[derive(Debug)]
+pub struct Lint {
+    /// The package file, relative to the root.
+    pub file: String,
+    /// The ref relative refs resolved against (the release `release new`
+    /// would create next).
+    pub base: Ref,
+    /// The evaluated file.
+    pub loaded: LoadedFile,
+    /// Where `environments()` got its list.
+    pub environment_source: EnvironmentSource,
+}
+
+impl Lint {
+    /// The package, if the file declares a release.
+    pub fn package(&self) -> Option<&Package> {
+        self.loaded.package()
+    }
+}
+
+impl Workspace {
+    /// Start building a workspace for the repository containing `path`.
+    pub fn builder(path: impl Into<PathBuf>) -> WorkspaceBuilder {
+        WorkspaceBuilder {
+            path: path.into(),
+            host: None,
+            state: None,
+            intent: None,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Open the repository containing `path` with the defaults.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Workspace> {
+        Self::builder(path).open()
+    }
+
+    /// The repository root.
+    pub fn root(&self) -> &Path {
+        &self.info.root
+    }
+    /// The repository name used in refs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The commit work is done at.
+    pub fn commit(&self) -> &str {
+        &self.info.commit
+    }
+    /// The settings of `repo.ocu.star`.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+    /// The state store.
+    pub fn state(&self) -> &RefStore {
+        &self.state
+    }
+    /// The intent store.
+    pub fn intent(&self) -> &RefStore {
+        &self.intent
+    }
+    /// The host.
+    pub fn host(&self) -> &Arc<dyn Host> {
+        &self.host
+    }
+
+    /// The ref of the working directory: relative refs given on the command
+    /// line resolve against it (`release.ocu.star` from the root is
+    /// `<repo>/-/release.ocu.star`).
+    pub fn cwd_ref(&self) -> Ref {
+        let filename = self.info.relative_path(&self.cwd).unwrap_or_default();
+        Ref {
+            repo: self.name.clone(),
+            filename,
+            ..Ref::default()
+        }
+    }
+
+    /// Parse a ref given by a user and make it absolute against the working
+    /// directory.
+    pub fn resolve_user_ref(&self, text: &str) -> Result<Ref> {
+        let r = Ref::parse(text)?;
+        let r = r.relative_to(&self.cwd_ref());
+        r.validate_storable()
+            .map_err(|e| e.context(format!("ref {text:?}")))?;
+        Ok(r)
+    }
+
+    /// The package ref of a package file (`<repo>/-/<path from root>`).
+    pub fn package_ref(&self, file: &Path) -> Result<Ref> {
+        let abs = self.abs(file);
+        let rel = self.info.relative_path(&abs)?;
+        Ok(Ref {
+            repo: self.name.clone(),
+            filename: rel,
+            ..Ref::default()
+        })
+    }
+
+    fn abs(&self, file: &Path) -> PathBuf {
+        if file.is_absolute() {
+            file.to_path_buf()
+        } else {
+            self.cwd.join(file)
+        }
+    }
+
+    /// The environments in state, sorted by name.
+    pub fn environments(&self) -> Result<Vec<Environment>> {
+        let mut envs = Vec::new();
+        for r in self.state.match_globs(&["@/environment/*"])? {
+            let Some(doc) = self.state.get_str(&r)? else {
+                continue;
+            };
+            let env: Environment = serde_json::from_value(doc)
+                .map_err(|e| Error::store(format!("{r}: invalid environment document: {e}")))?;
+            envs.push(env);
+        }
+        envs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(envs)
+    }
+
+    /// The release id `release new` would allocate next for a package.
+    pub fn next_release_id(&self, package: &Ref) -> Result<String> {
+        let glob = format!("{}/@r*", package);
+        let max = self
+            .state
+            .match_globs(&[glob.as_str()])?
+            .iter()
+            .filter_map(|r| r.rsplit("/@r").next()?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        Ok(format!("r{}", max + 1))
+    }
+
+    /// Options for evaluating a file of this repository.
+    pub fn eval_options(&self, base: Ref, environments: Vec<Environment>) -> EvalOptions {
+        let mut o = EvalOptions::new(self.host.clone(), self.info.root.clone(), base);
+        o.environments = environments.into();
+        o.limits = self.limits;
+        o.secrets = self.secrets.clone();
+        o
+    }
+
+    /// Evaluate a package file without touching state, for `release lint`.
+    ///
+    /// Relative refs resolve against the release `release new` would create
+    /// next. `environments()` returns the environments in state; when state
+    /// has none, those registered by the repository's environment files, so a
+    /// fresh checkout lints meaningfully.
+    pub fn lint(&self, file: impl AsRef<Path>) -> Result<Lint> {
+        let file = file.as_ref();
+        let abs = self.abs(file);
+        let package = self.package_ref(&abs)?;
+        let base = package.with_release(&self.next_release_id(&package)?);
+        let mut environments = self.environments()?;
+        let mut source = EnvironmentSource::State;
+        if environments.is_empty() {
+            let (envs, files) = self.registered_environments(&abs)?;
+            environments = envs;
+            source = if files.is_empty() {
+                EnvironmentSource::None
+            } else {
+                EnvironmentSource::Files(files)
+            };
+        }
+        let loaded = sdk::evaluate_package(&abs, &self.eval_options(base.clone(), environments))?;
+        Ok(Lint {
+            file: package.filename.clone(),
+            base,
+            loaded,
+            environment_source: source,
+        })
+    }
+
+    /// Environments registered by the repository's package files (other than
+    /// `except`), with the files that register them.
+    fn registered_environments(&self, except: &Path) -> Result<(Vec<Environment>, Vec<String>)> {
+        let mut files = Vec::new();
+        collect_package_files(&self.info.root, &mut files);
+        let except = except.canonicalize().ok();
+        let mut envs: Vec<Environment> = Vec::new();
+        let mut sources = Vec::new();
+        for f in files {
+            if Some(&f) == except.as_ref() {
+                continue;
+            }
+            let options = self.eval_options(Ref::default(), Vec::new());
+            // Only files that evaluate cleanly and register environments count.
+            let Ok(loaded) = sdk::evaluate_package(&f, &options) else {
+                continue;
+            };
+            if let FileContents::Environments(list) = loaded.contents() {
+                sources.push(self.info.relative_path(&f)?);
+                for e in list {
+                    if !envs.iter().any(|x| x.name == e.name) {
+                        envs.push(e.clone());
+                    }
+                }
+            }
+        }
+        envs.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok((envs, sources))
+    }
+
+    /// A document (or `#fragment` of one) from the state store, following links.
+    pub fn state_get(&self, r: &str) -> Result<Option<serde_json::Value>> {
+        let r = self.resolve_user_ref(r)?;
+        self.state.get(&r)
+    }
+
+    /// Refs in the state store matching any of the globs, sorted.
+    pub fn state_match(&self, globs: &[impl AsRef<str>]) -> Result<Vec<String>> {
+        for g in globs {
+            RefGlob::new(g.as_ref())?;
+        }
+        self.state.match_globs(globs)
+    }
+}
+
+/// Every `*.ocu.star` file below `dir` except `repo.ocu.star`, skipping
+/// hidden directories, `target` and `node_modules`; sorted.
+fn collect_package_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            if !name.starts_with('.') && name != "target" && name != "node_modules" {
+                collect_package_files(&path, out);
+            }
+        } else if name.ends_with(".ocu.star") && name != "repo.ocu.star" {
+            if let Ok(p) = path.canonicalize() {
+                out.push(p);
+            }
+        }
+    }
+}
