@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use super::{Entry, Op, Planned, Store, Version, plan_batch, validate_key, validate_prefix};
@@ -93,6 +94,8 @@ pub struct FsStore {
     /// Serialises this process's threads before they take the file lock:
     /// readers share it, a committing batch holds it exclusively.
     local: RwLock<()>,
+    /// Whether the directory and marker are known to exist.
+    created: AtomicBool,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -135,29 +138,34 @@ impl FsStoreBuilder {
         self
     }
 
-    /// Open (creating if needed) the store.
+    /// Open the store.
     ///
-    /// Creates the directory and its `.ocuroot-store` marker if missing, adds
-    /// the tag to the marker's tags if absent, refuses a marker of another
-    /// format version, and completes a batch interrupted by a crash (see
-    /// [`FsStore`]).
+    /// An existing store has its `.ocuroot-store` marker checked (a marker of
+    /// another format version is refused; the tag is added if absent) and a
+    /// batch interrupted by a crash completed (see [`FsStore`]). A store that
+    /// does not exist yet is not created until the first write, so read-only
+    /// commands (`release lint`, `state get`) leave no trace; until then it
+    /// reads as empty.
     pub fn open(self) -> Result<FsStore> {
         let FsStoreBuilder { dir, tag, fsync } = self;
         if tag.is_empty() || tag.chars().any(|c| c.is_control()) {
             return Err(Error::invalid_input(format!("invalid store tag {tag:?}")));
         }
-        fs::create_dir_all(&dir).map_err(|e| Error::io("create store directory", &dir, e))?;
         let store = FsStore {
             refs: dir.join(REFS_DIR),
             dir,
             tag,
             fsync,
             local: RwLock::new(()),
+            created: AtomicBool::new(false),
         };
-        store.with_exclusive(|| {
-            store.check_marker()?;
-            store.recover()
-        })?;
+        if exists(&store.dir)? {
+            store.with_exclusive(|| {
+                store.check_marker()?;
+                store.recover()
+            })?;
+            store.created.store(true, Ordering::Release);
+        }
         Ok(store)
     }
 }
@@ -239,6 +247,10 @@ impl FsStore {
     /// Run `f` holding the shared lock, after completing any interrupted
     /// batch.
     fn with_shared<T>(&self, f: impl Fn() -> Result<T>) -> Result<T> {
+        if !self.created.load(Ordering::Acquire) && !exists(&self.dir)? {
+            // Not created yet: there is nothing to read and nothing to lock.
+            return f();
+        }
         loop {
             {
                 let _local = self.local.read().unwrap_or_else(PoisonError::into_inner);
@@ -651,6 +663,12 @@ impl Store for FsStore {
                 )
                 .map(drop)
             });
+        }
+        if !self.created.load(Ordering::Acquire) {
+            fs::create_dir_all(&self.dir)
+                .map_err(|e| Error::io("create store directory", &self.dir, e))?;
+            self.with_exclusive(|| self.check_marker())?;
+            self.created.store(true, Ordering::Release);
         }
         self.with_exclusive(|| {
             self.recover()?;

@@ -278,10 +278,32 @@ fn bad_journals_are_refused() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let store_dir = dir.path().join("store");
-        FsStore::open(&store_dir, "state").unwrap();
+        // A store is created by its first write.
+        FsStore::open(&store_dir, "state")
+            .unwrap()
+            .commit(&[Op::put("init", b"1".to_vec(), Expect::Absent)])
+            .unwrap();
         write_journal(&store_dir, journal);
         let before = tree(dir.path());
         assert!(FsStore::open(&store_dir, "state").is_err(), "{what}");
         assert_eq!(tree(dir.path()), before, "{what}: nothing written");
     }
+}
+
+#[test]
+fn a_store_is_created_by_its_first_write_not_by_opening_or_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let store = FsStore::open(&store_dir, "state").unwrap();
+    assert_eq!(store.get("a/b").unwrap(), None);
+    assert!(store.list("").unwrap().is_empty());
+    assert!(
+        !store_dir.exists(),
+        "opening and reading must not create the store"
+    );
+    store
+        .commit(&[Op::put("a/b", b"1".to_vec(), Expect::Absent)])
+        .unwrap();
+    assert!(store_dir.join(".ocuroot-store").is_file());
+    assert_eq!(store.get("a/b").unwrap().unwrap().value, b"1");
 }
