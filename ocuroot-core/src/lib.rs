@@ -1,4 +1,118 @@
-//! Ocuroot release engine (work in progress).
+//! # ocuroot-core
+//!
+//! The Ocuroot release engine as a library. A `*.ocu.star` file describes how
+//! a package goes from a commit to deployments in every environment; this
+//! crate evaluates those files, stores what happens in a state store, and
+//! exposes it all through one facade, [`Workspace`], that the `ocuroot` CLI,
+//! the C ABI and the Python module share.
+//!
+//! ## Evaluate a package file
+//!
+//! [`sdk::evaluate_package`] turns a file into a plain [`model::Package`]:
+//! phases of tasks and deploys, with inputs wired by refs.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ocuroot_core::host::LocalHost;
+//! use ocuroot_core::model::Work;
+//! use ocuroot_core::refs::Ref;
+//! use ocuroot_core::sdk::{self, EvalOptions};
+//!
+//! let dir = tempfile::tempdir()?;
+//! std::fs::write(dir.path().join("release.ocu.star"), r#"
+//! ocuroot("0.3.0")
+//!
+//! def build(prev):
+//!     return done(outputs={"n": prev + 1})
+//!
+//! task(build, name="build", inputs={"prev": input(ref="./@/task/build#output/n", default=0)})
+//! "#)?;
+//!
+//! let base = Ref::parse("myrepo/-/release.ocu.star/@r1")?;
+//! let options = EvalOptions::new(Arc::new(LocalHost::new()), dir.path(), base);
+//! let loaded = sdk::evaluate_package(&dir.path().join("release.ocu.star"), &options)?;
+//! let package = loaded.package().expect("the file declares a release");
+//! let Work::Task(build) = &package.phases[0].work[0] else { unreachable!() };
+//! assert_eq!(build.name.as_str(), "build");
+//! // Relative refs are resolved against the release being created.
+//! assert_eq!(
+//!     build.inputs["prev"].as_ref().unwrap().to_string(),
+//!     "myrepo/-/release.ocu.star/@/task/build#output/n",
+//! );
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Call a work function later
+//!
+//! The evaluated file keeps its frozen modules, so the engine can call the
+//! functions it declares with resolved inputs (from any thread):
+//!
+//! ```
+//! # use std::sync::Arc;
+//! # use ocuroot_core::host::LocalHost;
+//! # use ocuroot_core::refs::Ref;
+//! # use ocuroot_core::sdk::{self, EvalOptions, CallRequest, Outcome};
+//! # let dir = tempfile::tempdir()?;
+//! # std::fs::write(dir.path().join("release.ocu.star"),
+//! #     "def build(prev):\n    print('building', prev + 1)\n    return done(outputs={'n': prev + 1})\ntask(build, name='build', inputs={'prev': 1})\n")?;
+//! # let options = EvalOptions::new(Arc::new(LocalHost::new()), dir.path(), Ref::parse("r/-/release.ocu.star/@r1")?);
+//! # let loaded = sdk::evaluate_package(&dir.path().join("release.ocu.star"), &options)?;
+//! let (_, work) = loaded.package().unwrap().work().next().unwrap();
+//! let result = loaded.call(&CallRequest {
+//!     function: work.entry_function().clone(),
+//!     inputs: [("prev".to_string(), serde_json::json!(41))].into(),
+//!     work_dir: None,
+//!     base: None,
+//! });
+//! let Outcome::Done { outputs, .. } = result.outcome? else { unreachable!() };
+//! assert_eq!(outputs["n"], 42);
+//! assert_eq!(result.log[0].message, "building 42");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Refs and the state store
+//!
+//! Every document has a [`refs::Ref`]; [`store::RefStore`] reads and writes
+//! JSON documents by ref on top of any [`store::Store`] backend, with links,
+//! `#fragment` reads, globs and transactions.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ocuroot_core::refs::Ref;
+//! use ocuroot_core::store::{MemoryStore, RefStore};
+//!
+//! let state = RefStore::new(Arc::new(MemoryStore::new()));
+//! let run = Ref::parse("repo/-/app.ocu.star/@r1/task/build")?;
+//! state.update(|tx| {
+//!     tx.set(&run, serde_json::json!({"output": {"tag": "app:1"}}))?;
+//!     // `@` links to the latest successful build.
+//!     tx.link(&Ref::parse("repo/-/app.ocu.star/@/task/build")?, &run)
+//! })?;
+//! let tag = state.get_str("repo/-/app.ocu.star/@/task/build#output/tag")?;
+//! assert_eq!(tag, Some(serde_json::json!("app:1")));
+//! assert_eq!(state.match_globs(&["**/@r1/task/*"])?, ["repo/-/app.ocu.star/@r1/task/build"]);
+//! # Ok::<(), ocuroot_core::Error>(())
+//! ```
+//!
+//! ## Open a repository
+//!
+//! [`Workspace`] finds the repository root (`repo.ocu.star`, else the git
+//! root), evaluates `repo.ocu.star`, and opens the configured stores (by
+//! default `.ocuroot/store`). Shell execution and storage can be replaced
+//! through [`WorkspaceBuilder::host`](workspace::WorkspaceBuilder::host) and
+//! [`WorkspaceBuilder::store`](workspace::WorkspaceBuilder::store).
+//!
+//! ## Layout
+//!
+//! | module | what |
+//! |---|---|
+//! | [`refs`] | ref grammar, relative resolution, globs |
+//! | [`store`] | the `Store` seam, memory and filesystem backends, the ref layer |
+//! | [`model`] | plain serde types: packages, work, inputs, environments |
+//! | [`sdk`] | the Starlark SDK (the only module that imports `starlark`) |
+//! | [`host`] | the `Host` seam: shell, files, HTTP, clock |
+//! | [`repo`] | git discovery: root, commit, repository name, worktrees |
+//! | [`workspace`] | the facade used by the CLI and the bindings |
 #![warn(missing_docs)]
 
 pub mod error;

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run the quickstart in a fresh git repository (a copy of this directory), so
+# it can be run any number of times. Builds the ocuroot CLI first.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+top="$(cd "$here/../.." && pwd)"
+
+cargo build --quiet --manifest-path "$top/Cargo.toml" -p ocuroot-cli
+ocuroot="$top/target/debug/ocuroot"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/ocuroot-quickstart.XXXXXX")"
+if [ "${QUICKSTART_CLEANUP:-0}" = 1 ]; then
+  trap 'rm -rf "$work"' EXIT
+fi
+cp -R "$here/repo.ocu.star" "$here/environments.ocu.star" "$here/release.ocu.star" \
+  "$here"/*.sh "$here/bin" "$here/.gitignore" "$work/"
+rm -f "$work/run.sh"
+cd "$work"
+git init --quiet
+git add .
+git -c user.name=quickstart -c user.email=quickstart@example.invalid \
+  commit --quiet -m "quickstart"
+
+# The stand-in `docker` lives in ./bin.
+export PATH="$work/bin:$PATH"
+
+echo "\$ ocuroot release lint release.ocu.star"
+"$ocuroot" release lint release.ocu.star
+
+echo
+echo "The example repository is at $work"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Every check and every test of the project. CI (.ci/run) runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+
+step "clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "docs"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
+step "tests"
+cargo test --workspace
+
+step "quickstart example"
+QUICKSTART_CLEANUP=1 ./examples/quickstart/run.sh >/dev/null
+echo "examples/quickstart/run.sh ok"
