@@ -3,7 +3,7 @@
 use ocuroot_core::ErrorKind;
 use ocuroot_core::store::{Expect, Op, Store, Version};
 
-use crate::common::backends;
+use crate::store::common::backends;
 
 fn put(store: &dyn Store, key: &str, value: &str) -> Version {
     store

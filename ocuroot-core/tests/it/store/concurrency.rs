@@ -204,7 +204,7 @@ fn threads_and_processes_never_see_half_a_batch() {
             Command::new(std::env::current_exe().unwrap())
                 .args([
                     "--exact",
-                    "concurrency::process_worker",
+                    "store::concurrency::process_worker",
                     "--nocapture",
                     "--ignored",
                 ])
@@ -249,7 +249,7 @@ fn threads_and_processes_never_see_half_a_batch() {
         );
     }
     // Nothing left over: no journal, no temporary files.
-    let leftovers: Vec<_> = crate::common::tree(dir.path())
+    let leftovers: Vec<_> = crate::store::common::tree(dir.path())
         .into_iter()
         .filter(|p| p.to_string_lossy().contains("tmp") || p.to_string_lossy().contains("journal"))
         .collect();

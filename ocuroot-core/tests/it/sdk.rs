@@ -75,7 +75,7 @@ fn envs(list: &[(&str, &str)]) -> Vec<Environment> {
         .collect()
 }
 
-const SEED: &str = include_str!("../../examples/quickstart/release.ocu.star");
+const SEED: &str = include_str!("../../../examples/quickstart/release.ocu.star");
 
 #[test]
 fn seed_example_evaluates_into_phases() {

@@ -7,7 +7,7 @@ use std::path::Path;
 use ocuroot_core::ErrorKind;
 use ocuroot_core::store::{Expect, FsStore, Op, Store, Version};
 
-use crate::common::tree;
+use crate::store::common::tree;
 
 const KEY: &str = "github.com/org/repo/-/pkg.ocu.star/@r1/deploy/staging";
 

@@ -6,7 +6,7 @@ use ocuroot_core::ErrorKind;
 use ocuroot_core::refs::Ref;
 use ocuroot_core::store::{Expect, FsStore, Op, PrefixStore, RefStore, Store};
 
-use crate::common::tree;
+use crate::store::common::tree;
 
 const BAD_KEYS: &[&str] = &[
     "..",

@@ -1,0 +1,7 @@
+//! Integration tests of ocuroot-core, in one test binary with a module per
+//! area.
+
+mod refs;
+mod repo;
+mod sdk;
+mod store;
