@@ -703,3 +703,84 @@ fn error_infinite_loop_stopped_by_tick_limit() {
         repo.describe(&e)
     );
 }
+
+/// One HTTP exchange on loopback: returns the URL and a handle yielding the
+/// request the server received.
+fn one_shot_server(response: &'static str) -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/path?q=1", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+        // The body, if any, follows the headers; read what Content-Length says.
+        let text = String::from_utf8_lossy(&request).into_owned();
+        let len = text
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap())
+            })
+            .unwrap_or(0);
+        let head_end = text.find("\r\n\r\n").unwrap() + 4;
+        while request.len() < head_end + len {
+            let n = conn.read(&mut buf).unwrap();
+            request.extend_from_slice(&buf[..n]);
+        }
+        conn.write_all(response.as_bytes()).unwrap();
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    (url, handle)
+}
+
+#[test]
+fn http_calls_go_through_the_host_and_non_2xx_is_not_an_error() {
+    let (url, server) = one_shot_server(
+        "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nX-Test: a\r\nConnection: close\r\n\r\nnope!",
+    );
+    let file = format!(
+        r#"
+def t():
+    r = http.post("{url}", headers={{"X-Req": "1"}}, body="hello")
+    return done(outputs={{"code": r.status_code, "text": r.status_text, "body": r.body, "h": r.headers["x-test"]}})
+task(t, name="t")
+"#
+    );
+    let repo = Repo::new(&[("release.ocu.star", &file)]);
+    let loaded = repo.eval("release.ocu.star").unwrap();
+    let Work::Task(t) = &loaded.package().unwrap().phases[0].work[0] else {
+        panic!()
+    };
+    let r = loaded.call(&CallRequest {
+        function: t.function.clone(),
+        inputs: BTreeMap::new(),
+        work_dir: None,
+        base: None,
+    });
+    let Outcome::Done { outputs, .. } = r.outcome.unwrap() else {
+        panic!()
+    };
+    assert_eq!(outputs["code"], 404);
+    assert_eq!(outputs["text"], "404 Not Found");
+    assert_eq!(outputs["body"], "nope!");
+    assert_eq!(outputs["h"], json!(["a"]));
+    let request = server.join().unwrap();
+    assert!(
+        request.starts_with("POST /path?q=1 HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert!(
+        request.to_ascii_lowercase().contains("x-req: 1"),
+        "{request}"
+    );
+    assert!(request.ends_with("hello"), "{request}");
+}
