@@ -85,7 +85,7 @@ pub(crate) fn call(file: &LoadedFile, req: &CallRequest) -> CallResult {
     let outcome = file
         .modules
         .find(&req.function)
-        .and_then(|f| run(&ctx, &f, req));
+        .and_then(|(f, params)| run(&ctx, &f, &params, req));
     let outcome = outcome.map_err(|e| mask_error(&secrets, e));
     let log = std::mem::take(&mut *ctx.log.borrow_mut());
     CallResult { outcome, log }
@@ -105,7 +105,12 @@ fn mask_error(secrets: &super::Secrets, e: Error) -> Error {
     masked
 }
 
-fn run(ctx: &Ctx, f: &starlark::values::OwnedFrozenValue, req: &CallRequest) -> Result<Outcome> {
+fn run(
+    ctx: &Ctx,
+    f: &starlark::values::OwnedFrozenValue,
+    params: &Params,
+    req: &CallRequest,
+) -> Result<Outcome> {
     let printer = Printer(ctx);
     let last = LastStatement::default();
     let returned: Json = Module::with_temp_heap(|module| -> Result<Json> {
@@ -116,7 +121,6 @@ fn run(ctx: &Ctx, f: &starlark::values::OwnedFrozenValue, req: &CallRequest) -> 
         eval.extra = Some(ctx);
         set_limits(&mut eval, ctx.options.limits)?;
         let fv = heap.access_owned_frozen_value(f);
-        let params = Params::of(fv);
         let result = if params.is_ctx_style() {
             let inputs: Vec<(&str, Value)> = req
                 .inputs

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value as Json, json};
 use starlark::any::ProvidesStaticType;
 use starlark::collections::SmallMap;
-use starlark::docs::{DocItem, DocMember};
 use starlark::environment::{Globals, GlobalsBuilder, LibraryExtension};
 use starlark::eval::Evaluator;
 use starlark::starlark_module;
@@ -216,6 +215,7 @@ fn to_json(v: Value, what: &str) -> anyhow::Result<Json> {
 }
 
 /// The parameters of a def: names, which have defaults, and `**kwargs`.
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Params {
     pub names: Vec<String>,
     pub required: Vec<String>,
@@ -223,34 +223,6 @@ pub(crate) struct Params {
 }
 
 impl Params {
-    pub(crate) fn of(v: Value) -> Params {
-        let mut p = Params {
-            names: Vec::new(),
-            required: Vec::new(),
-            has_kwargs: false,
-        };
-        if let DocItem::Member(DocMember::Function(f)) = v.documentation() {
-            let ps = &f.params;
-            for d in ps
-                .pos_only
-                .iter()
-                .chain(&ps.pos_or_named)
-                .chain(&ps.named_only)
-            {
-                p.names.push(d.name.clone());
-                if d.default_value.is_none() {
-                    p.required.push(d.name.clone());
-                }
-            }
-            if let Some(a) = &ps.args {
-                // `*args` cannot receive named inputs; it is never required.
-                let _ = a;
-            }
-            p.has_kwargs = ps.kwargs.is_some();
-        }
-        p
-    }
-
     /// `def f(ctx)`: called as `f(ctx)` with `ctx.inputs.<name>`.
     pub(crate) fn is_ctx_style(&self) -> bool {
         self.names.len() == 1 && self.names[0] == "ctx" && self.required.len() == 1
@@ -263,7 +235,7 @@ pub(crate) fn identify(
     ctx: &Ctx,
     v: Value,
     role: &str,
-) -> anyhow::Result<FunctionId> {
+) -> anyhow::Result<(FunctionId, Params)> {
     let kind = v.get_type();
     if kind != "function" {
         anyhow::bail!("{role} must be a function, got a value of type {kind}");
@@ -287,29 +259,31 @@ pub(crate) fn identify(
         if let Some(frame) = ctx.files.borrow().last() {
             if let Some(g) = eval.module().get(&name) {
                 if g.ptr_eq(v) {
-                    if let Some(&(line, column)) = frame.defs.get(&name) {
-                        return Ok(FunctionId {
+                    if let Some(d) = frame.defs.get(&name) {
+                        let id = FunctionId {
                             name,
                             file: frame.rel.clone(),
-                            line,
-                            column,
-                        });
+                            line: d.line,
+                            column: d.column,
+                        };
+                        return Ok((id, d.params.clone()));
                     }
                 }
             }
         }
     }
-    let check = |set: &ModuleSet| -> Option<FunctionId> {
+    let check = |set: &ModuleSet| -> Option<(FunctionId, Params)> {
         for (file, entry) in &set.modules {
             if let Ok(Some(g)) = entry.frozen.get_option(&name) {
                 if g.value().ptr_eq(v) {
-                    let &(line, column) = entry.defs.get(&name)?;
-                    return Some(FunctionId {
+                    let d = entry.defs.get(&name)?;
+                    let id = FunctionId {
                         name: name.clone(),
                         file: file.clone(),
-                        line,
-                        column,
-                    });
+                        line: d.line,
+                        column: d.column,
+                    };
+                    return Some((id, d.params.clone()));
                 }
             }
         }
@@ -581,8 +555,8 @@ fn sdk_globals(builder: &mut GlobalsBuilder) {
         let env = environment_name(environment)?;
         let up = up.ok_or_else(|| anyhow::anyhow!("deploy() needs an `up` function"))?;
         let down = down.ok_or_else(|| anyhow::anyhow!("deploy() needs a `down` function"))?;
-        let up_id = identify(eval, ctx, up, "deploy() `up`")?;
-        let down_id = identify(eval, ctx, down, "deploy() `down`")?;
+        let (up_id, up_params) = identify(eval, ctx, up, "deploy() `up`")?;
+        let (down_id, down_params) = identify(eval, ctx, down, "deploy() `down`")?;
         let mut specs = convert_inputs(ctx, inputs)?;
         if specs.contains_key("environment") {
             anyhow::bail!(
@@ -597,9 +571,9 @@ fn sdk_globals(builder: &mut GlobalsBuilder) {
                 default: None,
             },
         );
-        check_params(&up_id, &Params::of(up), &specs, true)?;
+        check_params(&up_id, &up_params, &specs, true)?;
         // Decision (SPEC §2): `down` receives the inputs it declares.
-        check_params(&down_id, &Params::of(down), &specs, false)?;
+        check_params(&down_id, &down_params, &specs, false)?;
         let j = register_work(
             eval,
             ctx,
@@ -733,9 +707,9 @@ fn sdk_globals(builder: &mut GlobalsBuilder) {
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
         let ctx = ctx(eval)?;
-        let id = identify(eval, ctx, r#fn, "next() fn")?;
+        let (id, params) = identify(eval, ctx, r#fn, "next() fn")?;
         let specs = convert_inputs(ctx, inputs)?;
-        check_params(&id, &Params::of(r#fn), &specs, true)?;
+        check_params(&id, &params, &specs, true)?;
         Ok(eval.heap().alloc(json!({"next": {
             "fn": serde_json::to_value(&id)?,
             "annotation": annotation,
@@ -861,7 +835,7 @@ fn sdk_globals(builder: &mut GlobalsBuilder) {
     ) -> anyhow::Result<NoneType> {
         let ctx = ctx(eval)?;
         require_mode(ctx, "trigger()", &[Mode::Repo])?;
-        let id = identify(eval, ctx, r#fn, "trigger() fn")?;
+        let (id, _) = identify(eval, ctx, r#fn, "trigger() fn")?;
         ctx.repo.borrow_mut().trigger = Some(id);
         Ok(NoneType)
     }
@@ -877,9 +851,9 @@ fn task_impl<'v>(
     let ctx = ctx(eval)?;
     require_mode(ctx, "task()", &[Mode::Package])?;
     let name = TaskName::new(name).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-    let id = identify(eval, ctx, f, "task() fn")?;
+    let (id, params) = identify(eval, ctx, f, "task() fn")?;
     let specs = convert_inputs(ctx, inputs)?;
-    check_params(&id, &Params::of(f), &specs, true)?;
+    check_params(&id, &params, &specs, true)?;
     let j = register_work(
         eval,
         ctx,

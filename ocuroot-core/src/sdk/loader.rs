@@ -11,10 +11,10 @@ use starlark::environment::{FrozenModule, Globals, Module};
 use starlark::eval::{Evaluator, FileLoader};
 use starlark::syntax::{AstModule, Dialect};
 use starlark::values::{FrozenHeapName, OwnedFrozenValue};
-use starlark_syntax::syntax::ast::{ArgumentP, AstLiteral, ExprP, StmtP};
+use starlark_syntax::syntax::ast::{ArgumentP, AstLiteral, ExprP, ParameterP, StmtP};
 
 use super::errors::{LastStatement, ocu_to_starlark, starlark_to_ocu};
-use super::globals::{self, Collector, Ctx, Mode};
+use super::globals::{self, Collector, Ctx, Mode, Params};
 use super::{Declared, EvalOptions, FileContents, LoadedFile};
 use crate::model::{FunctionId, RepoConfig};
 use crate::{Error, ErrorKind, Location, Result};
@@ -37,8 +37,19 @@ pub(crate) fn shared_globals() -> &'static Globals {
     GLOBALS.get_or_init(globals::build)
 }
 
-/// Position of each top-level `def` in a file: name -> (line, column), 1-based.
-pub(crate) type DefTable = HashMap<String, (u32, u32)>;
+/// A top-level `def`: where it is and its parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct DefInfo {
+    /// Line of the `def`, 1-based.
+    pub line: u32,
+    /// Column of the `def`, 1-based.
+    pub column: u32,
+    /// Its parameters, from the source.
+    pub params: Params,
+}
+
+/// Each top-level `def` of a file by name.
+pub(crate) type DefTable = HashMap<String, DefInfo>;
 
 /// A frozen module with its def table.
 pub(crate) struct ModuleEntry {
@@ -54,8 +65,9 @@ pub(crate) struct ModuleSet {
 }
 
 impl ModuleSet {
-    /// Find a function by id, checking it is still defined where it was.
-    pub fn find(&self, id: &FunctionId) -> Result<OwnedFrozenValue> {
+    /// Find a function by id, checking it is still defined where it was;
+    /// returns it with its parameters.
+    pub fn find(&self, id: &FunctionId) -> Result<(OwnedFrozenValue, Params)> {
         let missing = |why: &str| {
             Error::new(
                 ErrorKind::Eval,
@@ -66,20 +78,21 @@ impl ModuleSet {
             .modules
             .get(&id.file)
             .ok_or_else(|| missing("the file is not part of this package"))?;
-        match entry.defs.get(&id.name) {
-            Some(&(line, column)) if line == id.line && column == id.column => {}
+        let params = match entry.defs.get(&id.name) {
+            Some(d) if d.line == id.line && d.column == id.column => d.params.clone(),
             Some(_) => {
                 return Err(missing(
                     "it moved; the file changed since the release was created",
                 ));
             }
             None => return Err(missing("no top-level def of that name")),
-        }
-        entry
+        };
+        let value = entry
             .frozen
             .get_option(&id.name)
             .map_err(|e| missing(&e.to_string()))?
-            .ok_or_else(|| missing("no global of that name"))
+            .ok_or_else(|| missing("no global of that name"))?;
+        Ok((value, params))
     }
 }
 
@@ -423,9 +436,26 @@ fn def_table(ast: &AstModule) -> DefTable {
             StmtP::Statements(v) => stmts.extend(v.iter()),
             StmtP::Def(d) => {
                 let pos = ast.file_span(s.span).resolve_span().begin;
+                let mut params = Params::default();
+                for p in &d.params {
+                    match &p.node {
+                        ParameterP::Normal(name, _, default) => {
+                            params.names.push(name.node.ident.clone());
+                            if default.is_none() {
+                                params.required.push(name.node.ident.clone());
+                            }
+                        }
+                        ParameterP::KwArgs(..) => params.has_kwargs = true,
+                        ParameterP::Args(..) | ParameterP::NoArgs | ParameterP::Slash => {}
+                    }
+                }
                 defs.insert(
                     d.name.node.ident.clone(),
-                    (pos.line as u32 + 1, pos.column as u32 + 1),
+                    DefInfo {
+                        line: pos.line as u32 + 1,
+                        column: pos.column as u32 + 1,
+                        params,
+                    },
                 );
             }
             _ => {}
