@@ -925,161 +925,92 @@ fn store_members(builder: &mut GlobalsBuilder) {
     }
 }
 
-#[starlark_module]
-fn host_members(builder: &mut GlobalsBuilder) {
-    /// Run a shell command; see SPEC §2.
-    fn shell<'v>(
-        #[starlark(require = pos)] command: &str,
-        #[starlark(default = "sh")] shell: &str,
-        #[starlark(default = ".")] dir: &str,
-        env: Option<SmallMap<String, String>>,
-        #[starlark(default = false)] mute: bool,
-        #[starlark(default = false)] continue_on_error: bool,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Value<'v>> {
-        shell_impl(eval, command, shell, dir, env, mute, continue_on_error)
-    }
-    /// The operating system (`linux`, `darwin`...).
-    fn os(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
-        Ok(ctx(eval)?.options.host.os())
-    }
-    /// The CPU architecture (`amd64`, `arm64`...).
-    fn arch(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
-        Ok(ctx(eval)?.options.host.arch())
-    }
-    /// The environment variables, as a dict.
-    fn env(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<BTreeMap<String, String>> {
-        Ok(ctx(eval)?.options.host.env())
-    }
-    /// The package directory.
-    fn pwd(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
-        Ok(ctx(eval)?.work_dir.display().to_string())
-    }
-    /// Read a file relative to the package directory.
-    fn read_file(
-        #[starlark(require = pos)] path: &str,
-        eval: &mut Evaluator<'_, '_, '_>,
-    ) -> anyhow::Result<String> {
-        let c = ctx(eval)?;
-        c.options
-            .host
-            .read_file(&c.path(path))
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))
-    }
-    /// Write a file relative to the package directory, creating parent directories.
-    fn write_file(
-        #[starlark(require = pos)] path: &str,
-        #[starlark(require = pos)] content: &str,
-        eval: &mut Evaluator<'_, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let c = ctx(eval)?;
-        c.options
-            .host
-            .write_file(&c.path(path), content)
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-        Ok(NoneType)
-    }
-    /// The entries of a directory, sorted.
-    fn read_dir(
-        #[starlark(require = pos)] path: &str,
-        eval: &mut Evaluator<'_, '_, '_>,
-    ) -> anyhow::Result<Vec<String>> {
-        let c = ctx(eval)?;
-        c.options
-            .host
-            .read_dir(&c.path(path))
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))
-    }
-    /// Whether a path is a directory (an error if it does not exist).
-    fn is_dir(
-        #[starlark(require = pos)] path: &str,
-        eval: &mut Evaluator<'_, '_, '_>,
-    ) -> anyhow::Result<bool> {
-        let c = ctx(eval)?;
-        c.options
-            .host
-            .is_dir(&c.path(path))
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))
-    }
+/// The host helpers, defined once and registered twice: as `host.<name>`
+/// and as bare globals (`shell`, `read`, `write`...), as in the original.
+macro_rules! host_helpers {
+    ($module:ident, $read:ident, $write:ident) => {
+        #[starlark_module]
+        fn $module(builder: &mut GlobalsBuilder) {
+            /// Run a shell command; see SPEC §2.
+            fn shell<'v>(
+                #[starlark(require = pos)] command: &str,
+                #[starlark(default = "sh")] shell: &str,
+                #[starlark(default = ".")] dir: &str,
+                env: Option<SmallMap<String, String>>,
+                #[starlark(default = false)] mute: bool,
+                #[starlark(default = false)] continue_on_error: bool,
+                eval: &mut Evaluator<'v, '_, '_>,
+            ) -> anyhow::Result<Value<'v>> {
+                shell_impl(eval, command, shell, dir, env, mute, continue_on_error)
+            }
+            /// The operating system (`linux`, `darwin`...).
+            fn os(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
+                Ok(ctx(eval)?.options.host.os())
+            }
+            /// The CPU architecture (`amd64`, `arm64`...).
+            fn arch(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
+                Ok(ctx(eval)?.options.host.arch())
+            }
+            /// The environment variables, as a dict.
+            fn env(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<BTreeMap<String, String>> {
+                Ok(ctx(eval)?.options.host.env())
+            }
+            /// The package directory.
+            fn pwd(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
+                Ok(ctx(eval)?.work_dir.display().to_string())
+            }
+            /// Read a file relative to the package directory.
+            fn $read(
+                #[starlark(require = pos)] path: &str,
+                eval: &mut Evaluator<'_, '_, '_>,
+            ) -> anyhow::Result<String> {
+                let c = ctx(eval)?;
+                c.options
+                    .host
+                    .read_file(&c.path(path))
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))
+            }
+            /// Write a file relative to the package directory, creating parent directories.
+            fn $write(
+                #[starlark(require = pos)] path: &str,
+                #[starlark(require = pos)] content: &str,
+                eval: &mut Evaluator<'_, '_, '_>,
+            ) -> anyhow::Result<NoneType> {
+                let c = ctx(eval)?;
+                c.options
+                    .host
+                    .write_file(&c.path(path), content)
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+                Ok(NoneType)
+            }
+            /// The entries of a directory, sorted.
+            fn read_dir(
+                #[starlark(require = pos)] path: &str,
+                eval: &mut Evaluator<'_, '_, '_>,
+            ) -> anyhow::Result<Vec<String>> {
+                let c = ctx(eval)?;
+                c.options
+                    .host
+                    .read_dir(&c.path(path))
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))
+            }
+            /// Whether a path is a directory (an error if it does not exist).
+            fn is_dir(
+                #[starlark(require = pos)] path: &str,
+                eval: &mut Evaluator<'_, '_, '_>,
+            ) -> anyhow::Result<bool> {
+                let c = ctx(eval)?;
+                c.options
+                    .host
+                    .is_dir(&c.path(path))
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))
+            }
+        }
+    };
 }
 
-#[starlark_module]
-fn bare_host(builder: &mut GlobalsBuilder) {
-    /// `host.shell`.
-    fn shell<'v>(
-        #[starlark(require = pos)] command: &str,
-        #[starlark(default = "sh")] shell: &str,
-        #[starlark(default = ".")] dir: &str,
-        env: Option<SmallMap<String, String>>,
-        #[starlark(default = false)] mute: bool,
-        #[starlark(default = false)] continue_on_error: bool,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Value<'v>> {
-        shell_impl(eval, command, shell, dir, env, mute, continue_on_error)
-    }
-    /// `host.os`.
-    fn os(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
-        Ok(ctx(eval)?.options.host.os())
-    }
-    /// `host.arch`.
-    fn arch(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
-        Ok(ctx(eval)?.options.host.arch())
-    }
-    /// `host.env`.
-    fn env(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<BTreeMap<String, String>> {
-        Ok(ctx(eval)?.options.host.env())
-    }
-    /// `host.pwd`.
-    fn pwd(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
-        Ok(ctx(eval)?.work_dir.display().to_string())
-    }
-    /// `host.read_file`.
-    fn read(
-        #[starlark(require = pos)] path: &str,
-        eval: &mut Evaluator<'_, '_, '_>,
-    ) -> anyhow::Result<String> {
-        let c = ctx(eval)?;
-        c.options
-            .host
-            .read_file(&c.path(path))
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))
-    }
-    /// `host.write_file`.
-    fn write(
-        #[starlark(require = pos)] path: &str,
-        #[starlark(require = pos)] content: &str,
-        eval: &mut Evaluator<'_, '_, '_>,
-    ) -> anyhow::Result<NoneType> {
-        let c = ctx(eval)?;
-        c.options
-            .host
-            .write_file(&c.path(path), content)
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-        Ok(NoneType)
-    }
-    /// `host.read_dir`.
-    fn read_dir(
-        #[starlark(require = pos)] path: &str,
-        eval: &mut Evaluator<'_, '_, '_>,
-    ) -> anyhow::Result<Vec<String>> {
-        let c = ctx(eval)?;
-        c.options
-            .host
-            .read_dir(&c.path(path))
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))
-    }
-    /// `host.is_dir`.
-    fn is_dir(
-        #[starlark(require = pos)] path: &str,
-        eval: &mut Evaluator<'_, '_, '_>,
-    ) -> anyhow::Result<bool> {
-        let c = ctx(eval)?;
-        c.options
-            .host
-            .is_dir(&c.path(path))
-            .map_err(|e| anyhow::anyhow!("{}", e.message()))
-    }
-}
+host_helpers!(host_members, read_file, write_file);
+host_helpers!(bare_host, read, write);
 
 #[starlark_module]
 fn http_members(builder: &mut GlobalsBuilder) {

@@ -784,3 +784,50 @@ task(t, name="t")
     );
     assert!(request.ends_with("hello"), "{request}");
 }
+
+#[test]
+fn host_helpers_exist_as_host_members_and_bare_globals() {
+    let repo = Repo::new(&[(
+        "pkg/release.ocu.star",
+        r#"
+def t():
+    write("out/a.txt", "from bare")
+    host.write_file("out/b.txt", "from host")
+    return done(outputs={
+        "a": read("out/a.txt"),
+        "b": host.read_file("out/b.txt"),
+        "dir": read_dir("out"),
+        "host_dir": host.read_dir("out"),
+        "is_dir": is_dir("out") and not host.is_dir("out/a.txt"),
+        "os": os() == host.os(),
+        "arch": arch() == host.arch(),
+        "env": type(env()) == "dict" and type(host.env()) == "dict",
+        "shell": shell("echo hi").stdout,
+    })
+task(t, name="t")
+"#,
+    )]);
+    let loaded = repo.eval("pkg/release.ocu.star").unwrap();
+    let Work::Task(t) = &loaded.package().unwrap().phases[0].work[0] else {
+        panic!()
+    };
+    let r = loaded.call(&CallRequest {
+        function: t.function.clone(),
+        inputs: BTreeMap::new(),
+        work_dir: None,
+        base: None,
+    });
+    let Outcome::Done { outputs, .. } = r.outcome.unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        serde_json::Value::Object(outputs),
+        json!({
+            "a": "from bare", "b": "from host",
+            "dir": ["a.txt", "b.txt"], "host_dir": ["a.txt", "b.txt"],
+            "is_dir": true, "os": true, "arch": true, "env": true, "shell": "hi\n",
+        })
+    );
+    // Relative paths resolve against the package file's directory.
+    assert!(repo.root().join("pkg/out/a.txt").is_file());
+}
