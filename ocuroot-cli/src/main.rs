@@ -84,7 +84,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("Error: {e}");
+            eprintln!("{}", render::error(&e));
             ExitCode::FAILURE
         }
     }

@@ -2,11 +2,25 @@
 
 use std::fmt::Write;
 
-use ocuroot_core::Error;
 use ocuroot_core::model::{InputSpec, Work};
 use ocuroot_core::refs::Ref;
 use ocuroot_core::sdk::FileContents;
 use ocuroot_core::workspace::{EnvironmentSource, Lint};
+use ocuroot_core::{Error, ErrorKind};
+
+/// An error for stderr: `Error: <message>`, except that evaluation errors,
+/// which Starlark already renders as `error: ...` with a traceback and the
+/// source line, are printed as they are.
+pub fn error(e: &Error) -> String {
+    let text = e.to_string();
+    let rendered = e.kind() == ErrorKind::Eval
+        && (text.starts_with("error:") || text.starts_with("Traceback"));
+    if rendered {
+        text
+    } else {
+        format!("Error: {text}")
+    }
+}
 
 /// Pretty JSON with a trailing newline (2-space indent, as the original).
 pub fn json_pretty(v: &serde_json::Value) -> Result<String, Error> {

@@ -1,0 +1,20 @@
+//! Integration tests of the `ocuroot` binary: each test builds a real git
+//! repository in a temporary directory, copies fixtures (or the quickstart
+//! example) into it and runs the built binary there.
+//!
+//! - `lint`: `release lint` / `release check`, text (snapshot) and JSON, errors.
+//! - `repo`: the root, name and default store without `repo.ocu.star`;
+//!   outside any repository; `version`.
+//! - `state`: `state get` / `state match` over a hand-written fs store.
+
+#[path = "cli/support.rs"]
+mod support;
+
+#[path = "cli/lint.rs"]
+mod lint;
+
+#[path = "cli/repo.rs"]
+mod repo;
+
+#[path = "cli/state.rs"]
+mod state;
