@@ -24,8 +24,21 @@ git -c user.name=quickstart -c user.email=quickstart@example.invalid \
 # The stand-in `docker` lives in ./bin.
 export PATH="$work/bin:$PATH"
 
-echo "\$ ocuroot release lint release.ocu.star"
-"$ocuroot" release lint release.ocu.star
+run() {
+  echo "\$ ocuroot $*"
+  "$ocuroot" "$@"
+  echo
+}
+
+run release new environments.ocu.star
+run release new release.ocu.star
+# A second release at a new commit picks up the build number from the first.
+git -c user.name=quickstart -c user.email=quickstart@example.invalid \
+  commit --quiet --allow-empty -m "second commit"
+run release new release.ocu.star
+run state get 'quickstart/-/release.ocu.star/@/deploy/production#input/tag'
+run state get 'quickstart/-/release.ocu.star/@r2/task/build#output/tag'
+run state match 'quickstart/-/release.ocu.star/@r2/deploy/*'
 
 echo
 echo "The example repository is at $work"

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use ocuroot_core::engine::NewRelease;
 use ocuroot_core::{Error, Workspace};
 
 /// Ocuroot: release orchestration from `*.ocu.star` files.
@@ -38,6 +39,30 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum ReleaseCommand {
+    /// Create a release of a package at the current commit and run it.
+    New {
+        /// The package file (`*.ocu.star`).
+        file: PathBuf,
+        /// Create the release even if the package has one at this commit.
+        #[arg(short, long)]
+        force: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Run a release further: `<package>/@r<N>` or `<package>/@<tag>`.
+    Continue {
+        /// The release.
+        release: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Retry the failed work of a release, then run it further.
+    Retry {
+        /// `<package>` (its latest release at this commit) or `<package>/@r<N>`.
+        release: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
     /// Evaluate a package file and print its phases and work, without touching state.
     #[command(alias = "check")]
     Lint {
@@ -62,6 +87,20 @@ enum StateCommand {
         #[arg(required = true)]
         globs: Vec<String>,
     },
+}
+
+/// Options of the commands that run work.
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// How many work items may run at once (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    parallel: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Do not print progress and logs to stderr.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,6 +133,36 @@ fn workspace() -> Result<Workspace, Error> {
     Workspace::open(".")
 }
 
+fn run_workspace(args: &RunArgs) -> Result<Workspace, Error> {
+    let mut builder = Workspace::builder(".");
+    if let Some(n) = args.parallel {
+        builder = builder.parallel(n as usize);
+    }
+    if !args.quiet {
+        builder = builder.events(render::progress_sink());
+    }
+    builder.open()
+}
+
+/// Print a report and turn its status into the exit code (1 when work failed).
+fn finish(
+    out: &mut std::io::StdoutLock,
+    report: &ocuroot_core::model::ReleaseReport,
+    json: bool,
+) -> Result<ExitCode, Error> {
+    let text = if json {
+        render::json_pretty(&serde_json::to_value(report)?)?
+    } else {
+        render::report_text(report)
+    };
+    let _ = out.write_all(text.as_bytes());
+    Ok(if report.is_failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let mut out = std::io::stdout().lock();
     let write = |out: &mut std::io::StdoutLock, text: &str| {
@@ -112,6 +181,37 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             );
         }
         Command::Release { command } => match command {
+            ReleaseCommand::New { file, force, run } => {
+                let ws = run_workspace(&run)?;
+                match ws.release_new(&file, force)? {
+                    NewRelease::Release(report) => return finish(&mut out, &report, run.json),
+                    NewRelease::Environments(envs) => {
+                        let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
+                        if run.json {
+                            write(
+                                &mut out,
+                                &render::json_pretty(&serde_json::to_value(&envs)?)?,
+                            );
+                        } else {
+                            write(
+                                &mut out,
+                                &format!("Registered environments: {}\n", names.join(", ")),
+                            );
+                        }
+                    }
+                    NewRelease::Empty => write(&mut out, "No release configured\n"),
+                }
+            }
+            ReleaseCommand::Continue { release, run } => {
+                let ws = run_workspace(&run)?;
+                let report = ws.release_continue(&release)?;
+                return finish(&mut out, &report, run.json);
+            }
+            ReleaseCommand::Retry { release, run } => {
+                let ws = run_workspace(&run)?;
+                let report = ws.release_retry(&release)?;
+                return finish(&mut out, &report, run.json);
+            }
             ReleaseCommand::Lint { file, format } => {
                 let ws = workspace()?;
                 let lint = ws.lint(&file)?;

@@ -2,7 +2,11 @@
 
 use std::fmt::Write;
 
-use ocuroot_core::model::{InputSpec, Work};
+use std::io::Write as _;
+use std::sync::Arc;
+
+use ocuroot_core::engine::{Event, EventSink};
+use ocuroot_core::model::{InputSpec, ReleaseReport, Work, WorkState};
 use ocuroot_core::refs::Ref;
 use ocuroot_core::sdk::FileContents;
 use ocuroot_core::workspace::{EnvironmentSource, Lint};
@@ -192,4 +196,82 @@ pub fn lint_json(lint: &Lint) -> Result<String, Error> {
         o.extend(c);
     }
     json_pretty(&v)
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{:.2}s", ms as f64 / 1000.0)
+}
+
+/// Live progress on stderr: each run's start, its log lines, its end.
+pub fn progress_sink() -> EventSink {
+    Arc::new(|event: &Event| {
+        let line = match event {
+            Event::RunStarted { work, run, .. } => format!("[start] {work} (run {run})"),
+            Event::Log { work, line } => format!("  {work} | {}", line.message),
+            Event::RunFinished {
+                work,
+                status,
+                duration_ms,
+                error,
+                ..
+            } => {
+                let mut l = format!("[{status}] {work} in {}", seconds(*duration_ms));
+                if let Some(e) = error {
+                    let first = e
+                        .lines()
+                        .find(|l| l.starts_with("error:"))
+                        .unwrap_or(e.lines().next().unwrap_or(""));
+                    let _ = write!(l, ": {first}");
+                }
+                l
+            }
+        };
+        // One write per line so lines from parallel runs do not interleave.
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(format!("{line}\n").as_bytes());
+    })
+}
+
+/// The text of a release report.
+pub fn report_text(report: &ReleaseReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Release {}: {}", report.release, report.status);
+    let mut phase = usize::MAX;
+    for w in &report.work {
+        if w.phase != phase {
+            phase = w.phase;
+            if w.phase_name.is_empty() {
+                let _ = writeln!(s, "  Phase {}", w.phase + 1);
+            } else {
+                let _ = writeln!(s, "  Phase {} {:?}", w.phase + 1, w.phase_name);
+            }
+        }
+        let state = match w.state {
+            WorkState::Complete => "complete",
+            WorkState::Failed => "failed",
+            WorkState::Blocked => "blocked",
+            WorkState::Paused => "paused",
+            WorkState::Running => "running",
+            WorkState::Waiting => "waiting",
+            WorkState::Pending => "pending",
+        };
+        let mut line = format!("    {:<9} {}", state, w.path);
+        if let Some(run) = w.run {
+            let _ = write!(line, "  run {run}");
+        }
+        if let Some(ms) = w.duration_ms {
+            let _ = write!(line, "  {}", seconds(ms));
+        }
+        let _ = writeln!(s, "{line}");
+        if let Some(e) = &w.error {
+            for l in e.lines() {
+                let _ = writeln!(s, "        {l}");
+            }
+        }
+        for r in &w.waiting_for {
+            let _ = writeln!(s, "        waiting for {r}");
+        }
+    }
+    s
 }

@@ -88,6 +88,7 @@ fn bench(c: &mut Criterion) {
         ]),
         work_dir: None,
         base: None,
+        log_sink: None,
     };
     c.bench_function("call a work function", |b| {
         b.iter(|| black_box(loaded.call(&request).outcome.unwrap()))

@@ -63,6 +63,7 @@
 //!     inputs: [("prev".to_string(), serde_json::json!(41))].into(),
 //!     work_dir: None,
 //!     base: None,
+//!     log_sink: None,
 //! });
 //! let Outcome::Done { outputs, .. } = result.outcome? else { unreachable!() };
 //! assert_eq!(outputs["n"], 42);
@@ -115,6 +116,7 @@
 //! | [`workspace`] | the facade used by the CLI and the bindings |
 #![warn(missing_docs)]
 
+pub mod engine;
 pub mod error;
 pub mod host;
 pub mod model;

@@ -16,8 +16,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::engine::{self, EngineContext, EventSink, NewRelease};
 use crate::host::{Host, LocalHost};
-use crate::model::{Environment, Package, RepoConfig, StoreSpec};
+use crate::model::{Environment, Package, ReleaseReport, RepoConfig, StoreSpec};
 use crate::refs::{Ref, RefGlob};
 use crate::repo::RepoInfo;
 use crate::sdk::{self, EvalOptions, FileContents, Limits, LoadedFile, Secrets};
@@ -35,9 +36,23 @@ pub struct WorkspaceBuilder {
     state: Option<Arc<dyn Store>>,
     intent: Option<Arc<dyn Store>>,
     limits: Limits,
+    parallel: Option<usize>,
+    events: Option<EventSink>,
 }
 
 impl WorkspaceBuilder {
+    /// How many work items may run at once (default: the number of CPUs).
+    pub fn parallel(mut self, n: usize) -> Self {
+        self.parallel = Some(n.max(1));
+        self
+    }
+
+    /// Receive live progress events from releases (from worker threads).
+    pub fn events(mut self, sink: EventSink) -> Self {
+        self.events = Some(sink);
+        self
+    }
+
     /// Use this host for shell commands, files, environment variables and
     /// the clock (default: [`LocalHost`]). Environment overrides such as
     /// `OCU_REPO_COMMIT_OVERRIDE` are read through [`Host::var`].
@@ -113,6 +128,12 @@ impl WorkspaceBuilder {
             intent: RefStore::new(intent),
             limits: self.limits,
             secrets: Secrets::default(),
+            parallel: self.parallel.unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            }),
+            events: self.events,
         })
     }
 }
@@ -166,6 +187,8 @@ pub struct Workspace {
     intent: RefStore,
     limits: Limits,
     secrets: Secrets,
+    parallel: usize,
+    events: Option<EventSink>,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -219,6 +242,8 @@ impl Workspace {
             state: None,
             intent: None,
             limits: Limits::default(),
+            parallel: None,
+            events: None,
         }
     }
 
@@ -299,30 +324,50 @@ impl Workspace {
 
     /// The environments in state, sorted by name.
     pub fn environments(&self) -> Result<Vec<Environment>> {
-        let mut envs = Vec::new();
-        for r in self.state.match_globs(&["@/environment/*"])? {
-            let Some(doc) = self.state.get_str(&r)? else {
-                continue;
-            };
-            let env: Environment = serde_json::from_value(doc)
-                .map_err(|e| Error::store(format!("{r}: invalid environment document: {e}")))?;
-            envs.push(env);
-        }
-        envs.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(envs)
+        engine::release::environments(&self.engine())
     }
 
     /// The release id `release new` would allocate next for a package.
     pub fn next_release_id(&self, package: &Ref) -> Result<String> {
-        let glob = format!("{}/@r*", package);
-        let max = self
-            .state
-            .match_globs(&[glob.as_str()])?
-            .iter()
-            .filter_map(|r| r.rsplit("/@r").next()?.parse::<u64>().ok())
-            .max()
-            .unwrap_or(0);
-        Ok(format!("r{}", max + 1))
+        engine::release::next_release_id(&self.engine(), package)
+    }
+
+    /// The engine's view of this workspace.
+    pub fn engine(&self) -> EngineContext {
+        EngineContext {
+            state: self.state.clone(),
+            intent: self.intent.clone(),
+            host: self.host.clone(),
+            root: self.info.root.clone(),
+            commit: self.info.commit.clone(),
+            secrets: self.secrets.clone(),
+            limits: self.limits,
+            parallel: self.parallel,
+            events: self.events.clone(),
+        }
+    }
+
+    /// `release new`: create a release of the package file at the current
+    /// commit and run it until nothing more can run. Refuses when the package
+    /// already has a release at this commit, unless `force`. A file that
+    /// registers environments writes them to intent and applies them.
+    pub fn release_new(&self, file: impl AsRef<Path>, force: bool) -> Result<NewRelease> {
+        let abs = self.abs(file.as_ref());
+        let package = self.package_ref(&abs)?;
+        engine::release_new(&self.engine(), &abs, &package, force)
+    }
+
+    /// `release continue <pkg>/@<id or tag>`: run a release further.
+    pub fn release_continue(&self, release: &str) -> Result<ReleaseReport> {
+        let r = self.resolve_user_ref(release)?;
+        engine::release_continue(&self.engine(), &r)
+    }
+
+    /// `release retry <pkg>[/@<id>]`: retry the failed work of a release
+    /// (without an id, the latest release of the package at this commit).
+    pub fn release_retry(&self, release: &str) -> Result<ReleaseReport> {
+        let r = self.resolve_user_ref(release)?;
+        engine::release_retry(&self.engine(), &r)
     }
 
     /// Options for evaluating a file of this repository.

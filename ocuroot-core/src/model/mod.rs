@@ -8,8 +8,13 @@
 
 mod names;
 mod package;
+mod release;
 
 pub use names::{EnvironmentName, Tag, TaskName};
 pub use package::{
     Deploy, Environment, FunctionId, InputSpec, Package, Phase, RepoConfig, StoreSpec, Task, Work,
+};
+pub use release::{
+    ReleaseDoc, ReleaseReport, ReleaseStatus, RunDoc, RunError, RunFunction, RunStatus, RunType,
+    WorkDoc, WorkReport, WorkState,
 };

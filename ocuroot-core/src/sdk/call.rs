@@ -18,7 +18,7 @@ use crate::refs::Ref;
 use crate::{Error, ErrorKind, Result};
 
 /// A call of one work function.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CallRequest {
     /// The function (from the package, or from an earlier `next`).
     pub function: FunctionId,
@@ -31,6 +31,20 @@ pub struct CallRequest {
     /// The release the call belongs to, for relative refs in `next()`;
     /// defaults to the base the file was evaluated with.
     pub base: Option<Ref>,
+    /// Receives this call's log lines as they are produced (in addition to
+    /// the sink of the evaluation options, which it replaces when set).
+    pub log_sink: Option<super::LogSink>,
+}
+
+impl std::fmt::Debug for CallRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallRequest")
+            .field("function", &self.function)
+            .field("inputs", &self.inputs)
+            .field("work_dir", &self.work_dir)
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a work function returned.
@@ -69,6 +83,9 @@ pub(crate) fn call(file: &LoadedFile, req: &CallRequest) -> CallResult {
     let mut options = file.options.clone();
     if let Some(base) = &req.base {
         options.base = base.clone();
+    }
+    if let Some(sink) = &req.log_sink {
+        options.log_sink = Some(sink.clone());
     }
     let secrets = options.secrets.clone();
     let package_dir = file

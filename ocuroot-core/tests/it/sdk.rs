@@ -272,6 +272,7 @@ fn functions_are_found_again_and_called_with_inputs() {
         inputs: BTreeMap::from([("prev_build_number".to_string(), json!(4))]),
         work_dir: None,
         base: None,
+        log_sink: None,
     });
     let outcome = result.outcome.unwrap();
     assert_eq!(
@@ -322,6 +323,7 @@ fn functions_are_found_again_and_called_with_inputs() {
         ]),
         work_dir: None,
         base: None,
+        log_sink: None,
     });
     result.outcome.unwrap();
     assert_eq!(
@@ -371,6 +373,7 @@ task(failing_shell, name="shell")
         inputs: BTreeMap::from([("n".to_string(), json!(3))]),
         work_dir: None,
         base: None,
+        log_sink: None,
     });
     assert_eq!(r.log[0].message, "using <secret>");
     let Outcome::Next {
@@ -389,6 +392,7 @@ task(failing_shell, name="shell")
         inputs: BTreeMap::from([("approval".into(), json!("yes")), ("n".into(), json!(3))]),
         work_dir: None,
         base: None,
+        log_sink: None,
     });
     let Outcome::Done { outputs, tags, .. } = r.outcome.unwrap() else {
         panic!()
@@ -402,6 +406,7 @@ task(failing_shell, name="shell")
             inputs: BTreeMap::new(),
             work_dir: None,
             base: None,
+            log_sink: None,
         })
         .outcome
         .unwrap_err();
@@ -421,6 +426,7 @@ task(failing_shell, name="shell")
             inputs: BTreeMap::new(),
             work_dir: None,
             base: None,
+            log_sink: None,
         })
         .outcome
         .unwrap_err();
@@ -450,6 +456,7 @@ task(t, name="t")
         inputs: BTreeMap::new(),
         work_dir: None,
         base: None,
+        log_sink: None,
     });
     let Outcome::Done { outputs, .. } = r.outcome.unwrap() else {
         panic!()
@@ -765,6 +772,7 @@ task(t, name="t")
         inputs: BTreeMap::new(),
         work_dir: None,
         base: None,
+        log_sink: None,
     });
     let Outcome::Done { outputs, .. } = r.outcome.unwrap() else {
         panic!()
@@ -816,6 +824,7 @@ task(t, name="t")
         inputs: BTreeMap::new(),
         work_dir: None,
         base: None,
+        log_sink: None,
     });
     let Outcome::Done { outputs, .. } = r.outcome.unwrap() else {
         panic!()

@@ -1,0 +1,133 @@
+//! The release engine: `release new`, `continue` and `retry`.
+//!
+//! A release is a set of runs in the state store. The engine moves them
+//! forward one durable transition at a time: a run is *claimed* with a
+//! compare-and-swap from `pending` (or `paused`) to `running`, its function
+//! is called, and the outcome (run document, status, logs, work document,
+//! `@` link, tags) is committed as one transaction. Because every step is a
+//! transaction against the store, any number of agents can work on the same
+//! release: a run is executed exactly once, by whoever claims it.
+//!
+//! Phases run in order. A work item is ready when every item of every
+//! earlier phase is complete and all its inputs resolve; ready items run in
+//! parallel on a pool of worker threads ([`EngineContext::parallel`]). A
+//! required input that does not exist yet leaves the item pending
+//! (*blocked*), not failed.
+
+mod inputs;
+pub(crate) mod release;
+mod run;
+mod scheduler;
+mod status;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub use inputs::{Resolution, resolve_inputs};
+pub use release::{NewRelease, release_continue, release_new, release_retry};
+
+use crate::host::Host;
+use crate::model::RunStatus;
+use crate::sdk::{Limits, LogLine, Secrets};
+use crate::store::RefStore;
+
+/// Something that happened while a release ran, for live progress.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A run was claimed and its function is starting.
+    RunStarted {
+        /// The release ref.
+        release: String,
+        /// `task/<name>` or `deploy/<env>`.
+        work: String,
+        /// The run number.
+        run: u32,
+    },
+    /// A line of a run's log.
+    Log {
+        /// `task/<name>` or `deploy/<env>`.
+        work: String,
+        /// The line (secrets masked).
+        line: LogLine,
+    },
+    /// A run finished (complete, failed or paused).
+    RunFinished {
+        /// The release ref.
+        release: String,
+        /// `task/<name>` or `deploy/<env>`.
+        work: String,
+        /// The run number.
+        run: u32,
+        /// Its new status.
+        status: RunStatus,
+        /// How long it took.
+        duration_ms: u64,
+        /// The failure message, if it failed.
+        error: Option<String>,
+    },
+}
+
+/// Receives [`Event`]s, from worker threads.
+pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// Everything the engine needs, assembled by the [`Workspace`](crate::Workspace).
+#[derive(Clone)]
+pub struct EngineContext {
+    /// The state store.
+    pub state: RefStore,
+    /// The intent store.
+    pub intent: RefStore,
+    /// Shell, files and clock.
+    pub host: Arc<dyn Host>,
+    /// The repository root (package paths in refs are relative to it).
+    pub root: PathBuf,
+    /// The commit work is done at.
+    pub commit: String,
+    /// Secrets registered so far (shared by every evaluation and call).
+    pub secrets: Secrets,
+    /// Evaluation limits.
+    pub limits: Limits,
+    /// How many work items may run at once (at least 1).
+    pub parallel: usize,
+    /// Live progress.
+    pub events: Option<EventSink>,
+}
+
+impl std::fmt::Debug for EngineContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineContext")
+            .field("root", &self.root)
+            .field("commit", &self.commit)
+            .field("parallel", &self.parallel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineContext {
+    pub(crate) fn emit(&self, event: Event) {
+        if let Some(sink) = &self.events {
+            sink(&event);
+        }
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        self.host.now()
+    }
+
+    pub(crate) fn timestamp(&self) -> String {
+        rfc3339(self.now())
+    }
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Milliseconds between two RFC 3339 times, if both parse.
+pub(crate) fn millis_between(start: &str, end: &str) -> Option<u64> {
+    let s = humantime::parse_rfc3339(start).ok()?;
+    let e = humantime::parse_rfc3339(end).ok()?;
+    e.duration_since(s).ok().map(|d| d.as_millis() as u64)
+}

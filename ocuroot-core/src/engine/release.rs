@@ -1,0 +1,406 @@
+//! `release new`, `release continue`, `release retry`, and the report.
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::inputs::resolve_inputs;
+use super::scheduler::{Waiting, run_until_blocked};
+use super::status::{Latest, load_statuses, run_ref, set_status, status_ref};
+use super::{EngineContext, millis_between};
+use crate::model::{
+    Environment, ReleaseDoc, ReleaseReport, ReleaseStatus, RunDoc, RunFunction, RunStatus, RunType,
+    Work, WorkReport, WorkState,
+};
+use crate::refs::{Ref, SubPathType};
+use crate::sdk::{self, EvalOptions, FileContents, LoadedFile};
+use crate::{Error, ErrorKind, Result};
+
+/// What `release new` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NewRelease {
+    /// A release was created and run as far as it could go.
+    Release(ReleaseReport),
+    /// The file registers environments; they were written to intent and
+    /// applied to state.
+    Environments(Vec<Environment>),
+    /// The file declares neither a release nor environments.
+    Empty,
+}
+
+/// The environments in state, sorted by name.
+pub(crate) fn environments(ctx: &EngineContext) -> Result<Vec<Environment>> {
+    let mut envs = Vec::new();
+    for r in ctx.state.match_globs(&["@/environment/*"])? {
+        let Some(doc) = ctx.state.get_str(&r)? else {
+            continue;
+        };
+        let env: Environment = serde_json::from_value(doc)
+            .map_err(|e| Error::store(format!("{r}: invalid environment document: {e}")))?;
+        envs.push(env);
+    }
+    envs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(envs)
+}
+
+/// Evaluate the package file of `base`'s package against current state.
+pub(crate) fn evaluate(ctx: &EngineContext, file: &Path, base: &Ref) -> Result<LoadedFile> {
+    let mut options = EvalOptions::new(ctx.host.clone(), ctx.root.clone(), base.clone());
+    options.environments = environments(ctx)?.into();
+    options.secrets = ctx.secrets.clone();
+    options.limits = ctx.limits;
+    sdk::evaluate_package(file, &options)
+}
+
+/// The releases of `package` at `commit`, ordered by release number.
+pub(crate) fn releases_at(ctx: &EngineContext, package: &Ref, commit: &str) -> Result<Vec<Ref>> {
+    let glob = format!("{package}/@*/commit/{commit}");
+    let mut out: Vec<(u64, Ref)> = Vec::new();
+    for r in ctx.state.match_globs(&[glob.as_str()])? {
+        let rel = Ref::parse(&r)?.release_ref();
+        let n = rel
+            .release
+            .as_deref()
+            .and_then(|id| id.strip_prefix('r'))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        out.push((n, rel));
+    }
+    out.sort_by_key(|(n, _)| *n);
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The largest release number of a package (0 when it has none).
+fn max_release(ctx: &EngineContext, package: &Ref) -> Result<u64> {
+    let glob = format!("{package}/@r*");
+    Ok(ctx
+        .state
+        .match_globs(&[glob.as_str()])?
+        .iter()
+        .filter_map(|r| r.rsplit("/@r").next()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0))
+}
+
+/// The release id `release new` would allocate next.
+pub(crate) fn next_release_id(ctx: &EngineContext, package: &Ref) -> Result<String> {
+    Ok(format!("r{}", max_release(ctx, package)? + 1))
+}
+
+/// `release new`: create a release of the package in `file` at the current
+/// commit and run it until nothing more can run.
+pub fn release_new(
+    ctx: &EngineContext,
+    file: &Path,
+    package: &Ref,
+    force: bool,
+) -> Result<NewRelease> {
+    if !force {
+        let existing = releases_at(ctx, package, &ctx.commit)?;
+        if !existing.is_empty() {
+            let list: Vec<String> = existing.iter().map(|r| format!("  {r}")).collect();
+            return Err(Error::invalid_input(format!(
+                "{}\nThere are already {} releases for this commit (listed above).\nYou can force a new release with the --force flag",
+                list.join("\n"),
+                existing.len()
+            )));
+        }
+    }
+    // The release id is needed before evaluation (relative refs resolve
+    // against it); if another agent takes it first, evaluate again.
+    for _ in 0..16 {
+        let rel = package.with_release(&next_release_id(ctx, package)?);
+        let loaded = evaluate(ctx, file, &rel)?;
+        let package_doc = match loaded.contents() {
+            FileContents::Empty => return Ok(NewRelease::Empty),
+            FileContents::Environments(envs) => {
+                apply_environments(ctx, envs)?;
+                return Ok(NewRelease::Environments(envs.clone()));
+            }
+            FileContents::Release(p) => p.clone(),
+        };
+        let doc = ReleaseDoc {
+            commit: ctx.commit.clone(),
+            package: package_doc,
+            created_at: ctx.timestamp(),
+        };
+        let created = ctx.state.update(|tx| {
+            tx.create(&rel, serde_json::to_value(&doc)?)?;
+            tx.create(
+                &rel.with_subpath(SubPathType::Commit, &ctx.commit),
+                json!({"time": doc.created_at}),
+            )?;
+            for (_, w) in doc.package.work() {
+                let run = run_ref(&rel, &w.path(), 1)?;
+                let run_doc = RunDoc {
+                    run_type: match w {
+                        Work::Task(_) => RunType::Task,
+                        Work::Deploy(_) => RunType::Up,
+                    },
+                    release: rel.to_string(),
+                    functions: vec![RunFunction {
+                        function: w.entry_function().clone(),
+                        inputs: w.inputs().clone(),
+                        resolved: None,
+                    }],
+                    output: None,
+                    error: None,
+                    started_at: None,
+                    finished_at: None,
+                    attempt: 0,
+                    watch: Vec::new(),
+                };
+                tx.create(&run, serde_json::to_value(&run_doc)?)?;
+                tx.create(&status_ref(&run, RunStatus::Pending), json!({}))?;
+            }
+            Ok(())
+        });
+        match created {
+            Ok(()) => {
+                let waiting = run_until_blocked(ctx, &loaded, &rel, &doc)?;
+                return report(ctx, &rel, &doc, &waiting).map(NewRelease::Release);
+            }
+            Err(e) if e.is_conflict() && ctx.state.exists(&rel)? => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::conflict(format!(
+        "could not allocate a release number for {package}: other agents keep taking them"
+    )))
+}
+
+/// Write environments to intent and apply them to state.
+fn apply_environments(ctx: &EngineContext, envs: &[Environment]) -> Result<()> {
+    for store in [&ctx.intent, &ctx.state] {
+        store.update(|tx| {
+            for env in envs {
+                let r = Ref::parse(&format!("@/environment/{}", env.name))?;
+                tx.set(&r, serde_json::to_value(env)?)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
+
+/// Resolve a release ref (`<pkg>/@r1` or a tag `<pkg>/@v1`) to `<pkg>/@r<N>`
+/// and load its document.
+pub(crate) fn load_release(ctx: &EngineContext, r: &Ref) -> Result<(Ref, ReleaseDoc)> {
+    let rel = r.release_ref();
+    match rel.release.as_deref() {
+        None | Some("") => {
+            return Err(Error::invalid_input(format!(
+                "{r} does not name a release: give one like <package>/@r1 or a tag <package>/@v1"
+            )));
+        }
+        _ => {}
+    }
+    let resolved = ctx.state.resolve(&rel)?.release_ref();
+    let doc = ctx
+        .state
+        .get(&resolved)?
+        .ok_or_else(|| Error::not_found(format!("release {rel} not found")))?;
+    let doc: ReleaseDoc = serde_json::from_value(doc)
+        .map_err(|e| Error::store(format!("{resolved}: invalid release document: {e}")))?;
+    Ok((resolved, doc))
+}
+
+fn check_commit(ctx: &EngineContext, rel: &Ref, doc: &ReleaseDoc) -> Result<()> {
+    if doc.commit != ctx.commit {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "release {rel} was created at commit {}, but the current commit is {}.\nTo check out the expected commit, run:\n\tgit checkout {}",
+                doc.commit, ctx.commit, doc.commit
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn package_file(ctx: &EngineContext, rel: &Ref) -> std::path::PathBuf {
+    ctx.root.join(&rel.filename)
+}
+
+/// `release continue`: run a release further.
+pub fn release_continue(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
+    let (rel, doc) = load_release(ctx, r)?;
+    check_commit(ctx, &rel, &doc)?;
+    let loaded = evaluate(ctx, &package_file(ctx, &rel), &rel)?;
+    let waiting = run_until_blocked(ctx, &loaded, &rel, &doc)?;
+    report(ctx, &rel, &doc, &waiting)
+}
+
+/// `release retry`: for each failed run, mark it `failed_retried` and create
+/// a new pending run with the same stored inputs, then run the release on.
+/// Without a release id, the latest release of the package at the current
+/// commit.
+pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
+    let target = match r.release.as_deref() {
+        Some(id) if !id.is_empty() => r.release_ref(),
+        _ => {
+            let package = r.package();
+            releases_at(ctx, &package, &ctx.commit)?
+                .pop()
+                .ok_or_else(|| {
+                    Error::not_found(format!("no release of {package} at commit {}", ctx.commit))
+                })?
+        }
+    };
+    let (rel, doc) = load_release(ctx, &target)?;
+    check_commit(ctx, &rel, &doc)?;
+    let statuses = load_statuses(&ctx.state, &rel)?;
+    let failed: Vec<(&String, &Latest)> = statuses
+        .iter()
+        .filter(|(_, l)| l.status == RunStatus::Failed)
+        .collect();
+    if failed.is_empty() {
+        return Err(Error::invalid_input(format!(
+            "no failed work to retry in {rel}"
+        )));
+    }
+    ctx.state.update(|tx| {
+        for (path, latest) in &failed {
+            let old = run_ref(&rel, path, latest.run)?;
+            let old_doc: RunDoc = serde_json::from_value(
+                tx.get(&old)?
+                    .ok_or_else(|| Error::store(format!("run {old} has no document")))?,
+            )
+            .map_err(|e| Error::store(format!("{old}: invalid run document: {e}")))?;
+            let mut first = old_doc
+                .functions
+                .first()
+                .cloned()
+                .ok_or_else(|| Error::store(format!("run {old} has no function")))?;
+            first.resolved = None;
+            let new_doc = RunDoc {
+                functions: vec![first],
+                output: None,
+                error: None,
+                started_at: None,
+                finished_at: None,
+                attempt: 0,
+                watch: Vec::new(),
+                ..old_doc
+            };
+            let new = run_ref(&rel, path, latest.run + 1)?;
+            set_status(
+                tx,
+                &old,
+                RunStatus::Failed,
+                RunStatus::FailedRetried,
+                json!({"retried_by": new.to_string()}),
+            )?;
+            tx.create(&new, serde_json::to_value(&new_doc)?)?;
+            tx.create(&status_ref(&new, RunStatus::Pending), json!({}))?;
+        }
+        Ok(())
+    })?;
+    let loaded = evaluate(ctx, &package_file(ctx, &rel), &rel)?;
+    let waiting = run_until_blocked(ctx, &loaded, &rel, &doc)?;
+    report(ctx, &rel, &doc, &waiting)
+}
+
+/// The report of a release as it stands in state.
+pub(crate) fn report(
+    ctx: &EngineContext,
+    rel: &Ref,
+    doc: &ReleaseDoc,
+    waiting: &Waiting,
+) -> Result<ReleaseReport> {
+    let statuses = load_statuses(&ctx.state, rel)?;
+    let mut work = Vec::new();
+    let mut earlier_complete = true;
+    for (i, phase) in doc.package.phases.iter().enumerate() {
+        let mut phase_complete = true;
+        for w in &phase.work {
+            let path = w.path();
+            let latest = statuses.get(&path).copied();
+            let mut item = WorkReport {
+                path: path.clone(),
+                phase: i,
+                phase_name: phase.name.clone(),
+                state: WorkState::Waiting,
+                run: latest.map(|l| l.run),
+                run_ref: None,
+                duration_ms: None,
+                error: None,
+                waiting_for: Vec::new(),
+            };
+            if let Some(l) = latest {
+                let run = run_ref(rel, &path, l.run)?;
+                item.run_ref = Some(run.to_string());
+                let run_doc: Option<RunDoc> = ctx
+                    .state
+                    .get(&run)?
+                    .and_then(|v| serde_json::from_value(v).ok());
+                if let Some(d) = &run_doc {
+                    if let (Some(s), Some(e)) = (&d.started_at, &d.finished_at) {
+                        item.duration_ms = millis_between(s, e);
+                    }
+                    item.error = d.error.as_ref().map(|e| e.message.clone());
+                }
+                item.state = match l.status {
+                    RunStatus::Complete => WorkState::Complete,
+                    RunStatus::Failed | RunStatus::FailedRetried | RunStatus::Cancelled => {
+                        WorkState::Failed
+                    }
+                    RunStatus::Running => WorkState::Running,
+                    RunStatus::Paused => WorkState::Paused,
+                    RunStatus::Pending if !earlier_complete => WorkState::Waiting,
+                    RunStatus::Pending => WorkState::Pending,
+                };
+                if matches!(l.status, RunStatus::Pending | RunStatus::Paused) && earlier_complete {
+                    let missing = match waiting.missing.get(&path) {
+                        Some(m) => m.clone(),
+                        None => match &run_doc {
+                            Some(d) => d
+                                .functions
+                                .last()
+                                .map(|f| resolve_inputs(&ctx.state, &f.inputs))
+                                .transpose()?
+                                .map(|r| r.missing)
+                                .unwrap_or_default(),
+                            None => Vec::new(),
+                        },
+                    };
+                    if !missing.is_empty() && l.status == RunStatus::Pending {
+                        item.state = WorkState::Blocked;
+                    }
+                    item.waiting_for = missing.iter().map(|r| r.to_string()).collect();
+                }
+                if l.status != RunStatus::Complete {
+                    phase_complete = false;
+                }
+            } else {
+                phase_complete = false;
+            }
+            work.push(item);
+        }
+        earlier_complete = earlier_complete && phase_complete;
+    }
+    let status = overall(&work);
+    Ok(ReleaseReport {
+        release: rel.to_string(),
+        commit: doc.commit.clone(),
+        status,
+        work,
+    })
+}
+
+fn overall(work: &[WorkReport]) -> ReleaseStatus {
+    let any = |s: WorkState| work.iter().any(|w| w.state == s);
+    if any(WorkState::Failed) {
+        ReleaseStatus::Failed
+    } else if work.iter().all(|w| w.state == WorkState::Complete) {
+        ReleaseStatus::Complete
+    } else if any(WorkState::Running) {
+        ReleaseStatus::Running
+    } else if any(WorkState::Paused) {
+        ReleaseStatus::Paused
+    } else if any(WorkState::Blocked) {
+        ReleaseStatus::Blocked
+    } else {
+        ReleaseStatus::Pending
+    }
+}

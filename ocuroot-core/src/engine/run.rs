@@ -1,0 +1,209 @@
+//! Executing one run: claim it, call its function chain, commit the outcome.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use super::inputs::resolve_inputs;
+use super::status::{current_ref, logs_ref, set_status, status_in, work_ref};
+use super::{EngineContext, Event};
+use crate::model::{RunDoc, RunError, RunFunction, RunStatus, RunType, WorkDoc};
+use crate::refs::Ref;
+use crate::sdk::{CallRequest, LoadedFile, LogLine, Outcome};
+use crate::{Error, Result};
+
+/// What happened to a run this agent tried to execute.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Executed {
+    /// Another agent claimed it first (or it is no longer runnable).
+    Lost,
+    /// It finished with this status.
+    Finished(RunStatus),
+}
+
+/// Claim `run` (pending or paused -> running) with a compare-and-swap. Returns
+/// the run document, or `None` when someone else got it.
+fn claim(ctx: &EngineContext, run: &Ref) -> Result<Option<(RunDoc, RunStatus)>> {
+    ctx.state.update(|tx| {
+        let Some(status) = status_in(tx, run)? else {
+            return Err(Error::store(format!("run {run} has no status marker")));
+        };
+        if !status.is_runnable() {
+            return Ok(None);
+        }
+        let doc = tx
+            .get(run)?
+            .ok_or_else(|| Error::store(format!("run {run} has a status but no document")))?;
+        let mut doc: RunDoc = serde_json::from_value(doc)
+            .map_err(|e| Error::store(format!("{run}: invalid run document: {e}")))?;
+        doc.attempt += 1;
+        doc.started_at = Some(ctx.timestamp());
+        doc.finished_at = None;
+        set_status(
+            tx,
+            run,
+            status,
+            RunStatus::Running,
+            json!({"pid": std::process::id(), "since": ctx.timestamp()}),
+        )?;
+        tx.set(run, serde_json::to_value(&doc)?)?;
+        Ok(Some((doc, status)))
+    })
+}
+
+/// Execute one run of `work_path` in release `rel`.
+pub(crate) fn execute(
+    ctx: &EngineContext,
+    loaded: &LoadedFile,
+    rel: &Ref,
+    work_path: &str,
+    run: &Ref,
+    run_no: u32,
+) -> Result<Executed> {
+    let Some((mut doc, _)) = claim(ctx, run)? else {
+        return Ok(Executed::Lost);
+    };
+    let started = Instant::now();
+    ctx.emit(Event::RunStarted {
+        release: rel.to_string(),
+        work: work_path.to_string(),
+        run: run_no,
+    });
+    let mut log: Vec<LogLine> = Vec::new();
+    let sink: Option<crate::sdk::LogSink> = ctx.events.as_ref().map(|events| {
+        let events = events.clone();
+        let work = work_path.to_string();
+        Arc::new(move |line: &LogLine| {
+            events(&Event::Log {
+                work: work.clone(),
+                line: line.clone(),
+            })
+        }) as crate::sdk::LogSink
+    });
+    let outcome = loop {
+        let Some(current) = doc.functions.last_mut() else {
+            break Err(Error::store(format!("run {run} has no function to call")));
+        };
+        let resolution = resolve_inputs(&ctx.state, &current.inputs)?;
+        if !resolution.is_complete() {
+            // A `next()` function whose inputs are still missing.
+            break Ok(None);
+        }
+        current.resolved = Some(resolution.values.clone());
+        let result = loaded.call(&CallRequest {
+            function: current.function.clone(),
+            inputs: resolution.values,
+            work_dir: None,
+            base: Some(rel.clone()),
+            log_sink: sink.clone(),
+        });
+        log.extend(result.log);
+        match result.outcome {
+            Ok(Outcome::Done {
+                outputs,
+                tags,
+                watch,
+            }) => break Ok(Some((Value::Object(outputs), tags, watch))),
+            Ok(Outcome::Next {
+                function, inputs, ..
+            }) => {
+                doc.functions.push(RunFunction {
+                    function,
+                    inputs,
+                    resolved: None,
+                });
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    let finished = ctx.timestamp();
+    doc.finished_at = Some(finished);
+    let (status, error) = match &outcome {
+        Ok(Some(_)) => (RunStatus::Complete, None),
+        Ok(None) => (RunStatus::Paused, None),
+        Err(e) => (RunStatus::Failed, Some(e.clone_for_report())),
+    };
+    doc.error = error.clone();
+    let work_doc_ref = work_ref(rel, work_path)?;
+    let link_ref = current_ref(rel, work_path)?;
+    let logs = logs_ref(run);
+    let committed = ctx.state.update(|tx| {
+        match status_in(tx, run)? {
+            Some(RunStatus::Running) => {}
+            other => {
+                return Err(Error::conflict(format!(
+                    "run {run} changed while it ran (now {})",
+                    other.map(|s| s.as_str()).unwrap_or("missing")
+                )));
+            }
+        }
+        let mut doc = doc.clone();
+        if let Ok(Some((outputs, _, watch))) = &outcome {
+            doc.output = Some(outputs.clone());
+            doc.watch = watch.clone();
+        }
+        set_status(
+            tx,
+            run,
+            RunStatus::Running,
+            status,
+            json!({"time": doc.finished_at}),
+        )?;
+        tx.set(run, serde_json::to_value(&doc)?)?;
+        if !log.is_empty() {
+            let mut lines = match tx.get(&logs)? {
+                Some(Value::Array(a)) => a,
+                _ => Vec::new(),
+            };
+            for l in &log {
+                lines.push(serde_json::to_value(l)?);
+            }
+            tx.set(&logs, Value::Array(lines))?;
+        }
+        if let Ok(Some((outputs, tags, _))) = &outcome {
+            let work_doc = WorkDoc {
+                run_ref: run.to_string(),
+                run_type: doc.run_type,
+                release: rel.to_string(),
+                input: doc
+                    .functions
+                    .first()
+                    .and_then(|f| f.resolved.clone())
+                    .unwrap_or_default(),
+                output: outputs.clone(),
+            };
+            tx.set(&work_doc_ref, serde_json::to_value(&work_doc)?)?;
+            if doc.run_type == RunType::Down {
+                tx.unlink(&link_ref)?;
+            } else {
+                tx.link(&link_ref, &work_doc_ref)?;
+            }
+            for tag in tags {
+                tx.link(&rel.package().with_release(tag.as_str()), rel)?;
+            }
+        }
+        Ok(())
+    });
+    committed?;
+    ctx.emit(Event::RunFinished {
+        release: rel.to_string(),
+        work: work_path.to_string(),
+        run: run_no,
+        status,
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: error.map(|e| e.message),
+    });
+    Ok(Executed::Finished(status))
+}
+
+impl Error {
+    /// The parts of an error worth keeping on a failed run.
+    pub(crate) fn clone_for_report(&self) -> RunError {
+        RunError {
+            message: self.message().to_string(),
+            location: self.location().cloned(),
+            stack: self.stack().map(str::to_string),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Refs of runs and their status markers.
+
+use std::collections::BTreeMap;
+
+use crate::model::RunStatus;
+use crate::refs::{Ref, SubPathType};
+use crate::store::{RefStore, Transaction};
+use crate::{Error, Result};
+
+/// `task/<name>` or `deploy/<env>` split into its ref type and name.
+pub(crate) fn split_path(work_path: &str) -> Result<(SubPathType, &str)> {
+    let (kind, name) = work_path
+        .split_once('/')
+        .ok_or_else(|| Error::internal(format!("bad work path {work_path:?}")))?;
+    let t = match kind {
+        "task" => SubPathType::Task,
+        "deploy" => SubPathType::Deploy,
+        _ => return Err(Error::internal(format!("bad work path {work_path:?}"))),
+    };
+    Ok((t, name))
+}
+
+/// `<rel>/task/<name>` or `<rel>/deploy/<env>`.
+pub(crate) fn work_ref(rel: &Ref, work_path: &str) -> Result<Ref> {
+    let (t, name) = split_path(work_path)?;
+    Ok(rel.with_subpath(t, name))
+}
+
+/// `<pkg>/@/task/<name>`: the link to the latest successful run's work doc.
+pub(crate) fn current_ref(rel: &Ref, work_path: &str) -> Result<Ref> {
+    let (t, name) = split_path(work_path)?;
+    Ok(rel.package().with_release("").with_subpath(t, name))
+}
+
+/// `<rel>/<work>/<n>`.
+pub(crate) fn run_ref(rel: &Ref, work_path: &str, n: u32) -> Result<Ref> {
+    let (t, name) = split_path(work_path)?;
+    Ok(rel.with_subpath(t, &format!("{name}/{n}")))
+}
+
+/// `<run>/status/<status>`.
+pub(crate) fn status_ref(run: &Ref, status: RunStatus) -> Ref {
+    run.with_subpath(
+        run.subpath_type.unwrap_or(SubPathType::Task),
+        &format!("{}/status/{}", run.subpath, status),
+    )
+}
+
+/// `<run>/logs`.
+pub(crate) fn logs_ref(run: &Ref) -> Ref {
+    run.with_subpath(
+        run.subpath_type.unwrap_or(SubPathType::Task),
+        &format!("{}/logs", run.subpath),
+    )
+}
+
+/// The latest run of one work item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Latest {
+    pub run: u32,
+    pub status: RunStatus,
+}
+
+/// The latest run (highest number) of every work item of a release that has
+/// one, with its status.
+pub(crate) fn load_statuses(state: &RefStore, rel: &Ref) -> Result<BTreeMap<String, Latest>> {
+    let prefix = format!("{rel}/");
+    let glob = format!("{rel}/{{task,deploy}}/*/*/status/*");
+    let mut out: BTreeMap<String, Latest> = BTreeMap::new();
+    for r in state.match_globs(&[glob.as_str()])? {
+        let Some(rest) = r.strip_prefix(&prefix) else {
+            continue;
+        };
+        let parts: Vec<&str> = rest.split('/').collect();
+        let [kind, name, n, "status", status] = parts.as_slice() else {
+            continue;
+        };
+        let (Ok(n), Ok(status)) = (n.parse::<u32>(), status.parse::<RunStatus>()) else {
+            continue;
+        };
+        let path = format!("{kind}/{name}");
+        match out.get(&path) {
+            Some(l) if l.run > n => {}
+            _ => {
+                out.insert(path, Latest { run: n, status });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The status of one run, read inside a transaction (so the commit fails if
+/// it changes meanwhile).
+pub(crate) fn status_in(tx: &mut Transaction<'_>, run: &Ref) -> Result<Option<RunStatus>> {
+    for s in RunStatus::ALL {
+        if tx.exists(&status_ref(run, s))? {
+            return Ok(Some(s));
+        }
+    }
+    Ok(None)
+}
+
+/// Replace a run's status marker inside a transaction.
+pub(crate) fn set_status(
+    tx: &mut Transaction<'_>,
+    run: &Ref,
+    from: RunStatus,
+    to: RunStatus,
+    marker: serde_json::Value,
+) -> Result<()> {
+    tx.delete(&status_ref(run, from))?;
+    tx.create(&status_ref(run, to), marker)
+}

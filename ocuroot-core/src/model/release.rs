@@ -1,0 +1,292 @@
+//! Releases, runs and reports: what the engine stores and returns.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{FunctionId, InputSpec, Package};
+use crate::{Error, Location};
+
+/// The state of one run. Exactly one `<run>/status/<status>` marker exists
+/// per run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Created, not yet started (or waiting for its inputs or phase).
+    Pending,
+    /// Claimed by an agent and executing.
+    Running,
+    /// A `next()` function is waiting for inputs.
+    Paused,
+    /// Finished with `done()`.
+    Complete,
+    /// The function failed.
+    Failed,
+    /// A failed run superseded by a retry.
+    FailedRetried,
+    /// Abandoned.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// Every status, in a stable order.
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Pending,
+        RunStatus::Running,
+        RunStatus::Paused,
+        RunStatus::Complete,
+        RunStatus::Failed,
+        RunStatus::FailedRetried,
+        RunStatus::Cancelled,
+    ];
+
+    /// The marker name (`pending`, `failed_retried`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Paused => "paused",
+            RunStatus::Complete => "complete",
+            RunStatus::Failed => "failed",
+            RunStatus::FailedRetried => "failed_retried",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// True for runs an agent may start or resume.
+    pub fn is_runnable(self) -> bool {
+        matches!(self, RunStatus::Pending | RunStatus::Paused)
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| Error::store(format!("unknown run status {s:?}")))
+    }
+}
+
+/// What a run executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunType {
+    /// A task's function.
+    Task,
+    /// A deploy's `up`.
+    Up,
+    /// A deploy's `down`.
+    Down,
+}
+
+impl RunType {
+    /// `task`, `up` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunType::Task => "task",
+            RunType::Up => "up",
+            RunType::Down => "down",
+        }
+    }
+}
+
+/// The release document `<pkg>/@r<N>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseDoc {
+    /// The commit the release was created at.
+    pub commit: String,
+    /// The evaluated package, as it was when the release was created.
+    pub package: Package,
+    /// RFC 3339 creation time.
+    #[serde(default)]
+    pub created_at: String,
+}
+
+/// One function call in a run's chain (`next()` appends one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunFunction {
+    /// The function.
+    #[serde(rename = "fn")]
+    pub function: FunctionId,
+    /// Its inputs as declared.
+    #[serde(default)]
+    pub inputs: BTreeMap<String, InputSpec>,
+    /// The values the inputs resolved to when the function was called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<BTreeMap<String, Value>>,
+}
+
+/// Why a run failed, kept on the run document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    /// The message (secrets masked), including Starlark's rendering.
+    pub message: String,
+    /// Where, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// The Starlark call stack, one frame per line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+}
+
+/// A run document `<rel>/task/<name>/<n>` or `<rel>/deploy/<env>/<n>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunDoc {
+    /// What the run executes.
+    #[serde(rename = "type")]
+    pub run_type: RunType,
+    /// The release ref.
+    pub release: String,
+    /// The chain of functions; the last one is the one to run or resume.
+    pub functions: Vec<RunFunction>,
+    /// Outputs of `done()`.
+    #[serde(default)]
+    pub output: Option<Value>,
+    /// The failure, if the run failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+    /// RFC 3339 time the run last started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// RFC 3339 time the run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// How many times an agent has started this run.
+    #[serde(default)]
+    pub attempt: u32,
+    /// Paths from `done(watch=...)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<String>,
+}
+
+/// The document a successful run writes at `<rel>/task/<name>` or
+/// `<rel>/deploy/<env>`, which `@` links point to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkDoc {
+    /// The run that produced it.
+    pub run_ref: String,
+    /// `task`, `up` or `down`.
+    #[serde(rename = "type")]
+    pub run_type: RunType,
+    /// The release ref.
+    pub release: String,
+    /// The resolved inputs of the run's first function.
+    #[serde(default)]
+    pub input: BTreeMap<String, Value>,
+    /// The outputs.
+    #[serde(default)]
+    pub output: Value,
+}
+
+/// The overall state of a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseStatus {
+    /// Every work item completed.
+    Complete,
+    /// Some work failed; later phases will not start until it is retried.
+    Failed,
+    /// Nothing can run: some work waits for inputs that do not exist yet.
+    Blocked,
+    /// Some work paused in a `next()` chain waiting for inputs.
+    Paused,
+    /// Some work is running (in another agent).
+    Running,
+    /// Work is pending and could run (e.g. after a dry run).
+    Pending,
+}
+
+impl ReleaseStatus {
+    /// The name used in JSON and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseStatus::Complete => "complete",
+            ReleaseStatus::Failed => "failed",
+            ReleaseStatus::Blocked => "blocked",
+            ReleaseStatus::Paused => "paused",
+            ReleaseStatus::Running => "running",
+            ReleaseStatus::Pending => "pending",
+        }
+    }
+}
+
+impl fmt::Display for ReleaseStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where one work item of a release stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkState {
+    /// Done.
+    Complete,
+    /// Failed (see `error`).
+    Failed,
+    /// Its inputs do not resolve (see `waiting_for`).
+    Blocked,
+    /// A `next()` function waits for inputs (see `waiting_for`).
+    Paused,
+    /// Running in some agent.
+    Running,
+    /// Waiting for an earlier phase to complete.
+    Waiting,
+    /// Ready to run.
+    Pending,
+}
+
+/// One work item in a [`ReleaseReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkReport {
+    /// `task/<name>` or `deploy/<env>`.
+    pub path: String,
+    /// Index of the phase (0-based) and its name.
+    pub phase: usize,
+    /// The phase name (empty for work outside any phase).
+    pub phase_name: String,
+    /// Where it stands.
+    pub state: WorkState,
+    /// The latest run's number.
+    pub run: Option<u32>,
+    /// The latest run's ref.
+    pub run_ref: Option<String>,
+    /// How long the latest run took, in milliseconds, if it finished.
+    pub duration_ms: Option<u64>,
+    /// The failure message, if it failed.
+    pub error: Option<String>,
+    /// Refs it waits for, if blocked or paused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
+}
+
+/// The result of `release new`, `continue` and `retry`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseReport {
+    /// The release ref (`<repo>/-/<pkg>/@r<N>`).
+    pub release: String,
+    /// The commit the release belongs to.
+    pub commit: String,
+    /// Overall status.
+    pub status: ReleaseStatus,
+    /// Every work item, in phase order.
+    pub work: Vec<WorkReport>,
+}
+
+impl ReleaseReport {
+    /// True when some work failed (the CLI exits 1).
+    pub fn is_failed(&self) -> bool {
+        self.status == ReleaseStatus::Failed
+    }
+}
