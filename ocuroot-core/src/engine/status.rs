@@ -92,7 +92,14 @@ pub(crate) fn load_statuses(state: &RefStore, rel: &Ref) -> Result<BTreeMap<Stri
 /// The status of one run, read inside a transaction (so the commit fails if
 /// it changes meanwhile).
 pub(crate) fn status_in(tx: &mut Transaction<'_>, run: &Ref) -> Result<Option<RunStatus>> {
-    for s in RunStatus::ALL {
+    // One listing finds the marker; reading it records its version, so the
+    // commit fails if another agent changes the status meanwhile.
+    let prefix = format!("{run}/status/");
+    let glob = format!("{prefix}*");
+    for found in tx.match_globs(&[glob.as_str()])? {
+        let Ok(s) = found[prefix.len()..].parse::<RunStatus>() else {
+            continue;
+        };
         if tx.exists(&status_ref(run, s))? {
             return Ok(Some(s));
         }
