@@ -54,8 +54,23 @@ pub(crate) fn run_until_blocked(
                         rx.recv()
                     };
                     let Ok(job) = job else { break };
-                    let result = run_ref(rel, &job.path, job.run)
-                        .and_then(|run| execute(ctx, loaded, rel, &job.path, &run, job.run));
+                    // A panic in a run must not leave the scheduler waiting
+                    // for a result that never comes.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_ref(rel, &job.path, job.run)
+                            .and_then(|run| execute(ctx, loaded, rel, &job.path, &run, job.run))
+                    }))
+                    .unwrap_or_else(|panic| {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        Err(Error::internal(format!(
+                            "running {} panicked: {what}",
+                            job.path
+                        )))
+                    });
                     if done_tx.send((job, result)).is_err() {
                         break;
                     }
