@@ -1,18 +1,20 @@
 //! The local host: real processes, files, network and clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 
 use super::{Host, HttpRequest, HttpResponse, ShellOutput, ShellRequest, Stream};
 use crate::{Error, Result};
 
 /// Runs commands as real processes on this machine.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct LocalHost {
-    _private: (),
+    /// Shell names resolved through `PATH`, so each command is one exec
+    /// rather than one per `PATH` entry.
+    programs: Mutex<HashMap<(String, Option<String>), PathBuf>>,
 }
 
 impl LocalHost {
@@ -28,7 +30,8 @@ impl Host for LocalHost {
         req: &ShellRequest,
         on_line: &mut dyn FnMut(Stream, &str),
     ) -> Result<ShellOutput> {
-        let mut child = Command::new(&req.shell)
+        let program = self.program(&req.shell, req.env.get("PATH"));
+        let mut child = Command::new(&program)
             .arg("-c")
             .arg(&req.command)
             .current_dir(&req.dir)
@@ -105,6 +108,46 @@ impl Host for LocalHost {
         out.exit_code = exit_code(status);
         Ok(out)
     }
+}
+
+impl LocalHost {
+    /// `name` resolved against `PATH` (the request's, else the process's),
+    /// remembered; a name with a `/` or one not found is used as is.
+    fn program(&self, name: &str, path: Option<&String>) -> PathBuf {
+        if name.contains('/') {
+            return PathBuf::from(name);
+        }
+        let key = (name.to_string(), path.cloned());
+        let mut cache = self.programs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = cache.get(&key) {
+            return p.clone();
+        }
+        let search = path
+            .map(std::ffi::OsString::from)
+            .or_else(|| std::env::var_os("PATH"))
+            .unwrap_or_default();
+        let found = std::env::split_paths(&search)
+            .map(|dir| dir.join(name))
+            .find(|p| is_executable(p));
+        match found {
+            Some(p) => {
+                cache.insert(key, p.clone());
+                p
+            }
+            None => PathBuf::from(name),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(p: &Path) -> bool {
+    p.is_file()
 }
 
 #[cfg(unix)]

@@ -181,7 +181,21 @@ fn walk_fragment(doc: Value, fragment: &str) -> Option<Value> {
     Some(current)
 }
 
-/// `key`, then each parent prefix that still contains a `/`, deepest first.
+/// Whether a link may live at `key`: a release ref (`<pkg>/@<id or tag>`,
+/// last segment starting with `@`) or a work ref (`<rel>/<type>/<name>`,
+/// third segment from the end starting with `@`). The engine only ever links
+/// these (tags, `@/task/<name>`, `@/deploy/<env>`; the original also
+/// `repo.ocu.star/@` and `@/push/index`), so link resolution only needs to
+/// look at these prefixes: two reads instead of one per path segment.
+fn is_link_position(key: &str) -> bool {
+    let mut segments = key.rsplit('/');
+    let last = segments.next().unwrap_or("");
+    let third = segments.nth(1);
+    last.starts_with('@') || third.is_some_and(|s| s.starts_with('@'))
+}
+
+/// `key`, then each parent prefix that still contains a `/` and could be a
+/// link, deepest first.
 fn link_candidates(key: &str) -> Vec<&str> {
     let mut out = vec![key];
     let mut current = key;
@@ -190,7 +204,9 @@ fn link_candidates(key: &str) -> Vec<&str> {
         if !current.contains('/') {
             break;
         }
-        out.push(current);
+        if is_link_position(current) {
+            out.push(current);
+        }
     }
     out
 }
@@ -575,6 +591,11 @@ impl Transaction<'_> {
         no_fragment(target, "link to")?;
         let key = key_of(r)?;
         let target_key = key_of(target)?;
+        if !is_link_position(&key) {
+            return Err(Error::invalid_input(format!(
+                "cannot link {r}: links can only be release refs (<pkg>/@<id>) or work refs (<release>/<type>/<name>)"
+            )));
+        }
         if let Some(bytes) = self.load(&[key.as_str()])?.swap_remove(0) {
             match decode(&key, &bytes)? {
                 Stored::Link(current) if current == target_key => return Ok(()),

@@ -512,3 +512,26 @@ fn relative_and_global_refs() {
         assert!(e.to_string().contains("task/build"), "{e}");
     }
 }
+
+#[test]
+fn links_only_live_at_release_and_work_refs() {
+    let s = RefStore::new(Arc::new(ocuroot_core::store::MemoryStore::new()));
+    for at in [
+        "PKG/@v1",
+        "PKG/@/task/build",
+        "PKG/@r1/custom/x",
+        "@/custom/x",
+    ] {
+        s.update(|tx| tx.link(&r(at), &r("PKG/@r1/task/other")))
+            .unwrap_or_else(|e| panic!("{at}: {e}"));
+    }
+    for at in [
+        "PKG/@r1/task/build/1",
+        "PKG/@r1/task/build/1/status/pending",
+    ] {
+        let err = s
+            .update(|tx| tx.link(&r(at), &r("PKG/@r1/task/other")))
+            .unwrap_err();
+        assert!(err.message().contains("links can only be"), "{at}: {err}");
+    }
+}
