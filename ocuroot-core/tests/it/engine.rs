@@ -1,0 +1,219 @@
+//! The release engine through the Workspace API, with an in-memory store and
+//! a recording host: what the C and Python bindings will do.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use ocuroot_core::Workspace;
+use ocuroot_core::engine::{Event, NewRelease};
+use ocuroot_core::host::{Host, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::model::{ReleaseStatus, WorkState};
+use ocuroot_core::store::{MemoryStore, Store};
+
+/// Records every command and answers it without starting a process; a
+/// command containing "fail" exits 1.
+#[derive(Default)]
+struct Recorder {
+    commands: Mutex<Vec<String>>,
+}
+
+impl Host for Recorder {
+    fn shell(
+        &self,
+        req: &ShellRequest,
+        on_line: &mut dyn FnMut(Stream, &str),
+    ) -> ocuroot_core::Result<ShellOutput> {
+        self.commands.lock().unwrap().push(req.command.clone());
+        on_line(Stream::Stdout, &format!("ok: {}", req.command));
+        Ok(ShellOutput {
+            exit_code: if req.command.contains("fail") { 1 } else { 0 },
+            ..ShellOutput::default()
+        })
+    }
+}
+
+fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, content) in files {
+        let p = dir.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    git2::Repository::init(dir.path()).unwrap();
+    dir
+}
+
+fn quickstart() -> tempfile::TempDir {
+    let q = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
+    let read = |f: &str| std::fs::read_to_string(q.join(f)).unwrap();
+    repo(&[
+        ("repo.ocu.star", &read("repo.ocu.star")),
+        ("environments.ocu.star", &read("environments.ocu.star")),
+        ("release.ocu.star", &read("release.ocu.star")),
+    ])
+}
+
+#[test]
+fn quickstart_with_a_memory_store_and_a_recording_host() {
+    let dir = quickstart();
+    let host = Arc::new(Recorder::default());
+    let store = Arc::new(MemoryStore::new());
+    let events = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = events.clone();
+    let ws = Workspace::builder(dir.path())
+        .host(host.clone())
+        .store(store.clone() as Arc<dyn Store>)
+        .unwrap()
+        .parallel(2)
+        .events(Arc::new(move |e: &Event| {
+            if let Event::RunFinished { work, status, .. } = e {
+                sink.lock().unwrap().push(format!("{work} {status}"));
+            }
+        }))
+        .open()
+        .unwrap();
+
+    let NewRelease::Environments(envs) = ws.release_new("environments.ocu.star", false).unwrap()
+    else {
+        panic!("environments expected")
+    };
+    assert_eq!(envs.len(), 3);
+
+    let NewRelease::Release(report) = ws.release_new("release.ocu.star", false).unwrap() else {
+        panic!("a release expected")
+    };
+    assert_eq!(report.status, ReleaseStatus::Complete, "{report:#?}");
+    assert_eq!(report.release, "quickstart/-/release.ocu.star/@r1");
+    assert!(
+        report
+            .work
+            .iter()
+            .all(|w| w.state == WorkState::Complete && w.run == Some(1))
+    );
+
+    // Build first, then staging, then both production environments.
+    let commands = host.commands.lock().unwrap().clone();
+    assert_eq!(commands[0], "docker build . -t myapp:1");
+    assert_eq!(commands[1], "docker push myapp:1");
+    assert_eq!(commands[2], "./deploy.sh myapp:1 staging");
+    assert_eq!(commands[3], "./test.sh staging");
+    let mut prod = commands[4..].to_vec();
+    prod.sort();
+    assert_eq!(
+        prod,
+        [
+            "./deploy.sh myapp:1 production",
+            "./deploy.sh myapp:1 production2",
+            "./test.sh production",
+            "./test.sh production2"
+        ]
+    );
+    let finished = events.lock().unwrap().clone();
+    assert_eq!(finished[0], "task/build complete");
+    assert_eq!(finished[1], "deploy/staging complete");
+
+    // Everything is in the memory store; nothing was written to disk.
+    assert!(!dir.path().join(".ocuroot").exists());
+    assert_eq!(
+        ws.state_get("quickstart/-/release.ocu.star/@/task/build#output/tag")
+            .unwrap(),
+        Some(serde_json::json!("myapp:1"))
+    );
+    assert!(store.get("state/@/environment/staging").unwrap().is_some());
+    assert!(store.get("intent/@/environment/staging").unwrap().is_some());
+
+    // A second release at the same commit is refused, with --force it counts on.
+    let err = ws.release_new("release.ocu.star", false).unwrap_err();
+    assert!(err.message().contains("@r1"), "{err}");
+    let NewRelease::Release(second) = ws.release_new("release.ocu.star", true).unwrap() else {
+        panic!()
+    };
+    assert_eq!(second.release, "quickstart/-/release.ocu.star/@r2");
+    assert_eq!(
+        ws.state_get("quickstart/-/release.ocu.star/@r2/task/build#output/build_number")
+            .unwrap(),
+        Some(serde_json::json!(2))
+    );
+}
+
+#[test]
+fn failure_stops_later_phases_and_retry_resumes() {
+    let dir = repo(&[
+        ("repo.ocu.star", "repo_alias(\"t\")\n"),
+        (
+            "release.ocu.star",
+            r#"
+def ok():
+    host.shell("echo ok")
+
+def flaky():
+    host.shell(read("cmd.txt"))
+
+def last():
+    host.shell("echo last")
+
+phase("one", tasks=[task(ok, name="a"), task(flaky, name="b")])
+phase("two", tasks=[task(last, name="c")])
+"#,
+        ),
+        ("cmd.txt", "fail now"),
+    ]);
+    let host = Arc::new(Recorder::default());
+    let ws = Workspace::builder(dir.path())
+        .host(host.clone())
+        .store(Arc::new(MemoryStore::new()))
+        .unwrap()
+        .open()
+        .unwrap();
+    let NewRelease::Release(report) = ws.release_new("release.ocu.star", false).unwrap() else {
+        panic!()
+    };
+    assert_eq!(report.status, ReleaseStatus::Failed);
+    let state = |p: &str| report.work.iter().find(|w| w.path == p).unwrap().clone();
+    assert_eq!(state("task/a").state, WorkState::Complete);
+    assert_eq!(state("task/b").state, WorkState::Failed);
+    assert!(
+        state("task/b")
+            .error
+            .unwrap()
+            .contains("fail now: exit status 1")
+    );
+    assert_eq!(state("task/c").state, WorkState::Waiting);
+    assert!(
+        !host
+            .commands
+            .lock()
+            .unwrap()
+            .contains(&"echo last".to_string())
+    );
+    let stored = ws
+        .state_get("t/-/release.ocu.star/@r1/task/b/1#error")
+        .unwrap()
+        .unwrap();
+    assert!(
+        stored["stack"].as_str().unwrap().contains("flaky"),
+        "{stored}"
+    );
+    assert_eq!(stored["location"]["file"], "release.ocu.star");
+
+    std::fs::write(dir.path().join("cmd.txt"), "echo fixed").unwrap();
+    let report = ws.release_retry("release.ocu.star").unwrap();
+    assert_eq!(report.status, ReleaseStatus::Complete, "{report:#?}");
+    assert_eq!(
+        report.work.iter().find(|w| w.path == "task/b").unwrap().run,
+        Some(2)
+    );
+    assert!(
+        ws.state_get("t/-/release.ocu.star/@r1/task/b/1/status/failed_retried")
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        host.commands
+            .lock()
+            .unwrap()
+            .contains(&"echo last".to_string())
+    );
+    let err = ws.release_retry("release.ocu.star/@r1").unwrap_err();
+    assert!(err.message().contains("no failed work"), "{err}");
+}
