@@ -187,11 +187,20 @@ fn walk_fragment(doc: Value, fragment: &str) -> Option<Value> {
 /// these (tags, `@/task/<name>`, `@/deploy/<env>`; the original also
 /// `repo.ocu.star/@` and `@/push/index`), so link resolution only needs to
 /// look at these prefixes: two reads instead of one per path segment.
+///
+/// A release id (`@r<digits>`) is never a link (tags may not look like one),
+/// so release documents, which can be large, are not read to find that out.
 fn is_link_position(key: &str) -> bool {
     let mut segments = key.rsplit('/');
     let last = segments.next().unwrap_or("");
     let third = segments.nth(1);
-    last.starts_with('@') || third.is_some_and(|s| s.starts_with('@'))
+    (last.starts_with('@') && !is_release_id(&last[1..]))
+        || third.is_some_and(|s| s.starts_with('@'))
+}
+
+/// `r` followed by digits.
+fn is_release_id(s: &str) -> bool {
+    s.len() > 1 && s.starts_with('r') && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `key`, then each parent prefix that still contains a `/` and could be a
