@@ -132,24 +132,19 @@ pub fn release_new(
             )?;
             for (_, w) in doc.package.work() {
                 let run = run_ref(&rel, &w.path(), 1)?;
-                let run_doc = RunDoc {
-                    run_type: match w {
-                        Work::Task(_) => RunType::Task,
-                        Work::Deploy(_) => RunType::Up,
-                    },
-                    release: rel.to_string(),
-                    functions: vec![RunFunction {
+                let run_type = match w {
+                    Work::Task(_) => RunType::Task,
+                    Work::Deploy(_) => RunType::Up,
+                };
+                let run_doc = RunDoc::new(
+                    run_type,
+                    rel.to_string(),
+                    RunFunction {
                         function: w.entry_function().clone(),
                         inputs: w.inputs().clone(),
                         resolved: None,
-                    }],
-                    output: None,
-                    error: None,
-                    started_at: None,
-                    finished_at: None,
-                    attempt: 0,
-                    watch: Vec::new(),
-                };
+                    },
+                );
                 tx.create(&run, serde_json::to_value(&run_doc)?)?;
                 tx.create(&status_ref(&run, RunStatus::Pending), json!({}))?;
             }
@@ -273,16 +268,7 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
                 .cloned()
                 .ok_or_else(|| Error::store(format!("run {old} has no function")))?;
             first.resolved = None;
-            let new_doc = RunDoc {
-                functions: vec![first],
-                output: None,
-                error: None,
-                started_at: None,
-                finished_at: None,
-                attempt: 0,
-                watch: Vec::new(),
-                ..old_doc
-            };
+            let new_doc = RunDoc::new(old_doc.run_type, old_doc.release, first);
             let new = run_ref(&rel, path, latest.run + 1)?;
             set_status(
                 tx,

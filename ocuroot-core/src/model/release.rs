@@ -170,6 +170,23 @@ pub struct RunDoc {
     pub watch: Vec<String>,
 }
 
+impl RunDoc {
+    /// A run that has not started: one function, no outcome yet.
+    pub fn new(run_type: RunType, release: String, first: RunFunction) -> RunDoc {
+        RunDoc {
+            run_type,
+            release,
+            functions: vec![first],
+            output: None,
+            error: None,
+            started_at: None,
+            finished_at: None,
+            attempt: 0,
+            watch: Vec::new(),
+        }
+    }
+}
+
 /// The document a successful run writes at `<rel>/task/<name>` or
 /// `<rel>/deploy/<env>`, which `@` links point to.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
