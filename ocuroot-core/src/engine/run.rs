@@ -82,6 +82,7 @@ pub(crate) fn execute(
         }) as crate::sdk::LogSink
     });
     let outcome = loop {
+        let first_call = doc.functions.len() == 1;
         let Some(current) = doc.functions.last_mut() else {
             break Err(Error::store(format!("run {run} has no function to call")));
         };
@@ -91,6 +92,9 @@ pub(crate) fn execute(
             break Ok(None);
         }
         current.resolved = Some(resolution.values.clone());
+        if first_call {
+            write_deploy_intent(ctx, rel, work_path, doc.run_type, &resolution.values)?;
+        }
         let result = loaded.call(&CallRequest {
             function: current.function.clone(),
             inputs: resolution.values,
@@ -195,6 +199,30 @@ pub(crate) fn execute(
         error: error.map(|e| e.message),
     });
     Ok(Executed::Finished(status))
+}
+
+/// When a deployment starts, record what is deployed in the intent store:
+/// `<pkg>/@/deploy/<env>` = `{"release", "input"}` for `up`, removed for
+/// `down` (SPEC §5). Editing or deleting it is how users roll back or
+/// undeploy.
+fn write_deploy_intent(
+    ctx: &EngineContext,
+    rel: &Ref,
+    work_path: &str,
+    run_type: RunType,
+    input: &std::collections::BTreeMap<String, Value>,
+) -> Result<()> {
+    if run_type == RunType::Task {
+        return Ok(());
+    }
+    let intent_ref = current_ref(rel, work_path)?;
+    ctx.intent.update(|tx| match run_type {
+        RunType::Down => tx.delete(&intent_ref),
+        _ => tx.set(
+            &intent_ref,
+            json!({"release": rel.to_string(), "input": input}),
+        ),
+    })
 }
 
 impl Error {

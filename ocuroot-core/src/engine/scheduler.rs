@@ -111,6 +111,8 @@ pub(crate) fn run_until_blocked(
                 .recv()
                 .map_err(|_| Error::internal("worker pool stopped"))?;
             inflight.remove(&job.path);
+            // A paused run now waits on its next function's inputs.
+            inputs_cache.remove(&(job.path.clone(), job.run));
             reloaded = false;
             match result {
                 Ok(Executed::Finished(status)) => {

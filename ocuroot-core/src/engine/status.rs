@@ -96,13 +96,19 @@ pub(crate) fn status_in(tx: &mut Transaction<'_>, run: &Ref) -> Result<Option<Ru
     // commit fails if another agent changes the status meanwhile.
     let prefix = format!("{run}/status/");
     let glob = format!("{prefix}*");
+    let mut listed = false;
     for found in tx.match_globs(&[glob.as_str()])? {
         let Ok(s) = found[prefix.len()..].parse::<RunStatus>() else {
             continue;
         };
+        listed = true;
         if tx.exists(&status_ref(run, s))? {
             return Ok(Some(s));
         }
+    }
+    if listed {
+        // Another agent changed the status between the listing and the read.
+        return Err(Error::conflict(format!("the status of {run} changed")));
     }
     Ok(None)
 }
