@@ -18,3 +18,6 @@ mod repo;
 
 #[path = "cli/state.rs"]
 mod state;
+
+#[path = "cli/release.rs"]
+mod release;

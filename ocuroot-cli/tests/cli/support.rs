@@ -38,6 +38,17 @@ pub fn ocuroot_in(dir: &Path) -> Command {
     cmd
 }
 
+/// Like [`ocuroot_in`], as a `std::process::Command`, for tests that spawn
+/// several `ocuroot` processes and wait for them together.
+pub fn std_ocuroot_in(dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ocuroot"));
+    cmd.current_dir(dir);
+    for var in LEAKY_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// The output of a finished command.
 pub struct Output {
     /// Exit code (`-1` if killed by a signal).
