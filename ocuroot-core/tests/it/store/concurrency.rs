@@ -1,7 +1,7 @@
 //! Real concurrency on one directory store: writer threads in this process
 //! and in child processes (this test binary, re-executed), with readers
 //! checking that no document is ever partial and no batch is ever seen half
-//! applied, and that no batch is lost.
+//! applied, and that no batch is lost; and writer processes killed mid-batch.
 
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 const ENV_DIR: &str = "OCUROOT_STORE_TEST_DIR";
 const ENV_WORKER: &str = "OCUROOT_STORE_TEST_WORKER";
 const ENV_WRITERS: &str = "OCUROOT_STORE_TEST_WRITERS";
+const ENV_CHECKPOINT: &str = "OCUROOT_STORE_TEST_CHECKPOINT";
 /// Keys written together by every batch.
 const K: usize = 4;
 /// Batches per writer.
@@ -167,10 +168,22 @@ fn run_worker(store: &FsStore, worker: &str, all_writers: &[String]) -> (u64, us
     (conflicts.load(Ordering::SeqCst) as u64, reads)
 }
 
+/// Open the store as every worker does: with the default checkpoint
+/// threshold, or `checkpoint` bytes.
+fn open(dir: &std::path::Path, checkpoint: Option<u64>) -> FsStore {
+    let builder = FsStore::builder(dir, "state");
+    match checkpoint {
+        Some(bytes) => builder.checkpoint_bytes(bytes),
+        None => builder,
+    }
+    .open()
+    .unwrap()
+}
+
 /// The child-process side of `threads_and_processes_never_see_half_a_batch`.
 /// Does nothing unless started by it.
 #[test]
-#[ignore = "started in child processes by threads_and_processes_never_see_half_a_batch"]
+#[ignore = "started in child processes by the tests below"]
 fn process_worker() {
     let Ok(dir) = std::env::var(ENV_DIR) else {
         return;
@@ -181,15 +194,30 @@ fn process_worker() {
         .split(',')
         .map(String::from)
         .collect();
-    let store = FsStore::open(&dir, "state").unwrap();
+    let checkpoint = std::env::var(ENV_CHECKPOINT)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| v.parse().unwrap());
+    let store = open(dir.as_ref(), checkpoint);
     let (conflicts, reads) = run_worker(&store, &worker, &writers);
     println!("worker {worker}: done, {conflicts} conflicts retried, {reads} snapshots checked");
 }
 
 #[test]
 fn threads_and_processes_never_see_half_a_batch() {
+    run_all(None);
+}
+
+/// The same, with the log checkpointed every few batches, by whichever
+/// writer crosses the threshold.
+#[test]
+fn threads_and_processes_with_frequent_checkpoints() {
+    run_all(Some(16 * 1024));
+}
+
+fn run_all(checkpoint: Option<u64>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = FsStore::open(dir.path(), "state").unwrap();
+    let store = open(dir.path(), checkpoint);
     let workers: Vec<String> = std::iter::once("main".to_string())
         .chain((0..PROCESSES).map(|p| format!("proc{p}")))
         .collect();
@@ -211,6 +239,10 @@ fn threads_and_processes_never_see_half_a_batch() {
                 .env(ENV_DIR, dir.path())
                 .env(ENV_WORKER, w)
                 .env(ENV_WRITERS, writers.join(","))
+                .env(
+                    ENV_CHECKPOINT,
+                    checkpoint.map_or(String::new(), |c| c.to_string()),
+                )
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -248,10 +280,111 @@ fn threads_and_processes_never_see_half_a_batch() {
             "{w}"
         );
     }
+    if let Some(bytes) = checkpoint {
+        let wal = std::fs::metadata(dir.path().join(".wal")).unwrap().len();
+        assert!(wal < bytes + 16 * 1024, "checkpoints bound the log: {wal}");
+    }
     // Nothing left over: no journal, no temporary files.
     let leftovers: Vec<_> = crate::store::common::tree(dir.path())
         .into_iter()
         .filter(|p| p.to_string_lossy().contains("tmp") || p.to_string_lossy().contains("journal"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+const ENV_CRASH_DIR: &str = "OCUROOT_STORE_TEST_CRASH_DIR";
+const ENV_CRASH_FSYNC: &str = "OCUROOT_STORE_TEST_CRASH_FSYNC";
+/// Keys written together by every batch of the crash test.
+const CRASH_KEYS: usize = 24;
+
+/// The child-process side of `killed_writers_never_leave_half_a_batch`:
+/// commit batches until killed. Does nothing unless started by it.
+#[test]
+#[ignore = "started in child processes by killed_writers_never_leave_half_a_batch"]
+fn crash_worker() {
+    let Ok(dir) = std::env::var(ENV_CRASH_DIR) else {
+        return;
+    };
+    let fsync = std::env::var(ENV_CRASH_FSYNC).unwrap() == "1";
+    let store = FsStore::builder(&dir, "state")
+        .fsync(fsync)
+        .checkpoint_bytes(64 * 1024)
+        .open()
+        .unwrap();
+    println!("started");
+    loop {
+        let n = store
+            .get("crash/n")
+            .unwrap()
+            .map_or(0, |e| number(&e.value))
+            + 1;
+        let doc = serde_json::to_vec(&json!({"n": n, "pad": "y".repeat(2048)})).unwrap();
+        let mut ops: Vec<Op> = (0..CRASH_KEYS)
+            .map(|j| Op::put(format!("crash/k/{j}"), doc.clone(), Expect::Any))
+            .collect();
+        ops.push(Op::put("crash/n", n.to_string().into_bytes(), Expect::Any));
+        // Every other batch deletes what the previous one created.
+        if n % 2 == 0 {
+            ops.push(Op::delete(format!("crash/odd/{}", n - 1), Expect::Any));
+        } else {
+            ops.push(Op::put(
+                format!("crash/odd/{n}"),
+                b"1".to_vec(),
+                Expect::Absent,
+            ));
+        }
+        store.commit(&ops).unwrap();
+    }
+}
+
+/// A writer process killed at random points (mid-append, mid-apply,
+/// mid-checkpoint) never leaves a batch half visible to the next opener, and
+/// never loses a batch whose commit returned.
+#[test]
+fn killed_writers_never_leave_half_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut last_n = 0;
+    for round in 0..8u64 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "store::concurrency::crash_worker",
+                "--nocapture",
+                "--ignored",
+            ])
+            .env(ENV_CRASH_DIR, dir.path())
+            .env(ENV_CRASH_FSYNC, if round % 2 == 0 { "1" } else { "0" })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Let it start, then commit for a while.
+        let started =
+            std::io::BufRead::lines(std::io::BufReader::new(child.stdout.as_mut().unwrap()))
+                .any(|line| line.unwrap() == "started");
+        assert!(started, "worker did not start");
+        std::thread::sleep(Duration::from_millis(40 + 23 * round));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let store = FsStore::open(dir.path(), "state").unwrap();
+        let n = number(&store.get("crash/n").unwrap().expect("some batch").value);
+        assert!(n >= last_n, "round {round}: went back from {last_n} to {n}");
+        last_n = n;
+        let keys: Vec<String> = (0..CRASH_KEYS).map(|j| format!("crash/k/{j}")).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for entry in store.get_many(&keys).unwrap() {
+            let doc: Value = serde_json::from_slice(&entry.unwrap().value).unwrap();
+            assert_eq!(doc["n"].as_u64(), Some(n), "round {round}: half a batch");
+        }
+        let odd = store.list("crash/odd/").unwrap();
+        let expected = if n % 2 == 1 {
+            vec![format!("crash/odd/{n}")]
+        } else {
+            vec![]
+        };
+        assert_eq!(odd, expected, "round {round}: half a batch");
+        eprintln!("round {round}: killed after batch {n}");
+    }
+    assert!(last_n > 8, "the workers committed too little: {last_n}");
 }

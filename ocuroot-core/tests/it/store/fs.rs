@@ -1,7 +1,9 @@
 //! The directory store: layout compatible with the original Ocuroot, the
-//! marker file, directory clean-up and crash recovery from the journal.
+//! marker file, directory clean-up, and the write-ahead log: crash recovery,
+//! replay after a restart, checkpoints and the cost of a commit in fsyncs.
 
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 
 use ocuroot_core::ErrorKind;
@@ -34,12 +36,14 @@ fn layout_matches_the_original() {
     let file = dir.path().join("refs").join(KEY).join("@object.json");
     assert_eq!(store.object_path(KEY).unwrap(), file);
     assert_eq!(fs::read(&file).unwrap(), b"{\"kind\":\"ref\",\"body\":1}");
-    // No temporary or journal files are left behind.
+    // No temporary or journal files are left behind, only the log.
     let leftovers: Vec<_> = tree(dir.path())
         .into_iter()
         .filter(|p| p.to_string_lossy().contains("tmp") || p.to_string_lossy().contains("journal"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(dir.path().join(".wal").is_file());
+    assert!(!dir.path().join(".lock").exists());
 }
 
 #[test]
@@ -173,54 +177,95 @@ fn reopen_sees_the_data() {
     assert_eq!(store.get("a/b").unwrap().unwrap().value, b"1");
 }
 
-fn write_journal(dir: &Path, journal: serde_json::Value) {
-    fs::write(
-        dir.join(".journal.json"),
-        serde_json::to_vec(&journal).unwrap(),
-    )
-    .unwrap();
+/// The size of the store's write-ahead log.
+fn wal_len(dir: &Path) -> u64 {
+    fs::metadata(dir.join(".wal")).unwrap().len()
+}
+
+/// CRC-32 (IEEE), to build logs by hand.
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for b in data {
+        c ^= u32::from(*b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A log as documented on `FsStore`: the header, then one record per
+/// payload.
+fn hand_built_wal(boot: [u8; 16], applied: bool, payloads: &[Vec<u8>]) -> Vec<u8> {
+    let mut records = Vec::new();
+    let mut last = 0u64;
+    for p in payloads {
+        last = 64 + records.len() as u64;
+        records.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        records.extend_from_slice(&crc32(p).to_le_bytes());
+        records.extend_from_slice(p);
+    }
+    let mut h = vec![0u8; 64];
+    h[0..8].copy_from_slice(b"OCUWAL1\0");
+    h[8..12].copy_from_slice(&1u32.to_le_bytes());
+    h[12..28].copy_from_slice(&boot);
+    h[28..36].copy_from_slice(&last.to_le_bytes());
+    h[36..44].copy_from_slice(&(64 + records.len() as u64).to_le_bytes());
+    h[44] = u8::from(applied);
+    let crc = crc32(&h[..60]);
+    h[60..64].copy_from_slice(&crc.to_le_bytes());
+    h.extend(records);
+    h
+}
+
+/// A store with `init` committed, dropped (as by a process that exits).
+fn store_with(dir: &Path, init: &[Op]) {
+    FsStore::open(dir, "state").unwrap().commit(init).unwrap();
 }
 
 #[test]
 fn an_interrupted_batch_is_completed_on_open() {
     let dir = tempfile::tempdir().unwrap();
-    {
-        let store = FsStore::open(dir.path(), "state").unwrap();
-        store
-            .commit(&[
-                Op::put("pkg/@r1/old", b"old".to_vec(), Expect::Any),
-                Op::put("pkg/@r1/a", b"stale".to_vec(), Expect::Any),
-            ])
-            .unwrap();
-    }
-    // A crash after the journal was written and half of it applied: `a` is
-    // written, `b` and the delete are not.
-    fs::write(dir.path().join("refs/pkg/@r1/a/@object.json"), b"{\"n\":1}").unwrap();
-    write_journal(
+    store_with(
         dir.path(),
-        serde_json::json!({"format": 1, "ops": [
-            {"op": "put", "key": "pkg/@r1/a", "text": "{\"n\":1}"},
-            {"op": "put", "key": "pkg/@r1/b", "bytes": [0, 159, 146, 150]},
-            {"op": "delete", "key": "pkg/@r1/old"},
-        ]}),
+        &[
+            Op::put("pkg/@r1/old", b"old".to_vec(), Expect::Any),
+            Op::put("pkg/@r1/a", b"stale".to_vec(), Expect::Any),
+        ],
     );
-    // A journal temp file that never got renamed is a batch that never started.
-    fs::write(
-        dir.path().join(".journal.json.tmp"),
-        b"{\"format\":1,\"ops\":[{\"op\":\"put\"",
-    )
-    .unwrap();
+    // A writer logged a batch (its commit point) and died after applying
+    // only `a`: `b` and the delete are not done.
+    FsStore::open(dir.path(), "state")
+        .unwrap()
+        .log_without_applying(&[
+            Op::put("pkg/@r1/a", b"{\"n\":1}".to_vec(), Expect::Any),
+            Op::put("pkg/@r1/b", vec![0, 159, 146, 150], Expect::Absent),
+            Op::delete("pkg/@r1/old", Expect::Any),
+        ])
+        .unwrap();
+    fs::write(dir.path().join("refs/pkg/@r1/a/@object.json"), b"{\"n\":1}").unwrap();
+    assert_eq!(
+        fs::read(dir.path().join("refs/pkg/@r1/old/@object.json")).unwrap(),
+        b"old"
+    );
 
     let store = FsStore::open(dir.path(), "state").unwrap();
-    assert_eq!(store.get("pkg/@r1/a").unwrap().unwrap().value, b"{\"n\":1}");
+    // Completed by `open`, before any read: the files are right already.
     assert_eq!(
-        store.get("pkg/@r1/b").unwrap().unwrap().value,
+        fs::read(dir.path().join("refs/pkg/@r1/b/@object.json")).unwrap(),
         vec![0, 159, 146, 150]
     );
-    assert_eq!(store.get("pkg/@r1/old").unwrap(), None);
-    assert!(!dir.path().join(".journal.json").exists());
-    assert!(!dir.path().join(".journal.json.tmp").exists());
     assert!(!dir.path().join("refs/pkg/@r1/old").exists());
+    assert_eq!(store.get("pkg/@r1/a").unwrap().unwrap().value, b"{\"n\":1}");
+    assert_eq!(store.get("pkg/@r1/old").unwrap(), None);
+    // Completed once: the files stay as they are from now on.
+    fs::write(dir.path().join("refs/pkg/@r1/a/@object.json"), b"edited").unwrap();
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    assert_eq!(store.get("pkg/@r1/a").unwrap().unwrap().value, b"edited");
 }
 
 #[test]
@@ -230,64 +275,500 @@ fn a_reader_completes_a_batch_left_by_a_crashed_process() {
     store
         .commit(&[Op::put("x/1", b"before".to_vec(), Expect::Any)])
         .unwrap();
-    // Another process died mid-batch while this store was open.
-    write_journal(
-        dir.path(),
-        serde_json::json!({"format": 1, "ops": [
-            {"op": "put", "key": "x/1", "text": "after"},
-            {"op": "put", "key": "x/2", "text": "after"},
-        ]}),
+    // Another process (another instance) died mid-batch while this store
+    // was open.
+    FsStore::open(dir.path(), "state")
+        .unwrap()
+        .log_without_applying(&[
+            Op::put("x/1", b"after".to_vec(), Expect::Any),
+            Op::put("x/2", b"after".to_vec(), Expect::Any),
+        ])
+        .unwrap();
+    assert_eq!(
+        fs::read(store.object_path("x/1").unwrap()).unwrap(),
+        b"before"
     );
     let got = store.get_many(&["x/1", "x/2"]).unwrap();
     assert_eq!(got[0].as_ref().unwrap().value, b"after");
     assert_eq!(got[1].as_ref().unwrap().value, b"after");
-    assert!(!dir.path().join(".journal.json").exists());
+    assert_eq!(store.list("x/").unwrap(), vec!["x/1", "x/2"]);
 }
 
 #[test]
 fn a_writer_completes_a_pending_batch_before_checking() {
     let dir = tempfile::tempdir().unwrap();
     let store = FsStore::open(dir.path(), "state").unwrap();
-    write_journal(
-        dir.path(),
-        serde_json::json!({"format": 1, "ops": [{"op": "put", "key": "k", "text": "journal"}]}),
-    );
-    // `k` exists once the journal is applied, so creating it conflicts.
+    store
+        .log_without_applying(&[Op::put("k", b"logged".to_vec(), Expect::Any)])
+        .unwrap();
+    // `k` exists once the log is applied, so creating it conflicts.
     let err = store
         .commit(&[Op::put("k", b"mine".to_vec(), Expect::Absent)])
         .unwrap_err();
     assert!(err.is_conflict(), "{err}");
-    assert_eq!(store.get("k").unwrap().unwrap().value, b"journal");
+    assert_eq!(store.get("k").unwrap().unwrap().value, b"logged");
+    // A check-only commit (shared lock) completes it too.
+    store
+        .log_without_applying(&[Op::delete("k", Expect::Any)])
+        .unwrap();
+    store.commit(&[Op::check("k", Expect::Absent)]).unwrap();
 }
 
 #[test]
-fn bad_journals_are_refused() {
-    for (journal, what) in [
+fn a_torn_final_record_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with(dir.path(), &[Op::put("k", b"1".to_vec(), Expect::Any)]);
+    let committed = wal_len(dir.path());
+    // A writer died while appending its record, before its fsync returned:
+    // the header already points at the record, which is cut short.
+    FsStore::open(dir.path(), "state")
+        .unwrap()
+        .log_without_applying(&[
+            Op::put("k", b"2".to_vec(), Expect::Any),
+            Op::put("j", b"2".to_vec(), Expect::Any),
+        ])
+        .unwrap();
+    let full = wal_len(dir.path());
+    let wal = fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join(".wal"))
+        .unwrap();
+    wal.set_len(full - 3).unwrap();
+    drop(wal);
+
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    assert_eq!(store.get("k").unwrap().unwrap().value, b"1");
+    assert_eq!(store.get("j").unwrap(), None);
+    assert_eq!(wal_len(dir.path()), committed, "the torn record is cut off");
+    // The log goes on from there, and survives a full replay.
+    store
+        .commit(&[Op::put("j", b"3".to_vec(), Expect::Absent)])
+        .unwrap();
+    store.set_wal_boot_id([9; 16]).unwrap();
+    drop(store);
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    assert_eq!(store.get("k").unwrap().unwrap().value, b"1");
+    assert_eq!(store.get("j").unwrap().unwrap().value, b"3");
+
+    // A torn record whose header update never reached the disk: bytes past
+    // the log's end, ignored and overwritten by the next append.
+    let mut wal = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join(".wal"))
+        .unwrap();
+    wal.write_all(&[200, 0, 0, 0, 1, 2, 3, 4, b'{']).unwrap();
+    drop(wal);
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    assert_eq!(store.get("k").unwrap().unwrap().value, b"1");
+    store
+        .commit(&[Op::put("k", b"4".to_vec(), Expect::Any)])
+        .unwrap();
+    store.set_wal_boot_id([9; 16]).unwrap();
+    drop(store);
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    assert_eq!(store.get("k").unwrap().unwrap().value, b"4");
+}
+
+#[test]
+fn after_a_restart_every_logged_batch_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    store
+        .commit(&[
+            Op::put("a", b"0".to_vec(), Expect::Absent),
+            Op::put("c/d", b"c".to_vec(), Expect::Absent),
+        ])
+        .unwrap();
+    store
+        .commit(&[
+            Op::put("a", b"1".to_vec(), Expect::Any),
+            Op::put("b/x/y", b"new".to_vec(), Expect::Absent),
+            Op::delete("c/d", Expect::Any),
+        ])
+        .unwrap();
+    store
+        .commit(&[Op::put("e", b"kept".to_vec(), Expect::Absent)])
+        .unwrap();
+    // Power lost before the kernel wrote the files back: `a` has its older
+    // value, `b/x/y` was never created, `c/d` never deleted.
+    fs::write(store.object_path("a").unwrap(), b"0").unwrap();
+    fs::remove_dir_all(dir.path().join("refs/b")).unwrap();
+    fs::create_dir_all(dir.path().join("refs/c/d")).unwrap();
+    fs::write(store.object_path("c/d").unwrap(), b"c").unwrap();
+    // The log was written in another boot.
+    store.set_wal_boot_id([1; 16]).unwrap();
+    drop(store);
+
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    assert_eq!(fs::read(store.object_path("a").unwrap()).unwrap(), b"1");
+    assert_eq!(store.get("a").unwrap().unwrap().value, b"1");
+    assert_eq!(store.get("b/x/y").unwrap().unwrap().value, b"new");
+    assert_eq!(store.get("c/d").unwrap(), None);
+    assert!(!dir.path().join("refs/c").exists());
+    assert_eq!(store.get("e").unwrap().unwrap().value, b"kept");
+    assert_eq!(store.list("").unwrap(), vec!["a", "b/x/y", "e"]);
+    // Then checkpointed: the log is empty, and nothing is replayed again.
+    assert_eq!(wal_len(dir.path()), 64);
+    fs::write(store.object_path("a").unwrap(), b"by hand").unwrap();
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    assert_eq!(store.get("a").unwrap().unwrap().value, b"by hand");
+
+    // A reader of a store opened before the log changed boots replays too.
+    store
+        .commit(&[Op::put("a", b"2".to_vec(), Expect::Any)])
+        .unwrap();
+    fs::write(store.object_path("a").unwrap(), b"lost").unwrap();
+    FsStore::open(dir.path(), "state")
+        .unwrap()
+        .set_wal_boot_id([2; 16])
+        .unwrap();
+    assert_eq!(store.get("a").unwrap().unwrap().value, b"2");
+}
+
+#[test]
+fn the_log_format_is_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with(dir.path(), &[Op::put("old", b"1".to_vec(), Expect::Any)]);
+    // A log built by hand from the documentation, from an unknown boot.
+    let first = serde_json::to_vec(&serde_json::json!({"ops": [
+        {"op": "put", "key": "pkg/@r1", "text": "{\"kind\":\"ref\",\"body\":{}}"},
+        {"op": "put", "key": "pkg/@r1/x", "bytes": [0, 255]},
+        {"op": "delete", "key": "old"},
+    ]}))
+    .unwrap();
+    let second = serde_json::to_vec(
+        &serde_json::json!({"ops": [{"op": "put", "key": "pkg/@r1/x", "text": "2"}]}),
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join(".wal"),
+        hand_built_wal([0; 16], false, &[first, second]),
+    )
+    .unwrap();
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    assert_eq!(
+        store.get("pkg/@r1").unwrap().unwrap().value,
+        b"{\"kind\":\"ref\",\"body\":{}}"
+    );
+    assert_eq!(store.get("pkg/@r1/x").unwrap().unwrap().value, b"2");
+    assert_eq!(store.get("old").unwrap(), None);
+    assert_eq!(wal_len(dir.path()), 64);
+
+    // And what a commit logs reads back the same way.
+    store
+        .commit(&[
+            Op::put("t", b"text".to_vec(), Expect::Any),
+            Op::put("u", vec![0xff, 0], Expect::Any),
+            Op::delete("pkg/@r1", Expect::Any),
+        ])
+        .unwrap();
+    let wal = fs::read(dir.path().join(".wal")).unwrap();
+    assert_eq!(&wal[0..8], b"OCUWAL1\0");
+    assert_eq!(u64::from_le_bytes(wal[28..36].try_into().unwrap()), 64);
+    assert_eq!(
+        u64::from_le_bytes(wal[36..44].try_into().unwrap()),
+        wal.len() as u64
+    );
+    assert_eq!(wal[44], 1, "applied");
+    assert_eq!(crc32(&wal[..60]).to_le_bytes(), wal[60..64]);
+    let len = u32::from_le_bytes(wal[64..68].try_into().unwrap()) as usize;
+    let payload = &wal[72..72 + len];
+    assert_eq!(crc32(payload).to_le_bytes(), wal[68..72]);
+    let record: serde_json::Value = serde_json::from_slice(payload).unwrap();
+    assert_eq!(
+        record,
+        serde_json::json!({"ops": [
+            {"op": "delete", "key": "pkg/@r1"},
+            {"op": "put", "key": "t", "text": "text"},
+            {"op": "put", "key": "u", "bytes": [255, 0]},
+        ]})
+    );
+}
+
+#[test]
+fn bad_logs_are_refused() {
+    let good =
+        serde_json::to_vec(&serde_json::json!({"ops": [{"op": "put", "key": "k", "text": "x"}]}))
+            .unwrap();
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
         (
-            serde_json::json!({"format": 1, "ops": [{"op": "put", "key": "../../escape", "text": "x"}]}),
+            hand_built_wal(
+                [0; 16],
+                false,
+                &[serde_json::to_vec(
+                    &serde_json::json!({"ops": [{"op": "put", "key": "../../escape", "text": "x"}]}),
+                )
+                .unwrap()],
+            ),
             "a key outside the store",
+            "offset 64",
         ),
         (
-            serde_json::json!({"format": 99, "ops": []}),
-            "an unknown format",
-        ),
-        (
-            serde_json::json!({"format": 1, "ops": [{"op": "put", "key": "k"}]}),
+            hand_built_wal(
+                [0; 16],
+                false,
+                &[serde_json::to_vec(&serde_json::json!({"ops": [{"op": "put", "key": "k"}]}))
+                    .unwrap()],
+            ),
             "a put without a value",
+            "without exactly one",
         ),
-    ] {
+        (
+            hand_built_wal([0; 16], true, &[b"not json".to_vec()]),
+            "a record that is not JSON",
+            "is not a batch",
+        ),
+        (
+            {
+                // A damaged record before the last one.
+                let mut wal = hand_built_wal([0; 16], true, &[good.clone(), good.clone()]);
+                wal[80] ^= 0x20;
+                wal
+            },
+            "a damaged record in the middle",
+            "is damaged",
+        ),
+        (
+            {
+                let mut wal = hand_built_wal([0; 16], true, std::slice::from_ref(&good));
+                wal[30] ^= 1;
+                wal
+            },
+            "a damaged header",
+            "header checksum mismatch",
+        ),
+        (
+            {
+                let mut wal = hand_built_wal([0; 16], true, &[]);
+                wal[0] = b'X';
+                wal
+            },
+            "another file",
+            "bad magic",
+        ),
+    ];
+    for (wal, what, message) in cases {
         let dir = tempfile::tempdir().unwrap();
         let store_dir = dir.path().join("store");
-        // A store is created by its first write.
-        FsStore::open(&store_dir, "state")
-            .unwrap()
-            .commit(&[Op::put("init", b"1".to_vec(), Expect::Absent)])
-            .unwrap();
-        write_journal(&store_dir, journal);
+        store_with(
+            &store_dir,
+            &[Op::put("init", b"1".to_vec(), Expect::Absent)],
+        );
+        fs::write(store_dir.join(".wal"), wal).unwrap();
         let before = tree(dir.path());
-        assert!(FsStore::open(&store_dir, "state").is_err(), "{what}");
+        let err = FsStore::open(&store_dir, "state").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Store, "{what}: {err}");
+        let msg = err.to_string();
+        assert!(msg.contains(message), "{what}: {msg}");
+        assert!(
+            msg.contains(&store_dir.join(".wal").display().to_string()),
+            "{what}: {msg}"
+        );
         assert_eq!(tree(dir.path()), before, "{what}: nothing written");
+        assert!(!dir.path().join("escape").exists());
     }
+}
+
+#[test]
+fn checkpoints_keep_the_data_and_shrink_the_log() {
+    for fsync in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::builder(dir.path(), "state")
+            .fsync(fsync)
+            .checkpoint_bytes(4096)
+            .open()
+            .unwrap();
+        let mut model = std::collections::BTreeMap::new();
+        let mut checkpoints = 0;
+        for i in 0..200u32 {
+            let key = format!("k/{}/v", i % 17);
+            let value = format!("{{\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(100)).into_bytes();
+            let mut ops = vec![Op::put(&key, value.clone(), Expect::Any)];
+            model.insert(key, value);
+            if i % 3 == 0 {
+                let gone = format!("k/{}/v", (i + 5) % 17);
+                ops.push(Op::delete(&gone, Expect::Any));
+                model.remove(&gone);
+            }
+            let before = wal_len(dir.path()).max(64);
+            store.commit(&ops).unwrap();
+            let after = wal_len(dir.path());
+            if after == 64 {
+                checkpoints += 1;
+            } else {
+                assert!(after > before, "the log grows until a checkpoint");
+            }
+            assert!(after < 4096 + 1024, "{after}");
+        }
+        assert!(checkpoints >= 5, "{checkpoints}");
+        let check = |store: &FsStore| {
+            let keys: Vec<&String> = model.keys().collect();
+            assert_eq!(store.list("").unwrap().iter().collect::<Vec<_>>(), keys);
+            for (k, v) in &model {
+                assert_eq!(&store.get(k).unwrap().unwrap().value, v, "{k}");
+            }
+        };
+        check(&store);
+        store.checkpoint().unwrap();
+        assert_eq!(wal_len(dir.path()), 64);
+        check(&store);
+        // Nothing is left to replay after a restart.
+        store.set_wal_boot_id([3; 16]).unwrap();
+        drop(store);
+        check(&FsStore::open(dir.path(), "state").unwrap());
+
+        // At 0, every commit checkpoints.
+        let store = FsStore::builder(dir.path(), "state")
+            .fsync(fsync)
+            .checkpoint_bytes(0)
+            .open()
+            .unwrap();
+        store
+            .commit(&[Op::put("z", b"1".to_vec(), Expect::Any)])
+            .unwrap();
+        assert_eq!(wal_len(dir.path()), 64);
+        assert_eq!(store.get("z").unwrap().unwrap().value, b"1");
+    }
+    // Checkpointing a store that does not exist creates nothing.
+    let dir = tempfile::tempdir().unwrap();
+    FsStore::open(dir.path().join("none"), "state")
+        .unwrap()
+        .checkpoint()
+        .unwrap();
+    assert!(!dir.path().join("none").exists());
+}
+
+#[test]
+fn a_commit_costs_one_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::open(dir.path().join("s"), "state").unwrap();
+    store
+        .commit(&[Op::put("init", b"1".to_vec(), Expect::Absent)])
+        .unwrap();
+    let syncs = |f: &dyn Fn()| {
+        let before = store.sync_count();
+        f();
+        store.sync_count() - before
+    };
+    // Six new keys in new directories.
+    let six: Vec<Op> = (0..6)
+        .map(|i| {
+            Op::put(
+                format!("pkg/@r1/task/t{i}/status"),
+                b"{}".to_vec(),
+                Expect::Absent,
+            )
+        })
+        .collect();
+    assert_eq!(syncs(&|| store.commit(&six).unwrap()), 1);
+    // Replacements and deletes, with expectations.
+    let v = store
+        .get("pkg/@r1/task/t0/status")
+        .unwrap()
+        .unwrap()
+        .version;
+    let mixed = vec![
+        Op::put("pkg/@r1/task/t0/status", b"1".to_vec(), Expect::Version(v)),
+        Op::put("pkg/@r1/task/t1/status", b"1".to_vec(), Expect::Any),
+        Op::put("pkg/@r1/task/t2/status", b"1".to_vec(), Expect::Any),
+        Op::delete("pkg/@r1/task/t3/status", Expect::Any),
+        Op::delete("pkg/@r1/task/t4/status", Expect::Any),
+        Op::delete("pkg/@r1/task/t5/status", Expect::Any),
+    ];
+    assert_eq!(syncs(&|| store.commit(&mixed).unwrap()), 1);
+    assert_eq!(
+        syncs(&|| store
+            .commit(&[Op::put("one", b"1".to_vec(), Expect::Any)])
+            .unwrap()),
+        1
+    );
+    // Reads, checks and conflicts cost nothing.
+    assert_eq!(
+        syncs(&|| {
+            store.get("one").unwrap();
+            store.get_many(&["one", "init"]).unwrap();
+            store.list("").unwrap();
+            store.commit(&[Op::check("one", Expect::Any)]).unwrap();
+            store
+                .commit(&[Op::put("one", b"2".to_vec(), Expect::Absent)])
+                .unwrap_err();
+        }),
+        0
+    );
+    // Without fsync, nothing at all.
+    let nosync = FsStore::builder(dir.path().join("n"), "state")
+        .fsync(false)
+        .open()
+        .unwrap();
+    nosync.commit(&six).unwrap();
+    nosync.commit(&mixed[3..]).unwrap();
+    nosync.checkpoint().unwrap();
+    assert_eq!(nosync.sync_count(), 0);
+}
+
+#[test]
+fn reads_of_a_store_written_by_others_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // As the original Ocuroot leaves a store: marker and files, no log.
+    fs::write(
+        dir.path().join(".ocuroot-store"),
+        br#"{"version":3,"Tags":{"state":{}}}"#,
+    )
+    .unwrap();
+    let path = dir.path().join("refs/a/b/@object.json");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, b"1").unwrap();
+    let before = tree(dir.path());
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    assert_eq!(store.get("a/b").unwrap().unwrap().value, b"1");
+    assert_eq!(store.list("").unwrap(), vec!["a/b"]);
+    store.commit(&[Op::check("a/b", Expect::Any)]).unwrap();
+    store.checkpoint().unwrap();
+    assert_eq!(tree(dir.path()), before);
+    // The first write creates the log.
+    store
+        .commit(&[Op::put("a/c", b"2".to_vec(), Expect::Absent)])
+        .unwrap();
+    assert!(dir.path().join(".wal").is_file());
+    // Reads of a store with a log change nothing either.
+    let before: Vec<_> = tree(dir.path())
+        .into_iter()
+        .map(|p| {
+            let data = fs::read(dir.path().join(&p)).ok();
+            (p, data)
+        })
+        .collect();
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    store.get_many(&["a/b", "a/c"]).unwrap();
+    store.list("a/").unwrap();
+    let after: Vec<_> = tree(dir.path())
+        .into_iter()
+        .map(|p| {
+            let data = fs::read(dir.path().join(&p)).ok();
+            (p, data)
+        })
+        .collect();
+    assert_eq!(after, before);
+}
+
+#[test]
+fn stores_of_earlier_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with(dir.path(), &[Op::put("k", b"1".to_vec(), Expect::Any)]);
+    // A `.lock` holds no data and is ignored.
+    fs::write(dir.path().join(".lock"), b"").unwrap();
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    assert_eq!(store.get("k").unwrap().unwrap().value, b"1");
+    // A journal is a batch an earlier version left half done: refused.
+    fs::write(
+        dir.path().join(".journal.json"),
+        br#"{"format":1,"ops":[{"op":"put","key":"k","text":"2"}]}"#,
+    )
+    .unwrap();
+    let err = FsStore::open(dir.path(), "state").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    assert!(err.to_string().contains(".journal.json"), "{err}");
+    assert_eq!(fs::read(store.object_path("k").unwrap()).unwrap(), b"1");
 }
 
 #[test]

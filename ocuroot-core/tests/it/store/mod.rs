@@ -1,5 +1,5 @@
 //! Store tests: the `Store` conformance suite run against every backend, the
-//! directory store's layout, journal and security, the ref layer, and real
+//! directory store's layout, write-ahead log and security, the ref layer, and real
 //! multi-thread, multi-process concurrency.
 
 mod common;
