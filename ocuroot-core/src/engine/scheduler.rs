@@ -25,6 +25,39 @@ struct Job {
     run: u32,
 }
 
+/// What one scheduling session knows about a release.
+struct View {
+    /// The latest run of each work item.
+    statuses: BTreeMap<String, Latest>,
+    /// Work items handed to a worker and not back yet.
+    inflight: HashSet<String>,
+    /// The inputs of each run's current function.
+    inputs: HashMap<(String, u32), BTreeMap<String, InputSpec>>,
+    /// Phases before this one are complete.
+    first_open: usize,
+    /// What blocked and paused work waits for.
+    waiting: Waiting,
+}
+
+impl View {
+    fn load(ctx: &EngineContext, rel: &Ref) -> Result<View> {
+        Ok(View {
+            statuses: load_statuses(&ctx.state, rel)?,
+            inflight: HashSet::new(),
+            inputs: HashMap::new(),
+            first_open: 0,
+            waiting: Waiting::default(),
+        })
+    }
+
+    /// Forget what other agents may have changed.
+    fn reload(&mut self, ctx: &EngineContext, rel: &Ref) -> Result<()> {
+        self.statuses = load_statuses(&ctx.state, rel)?;
+        self.first_open = 0;
+        Ok(())
+    }
+}
+
 /// Run `rel` until nothing more can run. Returns what blocked work waits for.
 pub(crate) fn run_until_blocked(
     ctx: &EngineContext,
@@ -33,11 +66,7 @@ pub(crate) fn run_until_blocked(
     doc: &ReleaseDoc,
 ) -> Result<Waiting> {
     let workers = ctx.parallel.max(1);
-    let mut statuses = load_statuses(&ctx.state, rel)?;
-    let mut inputs_cache: HashMap<(String, u32), std::collections::BTreeMap<String, InputSpec>> =
-        HashMap::new();
-    let mut inflight: HashSet<String> = HashSet::new();
-    let mut waiting = Waiting::default();
+    let mut view = View::load(ctx, rel)?;
     let mut first_error: Option<Error> = None;
 
     let (job_tx, job_rx) = mpsc::channel::<Job>();
@@ -82,41 +111,33 @@ pub(crate) fn run_until_blocked(
         let mut reloaded = false;
         loop {
             if first_error.is_none() {
-                let ready = ready_work(
-                    ctx,
-                    rel,
-                    doc,
-                    &statuses,
-                    &inflight,
-                    &mut inputs_cache,
-                    &mut waiting,
-                )?;
+                let ready = ready_work(ctx, rel, doc, &mut view)?;
                 for (path, run) in ready {
-                    inflight.insert(path.clone());
+                    view.inflight.insert(path.clone());
                     job_tx
                         .send(Job { path, run })
                         .map_err(|_| Error::internal("worker pool stopped"))?;
                 }
             }
-            if inflight.is_empty() {
+            if view.inflight.is_empty() {
                 if reloaded || first_error.is_some() {
                     break;
                 }
                 // Another agent may have moved things on: look once more.
-                statuses = load_statuses(&ctx.state, rel)?;
+                view.reload(ctx, rel)?;
                 reloaded = true;
                 continue;
             }
             let (job, result) = done_rx
                 .recv()
                 .map_err(|_| Error::internal("worker pool stopped"))?;
-            inflight.remove(&job.path);
+            view.inflight.remove(&job.path);
             // A paused run now waits on its next function's inputs.
-            inputs_cache.remove(&(job.path.clone(), job.run));
+            view.inputs.remove(&(job.path.clone(), job.run));
             reloaded = false;
             match result {
                 Ok(Executed::Finished(status)) => {
-                    statuses.insert(
+                    view.statuses.insert(
                         job.path,
                         Latest {
                             run: job.run,
@@ -124,9 +145,7 @@ pub(crate) fn run_until_blocked(
                         },
                     );
                 }
-                Ok(Executed::Lost) => {
-                    statuses = load_statuses(&ctx.state, rel)?;
-                }
+                Ok(Executed::Lost) => view.reload(ctx, rel)?,
                 Err(e) => {
                     if first_error.is_none() {
                         first_error = Some(e);
@@ -139,7 +158,7 @@ pub(crate) fn run_until_blocked(
     })?;
     match first_error {
         Some(e) => Err(e),
-        None => Ok(waiting),
+        None => Ok(view.waiting),
     }
 }
 
@@ -150,14 +169,20 @@ fn ready_work(
     ctx: &EngineContext,
     rel: &Ref,
     doc: &ReleaseDoc,
-    statuses: &BTreeMap<String, Latest>,
-    inflight: &HashSet<String>,
-    inputs_cache: &mut HashMap<(String, u32), std::collections::BTreeMap<String, InputSpec>>,
-    waiting: &mut Waiting,
+    view: &mut View,
 ) -> Result<Vec<(String, u32)>> {
+    let View {
+        statuses,
+        inflight,
+        inputs: inputs_cache,
+        first_open,
+        waiting,
+    } = view;
     let mut ready = Vec::new();
     waiting.missing.clear();
-    for phase in &doc.package.phases {
+    // Phases before `first_open` are known complete (statuses only move
+    // forward within one scheduling session), so skip them.
+    for (i, phase) in doc.package.phases.iter().enumerate().skip(*first_open) {
         let mut complete = true;
         for w in &phase.work {
             let path = w.path();
@@ -197,6 +222,7 @@ fn ready_work(
         if !complete {
             break;
         }
+        *first_open = i + 1;
     }
     Ok(ready)
 }

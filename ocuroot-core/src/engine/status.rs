@@ -94,10 +94,13 @@ pub(crate) fn load_statuses(state: &RefStore, rel: &Ref) -> Result<BTreeMap<Stri
 pub(crate) fn status_in(tx: &mut Transaction<'_>, run: &Ref) -> Result<Option<RunStatus>> {
     // One listing finds the marker; reading it records its version, so the
     // commit fails if another agent changes the status meanwhile.
-    let prefix = format!("{run}/status/");
-    let glob = format!("{prefix}*");
+    let parent = run.with_subpath(
+        run.subpath_type.unwrap_or(SubPathType::Task),
+        &format!("{}/status", run.subpath),
+    );
+    let prefix = format!("{parent}/");
     let mut listed = false;
-    for found in tx.match_globs(&[glob.as_str()])? {
+    for found in tx.children(&parent)? {
         let Ok(s) = found[prefix.len()..].parse::<RunStatus>() else {
             continue;
         };
