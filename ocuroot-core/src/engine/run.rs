@@ -26,7 +26,7 @@ pub(crate) enum Executed {
 /// the run document, or `None` when someone else got it.
 fn claim(ctx: &EngineContext, run: &Ref) -> Result<Option<(RunDoc, RunStatus)>> {
     ctx.state.update(|tx| {
-        let Some(status) = status_in(tx, run)? else {
+        let Some(status) = status_in(tx, run, std::slice::from_ref(run))? else {
             return Err(Error::store(format!("run {run} has no status marker")));
         };
         if !status.is_runnable() {
@@ -133,7 +133,8 @@ pub(crate) fn execute(
     let link_ref = current_ref(rel, work_path)?;
     let logs = logs_ref(run);
     let committed = ctx.state.update(|tx| {
-        match status_in(tx, run)? {
+        let also = [logs.clone(), work_doc_ref.clone(), link_ref.clone()];
+        match status_in(tx, run, &also)? {
             Some(RunStatus::Running) => {}
             other => {
                 return Err(Error::conflict(format!(

@@ -90,28 +90,21 @@ pub(crate) fn load_statuses(state: &RefStore, rel: &Ref) -> Result<BTreeMap<Stri
 }
 
 /// The status of one run, read inside a transaction (so the commit fails if
-/// it changes meanwhile).
-pub(crate) fn status_in(tx: &mut Transaction<'_>, run: &Ref) -> Result<Option<RunStatus>> {
-    // One listing finds the marker; reading it records its version, so the
-    // commit fails if another agent changes the status meanwhile.
-    let parent = run.with_subpath(
-        run.subpath_type.unwrap_or(SubPathType::Task),
-        &format!("{}/status", run.subpath),
-    );
-    let prefix = format!("{parent}/");
-    let mut listed = false;
-    for found in tx.children(&parent)? {
-        let Ok(s) = found[prefix.len()..].parse::<RunStatus>() else {
-            continue;
-        };
-        listed = true;
+/// it changes meanwhile). Every possible marker, and `also`, are read in one
+/// snapshot: one store round trip, and no window in which another agent's
+/// status change could be half seen.
+pub(crate) fn status_in(
+    tx: &mut Transaction<'_>,
+    run: &Ref,
+    also: &[Ref],
+) -> Result<Option<RunStatus>> {
+    let mut refs: Vec<Ref> = RunStatus::ALL.iter().map(|s| status_ref(run, *s)).collect();
+    refs.extend_from_slice(also);
+    tx.prefetch(&refs)?;
+    for s in RunStatus::ALL {
         if tx.exists(&status_ref(run, s))? {
             return Ok(Some(s));
         }
-    }
-    if listed {
-        // Another agent changed the status between the listing and the read.
-        return Err(Error::conflict(format!("the status of {run} changed")));
     }
     Ok(None)
 }

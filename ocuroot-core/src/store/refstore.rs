@@ -669,29 +669,21 @@ impl Transaction<'_> {
         Ok(out.into_iter().collect())
     }
 
-    /// The refs directly below `parent` (`<parent>/<segment>`), documents
-    /// and links, sorted; pending writes included. Cheaper than a glob for
-    /// the common "which child exists" question.
-    pub fn children(&mut self, parent: &Ref) -> Result<Vec<String>> {
-        let prefix = format!("{}/", key_of(parent)?);
-        let direct = |k: &str| k.len() > prefix.len() && !k[prefix.len()..].contains('/');
-        let mut out: BTreeSet<String> = self
-            .store
-            .store
-            .list(&prefix)?
-            .into_iter()
-            .filter(|k| direct(k))
-            .collect();
-        for (key, p) in &self.pending {
-            if key.starts_with(&prefix) && direct(key) {
-                if p.value.is_some() {
-                    out.insert(key.clone());
-                } else {
-                    out.remove(key);
+    /// Read several refs, and the prefixes their link resolution looks at,
+    /// in one store call (one lock, one consistent snapshot). Later reads of
+    /// them in this transaction need no further round trips.
+    pub fn prefetch(&mut self, refs: &[Ref]) -> Result<()> {
+        let keys = refs.iter().map(key_of).collect::<Result<Vec<String>>>()?;
+        let mut all: Vec<&str> = Vec::new();
+        for k in &keys {
+            for c in link_candidates(k) {
+                if !all.contains(&c) {
+                    all.push(c);
                 }
             }
         }
-        Ok(out.into_iter().collect())
+        self.load(&all)?;
+        Ok(())
     }
 
     /// Whether the transaction has writes to commit.
