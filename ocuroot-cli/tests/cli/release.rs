@@ -1260,3 +1260,60 @@ fn continue_and_retry_at_another_commit_fail() {
     assert_eq!(report(&out)["status"], "complete");
     assert_eq!(log(&repo), ["a build", "b use from-a", "b after"]);
 }
+
+// A run left `running` by an agent that died -------------------------------------------------
+
+/// A task that waits (up to 20 s) until `out/go` exists.
+const WAITS: &str = r#"
+def slow():
+    mark("slow started")
+    host.shell("i=0; while [ ! -f out/go ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done")
+    return done(outputs={"ok": True})
+
+task(slow, name="slow")
+"#;
+
+#[test]
+fn a_run_left_running_by_a_dead_agent_is_retried() {
+    let (repo, _) = setup(&[("release.ocu.star", WAITS)]);
+    let mut agent = std_ocuroot_in(repo.path())
+        .args(["release", "new", "release.ocu.star", "-q"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ocuroot");
+    let run = format!("{PKG}/@r1/task/slow/1");
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while statuses(&repo, &run) != ["running"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let marker = must_get(&repo, &format!("{run}/status/running"));
+    assert_eq!(marker["agent"]["pid"], json!(agent.id()), "{marker}");
+
+    // While the agent lives, its run is not taken from it.
+    let out = ocu(&repo, &["release", "retry", "release.ocu.star"]).failure();
+    assert!(
+        out.stderr.contains("still running in other agents"),
+        "{}",
+        out.stderr
+    );
+
+    agent.kill().expect("kill the agent");
+    agent.wait().expect("reap the agent");
+    fs::create_dir_all(repo.path().join("out")).unwrap();
+    fs::write(repo.path().join("out/go"), "").unwrap();
+
+    let out = ocu(&repo, &["release", "retry", "release.ocu.star", "--json"]).success();
+    assert_eq!(report(&out)["status"], "complete");
+    assert_eq!(statuses(&repo, &run), ["cancelled"]);
+    assert_eq!(
+        statuses(&repo, &format!("{PKG}/@r1/task/slow/2")),
+        ["complete"]
+    );
+    assert_eq!(item(&report(&out), "task/slow")["run"], json!(2));
+}

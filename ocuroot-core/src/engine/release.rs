@@ -8,6 +8,7 @@ use super::inputs::resolve_inputs;
 use super::scheduler::{Waiting, run_until_blocked};
 use super::status::{Latest, load_statuses, run_ref, set_status, status_ref};
 use super::{EngineContext, millis_between};
+use crate::host::Agent;
 use crate::model::{
     Environment, ReleaseDoc, ReleaseReport, ReleaseStatus, RunDoc, RunFunction, RunStatus, RunType,
     Work, WorkReport, WorkState,
@@ -228,8 +229,9 @@ pub fn release_continue(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
 
 /// `release retry`: for each failed run, mark it `failed_retried` and create
 /// a new pending run with the same stored inputs, then run the release on.
-/// Without a release id, the latest release of the package at the current
-/// commit.
+/// A run left `running` by an agent known to have died (same host, process
+/// gone) is retried the same way and marked `cancelled`. Without a release
+/// id, the latest release of the package at the current commit.
 pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
     let target = match r.release.as_deref() {
         Some(id) if !id.is_empty() => r.release_ref(),
@@ -245,17 +247,41 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
     let (rel, doc) = load_release(ctx, &target)?;
     check_commit(ctx, &rel, &doc)?;
     let statuses = load_statuses(&ctx.state, &rel)?;
-    let failed: Vec<(&String, &Latest)> = statuses
-        .iter()
-        .filter(|(_, l)| l.status == RunStatus::Failed)
-        .collect();
-    if failed.is_empty() {
-        return Err(Error::invalid_input(format!(
-            "no failed work to retry in {rel}"
-        )));
+    // Failed runs, and runs left `running` by an agent known to have died.
+    let mut retry: Vec<(&String, &Latest)> = Vec::new();
+    let mut elsewhere = Vec::new();
+    for (path, latest) in &statuses {
+        match latest.status {
+            RunStatus::Failed => retry.push((path, latest)),
+            RunStatus::Running => {
+                let run = run_ref(&rel, path, latest.run)?;
+                let agent = ctx
+                    .state
+                    .get(&status_ref(&run, RunStatus::Running))?
+                    .and_then(|m| serde_json::from_value::<Agent>(m["agent"].clone()).ok());
+                match agent {
+                    Some(a) if ctx.host.agent_alive(&a) == Some(false) => {
+                        retry.push((path, latest))
+                    }
+                    Some(a) => elsewhere.push(format!("{path} (agent {} pid {})", a.host, a.pid)),
+                    None => elsewhere.push(path.clone()),
+                }
+            }
+            _ => {}
+        }
+    }
+    if retry.is_empty() {
+        let mut msg = format!("no failed work to retry in {rel}");
+        if !elsewhere.is_empty() {
+            msg.push_str(&format!(
+                "; still running in other agents: {}",
+                elsewhere.join(", ")
+            ));
+        }
+        return Err(Error::invalid_input(msg));
     }
     ctx.state.update(|tx| {
-        for (path, latest) in &failed {
+        for (path, latest) in &retry {
             let old = run_ref(&rel, path, latest.run)?;
             let old_doc: RunDoc = serde_json::from_value(
                 tx.get(&old)?
@@ -270,11 +296,17 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
             first.resolved = None;
             let new_doc = RunDoc::new(old_doc.run_type, old_doc.release, first);
             let new = run_ref(&rel, path, latest.run + 1)?;
+            // A failed run becomes failed_retried; one abandoned by a dead
+            // agent becomes cancelled.
+            let to = match latest.status {
+                RunStatus::Running => RunStatus::Cancelled,
+                _ => RunStatus::FailedRetried,
+            };
             set_status(
                 tx,
                 &old,
-                RunStatus::Failed,
-                RunStatus::FailedRetried,
+                latest.status,
+                to,
                 json!({"retried_by": new.to_string()}),
             )?;
             tx.create(&new, serde_json::to_value(&new_doc)?)?;

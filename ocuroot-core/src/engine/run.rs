@@ -45,7 +45,7 @@ fn claim(ctx: &EngineContext, run: &Ref) -> Result<Option<(RunDoc, RunStatus)>> 
             run,
             status,
             RunStatus::Running,
-            json!({"pid": std::process::id(), "since": ctx.timestamp()}),
+            json!({"agent": ctx.host.agent(), "since": ctx.timestamp()}),
         )?;
         tx.set(run, serde_json::to_value(&doc)?)?;
         Ok(Some((doc, status)))

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, mpsc};
 
-use super::{Host, HttpRequest, HttpResponse, ShellOutput, ShellRequest, Stream};
+use super::{Agent, Host, HttpRequest, HttpResponse, ShellOutput, ShellRequest, Stream};
 use crate::{Error, Result};
 
 /// Runs commands as real processes on this machine.
@@ -168,6 +168,34 @@ pub(super) fn process_env() -> BTreeMap<String, String> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()
+}
+
+pub(super) fn agent() -> Agent {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "localhost".to_string());
+    Agent {
+        host,
+        pid: std::process::id(),
+    }
+}
+
+pub(super) fn agent_alive(other: &Agent) -> Option<bool> {
+    let me = agent();
+    if other.host != me.host {
+        return None;
+    }
+    if other.pid == me.pid {
+        return Some(true);
+    }
+    // Where /proc exists, a missing /proc/<pid> means the process is gone.
+    if !Path::new("/proc/self").exists() {
+        return None;
+    }
+    Some(Path::new(&format!("/proc/{}", other.pid)).exists())
 }
 
 pub(super) fn go_os() -> &'static str {

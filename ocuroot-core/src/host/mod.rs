@@ -141,4 +141,25 @@ pub trait Host: Send + Sync {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
+
+    /// Who is running work: recorded on each running run, so a run left
+    /// `running` by an agent that died can be recognised and retried.
+    fn agent(&self) -> Agent {
+        local::agent()
+    }
+
+    /// Whether an agent's process is still alive: `Some(false)` only when it
+    /// is known to be gone (same host, no such process).
+    fn agent_alive(&self, agent: &Agent) -> Option<bool> {
+        local::agent_alive(agent)
+    }
+}
+
+/// An agent: a process on a host that claims runs.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Agent {
+    /// The host name.
+    pub host: String,
+    /// The process id.
+    pub pid: u32,
 }
