@@ -538,14 +538,7 @@ impl Transaction<'_> {
     pub fn set(&mut self, r: &Ref, value: Value) -> Result<()> {
         no_fragment(r, "set")?;
         let key = resolve_key(self, &key_of(r)?)?.key;
-        let create = self.pending.get(&key).is_some_and(|p| p.create);
-        self.pending.insert(
-            key,
-            Pending {
-                value: Some(encode(&Stored::Doc(value))?),
-                create,
-            },
-        );
+        self.stage(key, Some(encode(&Stored::Doc(value))?));
         Ok(())
     }
 
@@ -581,14 +574,7 @@ impl Transaction<'_> {
     pub fn delete(&mut self, r: &Ref) -> Result<()> {
         no_fragment(r, "delete")?;
         let key = resolve_key(self, &key_of(r)?)?.key;
-        let create = self.pending.get(&key).is_some_and(|p| p.create);
-        self.pending.insert(
-            key,
-            Pending {
-                value: None,
-                create,
-            },
-        );
+        self.stage(key, None);
         Ok(())
     }
 
@@ -616,14 +602,7 @@ impl Transaction<'_> {
                 }
             }
         }
-        let create = self.pending.get(&key).is_some_and(|p| p.create);
-        self.pending.insert(
-            key,
-            Pending {
-                value: Some(encode(&Stored::Link(target_key))?),
-                create,
-            },
-        );
+        self.stage(key, Some(encode(&Stored::Link(target_key))?));
         Ok(())
     }
 
@@ -640,14 +619,7 @@ impl Transaction<'_> {
                 "cannot unlink {r}: it is a document, not a link"
             )));
         }
-        let create = self.pending.get(&key).is_some_and(|p| p.create);
-        self.pending.insert(
-            key,
-            Pending {
-                value: None,
-                create,
-            },
-        );
+        self.stage(key, None);
         Ok(())
     }
 
@@ -684,6 +656,13 @@ impl Transaction<'_> {
         }
         self.load(&all)?;
         Ok(())
+    }
+
+    /// Record a write of `key` (`None` deletes), keeping a create-if-absent
+    /// expectation an earlier write in this transaction set.
+    fn stage(&mut self, key: String, value: Option<Vec<u8>>) {
+        let create = self.pending.get(&key).is_some_and(|p| p.create);
+        self.pending.insert(key, Pending { value, create });
     }
 
     /// Whether the transaction has writes to commit.
