@@ -340,3 +340,24 @@ fn missing_file_is_an_error() {
         out.stderr
     );
 }
+
+#[test]
+fn looking_for_environments_runs_nothing_from_other_files() {
+    let repo = Repo::quickstart();
+    repo.write(
+        "other.ocu.star",
+        "host.shell(\"touch ran-shell\")\nwrite(\"ran-write\", \"x\")\n",
+    );
+    repo.commit("another package with top-level side effects");
+    let out = repo
+        .ocuroot(&["release", "lint", "release.ocu.star"])
+        .success();
+    assert!(
+        out.stdout
+            .contains("using those registered by environments.ocu.star"),
+        "{}",
+        out.stdout
+    );
+    assert!(!repo.path().join("ran-shell").exists());
+    assert!(!repo.path().join("ran-write").exists());
+}
