@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use call::{CallRequest, Outcome};
+pub use call::{CallRequest, CallResult, Outcome};
 pub use secrets::Secrets;
 pub use version::SDK_VERSION;
 

@@ -242,41 +242,30 @@ pub trait Store: Send + Sync {
     }
 }
 
-impl<S: Store + ?Sized> Store for Arc<S> {
-    fn get(&self, key: &str) -> Result<Option<Entry>> {
-        (**self).get(key)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        (**self).list(prefix)
-    }
-    fn commit(&self, ops: &[Op]) -> Result<()> {
-        (**self).commit(ops)
-    }
-    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
-        (**self).get_many(keys)
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
+/// A store behind a smart pointer is a store.
+macro_rules! forward_store {
+    ($($pointer:ident),*) => {$(
+        impl<S: Store + ?Sized> Store for $pointer<S> {
+            fn get(&self, key: &str) -> Result<Option<Entry>> {
+                (**self).get(key)
+            }
+            fn list(&self, prefix: &str) -> Result<Vec<String>> {
+                (**self).list(prefix)
+            }
+            fn commit(&self, ops: &[Op]) -> Result<()> {
+                (**self).commit(ops)
+            }
+            fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
+                (**self).get_many(keys)
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+        }
+    )*};
 }
 
-impl<S: Store + ?Sized> Store for Box<S> {
-    fn get(&self, key: &str) -> Result<Option<Entry>> {
-        (**self).get(key)
-    }
-    fn list(&self, prefix: &str) -> Result<Vec<String>> {
-        (**self).list(prefix)
-    }
-    fn commit(&self, ops: &[Op]) -> Result<()> {
-        (**self).commit(ops)
-    }
-    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
-        (**self).get_many(keys)
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-}
+forward_store!(Arc, Box);
 
 /// Check that `key` may be stored (re-exported from [`crate::refs`]):
 /// backends call this on every key they are given.

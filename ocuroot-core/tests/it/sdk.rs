@@ -75,6 +75,18 @@ fn envs(list: &[(&str, &str)]) -> Vec<Environment> {
         .collect()
 }
 
+/// Call the first work item's function with no inputs.
+fn call_first(loaded: &sdk::LoadedFile) -> ocuroot_core::sdk::CallResult {
+    let (_, work) = loaded.package().unwrap().work().next().unwrap();
+    loaded.call(&CallRequest {
+        function: work.entry_function().clone(),
+        inputs: BTreeMap::new(),
+        work_dir: None,
+        base: None,
+        log_sink: None,
+    })
+}
+
 const SEED: &str = include_str!("../../../examples/quickstart/release.ocu.star");
 
 #[test]
@@ -448,16 +460,7 @@ task(t, name="t")
 "#,
     )]);
     let loaded = repo.eval("release.ocu.star").unwrap();
-    let Work::Task(t) = &loaded.package().unwrap().phases[0].work[0] else {
-        panic!()
-    };
-    let r = loaded.call(&CallRequest {
-        function: t.function.clone(),
-        inputs: BTreeMap::new(),
-        work_dir: None,
-        base: None,
-        log_sink: None,
-    });
+    let r = call_first(&loaded);
     let Outcome::Done { outputs, .. } = r.outcome.unwrap() else {
         panic!()
     };
@@ -764,16 +767,7 @@ task(t, name="t")
     );
     let repo = Repo::new(&[("release.ocu.star", &file)]);
     let loaded = repo.eval("release.ocu.star").unwrap();
-    let Work::Task(t) = &loaded.package().unwrap().phases[0].work[0] else {
-        panic!()
-    };
-    let r = loaded.call(&CallRequest {
-        function: t.function.clone(),
-        inputs: BTreeMap::new(),
-        work_dir: None,
-        base: None,
-        log_sink: None,
-    });
+    let r = call_first(&loaded);
     let Outcome::Done { outputs, .. } = r.outcome.unwrap() else {
         panic!()
     };
@@ -816,16 +810,7 @@ task(t, name="t")
 "#,
     )]);
     let loaded = repo.eval("pkg/release.ocu.star").unwrap();
-    let Work::Task(t) = &loaded.package().unwrap().phases[0].work[0] else {
-        panic!()
-    };
-    let r = loaded.call(&CallRequest {
-        function: t.function.clone(),
-        inputs: BTreeMap::new(),
-        work_dir: None,
-        base: None,
-        log_sink: None,
-    });
+    let r = call_first(&loaded);
     let Outcome::Done { outputs, .. } = r.outcome.unwrap() else {
         panic!()
     };
