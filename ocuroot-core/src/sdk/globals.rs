@@ -400,7 +400,9 @@ fn check_params(
     Ok(())
 }
 
-fn register_work(eval: &Evaluator, ctx: &Ctx, work: Work, heap: Heap<'_>) -> anyhow::Result<Json> {
+/// Record a declared work item; returns the value `task()` / `deploy()`
+/// give back (its id, which `phase()` reads).
+fn register_work<'v>(eval: &Evaluator<'v, '_, '_>, ctx: &Ctx, work: Work) -> Value<'v> {
     let loc = call_location(eval);
     let mut c = ctx.collector.borrow_mut();
     c.next_id += 1;
@@ -409,8 +411,7 @@ fn register_work(eval: &Evaluator, ctx: &Ctx, work: Work, heap: Heap<'_>) -> any
     c.work.insert(id, (work, loc));
     c.pending.push(id);
     c.package_declared = true;
-    let _ = heap;
-    Ok(json)
+    eval.heap().alloc(json)
 }
 
 fn work_id(v: Value) -> anyhow::Result<u64> {
@@ -574,7 +575,7 @@ fn sdk_globals(builder: &mut GlobalsBuilder) {
         check_params(&up_id, &up_params, &specs, true)?;
         // Decision (SPEC §2): `down` receives the inputs it declares.
         check_params(&down_id, &down_params, &specs, false)?;
-        let j = register_work(
+        Ok(register_work(
             eval,
             ctx,
             Work::Deploy(Deploy {
@@ -583,9 +584,7 @@ fn sdk_globals(builder: &mut GlobalsBuilder) {
                 down: down_id,
                 inputs: specs,
             }),
-            eval.heap(),
-        )?;
-        Ok(eval.heap().alloc(j))
+        ))
     }
 
     /// Group work: `phase(name, tasks=[...])` (`work=` accepted too).
@@ -854,7 +853,7 @@ fn task_impl<'v>(
     let (id, params) = identify(eval, ctx, f, "task() fn")?;
     let specs = convert_inputs(ctx, inputs)?;
     check_params(&id, &params, &specs, true)?;
-    let j = register_work(
+    Ok(register_work(
         eval,
         ctx,
         Work::Task(Task {
@@ -863,9 +862,7 @@ fn task_impl<'v>(
             annotation: annotation.to_string(),
             inputs: specs,
         }),
-        eval.heap(),
-    )?;
-    Ok(eval.heap().alloc(j))
+    ))
 }
 
 #[starlark_module]
