@@ -326,7 +326,7 @@ pub(crate) fn report(
     doc: &ReleaseDoc,
     waiting: &Waiting,
 ) -> Result<ReleaseReport> {
-    let statuses = load_statuses(&ctx.state, rel)?;
+    let statuses = &waiting.statuses;
     let mut work = Vec::new();
     let mut earlier_complete = true;
     for (i, phase) in doc.package.phases.iter().enumerate() {

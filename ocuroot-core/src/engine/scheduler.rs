@@ -18,6 +18,9 @@ use crate::{Error, Result};
 pub(crate) struct Waiting {
     /// Refs each blocked or paused work item waits for.
     pub missing: BTreeMap<String, Vec<Ref>>,
+    /// The latest run of each work item when the scheduler stopped (read
+    /// from the store after the last run finished).
+    pub statuses: BTreeMap<String, Latest>,
 }
 
 struct Job {
@@ -158,7 +161,10 @@ pub(crate) fn run_until_blocked(
     })?;
     match first_error {
         Some(e) => Err(e),
-        None => Ok(view.waiting),
+        None => Ok(Waiting {
+            statuses: view.statuses,
+            ..view.waiting
+        }),
     }
 }
 
