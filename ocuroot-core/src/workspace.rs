@@ -481,6 +481,12 @@ impl Host for ReadOnlyHost {
     fn env(&self) -> std::collections::BTreeMap<String, String> {
         self.0.env()
     }
+    fn os(&self) -> String {
+        self.0.os()
+    }
+    fn arch(&self) -> String {
+        self.0.arch()
+    }
     fn read_file(&self, path: &Path) -> Result<String> {
         self.0.read_file(path)
     }
