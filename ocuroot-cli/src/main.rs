@@ -87,6 +87,10 @@ enum StateCommand {
         #[arg(required = true)]
         globs: Vec<String>,
     },
+    /// Write the state and intent stores' files from their logs, durably, so
+    /// that tools reading the files directly (the original Ocuroot, a `git
+    /// commit` of the store) see every change.
+    Checkpoint,
 }
 
 /// Options of the commands that run work.
@@ -242,6 +246,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     write(&mut out, &format!("{r}\n"));
                 }
             }
+            StateCommand::Checkpoint => workspace()?.state_checkpoint()?,
         },
     }
     Ok(ExitCode::SUCCESS)

@@ -456,6 +456,15 @@ impl Workspace {
         }
         self.state.match_globs(globs)
     }
+
+    /// Bring the state and intent stores' files up to date for tools that
+    /// read them directly (see [`Store::checkpoint`](crate::store::Store::checkpoint)):
+    /// the files of a [`FsStore`](crate::store::FsStore) are written from
+    /// its log and made durable.
+    pub fn state_checkpoint(&self) -> Result<()> {
+        self.state.store().checkpoint()?;
+        self.intent.store().checkpoint()
+    }
 }
 
 /// A host for evaluating files only to see what they declare: reads go
@@ -523,10 +532,11 @@ fn collect_package_files(dir: &Path, out: &mut Vec<PathBuf>) {
             if !name.starts_with('.') && name != "target" && name != "node_modules" {
                 collect_package_files(&path, out);
             }
-        } else if name.ends_with(".ocu.star") && name != "repo.ocu.star" {
-            if let Ok(p) = path.canonicalize() {
-                out.push(p);
-            }
+        } else if name.ends_with(".ocu.star")
+            && name != "repo.ocu.star"
+            && let Ok(p) = path.canonicalize()
+        {
+            out.push(p);
         }
     }
 }

@@ -184,8 +184,10 @@ fn item<'a>(report: &'a Value, path: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no work item {path} in\n{report:#}"))
 }
 
-/// The raw fs-store object at `r` (`{"kind": "ref"|"link", "body"}`).
+/// The raw fs-store object at `r` (`{"kind": "ref"|"link", "body"}`),
+/// after `state checkpoint` has written the files from the store's log.
 fn store_object(repo: &Repo, r: &str) -> Value {
+    ocu(repo, &["state", "checkpoint"]).success();
     let path = repo
         .path()
         .join(".store/state/refs")
@@ -418,7 +420,13 @@ fn a_deploy_writes_its_intent() {
         &["release", "new", "release.ocu.star", "-q"],
     )
     .success();
-    // There is no command that reads intent yet: read the fs store.
+    // There is no command that reads intent yet: read the fs store's files,
+    // once `state checkpoint` has written them from its log.
+    assert!(
+        !repo.path().join(".store/intent/refs").exists(),
+        "files are written by checkpoints, not by commits"
+    );
+    ocu(&repo, &["state", "checkpoint"]).success();
     for env in ["bad", "good"] {
         let path = repo
             .path()

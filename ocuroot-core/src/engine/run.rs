@@ -11,6 +11,7 @@ use super::{EngineContext, Event};
 use crate::model::{RunDoc, RunError, RunFunction, RunStatus, RunType, WorkDoc};
 use crate::refs::Ref;
 use crate::sdk::{CallRequest, LoadedFile, LogLine, Outcome};
+use crate::store::Durability;
 use crate::{Error, Result};
 
 /// What happened to a run this agent tried to execute.
@@ -24,8 +25,12 @@ pub(crate) enum Executed {
 
 /// Claim `run` (pending or paused -> running) with a compare-and-swap. Returns
 /// the run document, or `None` when someone else got it.
+///
+/// The claim is committed with [`Durability::Deferred`]: if the machine
+/// crashes before the outcome commit makes it durable, the run is pending
+/// again, which is what it would be had the crash come just before the claim.
 fn claim(ctx: &EngineContext, run: &Ref) -> Result<Option<(RunDoc, RunStatus)>> {
-    ctx.state.update(|tx| {
+    ctx.state.update_with(Durability::Deferred, |tx| {
         let Some(status) = status_in(tx, run, std::slice::from_ref(run))? else {
             return Err(Error::store(format!("run {run} has no status marker")));
         };

@@ -98,20 +98,20 @@ fn tokenize(pattern: &str) -> Result<Vec<Tok>> {
                     }
                     // `x-y` is a range unless the `-` is the last character.
                     let mut ahead = chars.clone();
-                    if let (Some((_, '-')), Some((k, hi))) = (ahead.next(), ahead.next()) {
-                        if hi != ']' {
-                            if hi < lo {
-                                return Err(glob_err(
-                                    pattern,
-                                    k,
-                                    format!("invalid range {lo:?}-{hi:?} in character class"),
-                                ));
-                            }
-                            chars.next();
-                            chars.next();
-                            ranges.push((lo, hi));
-                            continue;
+                    if let (Some((_, '-')), Some((k, hi))) = (ahead.next(), ahead.next())
+                        && hi != ']'
+                    {
+                        if hi < lo {
+                            return Err(glob_err(
+                                pattern,
+                                k,
+                                format!("invalid range {lo:?}-{hi:?} in character class"),
+                            ));
                         }
+                        chars.next();
+                        chars.next();
+                        ranges.push((lo, hi));
+                        continue;
                     }
                     ranges.push((lo, lo));
                 }

@@ -33,11 +33,11 @@ pub(crate) fn starlark_to_ocu(e: &starlark::Error, last: &LastStatement) -> Erro
             .find_map(|f| f.location.as_ref().map(span_location))
     });
     let mut suffix = String::new();
-    if location.is_none() {
-        if let Some(l) = last.get() {
-            suffix = format!("\n --> {l} (the last statement executed)");
-            location = Some(l);
-        }
+    if location.is_none()
+        && let Some(l) = last.get()
+    {
+        suffix = format!("\n --> {l} (the last statement executed)");
+        location = Some(l);
     }
     let stack = frames
         .iter()

@@ -255,36 +255,33 @@ pub(crate) fn identify(
     if name == "lambda" {
         return Err(not_top());
     }
-    if ctx.mode != Mode::Call {
-        if let Some(frame) = ctx.files.borrow().last() {
-            if let Some(g) = eval.module().get(&name) {
-                if g.ptr_eq(v) {
-                    if let Some(d) = frame.defs.get(&name) {
-                        let id = FunctionId {
-                            name,
-                            file: frame.rel.clone(),
-                            line: d.line,
-                            column: d.column,
-                        };
-                        return Ok((id, d.params.clone()));
-                    }
-                }
-            }
-        }
+    if ctx.mode != Mode::Call
+        && let Some(frame) = ctx.files.borrow().last()
+        && let Some(g) = eval.module().get(&name)
+        && g.ptr_eq(v)
+        && let Some(d) = frame.defs.get(&name)
+    {
+        let id = FunctionId {
+            name,
+            file: frame.rel.clone(),
+            line: d.line,
+            column: d.column,
+        };
+        return Ok((id, d.params.clone()));
     }
     let check = |set: &ModuleSet| -> Option<(FunctionId, Params)> {
         for (file, entry) in &set.modules {
-            if let Ok(Some(g)) = entry.frozen.get_option(&name) {
-                if g.value().ptr_eq(v) {
-                    let d = entry.defs.get(&name)?;
-                    let id = FunctionId {
-                        name: name.clone(),
-                        file: file.clone(),
-                        line: d.line,
-                        column: d.column,
-                    };
-                    return Some((id, d.params.clone()));
-                }
+            if let Ok(Some(g)) = entry.frozen.get_option(&name)
+                && g.value().ptr_eq(v)
+            {
+                let d = entry.defs.get(&name)?;
+                let id = FunctionId {
+                    name: name.clone(),
+                    file: file.clone(),
+                    line: d.line,
+                    column: d.column,
+                };
+                return Some((id, d.params.clone()));
             }
         }
         None
@@ -292,10 +289,10 @@ pub(crate) fn identify(
     if let Some(id) = check(&ctx.modules.borrow()) {
         return Ok(id);
     }
-    if let Some(frozen) = &ctx.frozen {
-        if let Some(id) = check(frozen) {
-            return Ok(id);
-        }
+    if let Some(frozen) = &ctx.frozen
+        && let Some(id) = check(frozen)
+    {
+        return Ok(id);
     }
     Err(not_top())
 }

@@ -8,10 +8,11 @@ pub const SDK_VERSION: &str = "0.3.0";
 /// `>=0.3`, `0.3`), or any exact `0.3.<n>` (aliased to 0.3.0).
 pub(crate) fn check(declared: &str) -> Result<(), String> {
     let d = declared.trim();
-    if let Some(patch) = d.strip_prefix("0.3.") {
-        if !patch.is_empty() && patch.chars().all(|c| c.is_ascii_digit()) {
-            return Ok(());
-        }
+    if let Some(patch) = d.strip_prefix("0.3.")
+        && !patch.is_empty()
+        && patch.chars().all(|c| c.is_ascii_digit())
+    {
+        return Ok(());
     }
     let ours = semver::Version::new(0, 3, 0);
     // Masterminds-style constraints may separate comparators with spaces;

@@ -1,14 +1,16 @@
-//! [`FsStore`]: a [`Store`] in a directory. The layout, locking, write-ahead
-//! log and crash recovery are documented on the type.
+//! [`FsStore`]: a [`Store`] in a directory. The layout, locking, log,
+//! checkpoints and crash recovery are documented on the type.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{OnceLock, PoisonError, RwLock};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
-use super::{Entry, Op, Planned, Store, Version, plan_batch, validate_key, validate_prefix};
+use super::{
+    Durability, Entry, Op, Planned, Store, Version, plan_batch, validate_key, validate_prefix,
+};
 use crate::{Error, Result};
 
 const MARKER_FILE: &str = ".ocuroot-store";
@@ -16,119 +18,124 @@ const STORE_FORMAT: u64 = 3;
 const REFS_DIR: &str = "refs";
 const OBJECT_FILE: &str = "@object.json";
 const OBJECT_TEMP: &str = "@object.json.tmp";
-/// The write-ahead log, which is also the lock file.
+/// The log, which is also the lock file.
 const WAL_FILE: &str = ".wal";
-/// The crash journal of the store format before the write-ahead log.
+/// The crash journal of the store format before the log.
 const LEGACY_JOURNAL: &str = ".journal.json";
 const WAL_MAGIC: &[u8; 8] = b"OCUWAL1\0";
-const WAL_FORMAT: u32 = 1;
+const WAL_FORMAT: u32 = 2;
+/// The format of the first log, which was applied to the files at every
+/// commit; such a log is checkpointed when found.
+const WAL_FORMAT_APPLIED: u32 = 1;
 const HEADER_LEN: u64 = 64;
 /// `[len u32][crc32 u32]` before each record's payload.
 const RECORD_HEAD: u64 = 8;
-/// Default size of the write-ahead log that triggers a checkpoint.
+/// Default size of the log that triggers a checkpoint.
 const DEFAULT_CHECKPOINT_BYTES: u64 = 8 << 20;
 /// Threads that fsync the files of a checkpoint.
 const CHECKPOINT_SYNC_THREADS: usize = 8;
 
-/// A [`Store`] in a directory: one JSON file per key, atomic and durable
-/// batches, safe for concurrent use by threads and processes.
+/// A [`Store`] in a directory: one JSON file per key, laid out as the
+/// original Ocuroot does, in front of a log of recent batches. Atomic and
+/// durable batches, safe for concurrent use by threads and processes.
 ///
 /// # Layout
 ///
 /// ```text
 /// <dir>/.ocuroot-store            {"version":3,"Tags":{"state":{}}}   (or "intent")
-/// <dir>/refs/<key>/@object.json   the value of <key>, one directory per key segment
-/// <dir>/.wal                      write-ahead log of recent batches, and the lock file
+/// <dir>/refs/<key>/@object.json   the value of <key> at the last checkpoint
+/// <dir>/.wal                      the log of batches since then, and the lock file
 /// ```
 ///
 /// For example the key `repo/-/pkg.ocu.star/@r1/deploy/prod` is stored at
 /// `refs/repo/-/pkg.ocu.star/@r1/deploy/prod/@object.json`. `@object.json`
 /// cannot be a key segment, so a value never clashes with a deeper key. The
-/// version of a value is the FNV-1a hash of the file ([`Version::of_bytes`]),
+/// version of a value is the FNV-1a hash of its bytes ([`Version::of_bytes`]),
 /// so files written by the original Ocuroot, by hand or by `git pull` have
 /// versions too. `.ocuroot-store` is created if missing; a store of another
-/// format version is refused. The files under `refs/` are always complete
-/// and current: the log is only needed to recover from crashes.
+/// format version is refused.
+///
+/// # The log and the files
+///
+/// The current value of a key is its last value in `.wal` if the log has
+/// one, else its file. A commit appends one record to the log and writes no
+/// file: one directory and file per key is what the original layout needs,
+/// and creating thousands of them costs far more than the work a release
+/// does (about 0.1 ms per new directory or file on an ext4 VM). The files are
+/// brought up to date by a **checkpoint**, which writes the last logged value
+/// of every key (so a run's `pending` and `running` markers, superseded within
+/// the log, never become files at all), makes them durable and empties the
+/// log. Checkpoints happen when the log grows past a threshold (8 MiB by
+/// default, [`FsStoreBuilder::checkpoint_bytes`]; a 1000-task release logs
+/// about 3 MiB), and on demand with [`FsStore::checkpoint`] (`ocuroot state
+/// checkpoint`): do that before handing the files to tools that do not read
+/// the log, such as the original Ocuroot or a `git commit` of the store.
+///
+/// Each instance keeps the log's final values in memory (at most the log's
+/// size), and reads only the records appended since its last look.
+///
+/// Files edited by hand or by other tools are read as they are, unless the
+/// log holds a later value for the same key: the log wins until the next
+/// checkpoint, which overwrites such an edit.
 ///
 /// # Atomicity and locking
 ///
-/// - [`Store::commit`] holds an exclusive lock (`flock` via `fd-lock` on
-///   `<dir>/.wal`, opened afresh for each operation because `flock` locks
-///   belong to an open file description, plus an in-process `RwLock`), so
-///   batches from threads and processes are serialised, and expectations are
-///   checked and applied without interference.
+/// - A commit holds an exclusive lock: `flock` on `<dir>/.wal`, through one
+///   descriptor per instance, plus an in-process lock. Batches from threads
+///   and processes are serialised; expectations are checked and the record
+///   appended without interference.
 /// - Reads ([`Store::get`], [`Store::get_many`], [`Store::list`], and
-///   commits made only of [`Op::Check`]s) hold the shared lock, so they never
-///   see half of a batch. A store without a `.wal` (never written by this
-///   version, or written by hand) is read without a lock, and read again
-///   under the lock if a `.wal` appeared meanwhile; so reads never create
-///   anything.
-/// - Every file is written to a temporary file in the same directory and
-///   renamed over `@object.json`, so even a reader that ignores the lock sees
-///   the old or the new file, never part of one.
-/// - Deleting a value removes directories left empty, up to (not including)
-///   `refs/`.
+///   commits made only of [`Op::Check`]s) hold the shared lock (taken once
+///   for all the threads of an instance reading at the same time), so they
+///   see a batch entirely or not at all. A store without a `.wal` (never
+///   written by this version, or written by hand) is read without a lock, and
+///   read again under the lock if a `.wal` appeared meanwhile; so reads never
+///   create anything.
+/// - A checkpoint writes each file to a temporary file in the same directory
+///   and renames it over `@object.json`, so even a reader that ignores the
+///   lock sees the old or the new file, never part of one. Deleting a value
+///   removes directories left empty, up to (not including) `refs/`.
 ///
-/// # Durability: the write-ahead log
+/// # Durability
 ///
-/// A commit, under the exclusive lock:
+/// A commit, under the exclusive lock, appends its record (the final value,
+/// or the deletion, of every written key) to the log and then updates the
+/// log's header to include it. From then on every reader sees it. Then,
+/// **outside** the lock, it makes the log durable with one `fdatasync`, and
+/// returns. So a commit costs one `fdatasync` and no other `fsync`, and no
+/// reader or writer waits for it; when several threads of a process commit
+/// at once, one `fdatasync` covers all their records (group commit).
 ///
-/// 1. completes a batch left half applied by a crashed writer, if any (see
-///    below);
-/// 2. checks the expectations against the files;
-/// 3. appends one record holding the final value (or the deletion) of every
-///    written key to `.wal`, marks it "not applied" in the log's header, and
-///    makes the log durable with one `fdatasync`: **the batch is committed
-///    once this returns**;
-/// 4. writes the files (temporary file and rename, no `fsync`) and removes
-///    emptied directories;
-/// 5. marks the record "applied" in the header (no `fsync`).
+/// A commit with [`Durability::Deferred`] skips its `fdatasync`: it is
+/// durable when the next durable commit to the store returns, or when this
+/// instance is dropped. The engine uses it to claim a run: if the machine
+/// crashes before the outcome is committed, the claim may be lost and the run
+/// is pending again, as it would be had the crash come a moment earlier.
 ///
-/// So a commit of any number of keys costs **one** `fsync` (the first commit
-/// to a new store costs two more, to create the log durably). The files are
-/// left for the kernel to write back; the log holds everything needed to
-/// redo them until the next checkpoint.
+/// A record is visible a little before it is durable. If the machine
+/// crashes in that window, the record and every record after it are lost
+/// together: the log is a sequence, so what survives is always the state as
+/// of some earlier moment, and never a batch in part.
 ///
 /// # Crash recovery
 ///
-/// - **A process dies mid-batch** (after step 3): the header says the last
-///   record is not applied. Whoever next takes a lock (opening the store, a
-///   commit, or a reader, which upgrades to the exclusive lock) applies that
-///   record again before doing anything else. Replaying is idempotent: the
-///   record holds final values, and no batch can run in between. An I/O
-///   error while applying leaves the record unapplied, to be completed the
-///   same way.
-/// - **A process dies before step 3 completes**: the record may be partly
-///   written. A final record with a bad length or checksum is a batch that
-///   never committed (its commit never returned): it is ignored and cut off.
-/// - **The machine loses power or crashes**: the log reached the disk, but
-///   file writes of recent batches may not have. The header holds the
+/// - **A process dies mid-commit**: a record it appended but whose header
+///   update it did not make is past the header's end: ignored, and
+///   overwritten by the next commit. Nothing else needs doing; no file is
+///   ever half written.
+/// - **A process dies mid-checkpoint**: the log is emptied only after every
+///   file it logged has been written and made durable, so the log is intact
+///   and the next checkpoint writes the same values again.
+/// - **The machine loses power or crashes**: records that were visible but
+///   not yet durable may be missing or damaged. The header holds the
 ///   kernel's boot id (`/proc/sys/kernel/random/boot_id`, read with
-///   `std::fs`) from when the log was last reset. When a store is opened or
-///   locked and the header's boot id is not the current one, every record in
-///   the log is replayed in order (in effect, each logged key gets its last
-///   logged value), then the log is checkpointed. On systems without a boot
-///   id (anything but Linux), this full replay is done whenever a process
-///   first opens an existing store, and each such open costs a checkpoint.
-///
-/// Caveat of the full replay: a value edited by hand (or by `git pull`)
-/// after it was last committed, and before the next checkpoint, is
-/// overwritten by its logged value after a restart. Call
-/// [`FsStore::checkpoint`] (which empties the log) before handing the files
-/// to other tools.
-///
-/// # Checkpoints
-///
-/// When the log grows beyond a threshold (8 MiB by default,
-/// [`FsStoreBuilder::checkpoint_bytes`]) the committer, after applying its
-/// batch, `fsync`s every file and directory touched by the logged records
-/// (each once, from a few threads), then truncates the log back to its
-/// header (with the current boot id) and `fsync`s it. [`FsStore::checkpoint`]
-/// does the same on demand. So the `fsync`s a commit saves are not all gone:
-/// a checkpoint costs one per distinct file and directory written since the
-/// last one (keys written again and again cost one each, per checkpoint).
-/// With the default threshold a 1000-task release logs about 3 MiB, so a
-/// checkpoint comes every few releases.
+///   `std::fs`) from when it was last reset. When a store is locked and the
+///   header's boot id is not the current one, the whole log is checked; it is
+///   cut before the first damaged record, and the header gets the current
+///   boot id. Every batch whose commit returned precedes that point. Where no
+///   boot id is available (anything but Linux), this check is done whenever a
+///   process first locks an existing store. Within one boot, a damaged record
+///   is an error naming the file, not something to cut silently.
 ///
 /// [`FsStoreBuilder::fsync`] can turn every `fsync` off (tests, throwaway
 /// stores): batches stay atomic and all-or-nothing, even across process
@@ -140,12 +147,11 @@ const CHECKPOINT_SYNC_THREADS: usize = 8;
 ///
 /// ```text
 /// 0..8    magic "OCUWAL1\0"
-/// 8..12   format version (u32) = 1
+/// 8..12   format version (u32) = 2
 /// 12..28  boot id (16 bytes; zero when unknown)
-/// 28..36  offset of the last record (u64; 0 when there is none)
+/// 28..36  generation (u64): changes whenever the log is emptied
 /// 36..44  end of the log (u64; 64 when empty)
-/// 44      1 if the last record has been applied to the files, else 0
-/// 45..60  zero
+/// 44..60  zero
 /// 60..64  CRC-32 (IEEE) of bytes 0..60
 /// ```
 ///
@@ -162,18 +168,19 @@ const CHECKPOINT_SYNC_THREADS: usize = 8;
 ///
 /// (`text` holds UTF-8 values, `bytes` any other.) Bytes past the header's
 /// end are leftovers of an append that never committed, and are ignored. A
-/// header that fails its checksum, or a damaged record before the last one,
-/// is a [`Store`](crate::ErrorKind::Store) error naming the file.
+/// header that fails its checksum is a [`Store`](crate::ErrorKind::Store)
+/// error naming the file.
 ///
 /// # Stores of earlier versions
 ///
-/// Earlier versions of this store locked `<dir>/.lock` and journalled
+/// A log of format 1 (written by an earlier version, which also wrote every
+/// file at each commit) is checkpointed when first locked, then used as
+/// format 2; such an earlier version refuses a format 2 log rather than
+/// misread it. Before the log, stores locked `<dir>/.lock` and journalled
 /// multi-key batches in `<dir>/.journal.json`. A `.lock` file is ignored. A
-/// `.journal.json` means an earlier version crashed in the middle of a batch;
-/// opening such a store fails with an error asking to finish it with that
-/// version (or to inspect and delete the journal): it is not replayed. Do
-/// not run an earlier version on the same store at the same time, as they
-/// lock different files.
+/// `.journal.json` means such a version crashed in the middle of a batch;
+/// opening the store fails with an error asking to finish it with that
+/// version (or to inspect and delete the journal): it is not replayed.
 #[derive(Debug)]
 pub struct FsStore {
     dir: PathBuf,
@@ -182,18 +189,82 @@ pub struct FsStore {
     tag: String,
     fsync: bool,
     checkpoint_bytes: u64,
-    /// Serialises this process's threads before they take the file lock:
-    /// readers share it, a committing batch holds it exclusively.
+    /// Serialises this process's threads: readers share it, a commit holds
+    /// it exclusively (and only then takes the file lock exclusively).
     local: RwLock<()>,
+    /// The open log, once it exists.
+    log: OnceLock<LogFile>,
+    /// How many of this instance's readers hold the shared file lock: the
+    /// first takes it, the last releases it.
+    readers: Mutex<usize>,
+    /// The final value of every key in the log, as far as this instance has
+    /// read it.
+    overlay: RwLock<Overlay>,
+    /// How far this instance has appended to the log.
+    appended: Mutex<LogPos>,
+    /// How far the log is known durable; held while syncing, so one
+    /// `fdatasync` serves every commit appended before it starts.
+    durable: Mutex<LogPos>,
     /// Whether the directory and marker are known to exist.
     created: AtomicBool,
-    /// Whether this instance needs no full replay whatever the header's boot
-    /// id says: set where no boot id is available once the log has been
-    /// replayed (or found absent), and on a read-only store once warned.
-    /// Where there is a boot id, the header's is compared on every lock.
+    /// Whether this instance needs no check of the whole log whatever the
+    /// header's boot id says: set where no boot id is available once it has
+    /// been checked, and on a read-only store once warned.
     boot_checked: AtomicBool,
     /// How many `fsync`s this instance made (for tests).
     syncs: AtomicU64,
+}
+
+/// The log file, opened once per instance.
+#[derive(Debug)]
+struct LogFile {
+    file: File,
+    writable: bool,
+}
+
+/// A position in the log: its generation and an offset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct LogPos {
+    generation: u64,
+    offset: u64,
+}
+
+impl LogPos {
+    /// Whether everything up to `other` is before or at this position (a
+    /// later generation covers all of an earlier one, which a checkpoint made
+    /// durable).
+    fn covers(self, other: LogPos) -> bool {
+        self.generation > other.generation
+            || self.generation == other.generation && self.offset >= other.offset
+    }
+}
+
+/// The final values of the logged keys, read from the log.
+#[derive(Debug, Default)]
+struct Overlay {
+    /// The log generation these values come from.
+    generation: u64,
+    /// Records before this offset are folded in (0: nothing read yet).
+    read_to: u64,
+    /// The last logged value of each key (`None`: deleted).
+    values: BTreeMap<String, Option<Vec<u8>>>,
+}
+
+impl Overlay {
+    /// Whether this overlay is the log described by `header`.
+    fn is_current(&self, header: &Header) -> bool {
+        self.read_to != 0 && self.generation == header.generation && self.read_to == header.end
+    }
+
+    fn reset(&mut self, generation: u64) {
+        self.generation = generation;
+        self.read_to = HEADER_LEN;
+        self.values.clear();
+    }
+
+    fn fold(&mut self, batch: Batch) {
+        self.values.extend(batch);
+    }
 }
 
 /// Options for opening an [`FsStore`]; from [`FsStore::builder`].
@@ -215,10 +286,11 @@ impl FsStoreBuilder {
         self
     }
 
-    /// The size of the write-ahead log beyond which a commit checkpoints it
-    /// (default 8 MiB; see [`FsStore`]). Smaller logs mean shorter replays
-    /// after a restart but more frequent checkpoints; 0 checkpoints after
-    /// every commit.
+    /// The size of the log beyond which a commit checkpoints it (default
+    /// 8 MiB; see [`FsStore`]). A smaller log means files closer to current
+    /// and less memory per instance, but more frequent checkpoints; 0
+    /// checkpoints after every commit, writing the files at once (as the
+    /// original Ocuroot does, at the original's cost).
     pub fn checkpoint_bytes(mut self, bytes: u64) -> FsStoreBuilder {
         self.checkpoint_bytes = bytes;
         self
@@ -227,11 +299,11 @@ impl FsStoreBuilder {
     /// Open the store.
     ///
     /// An existing store has its `.ocuroot-store` marker checked (a marker of
-    /// another format version is refused; the tag is added if absent) and a
-    /// batch interrupted by a crash, or lost by a restart, completed (see
-    /// [`FsStore`]). A store that does not exist yet is not created until the
-    /// first write, so read-only commands (`release lint`, `state get`) leave
-    /// no trace; until then it reads as empty.
+    /// another format version is refused; the tag is added if absent) and its
+    /// log checked after a restart (see [`FsStore`]). A store that does not
+    /// exist yet is not created until the first write, so read-only commands
+    /// (`release lint`, `state get`) leave no trace; until then it reads as
+    /// empty.
     pub fn open(self) -> Result<FsStore> {
         let FsStoreBuilder {
             dir,
@@ -250,20 +322,25 @@ impl FsStoreBuilder {
             fsync,
             checkpoint_bytes,
             local: RwLock::new(()),
+            log: OnceLock::new(),
+            readers: Mutex::new(0),
+            overlay: RwLock::new(Overlay::default()),
+            appended: Mutex::new(LogPos::default()),
+            durable: Mutex::new(LogPos::default()),
             created: AtomicBool::new(false),
             boot_checked: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
         };
         if exists(&store.dir)? {
             if exists(&store.wal_path)? {
-                // Recovery (an unapplied batch, a restart) happens on locking.
-                store.with_exclusive(false, |_, _| store.check_marker())?;
+                // A restart is dealt with on locking.
+                store.with_exclusive(false, |_| store.check_marker())?;
             } else {
-                // Never written by this version: nothing to recover, and
+                // Never written by this version: nothing to check, and
                 // nothing to lock unless the marker needs writing.
                 store.no_replay_needed();
                 if store.marker_update()?.is_some() {
-                    store.with_exclusive(false, |_, _| store.check_marker())?;
+                    store.with_exclusive(false, |_| store.check_marker())?;
                 }
             }
             store.created.store(true, Ordering::Release);
@@ -302,24 +379,32 @@ impl FsStore {
         &self.tag
     }
 
-    /// Where the value of `key` is stored (the key must be valid).
+    /// Where the value of `key` is stored after a checkpoint (the key must be
+    /// valid).
     pub fn object_path(&self, key: &str) -> Result<PathBuf> {
         validate_key(key)?;
         Ok(self.key_dir(key)?.join(OBJECT_FILE))
     }
 
-    /// Make every logged batch durable in the files and empty the
-    /// write-ahead log (see [`FsStore`]). Commits do this on their own when
-    /// the log grows large; call it before other tools edit the files, or to
-    /// bound the replay after a restart. Does nothing to a store never
-    /// written by this version.
+    /// Write every logged value to its file, make the files durable and empty
+    /// the log (see [`FsStore`]). Commits do this on their own when the log
+    /// grows large; call it before other tools read the files. Does nothing
+    /// to a store never written by this version.
     pub fn checkpoint(&self) -> Result<()> {
         if !exists(&self.wal_path)? {
             return Ok(());
         }
-        self.with_exclusive(true, |wal, header| {
-            self.checkpoint_locked(wal, header).map(drop)
-        })
+        self.with_exclusive(true, |locked| self.checkpoint_locked(locked))
+    }
+
+    /// The size of the log in bytes, header included (0 when there is none):
+    /// what the next checkpoint would write back.
+    pub fn log_len(&self) -> Result<u64> {
+        match fs::metadata(&self.wal_path) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if is_absent(&e) => Ok(0),
+            Err(e) => Err(Error::io("stat", &self.wal_path, e)),
+        }
     }
 
     /// How many `fsync`s this instance has made (files, directories and the
@@ -329,141 +414,192 @@ impl FsStore {
         self.syncs.load(Ordering::Relaxed)
     }
 
-    /// Log the puts and deletes of `ops` (expectations ignored) as a
-    /// committed batch without applying it, as a writer that crashed right
-    /// after its `fsync` would. For tests.
-    #[doc(hidden)]
-    pub fn log_without_applying(&self, ops: &[Op]) -> Result<()> {
-        for op in ops {
-            validate_key(op.key())?;
-        }
-        self.ensure_dir()?;
-        self.with_exclusive(true, |wal, mut header| {
-            self.ensure_marker()?;
-            let writes: Vec<(&str, Option<&[u8]>)> = ops
-                .iter()
-                .filter_map(|op| match op {
-                    Op::Put { key, value, .. } => Some((key.as_str(), Some(value.as_slice()))),
-                    Op::Delete { key, .. } => Some((key.as_str(), None)),
-                    Op::Check { .. } => None,
-                })
-                .collect();
-            self.append(wal, &mut header, &writes)
-        })
-    }
-
     /// Write `boot` as the boot id in the log's header, as if the log had
     /// been written before a restart. For tests.
     #[doc(hidden)]
     pub fn set_wal_boot_id(&self, boot: [u8; 16]) -> Result<()> {
         self.ensure_dir()?;
-        self.with_exclusive(true, |wal, header| {
-            wal.write_header(&Header { boot, ..header })
+        self.with_exclusive(true, |locked| {
+            locked.wal.write_header(&Header {
+                boot,
+                ..locked.header
+            })
         })
     }
 
     // ----- locking -----------------------------------------------------------
 
-    /// Open `.wal` (creating it): read-write, or read-only when the store
-    /// cannot be written and `write` is false.
-    fn open_wal(&self, write: bool) -> Result<(File, bool)> {
+    /// The log, opened once: read-write when possible. `create`: create it if
+    /// missing (for a write); otherwise `None` when there is none.
+    fn log_file(&self, create: bool) -> Result<Option<&LogFile>> {
+        if let Some(log) = self.log.get() {
+            if create && !log.writable {
+                return Err(Error::store(format!(
+                    "cannot write: the store log {} is read-only",
+                    self.wal_path.display()
+                )));
+            }
+            return Ok(Some(log));
+        }
         let path = &self.wal_path;
         let rw = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
+            .create(create)
             .truncate(false)
             .open(path);
-        match rw {
-            Ok(f) => Ok((f, true)),
+        let log = match rw {
+            Ok(file) => LogFile {
+                file,
+                writable: true,
+            },
+            Err(e) if !create && is_absent(&e) => return Ok(None),
             // A read-only store (someone else's, or a read-only mount) can
             // still be read: flock works on a read-only descriptor.
             Err(e)
-                if !write
+                if !create
                     && matches!(
                         e.kind(),
                         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
                     ) =>
             {
-                File::open(path)
-                    .map(|f| (f, false))
-                    .map_err(|_| Error::io("open store log", path, e))
+                match File::open(path) {
+                    Ok(file) => LogFile {
+                        file,
+                        writable: false,
+                    },
+                    Err(e) if is_absent(&e) => return Ok(None),
+                    Err(_) => return Err(Error::io("open store log", path, e)),
+                }
             }
-            Err(e) => Err(Error::io("open store log", path, e)),
-        }
+            Err(e) => return Err(Error::io("open store log", path, e)),
+        };
+        // Another thread may have opened it meanwhile: either is fine.
+        let _ = self.log.set(log);
+        Ok(self.log.get())
     }
 
-    /// Run `f` holding the exclusive lock, after initialising the log or
-    /// recovering from a crash. `write`: the log must be writable.
+    /// Run `f` holding the exclusive lock, with the log checked and this
+    /// instance's overlay current. `write`: the log must be writable (and is
+    /// created if missing).
     fn with_exclusive<T>(
         &self,
         write: bool,
-        f: impl FnOnce(&Wal<'_>, Header) -> Result<T>,
+        f: impl FnOnce(&mut Locked<'_>) -> Result<T>,
     ) -> Result<T> {
         let _local = self.local.write().unwrap_or_else(PoisonError::into_inner);
-        let (file, writable) = self.open_wal(write)?;
-        let mut lock = fd_lock::RwLock::new(file);
-        let guard = loop {
-            match lock.write() {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                other => break other.map_err(|e| Error::io("lock", &self.wal_path, e))?,
-            }
+        let Some(log) = self
+            .log_file(true)
+            .or_else(|e| if write { Err(e) } else { self.log_file(false) })?
+        else {
+            return Err(Error::internal("the store log vanished while being opened"));
         };
+        retry_interrupted(|| log.file.lock()).map_err(|e| Error::io("lock", &self.wal_path, e))?;
+        let _unlock = Unlock(&log.file);
         let wal = Wal {
-            file: &guard,
+            file: &log.file,
             path: &self.wal_path,
-            writable,
+            writable: log.writable,
         };
+        let mut overlay = self.overlay.write().unwrap_or_else(PoisonError::into_inner);
         let header = match wal.read_header()? {
-            Some(header) => self.recover(&wal, header)?,
-            None => self.init_wal(&wal)?,
+            Read::Current(header) if self.boot_ok(&header) => header,
+            Read::Current(header) => self.after_restart(&wal, header)?,
+            Read::Empty => self.init_wal(&wal)?,
+            Read::Applied(end) => self.upgrade(&wal, end, &mut overlay)?,
         };
-        f(&wal, header)
+        self.refresh(&wal, &header, &mut overlay)?;
+        let mut locked = Locked {
+            wal,
+            header,
+            overlay: &mut overlay,
+        };
+        f(&mut locked)
     }
 
-    /// Run `f` holding the shared lock, after completing any interrupted
-    /// batch.
-    fn with_shared<T>(&self, f: impl Fn() -> Result<T>) -> Result<T> {
+    /// Run `f` on a consistent view of the store (the overlay, and the files
+    /// through it), holding the shared lock.
+    fn with_shared<T>(&self, f: impl Fn(&Overlay) -> Result<T>) -> Result<T> {
         loop {
             {
                 let _local = self.local.read().unwrap_or_else(PoisonError::into_inner);
-                let file = match File::open(&self.wal_path) {
-                    Ok(file) => file,
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                        ) =>
-                    {
-                        // No log: no writer of this version has started. If
-                        // one starts while we read, it creates the log before
-                        // it writes anything: read again under the lock.
-                        let out = f();
-                        if exists(&self.wal_path)? {
-                            continue;
-                        }
-                        return out;
+                let Some(log) = self.log_file(false)? else {
+                    // No log: no writer of this version has started. If one
+                    // starts while we read, it creates the log before it
+                    // writes anything: read again under the lock.
+                    let out = f(&Overlay::default());
+                    if exists(&self.wal_path)? {
+                        continue;
                     }
-                    Err(e) => return Err(Error::io("open store log", &self.wal_path, e)),
+                    return out;
                 };
-                let lock = fd_lock::RwLock::new(file);
-                let guard = retry_interrupted(|| lock.read())
-                    .map_err(|e| Error::io("lock", &self.wal_path, e))?;
-                let header = Wal {
-                    file: &guard,
+                let _shared = SharedLock::take(self, log)?;
+                let wal = Wal {
+                    file: &log.file,
                     path: &self.wal_path,
                     writable: false,
-                }
-                .read_header()?;
-                if header.is_none_or(|h| h.applied && self.boot_ok(&h)) {
-                    return f();
+                };
+                match wal.read_header()? {
+                    Read::Empty => return f(&Overlay::default()),
+                    Read::Current(header) if self.boot_ok(&header) => {
+                        let overlay = self.current_overlay(&wal, &header)?;
+                        return f(&overlay);
+                    }
+                    _ => {}
                 }
             }
-            // Under the shared lock no batch is running, so an unapplied
-            // record means a writer died mid-batch (and another boot id, a
-            // restart): recover, then read.
-            self.with_exclusive(false, |_, _| Ok(()))?;
+            // After a restart, or an old log: fix it under the exclusive
+            // lock, then read.
+            self.with_exclusive(false, |_| Ok(()))?;
         }
+    }
+
+    /// The overlay, brought up to `header` if another writer appended (the
+    /// shared lock is held, so the log cannot change meanwhile).
+    fn current_overlay(
+        &self,
+        wal: &Wal<'_>,
+        header: &Header,
+    ) -> Result<RwLockReadGuard<'_, Overlay>> {
+        {
+            let overlay = self.overlay.read().unwrap_or_else(PoisonError::into_inner);
+            if overlay.is_current(header) {
+                return Ok(overlay);
+            }
+        }
+        {
+            let mut overlay = self.overlay.write().unwrap_or_else(PoisonError::into_inner);
+            self.refresh(wal, header, &mut overlay)?;
+        }
+        Ok(self.overlay.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Fold the records appended since the overlay was last brought up to
+    /// date (all of them after a checkpoint).
+    fn refresh(&self, wal: &Wal<'_>, header: &Header, overlay: &mut Overlay) -> Result<()> {
+        if overlay.is_current(header) {
+            return Ok(());
+        }
+        if overlay.read_to == 0
+            || overlay.generation != header.generation
+            || overlay.read_to > header.end
+        {
+            overlay.reset(header.generation);
+        }
+        let tolerate_damage = !wal.writable;
+        let scan = wal.scan(overlay.read_to, header.end, tolerate_damage)?;
+        for batch in scan.records {
+            overlay.fold(batch);
+        }
+        if scan.end < header.end {
+            tracing::warn!(
+                store = %self.dir.display(),
+                offset = scan.end,
+                "the read-only store's log is damaged from this offset on; reading what precedes it"
+            );
+        }
+        overlay.read_to = header.end;
+        Ok(())
     }
 
     // ----- marker ------------------------------------------------------------
@@ -587,15 +723,15 @@ impl FsStore {
         })
     }
 
-    // ----- write-ahead log ---------------------------------------------------
+    // ----- the log -----------------------------------------------------------
 
-    /// Whether the header's boot id says no full replay is needed.
+    /// Whether the header's boot id says the log needs no check.
     fn boot_ok(&self, header: &Header) -> bool {
         current_boot_id() == Some(header.boot) || self.boot_checked.load(Ordering::Acquire)
     }
 
-    /// Note that this instance has done (or needs no) full replay, which is
-    /// all there is to know where no boot id is available.
+    /// Note that this instance has checked (or needs no check of) the log,
+    /// which is all there is to know where no boot id is available.
     fn no_replay_needed(&self) {
         if current_boot_id().is_none() {
             self.boot_checked.store(true, Ordering::Release);
@@ -605,7 +741,7 @@ impl FsStore {
     /// Give a new (or never durably written) log its header. Exclusive lock
     /// held.
     fn init_wal(&self, wal: &Wal<'_>) -> Result<Header> {
-        let header = Header::fresh();
+        let header = Header::fresh(initial_generation());
         if !wal.writable {
             // Nothing was ever logged; a read-only store reads as it is.
             return Ok(header);
@@ -621,118 +757,92 @@ impl FsStore {
         Ok(header)
     }
 
-    /// Complete what a crash left: an unapplied last record, or (after a
-    /// restart) every record. Exclusive lock held.
-    fn recover(&self, wal: &Wal<'_>, header: Header) -> Result<Header> {
-        if !self.boot_ok(&header) {
-            return self.replay_all(wal, header);
-        }
-        if header.applied {
-            return Ok(header);
-        }
-        wal.require_writable("complete a batch interrupted by a crash")?;
-        match wal.read_record(header.last, header.end, decode_batch)? {
-            Some((batch, _)) => {
-                tracing::warn!(
-                    store = %self.dir.display(),
-                    keys = batch.len(),
-                    "completing a batch interrupted by a crash"
-                );
-                self.apply(&borrow_batch(&batch)).map_err(|e| {
-                    e.context("completing a batch interrupted by a crash (it stays logged)")
-                })?;
-                let header = Header {
-                    applied: true,
-                    ..header
-                };
-                wal.write_header(&header)?;
-                Ok(header)
-            }
-            None => {
-                // Torn while being appended: that batch never committed.
-                let scan = wal.scan(&header, decode_keys)?;
-                tracing::warn!(
-                    store = %self.dir.display(),
-                    offset = header.last,
-                    "ignoring a batch whose logging was interrupted by a crash"
-                );
-                let header = Header {
-                    last: scan.last,
-                    end: scan.end,
-                    applied: true,
-                    ..header
-                };
-                wal.write_header(&header)?;
-                wal.truncate(scan.end)?;
-                Ok(header)
-            }
-        }
-    }
-
-    /// After a restart: redo every logged batch (file writes may have been
-    /// lost), then checkpoint. Exclusive lock held.
-    fn replay_all(&self, wal: &Wal<'_>, header: Header) -> Result<Header> {
+    /// After a restart: records that were visible but not yet durable may be
+    /// damaged. Cut the log before the first damaged record and stamp it with
+    /// this boot's id. Exclusive lock held.
+    fn after_restart(&self, wal: &Wal<'_>, header: Header) -> Result<Header> {
         if !wal.writable {
-            if !header.applied {
-                wal.require_writable("complete a batch interrupted by a crash")?;
-            }
             tracing::warn!(
                 store = %self.dir.display(),
                 "the store log predates a restart, but the store is read-only: \
-                 batches whose writes were lost cannot be redone"
+                 reading it up to its first damaged record, if any"
             );
             self.boot_checked.store(true, Ordering::Release);
             return Ok(header);
         }
-        let scan = wal.scan(&header, decode_batch)?;
-        // Each key gets its last logged value: the same as replaying every
-        // record in order.
-        let mut last: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
-        let records = scan.records.len();
-        for batch in scan.records {
-            last.extend(batch);
-        }
-        if !last.is_empty() {
-            tracing::info!(
+        let scan = wal.scan(HEADER_LEN, header.end, true)?;
+        let mut fixed = Header {
+            boot: current_boot_id().unwrap_or([0; 16]),
+            ..header
+        };
+        if scan.end < header.end {
+            tracing::warn!(
                 store = %self.dir.display(),
-                records,
-                keys = last.len(),
-                "replaying the store log after a restart"
+                offset = scan.end,
+                lost = header.end - scan.end,
+                "the store log was cut at a record damaged by a crash; \
+                 no batch whose commit returned is lost"
             );
+            fixed.end = scan.end;
+            // Readers of the longer log must read it again.
+            fixed.generation = header.generation.wrapping_add(1);
         }
-        let writes: Vec<(&str, Option<&[u8]>)> = last
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_deref()))
-            .collect();
-        self.apply(&writes)
-            .map_err(|e| e.context("replaying the store log after a restart (it stays logged)"))?;
-        let header = self.checkpoint_keys(wal, last.keys().map(String::as_str))?;
+        if fixed != header {
+            wal.write_header(&fixed)?;
+            wal.truncate(fixed.end)?;
+            if self.fsync {
+                self.synced(wal.file.sync_data(), wal.path)?;
+            }
+        }
+        self.no_replay_needed();
+        Ok(fixed)
+    }
+
+    /// A log of format 1 (every batch also written to the files, which may
+    /// not be durable): write its records back and start a format 2 log.
+    /// Exclusive lock held.
+    fn upgrade(&self, wal: &Wal<'_>, end: u64, overlay: &mut Overlay) -> Result<Header> {
+        wal.require_writable("upgrade the store log from format 1")?;
+        overlay.reset(0);
+        // Its last record may be torn: that batch never committed.
+        for batch in wal.scan(HEADER_LEN, end, true)?.records {
+            overlay.fold(batch);
+        }
+        tracing::info!(
+            store = %self.dir.display(),
+            keys = overlay.values.len(),
+            "upgrading the store log to format 2"
+        );
+        let header = self.write_back(wal, initial_generation(), overlay)?;
         self.no_replay_needed();
         Ok(header)
     }
 
-    /// Checkpoint if anything is logged. Exclusive lock held, log recovered.
-    fn checkpoint_locked(&self, wal: &Wal<'_>, header: Header) -> Result<Header> {
-        if header.end <= HEADER_LEN && self.boot_ok(&header) {
-            return Ok(header);
+    /// Checkpoint if anything is logged. Exclusive lock held.
+    fn checkpoint_locked(&self, locked: &mut Locked<'_>) -> Result<()> {
+        if locked.header.end <= HEADER_LEN {
+            return Ok(());
         }
-        wal.require_writable("checkpoint the store log")?;
-        let scan = wal.scan(&header, decode_keys)?;
-        let keys: BTreeSet<String> = scan.records.into_iter().flatten().collect();
-        self.checkpoint_keys(wal, keys.iter().map(String::as_str))
+        locked.wal.require_writable("checkpoint the store log")?;
+        let next = locked.header.generation.wrapping_add(1);
+        locked.header = self.write_back(&locked.wal, next, locked.overlay)?;
+        Ok(())
     }
 
-    /// Make the files of `keys` and their directories durable, then empty
-    /// the log. Exclusive lock held, every logged record applied.
-    fn checkpoint_keys<'k>(
-        &self,
-        wal: &Wal<'_>,
-        keys: impl IntoIterator<Item = &'k str>,
-    ) -> Result<Header> {
+    /// Write every value of `overlay` to its file, make the files and their
+    /// directories durable, then empty the log as generation `generation`.
+    /// Exclusive lock held.
+    fn write_back(&self, wal: &Wal<'_>, generation: u64, overlay: &mut Overlay) -> Result<Header> {
+        for (key, value) in &overlay.values {
+            match value {
+                Some(bytes) => self.put_file(key, bytes)?,
+                None => self.delete_file(key)?,
+            }
+        }
         if self.fsync {
             let mut files = Vec::new();
             let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-            for key in keys {
+            for key in overlay.values.keys() {
                 let key_dir = self.key_dir(key)?;
                 files.push(key_dir.join(OBJECT_FILE));
                 // Every existing ancestor up to the store directory: new
@@ -749,42 +859,73 @@ impl FsStore {
             files.extend(dirs);
             self.sync_paths(&files)?;
         }
-        let header = Header::fresh();
+        let header = Header::fresh(generation);
         wal.write_header(&header)?;
         wal.truncate(HEADER_LEN)?;
         if self.fsync {
             self.synced(wal.file.sync_all(), wal.path)?;
         }
+        overlay.reset(generation);
+        let now = LogPos {
+            generation,
+            offset: HEADER_LEN,
+        };
+        let mut durable = lock(&self.durable);
+        if !durable.covers(now) {
+            *durable = now;
+        }
         Ok(header)
     }
 
-    /// Log a batch and make it durable: after this it is committed.
-    /// Exclusive lock held, log recovered.
-    fn append(
-        &self,
-        wal: &Wal<'_>,
-        header: &mut Header,
-        writes: &[(&str, Option<&[u8]>)],
-    ) -> Result<()> {
+    /// Append a batch to the log and make it visible (not yet durable).
+    /// Exclusive lock held.
+    fn append(&self, locked: &mut Locked<'_>, writes: &[(&str, Option<&[u8]>)]) -> Result<LogPos> {
         let record = encode_record(writes)?;
-        let before = *header;
-        let at = header.end;
-        wal.write_at(&record, at)?;
-        *header = Header {
-            last: at,
+        let at = locked.header.end;
+        locked.wal.write_at(&record, at)?;
+        let header = Header {
             end: at + record.len() as u64,
-            applied: false,
-            ..before
+            ..locked.header
         };
-        wal.write_header(header)?;
-        if self.fsync {
-            if let Err(e) = self.synced(wal.file.sync_data(), wal.path) {
-                // Not committed: take the record back (best effort) so that
-                // nobody applies a batch whose commit failed.
-                *header = before;
-                let _ = wal.write_header(&before);
-                return Err(e);
-            }
+        // The commit point: from here on every reader sees the batch.
+        locked.wal.write_header(&header)?;
+        locked.header = header;
+        for (key, value) in writes {
+            locked
+                .overlay
+                .values
+                .insert((*key).to_string(), value.map(<[u8]>::to_vec));
+        }
+        locked.overlay.read_to = header.end;
+        let pos = LogPos {
+            generation: header.generation,
+            offset: header.end,
+        };
+        let mut appended = lock(&self.appended);
+        if !appended.covers(pos) {
+            *appended = pos;
+        }
+        Ok(pos)
+    }
+
+    /// Make the log durable up to `upto` (no lock held): one `fdatasync`
+    /// covers every record this instance appended before it starts.
+    fn sync_log(&self, upto: LogPos) -> Result<()> {
+        if !self.fsync {
+            return Ok(());
+        }
+        let mut durable = lock(&self.durable);
+        if durable.covers(upto) {
+            return Ok(());
+        }
+        let target = *lock(&self.appended);
+        let Some(log) = self.log.get() else {
+            return Err(Error::internal("syncing a store log that was never opened"));
+        };
+        self.synced(log.file.sync_data(), &self.wal_path)
+            .map_err(|e| e.context("the batch is logged, but may not be durable"))?;
+        if !durable.covers(target) {
+            *durable = target;
         }
         Ok(())
     }
@@ -811,7 +952,27 @@ impl FsStore {
         Ok(path)
     }
 
-    fn read_entry(&self, key: &str) -> Result<Option<Entry>> {
+    /// The current value of `key`: logged, else in its file.
+    fn read_entry(&self, overlay: &Overlay, key: &str) -> Result<Option<Entry>> {
+        match overlay.values.get(key) {
+            Some(Some(value)) => Ok(Some(Entry {
+                version: Version::of_bytes(value),
+                value: value.clone(),
+            })),
+            Some(None) => Ok(None),
+            None => self.read_file(key),
+        }
+    }
+
+    /// The current version of `key`.
+    fn current_version(&self, overlay: &Overlay, key: &str) -> Result<Option<Version>> {
+        match overlay.values.get(key) {
+            Some(value) => Ok(value.as_deref().map(Version::of_bytes)),
+            None => Ok(self.read_file(key)?.map(|e| e.version)),
+        }
+    }
+
+    fn read_file(&self, key: &str) -> Result<Option<Entry>> {
         let path = self.key_dir(key)?.join(OBJECT_FILE);
         match fs::read(&path) {
             Ok(value) => Ok(Some(Entry {
@@ -821,18 +982,6 @@ impl FsStore {
             Err(e) if is_absent(&e) => Ok(None),
             Err(e) => Err(Error::io("read", &path, e)),
         }
-    }
-
-    /// Write or delete each key (exclusive lock held). Nothing is fsynced:
-    /// the log makes the batch durable.
-    fn apply(&self, writes: &[(&str, Option<&[u8]>)]) -> Result<()> {
-        for (key, value) in writes {
-            match value {
-                Some(bytes) => self.put_file(key, bytes)?,
-                None => self.delete_file(key)?,
-            }
-        }
-        Ok(())
     }
 
     fn put_file(&self, key: &str, bytes: &[u8]) -> Result<()> {
@@ -942,9 +1091,29 @@ impl FsStore {
         }
     }
 
-    /// Keys under `refs/` starting with `prefix`, walking only the subtree
-    /// of the prefix's directory part.
-    fn list_keys(&self, prefix: &str) -> Result<Vec<String>> {
+    /// Keys starting with `prefix`: the files', with the log's puts added
+    /// and its deletions taken away.
+    fn list_keys(&self, overlay: &Overlay, prefix: &str) -> Result<Vec<String>> {
+        let mut keys: BTreeSet<String> = self.list_files(prefix)?.into_iter().collect();
+        for (key, value) in overlay.values.range::<str, _>((
+            std::ops::Bound::Included(prefix),
+            std::ops::Bound::Unbounded,
+        )) {
+            if !key.starts_with(prefix) {
+                break;
+            }
+            if value.is_some() {
+                keys.insert(key.clone());
+            } else {
+                keys.remove(key);
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// Keys with a file under `refs/` starting with `prefix`, walking only
+    /// the subtree of the prefix's directory part.
+    fn list_files(&self, prefix: &str) -> Result<Vec<String>> {
         let (dir_part, partial) = match prefix.rfind('/') {
             Some(i) => (&prefix[..i], &prefix[i + 1..]),
             None => ("", prefix),
@@ -975,7 +1144,6 @@ impl FsStore {
             };
             self.walk(&entry.path(), key, &mut keys)?;
         }
-        keys.sort();
         Ok(keys)
     }
 
@@ -1014,76 +1182,148 @@ impl FsStore {
 impl Store for FsStore {
     fn get(&self, key: &str) -> Result<Option<Entry>> {
         validate_key(key)?;
-        self.with_shared(|| self.read_entry(key))
+        self.with_shared(|overlay| self.read_entry(overlay, key))
     }
 
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
         for k in keys {
             validate_key(k)?;
         }
-        self.with_shared(|| keys.iter().map(|k| self.read_entry(k)).collect())
+        self.with_shared(|overlay| keys.iter().map(|k| self.read_entry(overlay, k)).collect())
     }
 
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
         validate_prefix(prefix)?;
-        self.with_shared(|| self.list_keys(prefix))
+        self.with_shared(|overlay| self.list_keys(overlay, prefix))
     }
 
     fn commit(&self, ops: &[Op]) -> Result<()> {
+        self.commit_with(ops, Durability::Immediate)
+    }
+
+    fn commit_with(&self, ops: &[Op], durability: Durability) -> Result<()> {
         for op in ops {
             validate_key(op.key())?;
         }
         if ops.is_empty() {
             return Ok(());
         }
-        let plan = || {
-            plan_batch(
-                ops,
-                |k| Ok(self.read_entry(k)?.map(|e| e.version)),
-                Version::of_bytes,
-            )
+        let plan = |overlay: &Overlay| {
+            plan_batch(ops, |k| self.current_version(overlay, k), Version::of_bytes)
         };
         if ops.iter().all(|op| matches!(op, Op::Check { .. })) {
             // Nothing to write: checking under the shared lock is enough.
-            return self.with_shared(|| plan().map(drop));
+            return self.with_shared(|overlay| plan(overlay).map(drop));
         }
         self.ensure_dir()?;
-        self.with_exclusive(true, |wal, mut header| {
+        let appended = self.with_exclusive(true, |locked| {
             self.ensure_marker()?;
-            let writes: Vec<(&str, Option<&[u8]>)> = plan()?
+            let writes: Vec<(&str, Option<&[u8]>)> = plan(locked.overlay)?
                 .into_iter()
                 .map(|(k, w): (&str, Planned<'_>)| (k, w.map(|(bytes, _)| bytes)))
                 .collect();
             if writes.is_empty() {
-                return Ok(());
+                return Ok(None);
             }
-            self.append(wal, &mut header, &writes)?;
-            // Committed. If applying fails, the record stays unapplied and
-            // the next lock holder completes it.
-            self.apply(&writes).map_err(|e| {
-                e.context(
-                    "batch interrupted (it is logged, and the next operation on the store completes it)",
-                )
-            })?;
-            // The batch is committed and applied: what follows is
-            // housekeeping, whose failure must not report the commit as
-            // failed. Both are retried by later operations.
-            header.applied = true;
-            if let Err(e) = wal.write_header(&header) {
-                tracing::warn!(error = %e, "could not mark a batch applied; it will be applied again");
-                return Ok(());
-            }
-            if header.end >= self.checkpoint_bytes {
-                if let Err(e) = self.checkpoint_locked(wal, header) {
+            let pos = self.append(locked, &writes)?;
+            // The batch is committed: a failed checkpoint must not report it
+            // as failed. The next commit tries again.
+            if locked.header.end >= self.checkpoint_bytes
+                && let Err(e) = self.checkpoint_locked(locked) {
                     tracing::warn!(error = %e, "checkpoint failed; the log is kept and it will be retried");
                 }
-            }
-            Ok(())
-        })
+            Ok(Some(pos))
+        })?;
+        match (appended, durability) {
+            (Some(pos), Durability::Immediate) => self.sync_log(pos),
+            _ => Ok(()),
+        }
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        FsStore::checkpoint(self)
     }
 
     fn describe(&self) -> String {
         format!("fs:{}", self.dir.display())
+    }
+}
+
+impl Drop for FsStore {
+    /// Make deferred commits durable.
+    fn drop(&mut self) {
+        let appended = *lock(&self.appended);
+        if appended != LogPos::default()
+            && let Err(e) = self.sync_log(appended)
+        {
+            tracing::warn!(error = %e, "could not make the store log durable on close");
+        }
+    }
+}
+
+/// Lock a mutex, ignoring poisoning (the data is plain positions).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The generation of a new log: the time, so that a log deleted and created
+/// again is not mistaken for the old one by an instance that read it.
+fn initial_generation() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+}
+
+/// The exclusive lock and what it protects, for the duration of one
+/// operation.
+struct Locked<'a> {
+    wal: Wal<'a>,
+    header: Header,
+    overlay: &'a mut Overlay,
+}
+
+/// Releases the file lock when dropped.
+struct Unlock<'a>(&'a File);
+
+impl Drop for Unlock<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.unlock() {
+            tracing::warn!(error = %e, "could not unlock the store log");
+        }
+    }
+}
+
+/// This instance's share of the shared file lock: the first reader takes
+/// it, the last one releases it.
+struct SharedLock<'a> {
+    store: &'a FsStore,
+    file: &'a File,
+}
+
+impl<'a> SharedLock<'a> {
+    fn take(store: &'a FsStore, log: &'a LogFile) -> Result<SharedLock<'a>> {
+        let mut readers = lock(&store.readers);
+        if *readers == 0 {
+            retry_interrupted(|| log.file.lock_shared())
+                .map_err(|e| Error::io("lock", &store.wal_path, e))?;
+        }
+        *readers += 1;
+        Ok(SharedLock {
+            store,
+            file: &log.file,
+        })
+    }
+}
+
+impl Drop for SharedLock<'_> {
+    fn drop(&mut self) {
+        let mut readers = lock(&self.store.readers);
+        *readers -= 1;
+        if *readers == 0
+            && let Err(e) = self.file.unlock()
+        {
+            tracing::warn!(error = %e, "could not unlock the store log");
+        }
     }
 }
 
@@ -1093,19 +1333,29 @@ impl Store for FsStore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Header {
     boot: [u8; 16],
-    last: u64,
+    generation: u64,
     end: u64,
-    applied: bool,
+}
+
+/// What the first bytes of the log hold.
+#[derive(Debug, PartialEq, Eq)]
+enum Read {
+    /// Nothing (a log whose creation never became durable: nothing in it
+    /// committed).
+    Empty,
+    /// A format 2 header.
+    Current(Header),
+    /// A format 1 header, with its end.
+    Applied(u64),
 }
 
 impl Header {
     /// An empty log, written in this boot.
-    fn fresh() -> Header {
+    fn fresh(generation: u64) -> Header {
         Header {
             boot: current_boot_id().unwrap_or([0; 16]),
-            last: 0,
+            generation,
             end: HEADER_LEN,
-            applied: true,
         }
     }
 
@@ -1114,24 +1364,22 @@ impl Header {
         b[0..8].copy_from_slice(WAL_MAGIC);
         b[8..12].copy_from_slice(&WAL_FORMAT.to_le_bytes());
         b[12..28].copy_from_slice(&self.boot);
-        b[28..36].copy_from_slice(&self.last.to_le_bytes());
+        b[28..36].copy_from_slice(&self.generation.to_le_bytes());
         b[36..44].copy_from_slice(&self.end.to_le_bytes());
-        b[44] = u8::from(self.applied);
         let crc = crc32(&b[..60]);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
         b
     }
 
-    /// The header in `b`, or `None` for all zeros (a log whose creation never
-    /// became durable: nothing in it committed).
-    fn decode(b: &[u8; HEADER_LEN as usize], path: &Path) -> Result<Option<Header>> {
+    fn decode(b: &[u8; HEADER_LEN as usize], path: &Path) -> Result<Read> {
         if b.iter().all(|x| *x == 0) {
-            return Ok(None);
+            return Ok(Read::Empty);
         }
         let corrupt = |what: &str| {
             Error::store(format!(
                 "corrupt store log {}: {what}; if no Ocuroot is running on this store, \
-                 moving the file away keeps the files under refs/ as they are",
+                 moving the file away keeps the files under refs/ (and loses the batches \
+                 logged since the last checkpoint)",
                 path.display()
             ))
         };
@@ -1142,28 +1390,26 @@ impl Header {
             return Err(corrupt("header checksum mismatch"));
         }
         let format = u32::from_le_bytes([b[8], b[9], b[10], b[11]]);
-        if format != WAL_FORMAT {
-            return Err(Error::store(format!(
-                "store log {} has format {format}; this Ocuroot reads format {WAL_FORMAT}",
-                path.display()
-            )));
-        }
-        let mut boot = [0u8; 16];
-        boot.copy_from_slice(&b[12..28]);
-        let header = Header {
-            boot,
-            last: le_u64(&b[28..36]),
-            end: le_u64(&b[36..44]),
-            applied: b[44] == 1,
-        };
-        let sane = b[44] <= 1
-            && header.end >= HEADER_LEN
-            && (header.last == 0 && header.applied
-                || header.last >= HEADER_LEN && header.last < header.end);
-        if !sane {
+        let end = le_u64(&b[36..44]);
+        if end < HEADER_LEN {
             return Err(corrupt("inconsistent header"));
         }
-        Ok(Some(header))
+        match format {
+            WAL_FORMAT => {
+                let mut boot = [0u8; 16];
+                boot.copy_from_slice(&b[12..28]);
+                Ok(Read::Current(Header {
+                    boot,
+                    generation: le_u64(&b[28..36]),
+                    end,
+                }))
+            }
+            WAL_FORMAT_APPLIED => Ok(Read::Applied(end)),
+            _ => Err(Error::store(format!(
+                "store log {} has format {format}; this Ocuroot reads format {WAL_FORMAT}",
+                path.display()
+            ))),
+        }
     }
 }
 
@@ -1174,11 +1420,9 @@ struct Wal<'a> {
     writable: bool,
 }
 
-/// The records of a log, in order.
-struct Scan<T> {
-    records: Vec<T>,
-    /// Offset of the last valid record (0: none).
-    last: u64,
+/// The records of part of a log, in order.
+struct Scan {
+    records: Vec<Batch>,
     /// End of the last valid record.
     end: u64,
 }
@@ -1195,13 +1439,13 @@ impl Wal<'_> {
         }
     }
 
-    fn read_header(&self) -> Result<Option<Header>> {
+    fn read_header(&self) -> Result<Read> {
         let mut b = [0u8; HEADER_LEN as usize];
         let n = read_full_at(self.file, &mut b, 0)
             .map_err(|e| Error::io("read store log", self.path, e))?;
         if n < b.len() {
             // Shorter than a header: its creation never completed.
-            return Ok(None);
+            return Ok(Read::Empty);
         }
         Header::decode(&b, self.path)
     }
@@ -1221,65 +1465,37 @@ impl Wal<'_> {
             .map_err(|e| Error::io("truncate store log", self.path, e))
     }
 
-    /// The record at `offset` (decoded) and the offset after it, or `None`
-    /// if it is torn: past `end`, or failing its checksum.
-    fn read_record<T>(
-        &self,
-        offset: u64,
-        end: u64,
-        decode: fn(&[u8], &Path, u64) -> Result<T>,
-    ) -> Result<Option<(T, u64)>> {
-        if offset < HEADER_LEN || end.saturating_sub(offset) < RECORD_HEAD {
-            return Ok(None);
-        }
-        let io_err = |e| Error::io("read store log", self.path, e);
-        let mut head = [0u8; RECORD_HEAD as usize];
-        if read_full_at(self.file, &mut head, offset).map_err(io_err)? < head.len() {
-            return Ok(None);
-        }
-        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        let next = offset + RECORD_HEAD + u64::from(len);
-        if next > end {
-            return Ok(None);
-        }
-        let mut payload = vec![0u8; len as usize];
-        if read_full_at(self.file, &mut payload, offset + RECORD_HEAD).map_err(io_err)?
-            < payload.len()
-        {
-            return Ok(None);
-        }
-        if crc32(&payload) != crc {
-            return Ok(None);
-        }
-        Ok(Some((decode(&payload, self.path, offset)?, next)))
-    }
-
-    /// Every record up to the header's end. A torn record is tolerated only
-    /// as the last one (the header's `last`): its batch never committed.
-    fn scan<T>(
-        &self,
-        header: &Header,
-        decode: fn(&[u8], &Path, u64) -> Result<T>,
-    ) -> Result<Scan<T>> {
+    /// The records from `from` up to `end`. A damaged record (short, or
+    /// failing its checksum) ends the scan when `tolerate_damage` (after a
+    /// restart, where it was never durable), and is an error otherwise.
+    fn scan(&self, from: u64, end: u64, tolerate_damage: bool) -> Result<Scan> {
         let mut scan = Scan {
             records: Vec::new(),
-            last: 0,
-            end: HEADER_LEN,
+            end: from,
         };
-        while scan.end < header.end {
-            match self.read_record(scan.end, header.end, decode)? {
-                Some((record, next)) => {
-                    scan.records.push(record);
-                    scan.last = scan.end;
-                    scan.end = next;
+        if end <= from {
+            return Ok(scan);
+        }
+        let mut buf = vec![0u8; (end - from) as usize];
+        let n = read_full_at(self.file, &mut buf, from)
+            .map_err(|e| Error::io("read store log", self.path, e))?;
+        buf.truncate(n);
+        let mut at = 0usize;
+        while scan.end < end {
+            match split_record(&buf[at..]) {
+                Some((payload, len)) => {
+                    scan.records
+                        .push(decode_batch(payload, self.path, scan.end)?);
+                    at += len;
+                    scan.end += len as u64;
                 }
-                None if scan.end == header.last => break,
+                None if tolerate_damage => break,
                 None => {
                     return Err(Error::store(format!(
                         "corrupt store log {}: the record at offset {} is damaged, so the batches \
-                         logged from there on cannot be replayed; if no Ocuroot is running on \
-                         this store, moving the file away keeps the files under refs/ as they are",
+                         logged from there on cannot be read; if no Ocuroot is running on this \
+                         store, moving the file away keeps the files under refs/ (and loses the \
+                         batches logged since the last checkpoint)",
                         self.path.display(),
                         scan.end
                     )));
@@ -1288,6 +1504,17 @@ impl Wal<'_> {
         }
         Ok(scan)
     }
+}
+
+/// The payload of the record at the start of `buf` and the record's whole
+/// length, or `None` if it is short or fails its checksum.
+fn split_record(buf: &[u8]) -> Option<(&[u8], usize)> {
+    let head = buf.get(..RECORD_HEAD as usize)?;
+    let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+    let total = RECORD_HEAD as usize + len;
+    let payload = buf.get(RECORD_HEAD as usize..total)?;
+    (crc32(payload) == crc).then_some((payload, total))
 }
 
 /// One logged batch: final value (or deletion) per key.
@@ -1331,16 +1558,6 @@ enum OpIn {
     Delete {
         key: String,
     },
-}
-
-#[derive(serde::Deserialize)]
-struct KeysIn {
-    ops: Vec<KeyIn>,
-}
-
-#[derive(serde::Deserialize)]
-struct KeyIn {
-    key: String,
 }
 
 /// `[len][crc32][payload]` for a batch.
@@ -1409,24 +1626,6 @@ fn decode_batch(payload: &[u8], path: &Path, offset: u64) -> Result<Batch> {
         batch.push((key, value));
     }
     Ok(batch)
-}
-
-fn decode_keys(payload: &[u8], path: &Path, offset: u64) -> Result<Vec<String>> {
-    let record: KeysIn = serde_json::from_slice(payload)
-        .map_err(|e| corrupt_record(path, offset, format_args!("is not a batch: {e}")))?;
-    let mut keys = Vec::with_capacity(record.ops.len());
-    for KeyIn { key } in record.ops {
-        validate_key(&key).map_err(|e| corrupt_record(path, offset, format_args!("names {e}")))?;
-        keys.push(key);
-    }
-    Ok(keys)
-}
-
-fn borrow_batch(batch: &Batch) -> Vec<(&str, Option<&[u8]>)> {
-    batch
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_deref()))
-        .collect()
 }
 
 /// This boot's id: on Linux `/proc/sys/kernel/random/boot_id` (a UUID,
@@ -1595,15 +1794,36 @@ mod tests {
     fn headers_round_trip() {
         let h = Header {
             boot: [7; 16],
-            last: 100,
+            generation: 100,
             end: 200,
-            applied: false,
         };
         let path = Path::new("x/.wal");
-        assert_eq!(Header::decode(&h.encode(), path).unwrap(), Some(h));
-        assert_eq!(Header::decode(&[0; 64], path).unwrap(), None);
+        assert_eq!(Header::decode(&h.encode(), path).unwrap(), Read::Current(h));
+        assert_eq!(Header::decode(&[0; 64], path).unwrap(), Read::Empty);
         let mut bad = h.encode();
         bad[30] ^= 1;
         assert!(Header::decode(&bad, path).is_err());
+    }
+
+    #[test]
+    fn positions_cover_earlier_ones_and_earlier_generations() {
+        let p = |generation, offset| LogPos { generation, offset };
+        assert!(p(1, 100).covers(p(1, 100)));
+        assert!(p(1, 100).covers(p(1, 64)));
+        assert!(!p(1, 64).covers(p(1, 100)));
+        assert!(p(2, 64).covers(p(1, 1000)));
+        assert!(!p(1, 1000).covers(p(2, 64)));
+    }
+
+    #[test]
+    fn damaged_records_are_not_split() {
+        let record = encode_record(&[("a", Some(b"1".as_slice()))]).unwrap();
+        let (payload, len) = split_record(&record).unwrap();
+        assert_eq!(len, record.len());
+        assert_eq!(payload, &record[8..]);
+        assert!(split_record(&record[..record.len() - 1]).is_none());
+        let mut bad = record.clone();
+        bad[10] ^= 1;
+        assert!(split_record(&bad).is_none());
     }
 }

@@ -204,6 +204,20 @@ impl Op {
     }
 }
 
+/// How soon a committed batch must survive a machine crash.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Durable when [`Store::commit_with`] returns.
+    #[default]
+    Immediate,
+    /// Visible to every reader when the commit returns, and durable no later
+    /// than the next [`Immediate`](Durability::Immediate) commit to the same
+    /// store returns (or the store is closed). For writes whose loss in a
+    /// machine crash is harmless, such as claiming a run: the engine's next
+    /// durable commit (the run's outcome) covers it.
+    Deferred,
+}
+
 /// A key/value store: the storage seam.
 ///
 /// Implementations must be safe to share between threads. Keys are ref
@@ -227,6 +241,21 @@ pub trait Store: Send + Sync {
     /// sees the put). If any expectation fails, nothing is written and the
     /// error is a [`Conflict`](crate::ErrorKind::Conflict) naming the key.
     fn commit(&self, ops: &[Op]) -> Result<()>;
+
+    /// [`commit`](Store::commit) with a choice of [`Durability`]. Backends
+    /// that make every commit durable at the same cost (or none) keep the
+    /// default, which calls `commit`.
+    fn commit_with(&self, ops: &[Op], durability: Durability) -> Result<()> {
+        let _ = durability;
+        self.commit(ops)
+    }
+
+    /// Bring whatever other tools read directly (such as the files of an
+    /// [`FsStore`]) up to date with every committed batch, durably. Backends
+    /// with nothing of the kind keep the default, which does nothing.
+    fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// The values at several keys, in order.
     ///
@@ -255,8 +284,14 @@ macro_rules! forward_store {
             fn commit(&self, ops: &[Op]) -> Result<()> {
                 (**self).commit(ops)
             }
+            fn commit_with(&self, ops: &[Op], durability: Durability) -> Result<()> {
+                (**self).commit_with(ops, durability)
+            }
             fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
                 (**self).get_many(keys)
+            }
+            fn checkpoint(&self) -> Result<()> {
+                (**self).checkpoint()
             }
             fn describe(&self) -> String {
                 (**self).describe()

@@ -1,6 +1,6 @@
 //! [`PrefixStore`]: one store's keys under a prefix of another.
 
-use super::{Entry, Op, Store, validate_key, validate_prefix};
+use super::{Durability, Entry, Op, Store, validate_key, validate_prefix};
 use crate::{Error, Result};
 
 /// A [`Store`] whose keys live under `prefix` in an inner store.
@@ -93,11 +93,15 @@ impl<S: Store> Store for PrefixStore<S> {
     }
 
     fn commit(&self, ops: &[Op]) -> Result<()> {
+        self.commit_with(ops, Durability::Immediate)
+    }
+
+    fn commit_with(&self, ops: &[Op], durability: Durability) -> Result<()> {
         let mapped = ops
             .iter()
             .map(|op| self.map_op(op))
             .collect::<Result<Vec<_>>>()?;
-        self.inner.commit(&mapped).map_err(|e| {
+        self.inner.commit_with(&mapped, durability).map_err(|e| {
             // Conflict messages name the inner key; say which store it is in.
             if e.is_conflict() {
                 e.context(format!("in {}", self.describe()))
@@ -105,6 +109,10 @@ impl<S: Store> Store for PrefixStore<S> {
                 e
             }
         })
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        self.inner.checkpoint()
     }
 
     fn describe(&self) -> String {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Expect, Op, Store, Version, validate_key, validate_prefix};
+use super::{Durability, Expect, Op, Store, Version, validate_key, validate_prefix};
 use crate::refs::{Ref, RefGlobSet};
 use crate::{Error, Result};
 
@@ -396,12 +396,21 @@ impl RefStore {
     /// transaction when the commit (or `f`) fails with a conflict, up to 16
     /// times with a short randomised backoff. Returns `f`'s value, or the
     /// last conflict.
-    pub fn update<T>(&self, mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+    pub fn update<T>(&self, f: impl FnMut(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.update_with(Durability::Immediate, f)
+    }
+
+    /// [`update`](Self::update), committing with `durability`.
+    pub fn update_with<T>(
+        &self,
+        durability: Durability,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut tx = self.transaction();
-            let result = f(&mut tx).and_then(|value| tx.commit().map(|()| value));
+            let result = f(&mut tx).and_then(|value| tx.commit_with(durability).map(|()| value));
             match result {
                 Err(e) if e.is_conflict() && attempt < UPDATE_ATTEMPTS => {
                     tracing::debug!(attempt, error = %e, "retrying a conflicting transaction");
@@ -676,6 +685,11 @@ impl Transaction<'_> {
     /// transaction that only read succeeds if everything it read was still
     /// current, so its reads were consistent.
     pub fn commit(self) -> Result<()> {
+        self.commit_with(Durability::Immediate)
+    }
+
+    /// [`commit`](Self::commit) with a choice of [`Durability`].
+    pub fn commit_with(self, durability: Durability) -> Result<()> {
         if self.pending.is_empty() && self.read.is_empty() {
             return Ok(());
         }
@@ -699,6 +713,6 @@ impl Transaction<'_> {
                 ops.push(Op::check(key.clone(), Expect::unchanged(*version)));
             }
         }
-        self.store.store.commit(&ops)
+        self.store.store.commit_with(&ops, durability)
     }
 }

@@ -18,6 +18,7 @@ pub fn backends() -> Vec<Backend> {
     let fs = FsStore::open(fs_dir.path().join("state"), "state").unwrap();
     let shared_dir = tempfile::tempdir().unwrap();
     let nosync_dir = tempfile::tempdir().unwrap();
+    let files_dir = tempfile::tempdir().unwrap();
     let shared: Arc<dyn Store> = Arc::new(FsStore::open(shared_dir.path(), "state").unwrap());
     vec![
         Backend {
@@ -39,6 +40,17 @@ pub fn backends() -> Vec<Backend> {
                     .unwrap(),
             ),
             _dir: Some(nosync_dir),
+        },
+        Backend {
+            // Every commit checkpointed: reads come from the files.
+            name: "fs(checkpoint each commit)",
+            store: Arc::new(
+                FsStore::builder(files_dir.path(), "state")
+                    .checkpoint_bytes(0)
+                    .open()
+                    .unwrap(),
+            ),
+            _dir: Some(files_dir),
         },
         Backend {
             name: "prefix(memory)",

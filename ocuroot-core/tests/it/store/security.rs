@@ -102,9 +102,8 @@ fn bad_list_prefixes_are_refused() {
 #[test]
 fn bad_refs_write_nothing() {
     let parent = tempfile::tempdir().unwrap();
-    let store = RefStore::new(Arc::new(
-        FsStore::open(parent.path().join("store"), "state").unwrap(),
-    ));
+    let fs_store = Arc::new(FsStore::open(parent.path().join("store"), "state").unwrap());
+    let store = RefStore::new(fs_store.clone());
     let before = tree(parent.path());
     for text in [
         "../outside/@r1",
@@ -162,6 +161,7 @@ fn bad_refs_write_nothing() {
     // `@..` inside the store.
     let r = Ref::parse("repo/-/pkg/@../custom/x").unwrap();
     store.update(|tx| tx.set(&r, serde_json::json!(1))).unwrap();
+    fs_store.checkpoint().unwrap();
     assert!(
         parent
             .path()
