@@ -49,7 +49,7 @@ impl Host for LocalHost {
                 ))
             })?;
         let (tx, rx) = mpsc::channel::<(Stream, String)>();
-        let readers: Vec<_> = [
+        let pipes = [
             (
                 Stream::Stdout,
                 child
@@ -64,12 +64,13 @@ impl Host for LocalHost {
                     .take()
                     .map(|r| Box::new(r) as Box<dyn Read + Send>),
             ),
-        ]
-        .into_iter()
-        .filter_map(|(stream, pipe)| pipe.map(|p| (stream, p)))
-        .map(|(stream, pipe)| {
+        ];
+        for (stream, pipe) in pipes {
+            let Some(pipe) = pipe else { continue };
             let tx = tx.clone();
-            std::thread::spawn(move || {
+            // Each reader sends its lines, then drops its sender: the loop
+            // below ends when both pipes are closed.
+            let job: reader_pool::Job = Box::new(move || {
                 let mut reader = BufReader::new(pipe);
                 let mut buf = Vec::new();
                 loop {
@@ -84,9 +85,16 @@ impl Host for LocalHost {
                         }
                     }
                 }
-            })
-        })
-        .collect();
+            });
+            if let Err(e) = reader_pool::run(job) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::host(format!(
+                    "cannot start a thread to read the output of {:?}: {e}",
+                    req.command
+                )));
+            }
+        }
         drop(tx);
         let mut out = ShellOutput::default();
         for (stream, line) in rx {
@@ -98,9 +106,6 @@ impl Host for LocalHost {
                 Stream::Stderr => out.stderr.push_str(&line),
             }
             out.combined_output.push_str(&line);
-        }
-        for r in readers {
-            let _ = r.join();
         }
         let status = child
             .wait()
@@ -170,16 +175,73 @@ pub(super) fn process_env() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// This process as an agent. The host name is read once per process: the
+/// engine asks for it at every claim.
 pub(super) fn agent() -> Agent {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| "localhost".to_string());
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let host = HOST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "localhost".to_string())
+    });
     Agent {
-        host,
+        host: host.clone(),
         pid: std::process::id(),
+    }
+}
+
+/// Threads that read child processes' pipes, kept for reuse: for a short
+/// command, starting two threads costs about as much as the command.
+mod reader_pool {
+    use std::sync::{Mutex, PoisonError, mpsc};
+
+    /// A job: read one pipe to its end.
+    pub(super) type Job = Box<dyn FnOnce() + Send>;
+
+    /// Idle threads beyond this many exit.
+    const MAX_IDLE: usize = 16;
+
+    /// The idle threads, each waiting on its own channel.
+    static IDLE: Mutex<Vec<mpsc::Sender<Job>>> = Mutex::new(Vec::new());
+
+    /// Run `job` on an idle reader thread, or on a new one.
+    pub(super) fn run(job: Job) -> std::io::Result<()> {
+        let mut job = job;
+        loop {
+            let idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner).pop();
+            match idle {
+                Some(worker) => match worker.send(job) {
+                    Ok(()) => return Ok(()),
+                    // That thread has exited: try the next.
+                    Err(mpsc::SendError(back)) => job = back,
+                },
+                None => break,
+            }
+        }
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("ocuroot-pipe".into())
+            .spawn(move || {
+                let mut job = job;
+                loop {
+                    job();
+                    {
+                        let mut idle = IDLE.lock().unwrap_or_else(PoisonError::into_inner);
+                        if idle.len() >= MAX_IDLE {
+                            return;
+                        }
+                        idle.push(tx.clone());
+                    }
+                    match rx.recv() {
+                        Ok(next) => job = next,
+                        Err(_) => return,
+                    }
+                }
+            })
+            .map(drop)
     }
 }
 
