@@ -32,8 +32,13 @@ const HEADER_LEN: u64 = 64;
 const RECORD_HEAD: u64 = 8;
 /// Default size of the log that triggers a checkpoint.
 const DEFAULT_CHECKPOINT_BYTES: u64 = 8 << 20;
-/// Threads that fsync the files of a checkpoint.
-const CHECKPOINT_SYNC_THREADS: usize = 8;
+/// Threads that write (and, without `syncfs`, fsync) the files of a
+/// checkpoint.
+const CHECKPOINT_THREADS: usize = 8;
+/// Beyond this many keys, a checkpoint on Linux makes its files durable
+/// with one `syncfs` rather than an `fsync` per file and directory.
+#[cfg(target_os = "linux")]
+const SYNCFS_KEYS: usize = 32;
 
 /// A [`Store`] in a directory: one JSON file per key, laid out as the
 /// original Ocuroot does, in front of a log of recent batches. Atomic and
@@ -64,8 +69,10 @@ const CHECKPOINT_SYNC_THREADS: usize = 8;
 /// does (about 0.1 ms per new directory or file on an ext4 VM). The files are
 /// brought up to date by a **checkpoint**, which writes the last logged value
 /// of every key (so a run's `pending` and `running` markers, superseded within
-/// the log, never become files at all), makes them durable and empties the
-/// log. Checkpoints happen when the log grows past a threshold (8 MiB by
+/// the log, never become files at all), makes them durable (on Linux with one
+/// `syncfs` of the store's filesystem when there are more than a few dozen,
+/// else with an `fsync` per file and directory) and empties the log.
+/// Checkpoints happen when the log grows past a threshold (8 MiB by
 /// default, [`FsStoreBuilder::checkpoint_bytes`]; a 1000-task release logs
 /// about 3 MiB), and on demand with [`FsStore::checkpoint`] (`ocuroot state
 /// checkpoint`): do that before handing the files to tools that do not read
@@ -833,31 +840,19 @@ impl FsStore {
     /// directories durable, then empty the log as generation `generation`.
     /// Exclusive lock held.
     fn write_back(&self, wal: &Wal<'_>, generation: u64, overlay: &mut Overlay) -> Result<Header> {
+        // Deletions first (they remove emptied directories, which a put in
+        // parallel could be about to use), then the puts from a few threads:
+        // creating directories and files is most of a checkpoint's cost.
+        let mut puts = Vec::new();
         for (key, value) in &overlay.values {
             match value {
-                Some(bytes) => self.put_file(key, bytes)?,
+                Some(bytes) => puts.push((key.as_str(), bytes.as_slice())),
                 None => self.delete_file(key)?,
             }
         }
+        self.in_parallel(&puts, |(key, bytes)| self.put_file(key, bytes))?;
         if self.fsync {
-            let mut files = Vec::new();
-            let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
-            for key in overlay.values.keys() {
-                let key_dir = self.key_dir(key)?;
-                files.push(key_dir.join(OBJECT_FILE));
-                // Every existing ancestor up to the store directory: new
-                // directories need their parent's entry made durable, removed
-                // ones their removal.
-                let mut dir = key_dir.as_path();
-                while dirs.insert(dir.to_path_buf()) && dir != self.dir {
-                    match dir.parent() {
-                        Some(parent) => dir = parent,
-                        None => break,
-                    }
-                }
-            }
-            files.extend(dirs);
-            self.sync_paths(&files)?;
+            self.sync_written(overlay.values.keys())?;
         }
         let header = Header::fresh(generation);
         wal.write_header(&header)?;
@@ -1034,6 +1029,37 @@ impl FsStore {
         result.map_err(|e| Error::io("fsync", path, e))
     }
 
+    /// Make the files of `keys` and their directories (new ones, and those
+    /// emptied of a removed one) durable. On Linux, beyond a few dozen keys,
+    /// one `syncfs` of the store's filesystem does it with one journal
+    /// commit, where an `fsync` per file and directory costs a round trip
+    /// each; elsewhere, or for a few keys, each is `fsync`ed.
+    fn sync_written<'k>(&self, keys: impl ExactSizeIterator<Item = &'k String>) -> Result<()> {
+        #[cfg(target_os = "linux")]
+        if keys.len() > SYNCFS_KEYS {
+            let dir = File::open(&self.dir).map_err(|e| Error::io("open", &self.dir, e))?;
+            return self.synced(rustix::fs::syncfs(&dir).map_err(io::Error::from), &self.dir);
+        }
+        let mut files = Vec::new();
+        let mut dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        for key in keys {
+            let key_dir = self.key_dir(key)?;
+            files.push(key_dir.join(OBJECT_FILE));
+            // Every existing ancestor up to the store directory: new
+            // directories need their parent's entry made durable, removed
+            // ones their removal.
+            let mut dir = key_dir.as_path();
+            while dirs.insert(dir.to_path_buf()) && dir != self.dir {
+                match dir.parent() {
+                    Some(parent) => dir = parent,
+                    None => break,
+                }
+            }
+        }
+        files.extend(dirs);
+        self.sync_paths(&files)
+    }
+
     /// Fsync each file or directory of `paths` that exists (fsync on), from
     /// several threads: the fsyncs of a checkpoint are independent, and
     /// disks serve concurrent ones faster than the same number in a row.
@@ -1041,20 +1067,26 @@ impl FsStore {
         if !self.fsync {
             return Ok(());
         }
-        if paths.len() < 2 * CHECKPOINT_SYNC_THREADS {
-            return paths.iter().try_for_each(|p| self.sync_path(p));
+        self.in_parallel(paths, |p| self.sync_path(p))
+    }
+
+    /// `f` on every item, from a few threads when there are many; stops at
+    /// the first error.
+    fn in_parallel<T: Sync>(&self, items: &[T], f: impl Fn(&T) -> Result<()> + Sync) -> Result<()> {
+        if items.len() < 2 * CHECKPOINT_THREADS {
+            return items.iter().try_for_each(f);
         }
         let next = std::sync::atomic::AtomicUsize::new(0);
         let failed = AtomicBool::new(false);
         std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..CHECKPOINT_SYNC_THREADS)
+            let workers: Vec<_> = (0..CHECKPOINT_THREADS)
                 .map(|_| {
                     scope.spawn(|| -> Result<()> {
                         while !failed.load(Ordering::Relaxed) {
-                            let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            let Some(item) = items.get(next.fetch_add(1, Ordering::Relaxed)) else {
                                 break;
                             };
-                            if let Err(e) = self.sync_path(path) {
+                            if let Err(e) = f(item) {
                                 failed.store(true, Ordering::Relaxed);
                                 return Err(e);
                             }
@@ -1065,7 +1097,7 @@ impl FsStore {
                 .collect();
             workers.into_iter().try_for_each(|w| {
                 w.join()
-                    .unwrap_or_else(|_| Err(Error::internal("an fsync thread panicked")))
+                    .unwrap_or_else(|_| Err(Error::internal("a checkpoint thread panicked")))
             })
         })
     }
