@@ -321,19 +321,91 @@ impl Ref {
     /// hand-built, non-canonical ref cannot be stored under a key that means
     /// something else).
     pub fn validate_storable(&self) -> Result<()> {
+        self.storable_key().map(drop)
+    }
+
+    /// The store key of the document this ref names: its string form without
+    /// the fragment, after the checks of [`validate_storable`](Self::validate_storable).
+    pub fn storable_key(&self) -> Result<String> {
         if self.is_relative() {
             return Err(Error::invalid_ref(format!(
                 "ref {:?} is relative: resolve it against a package or release before using it with a store",
                 self.to_string()
             )));
         }
-        let doc = self.without_fragment();
-        let key = doc.to_string();
+        let mut key = String::with_capacity(self.doc_len());
+        self.write_doc(&mut key)
+            .expect("writing to a String cannot fail");
         validate_key(&key)?;
-        if Ref::parse(&key)? != doc {
+        let parsed = Ref::parse(&key)?;
+        if !(parsed.fragment.is_empty() && parsed.same_document(self)) {
             return Err(Error::invalid_ref(format!(
                 "ref {key:?} is not in canonical form (a subpath needs a release, a global ref has no package)"
             )));
+        }
+        Ok(key)
+    }
+
+    /// Whether both refs name the same document: every part equal but the
+    /// fragment.
+    fn same_document(&self, other: &Ref) -> bool {
+        let Ref {
+            repo,
+            filename,
+            global,
+            release,
+            subpath_type,
+            subpath,
+            fragment: _,
+        } = self;
+        *repo == other.repo
+            && *filename == other.filename
+            && *global == other.global
+            && *release == other.release
+            && *subpath_type == other.subpath_type
+            && *subpath == other.subpath
+    }
+
+    /// An upper bound of the length of the string form without fragment.
+    fn doc_len(&self) -> usize {
+        self.repo.len()
+            + self.filename.len()
+            + self.release.as_ref().map_or(0, String::len)
+            + self.subpath.len()
+            + 32
+    }
+
+    /// The canonical form without the fragment: repo, `-`, package path,
+    /// `@<release>`, type and subpath joined with `/`. Empty parts are left
+    /// out.
+    fn write_doc(&self, out: &mut impl fmt::Write) -> fmt::Result {
+        let mut first = true;
+        let mut seg = |out: &mut dyn fmt::Write, parts: &[&str]| -> fmt::Result {
+            if !first {
+                out.write_str("/")?;
+            }
+            first = false;
+            parts.iter().try_for_each(|p| out.write_str(p))
+        };
+        if self.global {
+            seg(out, &["@", self.release.as_deref().unwrap_or("")])?;
+        } else {
+            if !self.repo.is_empty() {
+                seg(out, &[&self.repo])?;
+                seg(out, &["-"])?;
+            }
+            if !self.filename.is_empty() {
+                seg(out, &[&self.filename])?;
+            }
+            if let Some(r) = &self.release {
+                seg(out, &["@", r])?;
+            }
+        }
+        if let Some(t) = self.subpath_type {
+            seg(out, &[t.as_str()])?;
+        }
+        if !self.subpath.is_empty() {
+            seg(out, &[&self.subpath])?;
         }
         Ok(())
     }
@@ -360,33 +432,10 @@ impl fmt::Display for Ref {
     /// The canonical form: repo, `-`, package path, `@<release>`, type and
     /// subpath joined with `/`, then `#<fragment>`. Empty parts are left out.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let release;
-        let mut segs: Vec<&str> = Vec::with_capacity(6);
-        if self.global {
-            release = format!("@{}", self.release.as_deref().unwrap_or(""));
-            segs.push(&release);
-        } else {
-            if !self.repo.is_empty() {
-                segs.push(&self.repo);
-                segs.push("-");
-            }
-            if !self.filename.is_empty() {
-                segs.push(&self.filename);
-            }
-            if let Some(r) = &self.release {
-                release = format!("@{r}");
-                segs.push(&release);
-            }
-        }
-        if let Some(t) = self.subpath_type {
-            segs.push(t.as_str());
-        }
-        if !self.subpath.is_empty() {
-            segs.push(&self.subpath);
-        }
-        f.write_str(&segs.join("/"))?;
+        self.write_doc(f)?;
         if !self.fragment.is_empty() {
-            write!(f, "#{}", self.fragment)?;
+            f.write_str("#")?;
+            f.write_str(&self.fragment)?;
         }
         Ok(())
     }
@@ -431,30 +480,44 @@ pub fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return err(0, "the key is empty");
     }
-    for (i, c) in key.char_indices() {
-        if c.is_control() {
-            return err(i, &format!("control character {c:?} is not allowed"));
-        }
-        if c == '\\' {
-            return err(i, "backslash is not allowed");
+    // Keys are almost always ASCII: check bytes, and look at characters
+    // only when there is something else (C1 control characters are
+    // multi-byte).
+    let plain = |b: u8| b.is_ascii() && !b.is_ascii_control() && b != b'\\';
+    if !key.bytes().all(plain) {
+        for (i, c) in key.char_indices() {
+            if c.is_control() {
+                return err(i, &format!("control character {c:?} is not allowed"));
+            }
+            if c == '\\' {
+                return err(i, "backslash is not allowed");
+            }
         }
     }
-    let mut offset = 0;
-    for seg in key.split('/') {
+    let bytes = key.as_bytes();
+    let mut start = 0;
+    loop {
+        let end = bytes[start..]
+            .iter()
+            .position(|b| *b == b'/')
+            .map_or(bytes.len(), |i| start + i);
+        let seg = &key[start..end];
         match seg {
-            "" => return err(offset, "empty segment"),
-            "." | ".." => return err(offset, &format!("{seg:?} segment is not allowed")),
+            "" => return err(start, "empty segment"),
+            "." | ".." => return err(start, &format!("{seg:?} segment is not allowed")),
             OBJECT_FILE => {
                 return err(
-                    offset,
+                    start,
                     &format!("segment {OBJECT_FILE:?} is reserved for the store"),
                 );
             }
             _ => {}
         }
-        offset += seg.len() + 1;
+        if end == bytes.len() {
+            return Ok(());
+        }
+        start = end + 1;
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -474,6 +537,21 @@ mod tests {
         assert_eq!(SubPathType::parse("call"), Some(SubPathType::Task));
         assert_eq!(SubPathType::parse("Task"), None);
         assert_eq!(SubPathType::parse(""), None);
+    }
+
+    #[test]
+    fn storable_key_is_the_string_form_without_fragment() {
+        for s in [
+            "repo/-/pkg.ocu.star/@r1/task/build#output/tag",
+            "repo/-/pkg.ocu.star/@/deploy/prod",
+            "repo/-/dir/pkg.ocu.star/@v1",
+            "repo/-/@r2/custom/a/b",
+            "@/environment/prod#attributes/x",
+        ] {
+            let r = p(s);
+            assert_eq!(r.storable_key().unwrap(), r.without_fragment().to_string());
+        }
+        assert!(p("./@r1/task/x").storable_key().is_err());
     }
 
     #[test]

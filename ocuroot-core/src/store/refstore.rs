@@ -133,22 +133,37 @@ fn link_target(key: &str, bytes: &[u8]) -> Result<Option<String>> {
     }
 }
 
+/// An envelope to write: serialised straight from the borrowed body, without
+/// building (or cloning into) a JSON value first.
+#[derive(serde::Serialize)]
+struct EnvelopeOut<'a, T: ?Sized> {
+    kind: &'static str,
+    body: &'a T,
+}
+
 fn encode(stored: &Stored) -> Result<Vec<u8>> {
-    let env = match stored {
-        Stored::Doc(body) => serde_json::json!({"kind": "ref", "body": body}),
-        Stored::Link(target) => serde_json::json!({"kind": "link", "body": target}),
-    };
-    Ok(serde_json::to_vec_pretty(&env)?)
+    match stored {
+        Stored::Doc(body) => encode_doc(body),
+        Stored::Link(target) => Ok(serde_json::to_vec_pretty(&EnvelopeOut {
+            kind: "link",
+            body: target,
+        })?),
+    }
+}
+
+/// The envelope of a document, from anything that serialises to one.
+fn encode_doc<T: serde::Serialize + ?Sized>(body: &T) -> Result<Vec<u8>> {
+    Ok(serde_json::to_vec_pretty(&EnvelopeOut {
+        kind: "ref",
+        body,
+    })?)
 }
 
 /// The store key of `r`: its canonical string without the fragment. The ref
 /// must be absolute.
 fn key_of(r: &Ref) -> Result<String> {
-    r.validate_storable()
-        .map_err(|e| e.context(format!("cannot store {r}")))?;
-    let key = r.without_fragment().to_string();
-    validate_key(&key).map_err(|e| e.context(format!("cannot store {r}")))?;
-    Ok(key)
+    r.storable_key()
+        .map_err(|e| e.context(format!("cannot store {r}")))
 }
 
 fn no_fragment(r: &Ref, what: &str) -> Result<()> {
@@ -194,6 +209,12 @@ fn is_link_position(key: &str) -> bool {
     let mut segments = key.rsplit('/');
     let last = segments.next().unwrap_or("");
     let third = segments.nth(1);
+    link_position(last, third)
+}
+
+/// [`is_link_position`] of a key whose last segment is `last` and whose
+/// third segment from the end is `third`.
+fn link_position(last: &str, third: Option<&str>) -> bool {
     (last.starts_with('@') && !is_release_id(&last[1..]))
         || third.is_some_and(|s| s.starts_with('@'))
 }
@@ -207,16 +228,20 @@ fn is_release_id(s: &str) -> bool {
 /// link, deepest first.
 fn link_candidates(key: &str) -> Vec<&str> {
     let mut out = vec![key];
-    let mut current = key;
-    while let Some(i) = current.rfind('/') {
-        current = &current[..i];
-        if !current.contains('/') {
-            break;
+    // One pass over the segments, left to right, remembering the two before.
+    let mut before: [Option<&str>; 2] = [None, None];
+    let mut end = 0;
+    let mut segments = key.split('/').enumerate().peekable();
+    while let Some((i, segment)) = segments.next() {
+        end += segment.len();
+        let prefix = i > 0 && segments.peek().is_some();
+        if prefix && link_position(segment, before[0]) {
+            out.push(&key[..end]);
         }
-        if is_link_position(current) {
-            out.push(current);
-        }
+        before = [before[1], Some(segment)];
+        end += 1;
     }
+    out[1..].reverse();
     out
 }
 
@@ -269,8 +294,12 @@ fn resolve_key(view: &mut dyn View, key: &str) -> Result<Resolved> {
 
 /// Read the document `r` names, following links and the fragment.
 fn get_via(view: &mut dyn View, r: &Ref) -> Result<Option<Value>> {
-    let key = key_of(r)?;
-    let resolved = resolve_key(view, &key)?;
+    get_key(view, r, &key_of(r)?)
+}
+
+/// [`get_via`] of `r`, whose store key is `key`.
+fn get_key(view: &mut dyn View, r: &Ref, key: &str) -> Result<Option<Value>> {
+    let resolved = resolve_key(view, key)?;
     let bytes = match resolved.value {
         Some(v) => v,
         None => view.load(&[resolved.key.as_str()])?.swap_remove(0),
@@ -545,9 +574,16 @@ impl Transaction<'_> {
     /// setting `pkg/@v1/custom/x` where `pkg/@v1` links to `pkg/@r1` writes
     /// `pkg/@r1/custom/x`). `r` must not have a fragment.
     pub fn set(&mut self, r: &Ref, value: Value) -> Result<()> {
+        self.set_doc(r, &value)
+    }
+
+    /// [`set`](Self::set) of anything that serialises to a JSON document,
+    /// written as `serde_json::to_value(doc)` would be, without building
+    /// that value first.
+    pub fn set_doc<T: serde::Serialize + ?Sized>(&mut self, r: &Ref, doc: &T) -> Result<()> {
         no_fragment(r, "set")?;
         let key = resolve_key(self, &key_of(r)?)?.key;
-        self.stage(key, Some(encode(&Stored::Doc(value))?));
+        self.stage(key, Some(encode_doc(doc)?));
         Ok(())
     }
 
@@ -655,8 +691,13 @@ impl Transaction<'_> {
     /// them in this transaction need no further round trips.
     pub fn prefetch(&mut self, refs: &[Ref]) -> Result<()> {
         let keys = refs.iter().map(key_of).collect::<Result<Vec<String>>>()?;
+        self.prefetch_keys(&keys)
+    }
+
+    /// [`prefetch`](Self::prefetch) of store keys.
+    fn prefetch_keys(&mut self, keys: &[String]) -> Result<()> {
         let mut all: Vec<&str> = Vec::new();
-        for k in &keys {
+        for k in keys {
             for c in link_candidates(k) {
                 if !all.contains(&c) {
                     all.push(c);
@@ -665,6 +706,18 @@ impl Transaction<'_> {
         }
         self.load(&all)?;
         Ok(())
+    }
+
+    /// The documents several refs name, as [`get`](Self::get) of each, read
+    /// (with the prefixes their link resolution looks at) in one store call,
+    /// as [`prefetch`](Self::prefetch).
+    pub fn get_many(&mut self, refs: &[Ref]) -> Result<Vec<Option<Value>>> {
+        let keys = refs.iter().map(key_of).collect::<Result<Vec<String>>>()?;
+        self.prefetch_keys(&keys)?;
+        refs.iter()
+            .zip(&keys)
+            .map(|(r, key)| get_key(self, r, key))
+            .collect()
     }
 
     /// Record a write of `key` (`None` deletes), keeping a create-if-absent
@@ -690,29 +743,121 @@ impl Transaction<'_> {
 
     /// [`commit`](Self::commit) with a choice of [`Durability`].
     pub fn commit_with(self, durability: Durability) -> Result<()> {
-        if self.pending.is_empty() && self.read.is_empty() {
+        let Transaction {
+            store,
+            read,
+            pending,
+        } = self;
+        if pending.is_empty() && read.is_empty() {
             return Ok(());
         }
-        let mut ops = Vec::with_capacity(self.pending.len() + self.read.len());
-        for (key, p) in &self.pending {
+        // Writes first, then checks of the keys only read; the values move
+        // into the batch.
+        let checks: Vec<Op> = read
+            .iter()
+            .filter(|(key, _)| !pending.contains_key(*key))
+            .map(|(key, (version, _))| Op::check(key.clone(), Expect::unchanged(*version)))
+            .collect();
+        let mut ops = Vec::with_capacity(pending.len() + checks.len());
+        for (key, p) in pending {
             let expect = if p.create {
                 Expect::Absent
             } else {
-                match self.read.get(key) {
+                match read.get(&key) {
                     Some((version, _)) => Expect::unchanged(*version),
                     None => Expect::Any,
                 }
             };
-            ops.push(match &p.value {
-                Some(bytes) => Op::put(key.clone(), bytes.clone(), expect),
-                None => Op::delete(key.clone(), expect),
+            ops.push(match p.value {
+                Some(bytes) => Op::put(key, bytes, expect),
+                None => Op::delete(key, expect),
             });
         }
-        for (key, (version, _)) in &self.read {
-            if !self.pending.contains_key(key) {
-                ops.push(Op::check(key.clone(), Expect::unchanged(*version)));
+        ops.extend(checks);
+        store.store.commit_with(&ops, durability)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    /// The parent prefixes that could be links, found the slow way: every
+    /// parent prefix with a `/`, deepest first.
+    fn candidates_by_prefix(key: &str) -> Vec<&str> {
+        let mut out = vec![key];
+        let mut current = key;
+        while let Some(i) = current.rfind('/') {
+            current = &current[..i];
+            if !current.contains('/') {
+                break;
+            }
+            if is_link_position(current) {
+                out.push(current);
             }
         }
-        self.store.store.commit_with(&ops, durability)
+        out
+    }
+
+    #[test]
+    fn link_candidates_are_the_link_positions_deepest_first() {
+        assert_eq!(
+            link_candidates("repo/-/pkg.ocu.star/@r1/task/build/1/status/pending"),
+            [
+                "repo/-/pkg.ocu.star/@r1/task/build/1/status/pending",
+                "repo/-/pkg.ocu.star/@r1/task/build",
+            ]
+        );
+        assert_eq!(
+            link_candidates("repo/-/pkg.ocu.star/@/deploy/prod"),
+            ["repo/-/pkg.ocu.star/@/deploy/prod", "repo/-/pkg.ocu.star/@"]
+        );
+        for key in [
+            "a",
+            "a/b",
+            "repo/-/pkg.ocu.star/@v1/custom/x",
+            "repo/-/dir/pkg.ocu.star/@v2/deploy/prod/@x/y/@z/w",
+            "@/environment/prod",
+            "repo/-/@r1/task/a/@b/c",
+            "repo/-/p/@/task/x/1/logs",
+        ] {
+            assert_eq!(link_candidates(key), candidates_by_prefix(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn set_doc_writes_what_set_of_the_value_writes() {
+        #[derive(serde::Serialize)]
+        struct Doc {
+            name: &'static str,
+            n: u32,
+            nested: BTreeMap<&'static str, Vec<f64>>,
+            skipped: Option<u8>,
+        }
+        let doc = Doc {
+            name: "x \"quoted\"",
+            n: 7,
+            nested: BTreeMap::from([("b", vec![1.5, -2.0]), ("a", vec![])]),
+            skipped: None,
+        };
+        let store = RefStore::new(Arc::new(MemoryStore::new()));
+        let a = Ref::parse("repo/-/p.ocu.star/@r1/task/a").unwrap();
+        let b = Ref::parse("repo/-/p.ocu.star/@r1/task/b").unwrap();
+        store
+            .update(|tx| {
+                tx.set_doc(&a, &doc)?;
+                tx.set(&b, serde_json::to_value(&doc)?)
+            })
+            .unwrap();
+        let raw = |r: &Ref| {
+            store
+                .store()
+                .get(&key_of(r).unwrap())
+                .unwrap()
+                .unwrap()
+                .value
+        };
+        assert_eq!(raw(&a), raw(&b));
     }
 }
