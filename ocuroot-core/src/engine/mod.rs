@@ -105,9 +105,11 @@ impl std::fmt::Debug for EngineContext {
 }
 
 impl EngineContext {
-    pub(crate) fn emit(&self, event: Event) {
+    /// Send the event `event` builds to the sink, if there is one (the
+    /// event is not built otherwise).
+    pub(crate) fn emit(&self, event: impl FnOnce() -> Event) {
         if let Some(sink) = &self.events {
-            sink(&event);
+            sink(&event());
         }
     }
 

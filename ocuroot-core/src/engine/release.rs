@@ -126,7 +126,7 @@ pub fn release_new(
             created_at: ctx.timestamp(),
         };
         let created = ctx.state.update(|tx| {
-            tx.create(&rel, serde_json::to_value(&doc)?)?;
+            tx.create_doc(&rel, &doc)?;
             tx.create(
                 &rel.with_subpath(SubPathType::Commit, &ctx.commit),
                 json!({"time": doc.created_at}),
@@ -146,14 +146,14 @@ pub fn release_new(
                         resolved: None,
                     },
                 );
-                tx.create(&run, serde_json::to_value(&run_doc)?)?;
+                tx.create_doc(&run, &run_doc)?;
                 tx.create(&status_ref(&run, RunStatus::Pending), json!({}))?;
             }
             Ok(())
         });
         match created {
             Ok(()) => {
-                let waiting = run_until_blocked(ctx, &loaded, &rel, &doc)?;
+                let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, true)?;
                 return report(ctx, &rel, &doc, &waiting).map(NewRelease::Release);
             }
             Err(e) if e.is_conflict() && ctx.state.exists(&rel)? => continue,
@@ -223,7 +223,7 @@ pub fn release_continue(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
     let (rel, doc) = load_release(ctx, r)?;
     check_commit(ctx, &rel, &doc)?;
     let loaded = evaluate(ctx, &package_file(ctx, &rel), &rel)?;
-    let waiting = run_until_blocked(ctx, &loaded, &rel, &doc)?;
+    let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, false)?;
     report(ctx, &rel, &doc, &waiting)
 }
 
@@ -309,13 +309,13 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
                 to,
                 json!({"retried_by": new.to_string()}),
             )?;
-            tx.create(&new, serde_json::to_value(&new_doc)?)?;
+            tx.create_doc(&new, &new_doc)?;
             tx.create(&status_ref(&new, RunStatus::Pending), json!({}))?;
         }
         Ok(())
     })?;
     let loaded = evaluate(ctx, &package_file(ctx, &rel), &rel)?;
-    let waiting = run_until_blocked(ctx, &loaded, &rel, &doc)?;
+    let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, false)?;
     report(ctx, &rel, &doc, &waiting)
 }
 
@@ -348,15 +348,30 @@ pub(crate) fn report(
             if let Some(l) = latest {
                 let run = run_ref(rel, &path, l.run)?;
                 item.run_ref = Some(run.to_string());
-                let run_doc: Option<RunDoc> = ctx
-                    .state
-                    .get(&run)?
-                    .and_then(|v| serde_json::from_value(v).ok());
-                if let Some(d) = &run_doc {
-                    if let (Some(s), Some(e)) = (&d.started_at, &d.finished_at) {
-                        item.duration_ms = millis_between(s, e);
+                // The run document, read when needed: not for a run this
+                // agent just finished (what it would say is known).
+                let read_doc = || -> Result<Option<RunDoc>> {
+                    Ok(ctx
+                        .state
+                        .get(&run)?
+                        .and_then(|v| serde_json::from_value(v).ok()))
+                };
+                let mut run_doc: Option<Option<RunDoc>> = None;
+                match waiting.finished.get(&path) {
+                    Some(f) if f.run == l.run && f.status == l.status => {
+                        item.duration_ms = f.duration_ms;
+                        item.error = f.error.clone();
                     }
-                    item.error = d.error.as_ref().map(|e| e.message.clone());
+                    _ => {
+                        let doc = read_doc()?;
+                        if let Some(d) = &doc {
+                            if let (Some(s), Some(e)) = (&d.started_at, &d.finished_at) {
+                                item.duration_ms = millis_between(s, e);
+                            }
+                            item.error = d.error.as_ref().map(|e| e.message.clone());
+                        }
+                        run_doc = Some(doc);
+                    }
                 }
                 item.state = match l.status {
                     RunStatus::Complete => WorkState::Complete,
@@ -371,7 +386,7 @@ pub(crate) fn report(
                 if matches!(l.status, RunStatus::Pending | RunStatus::Paused) && earlier_complete {
                     let missing = match waiting.missing.get(&path) {
                         Some(m) => m.clone(),
-                        None => match &run_doc {
+                        None => match run_doc.map_or_else(read_doc, Ok)? {
                             Some(d) => d
                                 .functions
                                 .last()

@@ -6,8 +6,8 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::inputs::resolve_inputs;
-use super::status::{current_ref, logs_ref, set_status, status_in, work_ref};
-use super::{EngineContext, Event};
+use super::status::{current_ref, logs_ref, set_status, status_in, status_ref, work_ref};
+use super::{EngineContext, Event, millis_between};
 use crate::model::{RunDoc, RunError, RunFunction, RunStatus, RunType, WorkDoc};
 use crate::refs::Ref;
 use crate::sdk::{CallRequest, LoadedFile, LogLine, Outcome};
@@ -19,8 +19,21 @@ use crate::{Error, Result};
 pub(crate) enum Executed {
     /// Another agent claimed it first (or it is no longer runnable).
     Lost,
-    /// It finished with this status.
-    Finished(RunStatus),
+    /// It finished.
+    Finished(Finished),
+}
+
+/// How a run ended, as its committed run document says.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Finished {
+    /// The run number.
+    pub run: u32,
+    /// Its new status.
+    pub status: RunStatus,
+    /// From its start to its end, in milliseconds.
+    pub duration_ms: Option<u64>,
+    /// The failure message, if it failed.
+    pub error: Option<String>,
 }
 
 /// Claim `run` (pending or paused -> running) with a compare-and-swap. Returns
@@ -31,7 +44,8 @@ pub(crate) enum Executed {
 /// again, which is what it would be had the crash come just before the claim.
 fn claim(ctx: &EngineContext, run: &Ref) -> Result<Option<(RunDoc, RunStatus)>> {
     ctx.state.update_with(Durability::Deferred, |tx| {
-        let Some(status) = status_in(tx, run, std::slice::from_ref(run))? else {
+        let likely = [RunStatus::Pending, RunStatus::Paused];
+        let Some(status) = status_in(tx, run, &likely, std::slice::from_ref(run))? else {
             return Err(Error::store(format!("run {run} has no status marker")));
         };
         if !status.is_runnable() {
@@ -52,7 +66,7 @@ fn claim(ctx: &EngineContext, run: &Ref) -> Result<Option<(RunDoc, RunStatus)>> 
             RunStatus::Running,
             json!({"agent": ctx.host.agent(), "since": ctx.timestamp()}),
         )?;
-        tx.set(run, serde_json::to_value(&doc)?)?;
+        tx.set_doc(run, &doc)?;
         Ok(Some((doc, status)))
     })
 }
@@ -70,7 +84,7 @@ pub(crate) fn execute(
         return Ok(Executed::Lost);
     };
     let started = Instant::now();
-    ctx.emit(Event::RunStarted {
+    ctx.emit(|| Event::RunStarted {
         release: rel.to_string(),
         work: work_path.to_string(),
         run: run_no,
@@ -134,12 +148,36 @@ pub(crate) fn execute(
         Err(e) => (RunStatus::Failed, Some(e.clone_for_report())),
     };
     doc.error = error.clone();
+    let work_doc = match &outcome {
+        Ok(Some((outputs, _, watch))) => {
+            doc.output = Some(outputs.clone());
+            doc.watch = watch.clone();
+            Some(WorkDoc {
+                run_ref: run.to_string(),
+                run_type: doc.run_type,
+                release: rel.to_string(),
+                input: doc
+                    .functions
+                    .first()
+                    .and_then(|f| f.resolved.clone())
+                    .unwrap_or_default(),
+                output: outputs.clone(),
+            })
+        }
+        _ => None,
+    };
     let work_doc_ref = work_ref(rel, work_path)?;
     let link_ref = current_ref(rel, work_path)?;
     let logs = logs_ref(run);
+    // Everything the commit reads, read in one go with the status.
+    let also = [
+        logs.clone(),
+        work_doc_ref.clone(),
+        link_ref.clone(),
+        status_ref(run, status),
+    ];
     let committed = ctx.state.update(|tx| {
-        let also = [logs.clone(), work_doc_ref.clone(), link_ref.clone()];
-        match status_in(tx, run, &also)? {
+        match status_in(tx, run, &[RunStatus::Running], &also)? {
             Some(RunStatus::Running) => {}
             other => {
                 return Err(Error::conflict(format!(
@@ -148,11 +186,6 @@ pub(crate) fn execute(
                 )));
             }
         }
-        let mut doc = doc.clone();
-        if let Ok(Some((outputs, _, watch))) = &outcome {
-            doc.output = Some(outputs.clone());
-            doc.watch = watch.clone();
-        }
         set_status(
             tx,
             run,
@@ -160,7 +193,7 @@ pub(crate) fn execute(
             status,
             json!({"time": doc.finished_at}),
         )?;
-        tx.set(run, serde_json::to_value(&doc)?)?;
+        tx.set_doc(run, &doc)?;
         if !log.is_empty() {
             let mut lines = match tx.get(&logs)? {
                 Some(Value::Array(a)) => a,
@@ -171,19 +204,8 @@ pub(crate) fn execute(
             }
             tx.set(&logs, Value::Array(lines))?;
         }
-        if let Ok(Some((outputs, tags, _))) = &outcome {
-            let work_doc = WorkDoc {
-                run_ref: run.to_string(),
-                run_type: doc.run_type,
-                release: rel.to_string(),
-                input: doc
-                    .functions
-                    .first()
-                    .and_then(|f| f.resolved.clone())
-                    .unwrap_or_default(),
-                output: outputs.clone(),
-            };
-            tx.set(&work_doc_ref, serde_json::to_value(&work_doc)?)?;
+        if let (Ok(Some((_, tags, _))), Some(work_doc)) = (&outcome, &work_doc) {
+            tx.set_doc(&work_doc_ref, work_doc)?;
             if doc.run_type == RunType::Down {
                 tx.unlink(&link_ref)?;
             } else {
@@ -196,15 +218,25 @@ pub(crate) fn execute(
         Ok(())
     });
     committed?;
-    ctx.emit(Event::RunFinished {
+    let error = error.map(|e| e.message);
+    ctx.emit(|| Event::RunFinished {
         release: rel.to_string(),
         work: work_path.to_string(),
         run: run_no,
         status,
         duration_ms: started.elapsed().as_millis() as u64,
-        error: error.map(|e| e.message),
+        error: error.clone(),
     });
-    Ok(Executed::Finished(status))
+    let duration_ms = match (&doc.started_at, &doc.finished_at) {
+        (Some(s), Some(e)) => millis_between(s, e),
+        _ => None,
+    };
+    Ok(Executed::Finished(Finished {
+        run: run_no,
+        status,
+        duration_ms,
+        error,
+    }))
 }
 
 /// When a deployment starts, record what is deployed in the intent store:

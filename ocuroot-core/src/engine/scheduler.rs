@@ -1,12 +1,12 @@
 //! Running a release until nothing more can run: phases in order, ready
 //! work on a pool of worker threads.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Mutex, mpsc};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, mpsc};
 
 use super::EngineContext;
 use super::inputs::resolve_inputs;
-use super::run::{Executed, execute};
+use super::run::{Executed, Finished, execute};
 use super::status::{Latest, load_statuses, run_ref};
 use crate::model::{InputSpec, ReleaseDoc, RunDoc, RunStatus};
 use crate::refs::Ref;
@@ -21,15 +21,34 @@ pub(crate) struct Waiting {
     /// The latest run of each work item when the scheduler stopped (read
     /// from the store after the last run finished).
     pub statuses: BTreeMap<String, Latest>,
+    /// The runs this scheduler finished, by work item: what the report would
+    /// otherwise read back from their run documents.
+    pub finished: HashMap<String, Finished>,
 }
 
 struct Job {
-    path: String,
+    /// The phase and the position of the work item in it.
+    phase: usize,
+    index: usize,
     run: u32,
 }
 
+/// The first phase that is not complete, as far as one scheduling session
+/// knows.
+struct OpenPhase {
+    /// Its position in the package.
+    phase: usize,
+    /// How many of its work items are not complete.
+    incomplete: usize,
+    /// Its items that may start: runnable and not in flight. Checked again
+    /// after every change, as a run finishing may provide their inputs.
+    candidates: Vec<usize>,
+}
+
 /// What one scheduling session knows about a release.
-struct View {
+struct View<'a> {
+    /// The work paths of each phase, in package order.
+    paths: &'a [Vec<String>],
     /// The latest run of each work item.
     statuses: BTreeMap<String, Latest>,
     /// Work items handed to a worker and not back yet.
@@ -38,17 +57,46 @@ struct View {
     inputs: HashMap<(String, u32), BTreeMap<String, InputSpec>>,
     /// Phases before this one are complete.
     first_open: usize,
+    /// The phase at `first_open`, once scanned.
+    open: Option<OpenPhase>,
     /// What blocked and paused work waits for.
     waiting: Waiting,
 }
 
-impl View {
-    fn load(ctx: &EngineContext, rel: &Ref) -> Result<View> {
+impl<'a> View<'a> {
+    /// Load the statuses of `rel`, whose work paths are `paths`. With
+    /// `fresh`, the release's runs were all just created from `doc` by this
+    /// agent, so a first run still pending calls its work item's entry
+    /// function with the inputs the package declares: they are known without
+    /// reading the run document.
+    fn load(
+        ctx: &EngineContext,
+        rel: &Ref,
+        doc: &ReleaseDoc,
+        paths: &'a [Vec<String>],
+        fresh: bool,
+    ) -> Result<View<'a>> {
+        let statuses = load_statuses(&ctx.state, rel)?;
+        let mut inputs = HashMap::new();
+        if fresh {
+            let work = doc.package.phases.iter().flat_map(|p| &p.work);
+            for (w, path) in work.zip(paths.iter().flatten()) {
+                let first_pending = Latest {
+                    run: 1,
+                    status: RunStatus::Pending,
+                };
+                if statuses.get(path) == Some(&first_pending) {
+                    inputs.insert((path.clone(), 1), w.inputs().clone());
+                }
+            }
+        }
         Ok(View {
-            statuses: load_statuses(&ctx.state, rel)?,
+            paths,
+            statuses,
             inflight: HashSet::new(),
-            inputs: HashMap::new(),
+            inputs,
             first_open: 0,
+            open: None,
             waiting: Waiting::default(),
         })
     }
@@ -57,69 +105,174 @@ impl View {
     fn reload(&mut self, ctx: &EngineContext, rel: &Ref) -> Result<()> {
         self.statuses = load_statuses(&ctx.state, rel)?;
         self.first_open = 0;
+        self.open = None;
         Ok(())
+    }
+
+    /// Record how a run this session started ended.
+    fn finished(&mut self, job: &Job, status: RunStatus) {
+        let path = &self.paths[job.phase][job.index];
+        let latest = Latest {
+            run: job.run,
+            status,
+        };
+        // A reload may have seen the outcome already.
+        let before = self.statuses.insert(path.clone(), latest);
+        let was_complete = before.is_some_and(|l| l.status == RunStatus::Complete);
+        let Some(open) = self.open.as_mut().filter(|o| o.phase == job.phase) else {
+            return;
+        };
+        match (was_complete, status == RunStatus::Complete) {
+            (false, true) => open.incomplete -= 1,
+            (true, false) => open.incomplete += 1,
+            _ => {}
+        }
+        if status.is_runnable() && !open.candidates.contains(&job.index) {
+            open.candidates.push(job.index);
+        }
+    }
+
+    /// Scan phase `i`: what is not complete yet, and what may start.
+    fn open_phase(&self, i: usize) -> OpenPhase {
+        let mut open = OpenPhase {
+            phase: i,
+            incomplete: 0,
+            candidates: Vec::new(),
+        };
+        for (index, path) in self.paths[i].iter().enumerate() {
+            // No run at all: the release predates this work item.
+            let latest = self.statuses.get(path);
+            if latest.is_none_or(|l| l.status != RunStatus::Complete) {
+                open.incomplete += 1;
+            }
+            if latest.is_some_and(|l| l.status.is_runnable()) && !self.inflight.contains(path) {
+                open.candidates.push(index);
+            }
+        }
+        open
     }
 }
 
+/// Where ready jobs run: on the scheduling thread, one at a time (parallel
+/// 1: no hand-over between threads), or on a pool of worker threads.
+enum Pool {
+    /// Jobs waiting to run on this thread, in order.
+    Inline(VecDeque<Job>),
+    /// Jobs go to the workers, results come back.
+    Workers {
+        jobs: mpsc::Sender<Job>,
+        done: mpsc::Receiver<(Job, Result<Executed>)>,
+    },
+}
+
+impl Pool {
+    fn submit(&mut self, job: Job) -> Result<()> {
+        match self {
+            Pool::Inline(queue) => queue.push_back(job),
+            Pool::Workers { jobs, .. } => jobs
+                .send(job)
+                .map_err(|_| Error::internal("worker pool stopped"))?,
+        }
+        Ok(())
+    }
+
+    /// The next finished job (one was submitted and is not back yet).
+    fn next(&mut self, run: impl Fn(&Job) -> Result<Executed>) -> Result<(Job, Result<Executed>)> {
+        match self {
+            Pool::Inline(queue) => {
+                let job = queue
+                    .pop_front()
+                    .ok_or_else(|| Error::internal("no job to run"))?;
+                let result = run(&job);
+                Ok((job, result))
+            }
+            Pool::Workers { done, .. } => done
+                .recv()
+                .map_err(|_| Error::internal("worker pool stopped")),
+        }
+    }
+}
+
+/// Execute one job. A panic in a run becomes an error: it must not leave
+/// the scheduler waiting for a result that never comes.
+fn run_job(
+    ctx: &EngineContext,
+    loaded: &LoadedFile,
+    rel: &Ref,
+    paths: &[Vec<String>],
+    job: &Job,
+) -> Result<Executed> {
+    let path = &paths[job.phase][job.index];
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_ref(rel, path, job.run).and_then(|run| execute(ctx, loaded, rel, path, &run, job.run))
+    }))
+    .unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(Error::internal(format!("running {path} panicked: {what}")))
+    })
+}
+
 /// Run `rel` until nothing more can run. Returns what blocked work waits for.
+/// `fresh`: every run of the release was just created from `doc` by this
+/// agent (`release new`).
 pub(crate) fn run_until_blocked(
     ctx: &EngineContext,
     loaded: &LoadedFile,
     rel: &Ref,
     doc: &ReleaseDoc,
+    fresh: bool,
 ) -> Result<Waiting> {
     let workers = ctx.parallel.max(1);
-    let mut view = View::load(ctx, rel)?;
+    let paths: &[Vec<String>] = &doc
+        .package
+        .phases
+        .iter()
+        .map(|p| p.work.iter().map(|w| w.path()).collect())
+        .collect::<Vec<_>>();
+    let mut view = View::load(ctx, rel, doc, paths, fresh)?;
     let mut first_error: Option<Error> = None;
+    let run = |job: &Job| run_job(ctx, loaded, rel, paths, job);
 
-    let (job_tx, job_rx) = mpsc::channel::<Job>();
-    let job_rx = Mutex::new(job_rx);
     std::thread::scope(|scope| -> Result<()> {
-        let (done_tx, done_rx) = mpsc::channel::<(Job, Result<Executed>)>();
-        for _ in 0..workers {
-            let job_rx = &job_rx;
-            let done_tx = done_tx.clone();
-            scope.spawn(move || {
-                loop {
-                    let job = {
-                        let rx = job_rx.lock().unwrap_or_else(|e| e.into_inner());
-                        rx.recv()
-                    };
-                    let Ok(job) = job else { break };
-                    // A panic in a run must not leave the scheduler waiting
-                    // for a result that never comes.
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run_ref(rel, &job.path, job.run)
-                            .and_then(|run| execute(ctx, loaded, rel, &job.path, &run, job.run))
-                    }))
-                    .unwrap_or_else(|panic| {
-                        let what = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        Err(Error::internal(format!(
-                            "running {} panicked: {what}",
-                            job.path
-                        )))
-                    });
-                    if done_tx.send((job, result)).is_err() {
-                        break;
+        let mut pool = if workers == 1 {
+            Pool::Inline(VecDeque::new())
+        } else {
+            let (job_tx, job_rx) = mpsc::channel::<Job>();
+            let job_rx = Arc::new(Mutex::new(job_rx));
+            let (done_tx, done_rx) = mpsc::channel::<(Job, Result<Executed>)>();
+            for _ in 0..workers {
+                let job_rx = job_rx.clone();
+                let done_tx = done_tx.clone();
+                scope.spawn(move || {
+                    loop {
+                        let job = {
+                            let rx = job_rx.lock().unwrap_or_else(|e| e.into_inner());
+                            rx.recv()
+                        };
+                        let Ok(job) = job else { break };
+                        let result = run(&job);
+                        if done_tx.send((job, result)).is_err() {
+                            break;
+                        }
                     }
-                }
-            });
-        }
-        drop(done_tx);
+                });
+            }
+            Pool::Workers {
+                jobs: job_tx,
+                done: done_rx,
+            }
+        };
 
         let mut reloaded = false;
         loop {
             if first_error.is_none() {
-                let ready = ready_work(ctx, rel, doc, &mut view)?;
-                for (path, run) in ready {
-                    view.inflight.insert(path.clone());
-                    job_tx
-                        .send(Job { path, run })
-                        .map_err(|_| Error::internal("worker pool stopped"))?;
+                for job in ready_work(ctx, rel, &mut view)? {
+                    view.inflight.insert(paths[job.phase][job.index].clone());
+                    pool.submit(job)?;
                 }
             }
             if view.inflight.is_empty() {
@@ -131,22 +284,16 @@ pub(crate) fn run_until_blocked(
                 reloaded = true;
                 continue;
             }
-            let (job, result) = done_rx
-                .recv()
-                .map_err(|_| Error::internal("worker pool stopped"))?;
-            view.inflight.remove(&job.path);
+            let (job, result) = pool.next(run)?;
+            let path = &paths[job.phase][job.index];
+            view.inflight.remove(path);
             // A paused run now waits on its next function's inputs.
-            view.inputs.remove(&(job.path.clone(), job.run));
+            view.inputs.remove(&(path.clone(), job.run));
             reloaded = false;
             match result {
-                Ok(Executed::Finished(status)) => {
-                    view.statuses.insert(
-                        job.path,
-                        Latest {
-                            run: job.run,
-                            status,
-                        },
-                    );
+                Ok(Executed::Finished(finished)) => {
+                    view.finished(&job, finished.status);
+                    view.waiting.finished.insert(path.clone(), finished);
                 }
                 Ok(Executed::Lost) => view.reload(ctx, rel)?,
                 Err(e) => {
@@ -156,7 +303,8 @@ pub(crate) fn run_until_blocked(
                 }
             }
         }
-        drop(job_tx);
+        // Dropping the pool closes the job channel: the workers stop.
+        drop(pool);
         Ok(())
     })?;
     match first_error {
@@ -171,64 +319,61 @@ pub(crate) fn run_until_blocked(
 /// The work that can start now: in the first phase that is not complete,
 /// each pending or paused item whose inputs resolve. Records what the others
 /// wait for.
-fn ready_work(
-    ctx: &EngineContext,
-    rel: &Ref,
-    doc: &ReleaseDoc,
-    view: &mut View,
-) -> Result<Vec<(String, u32)>> {
-    let View {
-        statuses,
-        inflight,
-        inputs: inputs_cache,
-        first_open,
-        waiting,
-    } = view;
+fn ready_work(ctx: &EngineContext, rel: &Ref, view: &mut View) -> Result<Vec<Job>> {
     let mut ready = Vec::new();
-    waiting.missing.clear();
+    view.waiting.missing.clear();
     // Phases before `first_open` are known complete (statuses only move
     // forward within one scheduling session), so skip them.
-    for (i, phase) in doc.package.phases.iter().enumerate().skip(*first_open) {
-        let mut complete = true;
-        for w in &phase.work {
-            let path = w.path();
-            let Some(latest) = statuses.get(&path) else {
-                // No run at all (the release predates this work item).
-                complete = false;
+    while view.first_open < view.paths.len() {
+        let i = view.first_open;
+        let mut open = match view.open.take() {
+            Some(open) if open.phase == i => open,
+            _ => view.open_phase(i),
+        };
+        let mut still = Vec::with_capacity(open.candidates.len());
+        for index in open.candidates.drain(..) {
+            let path = &view.paths[i][index];
+            let Some(latest) = view.statuses.get(path) else {
                 continue;
             };
-            if latest.status != RunStatus::Complete {
-                complete = false;
-            }
-            if !latest.status.is_runnable() || inflight.contains(&path) {
-                continue;
-            }
             let key = (path.clone(), latest.run);
-            if !inputs_cache.contains_key(&key) {
-                let run = run_ref(rel, &path, latest.run)?;
+            if !view.inputs.contains_key(&key) {
+                let run = run_ref(rel, path, latest.run)?;
                 let run_doc: RunDoc = match ctx.state.get(&run)? {
                     Some(v) => serde_json::from_value(v)
                         .map_err(|e| Error::store(format!("{run}: invalid run document: {e}")))?,
-                    None => continue,
+                    None => {
+                        // Not there (yet): look again next time.
+                        still.push(index);
+                        continue;
+                    }
                 };
                 let inputs = run_doc
                     .functions
                     .last()
                     .map(|f| f.inputs.clone())
                     .unwrap_or_default();
-                inputs_cache.insert(key.clone(), inputs);
+                view.inputs.insert(key.clone(), inputs);
             }
-            let resolution = resolve_inputs(&ctx.state, &inputs_cache[&key])?;
+            let resolution = resolve_inputs(&ctx.state, &view.inputs[&key])?;
             if resolution.is_complete() {
-                ready.push(key);
+                ready.push(Job {
+                    phase: i,
+                    index,
+                    run: latest.run,
+                });
             } else {
-                waiting.missing.insert(path, resolution.missing);
+                view.waiting.missing.insert(key.0, resolution.missing);
+                still.push(index);
             }
         }
+        open.candidates = still;
+        let complete = open.incomplete == 0;
+        view.open = Some(open);
         if !complete {
             break;
         }
-        *first_open = i + 1;
+        view.first_open = i + 1;
     }
     Ok(ready)
 }

@@ -90,20 +90,36 @@ pub(crate) fn load_statuses(state: &RefStore, rel: &Ref) -> Result<BTreeMap<Stri
 }
 
 /// The status of one run, read inside a transaction (so the commit fails if
-/// it changes meanwhile). Every possible marker, and `also`, are read in one
-/// snapshot: one store round trip, and no window in which another agent's
-/// status change could be half seen.
+/// it changes meanwhile).
+///
+/// Exactly one marker exists per run; the first one found in
+/// [`RunStatus::ALL`] order is the answer. The markers up to the last of the
+/// `likely` statuses, and `also`, are read in one snapshot: one store round
+/// trip, and no window in which another agent's status change could be half
+/// seen. Only when none of them exists are the remaining markers read (the
+/// commit still checks everything read, so the answer is as consistent).
 pub(crate) fn status_in(
     tx: &mut Transaction<'_>,
     run: &Ref,
+    likely: &[RunStatus],
     also: &[Ref],
 ) -> Result<Option<RunStatus>> {
-    let mut refs: Vec<Ref> = RunStatus::ALL.iter().map(|s| status_ref(run, *s)).collect();
-    refs.extend_from_slice(also);
-    tx.prefetch(&refs)?;
-    for s in RunStatus::ALL {
-        if tx.exists(&status_ref(run, s))? {
-            return Ok(Some(s));
+    let all = RunStatus::ALL;
+    let split = all
+        .iter()
+        .rposition(|s| likely.contains(s))
+        .map_or(all.len(), |i| i + 1);
+    for (statuses, also) in [(&all[..split], also), (&all[split..], &[][..])] {
+        if statuses.is_empty() {
+            continue;
+        }
+        let mut refs: Vec<Ref> = statuses.iter().map(|s| status_ref(run, *s)).collect();
+        refs.extend_from_slice(also);
+        tx.prefetch(&refs)?;
+        for (s, marker) in statuses.iter().zip(&refs) {
+            if tx.exists(marker)? {
+                return Ok(Some(*s));
+            }
         }
     }
     Ok(None)

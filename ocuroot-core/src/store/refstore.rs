@@ -592,6 +592,12 @@ impl Transaction<'_> {
     /// conflict if the transaction already knows it exists. How release
     /// numbers are allocated and runs are claimed.
     pub fn create(&mut self, r: &Ref, value: Value) -> Result<()> {
+        self.create_doc(r, &value)
+    }
+
+    /// [`create`](Self::create) of anything that serialises to a JSON
+    /// document, written as [`set_doc`](Self::set_doc) writes it.
+    pub fn create_doc<T: serde::Serialize + ?Sized>(&mut self, r: &Ref, doc: &T) -> Result<()> {
         no_fragment(r, "create")?;
         let key = resolve_key(self, &key_of(r)?)?.key;
         let known_present = match self.pending.get(&key) {
@@ -606,7 +612,7 @@ impl Transaction<'_> {
         self.pending.insert(
             key,
             Pending {
-                value: Some(encode(&Stored::Doc(value))?),
+                value: Some(encode_doc(doc)?),
                 create: true,
             },
         );

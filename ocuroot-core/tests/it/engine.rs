@@ -217,3 +217,62 @@ phase("two", tasks=[task(last, name="c")])
     let err = ws.release_retry("release.ocu.star/@r1").unwrap_err();
     assert!(err.message().contains("no failed work"), "{err}");
 }
+
+/// A work item waiting for a sibling in its own phase starts once the
+/// sibling completes; one waiting for something that never comes leaves the
+/// release blocked, naming the ref. The same with one worker and with two.
+#[test]
+fn work_waiting_for_a_sibling_starts_when_it_completes() {
+    for parallel in [1, 2] {
+        let dir = repo(&[
+            ("repo.ocu.star", "repo_alias(\"t\")\n"),
+            (
+                "release.ocu.star",
+                r#"
+def produce():
+    return done(outputs={"x": 41})
+
+def consume(x):
+    return done(outputs={"y": x + 1})
+
+def never(z):
+    return done()
+
+phase("one", tasks=[
+    task(consume, name="b", inputs={"x": input(ref="./task/a#output/x")}),
+    task(produce, name="a"),
+])
+phase("two", tasks=[
+    task(consume, name="c", inputs={"x": input(ref="./task/b#output/y")}),
+    task(never, name="d", inputs={"z": input(ref="./task/nobody#output/z")}),
+])
+"#,
+            ),
+        ]);
+        let ws = Workspace::builder(dir.path())
+            .host(Arc::new(Recorder::default()))
+            .store(Arc::new(MemoryStore::new()))
+            .unwrap()
+            .parallel(parallel)
+            .open()
+            .unwrap();
+        let NewRelease::Release(report) = ws.release_new("release.ocu.star", false).unwrap() else {
+            panic!()
+        };
+        let item = |p: &str| report.work.iter().find(|w| w.path == p).unwrap().clone();
+        assert_eq!(report.status, ReleaseStatus::Blocked, "{report:#?}");
+        for p in ["task/a", "task/b", "task/c"] {
+            assert_eq!(item(p).state, WorkState::Complete, "{p} {report:#?}");
+        }
+        assert_eq!(item("task/d").state, WorkState::Blocked);
+        assert_eq!(
+            item("task/d").waiting_for,
+            ["t/-/release.ocu.star/@r1/task/nobody#output/z"]
+        );
+        assert_eq!(
+            ws.state_get("t/-/release.ocu.star/@r1/task/c#output/y")
+                .unwrap(),
+            Some(serde_json::json!(43))
+        );
+    }
+}
