@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::inputs::resolve_inputs;
 use super::scheduler::{Waiting, run_until_blocked};
-use super::status::{Latest, load_statuses, run_ref, set_status, status_ref};
+use super::status::{Latest, RunRefs, load_statuses, run_ref, set_status, status_ref};
 use super::{EngineContext, millis_between};
 use crate::host::Agent;
 use crate::model::{
@@ -132,7 +132,7 @@ pub fn release_new(
                 json!({"time": doc.created_at}),
             )?;
             for (_, w) in doc.package.work() {
-                let run = run_ref(&rel, &w.path(), 1)?;
+                let run = RunRefs::new(&run_ref(&rel, &w.path(), 1)?)?;
                 let run_type = match w {
                     Work::Task(_) => RunType::Task,
                     Work::Deploy(_) => RunType::Up,
@@ -146,8 +146,8 @@ pub fn release_new(
                         resolved: None,
                     },
                 );
-                tx.create_doc(&run, &run_doc)?;
-                tx.create(&status_ref(&run, RunStatus::Pending), json!({}))?;
+                tx.create_doc(&run.run, &run_doc)?;
+                tx.create(run.marker(RunStatus::Pending)?, json!({}))?;
             }
             Ok(())
         });
@@ -304,7 +304,7 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
             };
             set_status(
                 tx,
-                &old,
+                &RunRefs::new(&old)?,
                 latest.status,
                 to,
                 json!({"retried_by": new.to_string()}),

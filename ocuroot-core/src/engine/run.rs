@@ -6,10 +6,10 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use super::inputs::resolve_inputs;
-use super::status::{current_ref, logs_ref, set_status, status_in, status_ref, work_ref};
+use super::status::{RunRefs, current_ref, set_status, status_in, work_ref};
 use super::{EngineContext, Event, millis_between};
 use crate::model::{RunDoc, RunError, RunFunction, RunStatus, RunType, WorkDoc};
-use crate::refs::Ref;
+use crate::refs::{KeyedRef, Ref};
 use crate::sdk::{CallRequest, LoadedFile, LogLine, Outcome};
 use crate::store::Durability;
 use crate::{Error, Result};
@@ -42,10 +42,11 @@ pub(crate) struct Finished {
 /// The claim is committed with [`Durability::Deferred`]: if the machine
 /// crashes before the outcome commit makes it durable, the run is pending
 /// again, which is what it would be had the crash come just before the claim.
-fn claim(ctx: &EngineContext, run: &Ref) -> Result<Option<(RunDoc, RunStatus)>> {
+fn claim(ctx: &EngineContext, refs: &RunRefs) -> Result<Option<(RunDoc, RunStatus)>> {
+    let run = &refs.run;
     ctx.state.update_with(Durability::Deferred, |tx| {
         let likely = [RunStatus::Pending, RunStatus::Paused];
-        let Some(status) = status_in(tx, run, &likely, std::slice::from_ref(run))? else {
+        let Some(status) = status_in(tx, refs, &likely, &[run])? else {
             return Err(Error::store(format!("run {run} has no status marker")));
         };
         if !status.is_runnable() {
@@ -61,7 +62,7 @@ fn claim(ctx: &EngineContext, run: &Ref) -> Result<Option<(RunDoc, RunStatus)>> 
         doc.finished_at = None;
         set_status(
             tx,
-            run,
+            refs,
             status,
             RunStatus::Running,
             json!({"agent": ctx.host.agent(), "since": ctx.timestamp()}),
@@ -80,7 +81,8 @@ pub(crate) fn execute(
     run: &Ref,
     run_no: u32,
 ) -> Result<Executed> {
-    let Some((mut doc, _)) = claim(ctx, run)? else {
+    let refs = RunRefs::new(run)?;
+    let Some((mut doc, _)) = claim(ctx, &refs)? else {
         return Ok(Executed::Lost);
     };
     let started = Instant::now();
@@ -166,18 +168,13 @@ pub(crate) fn execute(
         }
         _ => None,
     };
-    let work_doc_ref = work_ref(rel, work_path)?;
-    let link_ref = current_ref(rel, work_path)?;
-    let logs = logs_ref(run);
+    let work_doc_ref = KeyedRef::new(work_ref(rel, work_path)?)?;
+    let link_ref = KeyedRef::new(current_ref(rel, work_path)?)?;
+    let logs = refs.logs()?;
     // Everything the commit reads, read in one go with the status.
-    let also = [
-        logs.clone(),
-        work_doc_ref.clone(),
-        link_ref.clone(),
-        status_ref(run, status),
-    ];
+    let also = [&logs, &work_doc_ref, &link_ref, refs.marker(status)?];
     let committed = ctx.state.update(|tx| {
-        match status_in(tx, run, &[RunStatus::Running], &also)? {
+        match status_in(tx, &refs, &[RunStatus::Running], &also)? {
             Some(RunStatus::Running) => {}
             other => {
                 return Err(Error::conflict(format!(
@@ -188,12 +185,12 @@ pub(crate) fn execute(
         }
         set_status(
             tx,
-            run,
+            &refs,
             RunStatus::Running,
             status,
             json!({"time": doc.finished_at}),
         )?;
-        tx.set_doc(run, &doc)?;
+        tx.set_doc(&refs.run, &doc)?;
         if !log.is_empty() {
             let mut lines = match tx.get(&logs)? {
                 Some(Value::Array(a)) => a,

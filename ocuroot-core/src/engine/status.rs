@@ -1,9 +1,10 @@
 //! Refs of runs and their status markers.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use crate::model::RunStatus;
-use crate::refs::{Ref, SubPathType};
+use crate::refs::{KeyedRef, Ref, SubPathType};
 use crate::store::{RefStore, Transaction};
 use crate::{Error, Result};
 
@@ -46,14 +47,6 @@ pub(crate) fn status_ref(run: &Ref, status: RunStatus) -> Ref {
     )
 }
 
-/// `<run>/logs`.
-pub(crate) fn logs_ref(run: &Ref) -> Ref {
-    run.with_subpath(
-        run.subpath_type.unwrap_or(SubPathType::Task),
-        &format!("{}/logs", run.subpath),
-    )
-}
-
 /// The latest run of one work item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Latest {
@@ -89,6 +82,45 @@ pub(crate) fn load_statuses(state: &RefStore, rel: &Ref) -> Result<BTreeMap<Stri
     Ok(out)
 }
 
+/// A run's ref and the refs derived from it (status markers, logs), each
+/// with its store key computed once: a claim or an outcome uses them
+/// several times.
+pub(crate) struct RunRefs {
+    /// `<rel>/<work>/<n>`.
+    pub run: KeyedRef,
+    /// `<run>/status/<status>`, by position in [`RunStatus::ALL`], made when
+    /// first needed.
+    markers: [OnceCell<KeyedRef>; RunStatus::ALL.len()],
+}
+
+impl RunRefs {
+    /// The refs of `run`.
+    pub fn new(run: &Ref) -> Result<RunRefs> {
+        Ok(RunRefs {
+            run: KeyedRef::new(run.clone())?,
+            markers: Default::default(),
+        })
+    }
+
+    /// `<run>/status/<status>` (as [`status_ref`]).
+    pub fn marker(&self, status: RunStatus) -> Result<&KeyedRef> {
+        let i = RunStatus::ALL
+            .iter()
+            .position(|s| *s == status)
+            .expect("every status is in ALL");
+        if let Some(marker) = self.markers[i].get() {
+            return Ok(marker);
+        }
+        let marker = self.run.join(&format!("status/{status}"))?;
+        Ok(self.markers[i].get_or_init(|| marker))
+    }
+
+    /// `<run>/logs`.
+    pub fn logs(&self) -> Result<KeyedRef> {
+        self.run.join("logs")
+    }
+}
+
 /// The status of one run, read inside a transaction (so the commit fails if
 /// it changes meanwhile).
 ///
@@ -100,9 +132,9 @@ pub(crate) fn load_statuses(state: &RefStore, rel: &Ref) -> Result<BTreeMap<Stri
 /// commit still checks everything read, so the answer is as consistent).
 pub(crate) fn status_in(
     tx: &mut Transaction<'_>,
-    run: &Ref,
+    run: &RunRefs,
     likely: &[RunStatus],
-    also: &[Ref],
+    also: &[&KeyedRef],
 ) -> Result<Option<RunStatus>> {
     let all = RunStatus::ALL;
     let split = all
@@ -113,7 +145,10 @@ pub(crate) fn status_in(
         if statuses.is_empty() {
             continue;
         }
-        let mut refs: Vec<Ref> = statuses.iter().map(|s| status_ref(run, *s)).collect();
+        let mut refs = statuses
+            .iter()
+            .map(|s| run.marker(*s))
+            .collect::<Result<Vec<&KeyedRef>>>()?;
         refs.extend_from_slice(also);
         tx.prefetch(&refs)?;
         for (s, marker) in statuses.iter().zip(&refs) {
@@ -128,11 +163,11 @@ pub(crate) fn status_in(
 /// Replace a run's status marker inside a transaction.
 pub(crate) fn set_status(
     tx: &mut Transaction<'_>,
-    run: &Ref,
+    run: &RunRefs,
     from: RunStatus,
     to: RunStatus,
     marker: serde_json::Value,
 ) -> Result<()> {
-    tx.delete(&status_ref(run, from))?;
-    tx.create(&status_ref(run, to), marker)
+    tx.delete(run.marker(from)?)?;
+    tx.create(run.marker(to)?, marker)
 }

@@ -411,6 +411,109 @@ impl Ref {
     }
 }
 
+/// A ref and its store key ([`Ref::storable_key`]), checked once: for refs
+/// a transaction uses several times, such as a run and its status markers.
+/// Dereferences to the [`Ref`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedRef {
+    r: Ref,
+    key: String,
+}
+
+impl KeyedRef {
+    /// Check `r` for storage and keep its key.
+    pub fn new(r: Ref) -> Result<KeyedRef> {
+        let key = r.storable_key()?;
+        Ok(KeyedRef { r, key })
+    }
+
+    /// The store key (the canonical string without the fragment).
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// This ref with `path` (`/`-separated) appended to its subpath, the
+    /// fragment cleared. A ref with a subpath type and segments made of
+    /// ASCII letters, digits, `_`, `-` and `.` (not `.` or `..`) extends the
+    /// key directly; anything else is checked as [`KeyedRef::new`] does.
+    pub fn join(&self, path: &str) -> Result<KeyedRef> {
+        let Some(t) = self.r.subpath_type else {
+            return Err(Error::invalid_ref(format!(
+                "cannot add {path:?} to {}: it has no subpath type",
+                self.r
+            )));
+        };
+        let subpath = if self.r.subpath.is_empty() {
+            path.to_string()
+        } else {
+            format!("{}/{path}", self.r.subpath)
+        };
+        let r = self.r.with_subpath(t, &subpath);
+        let plain = |seg: &str| {
+            !matches!(seg, "" | "." | "..")
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        };
+        if path.split('/').all(plain) {
+            let key = format!("{}/{path}", self.key);
+            Ok(KeyedRef { r, key })
+        } else {
+            KeyedRef::new(r)
+        }
+    }
+}
+
+impl std::ops::Deref for KeyedRef {
+    type Target = Ref;
+
+    fn deref(&self) -> &Ref {
+        &self.r
+    }
+}
+
+impl fmt::Display for KeyedRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.r.fmt(f)
+    }
+}
+
+/// A ref as store transactions take it: a [`Ref`], whose key is computed
+/// and checked at each use, or a [`KeyedRef`], which carries it.
+pub trait StoreRef {
+    /// The ref.
+    fn get_ref(&self) -> &Ref;
+    /// Its store key, as [`Ref::storable_key`] gives it.
+    fn store_key(&self) -> Result<std::borrow::Cow<'_, str>>;
+}
+
+impl StoreRef for Ref {
+    fn get_ref(&self) -> &Ref {
+        self
+    }
+    fn store_key(&self) -> Result<std::borrow::Cow<'_, str>> {
+        self.storable_key().map(std::borrow::Cow::Owned)
+    }
+}
+
+impl StoreRef for KeyedRef {
+    fn get_ref(&self) -> &Ref {
+        &self.r
+    }
+    fn store_key(&self) -> Result<std::borrow::Cow<'_, str>> {
+        Ok(std::borrow::Cow::Borrowed(&self.key))
+    }
+}
+
+impl<T: StoreRef + ?Sized> StoreRef for &T {
+    fn get_ref(&self) -> &Ref {
+        (**self).get_ref()
+    }
+    fn store_key(&self) -> Result<std::borrow::Cow<'_, str>> {
+        (**self).store_key()
+    }
+}
+
 /// Join `/`-separated paths, dropping empty and `.` segments and resolving
 /// `..` without ever climbing above the root (like Go's `path.Join` rooted at
 /// `/`, minus the leading `/`).
@@ -552,6 +655,42 @@ mod tests {
             assert_eq!(r.storable_key().unwrap(), r.without_fragment().to_string());
         }
         assert!(p("./@r1/task/x").storable_key().is_err());
+    }
+
+    #[test]
+    fn keyed_ref_join_gives_the_key_of_the_joined_ref() {
+        let run = KeyedRef::new(p("repo/-/pkg.ocu.star/@r1/task/build/1#x")).unwrap();
+        assert_eq!(run.key(), "repo/-/pkg.ocu.star/@r1/task/build/1");
+        for path in [
+            "status/pending",
+            "status/failed_retried",
+            "logs",
+            "a=b",
+            "x/@y",
+            "x//y",
+        ] {
+            let expected = run.with_subpath(SubPathType::Task, &format!("build/1/{path}"));
+            match (run.join(path), expected.storable_key()) {
+                (Ok(joined), Ok(key)) => {
+                    assert_eq!(*joined, expected);
+                    assert_eq!(joined.key(), key);
+                }
+                (Err(_), Err(_)) => {}
+                (joined, key) => panic!("{path}: {joined:?} but {key:?}"),
+            }
+        }
+        assert!(run.join("a=b").is_err());
+        let deploy = KeyedRef::new(p("repo/-/pkg.ocu.star/@r1/deploy")).unwrap();
+        assert_eq!(
+            deploy.join("prod").unwrap().key(),
+            "repo/-/pkg.ocu.star/@r1/deploy/prod"
+        );
+        assert!(
+            KeyedRef::new(p("repo/-/pkg.ocu.star/@r1"))
+                .unwrap()
+                .join("x")
+                .is_err()
+        );
     }
 
     #[test]

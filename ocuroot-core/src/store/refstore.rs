@@ -1,6 +1,7 @@
 //! [`RefStore`]: JSON documents, links, globs and transactions over any
 //! [`Store`]. The envelope format and link rules are documented on the type.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
@@ -10,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Durability, Expect, Op, Store, Version, validate_key, validate_prefix};
-use crate::refs::{Ref, RefGlobSet};
+use crate::refs::{Ref, RefGlobSet, StoreRef};
 use crate::{Error, Result};
 
 /// How many times [`RefStore::update`] runs its closure before giving up on
@@ -161,9 +162,9 @@ fn encode_doc<T: serde::Serialize + ?Sized>(body: &T) -> Result<Vec<u8>> {
 
 /// The store key of `r`: its canonical string without the fragment. The ref
 /// must be absolute.
-fn key_of(r: &Ref) -> Result<String> {
-    r.storable_key()
-        .map_err(|e| e.context(format!("cannot store {r}")))
+fn key_of<R: StoreRef + ?Sized>(r: &R) -> Result<Cow<'_, str>> {
+    r.store_key()
+        .map_err(|e| e.context(format!("cannot store {}", r.get_ref())))
 }
 
 fn no_fragment(r: &Ref, what: &str) -> Result<()> {
@@ -293,8 +294,8 @@ fn resolve_key(view: &mut dyn View, key: &str) -> Result<Resolved> {
 }
 
 /// Read the document `r` names, following links and the fragment.
-fn get_via(view: &mut dyn View, r: &Ref) -> Result<Option<Value>> {
-    get_key(view, r, &key_of(r)?)
+fn get_via<R: StoreRef + ?Sized>(view: &mut dyn View, r: &R) -> Result<Option<Value>> {
+    get_key(view, r.get_ref(), &key_of(r)?)
 }
 
 /// [`get_via`] of `r`, whose store key is `key`.
@@ -364,7 +365,7 @@ impl RefStore {
     /// The document `r` names, after resolving links, walked into by the
     /// ref's `#fragment` (object keys separated by `/`). `None` if there is no
     /// document, or the fragment names a missing key or `null`.
-    pub fn get(&self, r: &Ref) -> Result<Option<Value>> {
+    pub fn get<R: StoreRef + ?Sized>(&self, r: &R) -> Result<Option<Value>> {
         get_via(&mut Direct(self.store.as_ref()), r)
     }
 
@@ -374,7 +375,7 @@ impl RefStore {
     }
 
     /// Whether [`get`](Self::get) would return a value.
-    pub fn exists(&self, r: &Ref) -> Result<bool> {
+    pub fn exists<R: StoreRef + ?Sized>(&self, r: &R) -> Result<bool> {
         Ok(self.get(r)?.is_some())
     }
 
@@ -531,7 +532,7 @@ impl View for Transaction<'_> {
 impl Transaction<'_> {
     /// The document `r` names, as [`RefStore::get`], seeing this
     /// transaction's pending writes.
-    pub fn get(&mut self, r: &Ref) -> Result<Option<Value>> {
+    pub fn get<R: StoreRef + ?Sized>(&mut self, r: &R) -> Result<Option<Value>> {
         get_via(self, r)
     }
 
@@ -541,7 +542,7 @@ impl Transaction<'_> {
     }
 
     /// Whether [`get`](Self::get) would return a value.
-    pub fn exists(&mut self, r: &Ref) -> Result<bool> {
+    pub fn exists<R: StoreRef + ?Sized>(&mut self, r: &R) -> Result<bool> {
         Ok(self.get(r)?.is_some())
     }
 
@@ -559,7 +560,7 @@ impl Transaction<'_> {
     /// The target if exactly `r` is a link, seeing pending writes.
     pub fn is_link(&mut self, r: &Ref) -> Result<Option<Ref>> {
         let key = key_of(r)?;
-        match self.load(&[key.as_str()])?.swap_remove(0) {
+        match self.load(&[&*key])?.swap_remove(0) {
             Some(bytes) => match link_target(&key, &bytes)? {
                 Some(target) => Ok(Some(
                     Ref::parse(&target).map_err(|e| e.context(format!("link {key}")))?,
@@ -573,15 +574,19 @@ impl Transaction<'_> {
     /// Write the document `r` names (through links, like the original:
     /// setting `pkg/@v1/custom/x` where `pkg/@v1` links to `pkg/@r1` writes
     /// `pkg/@r1/custom/x`). `r` must not have a fragment.
-    pub fn set(&mut self, r: &Ref, value: Value) -> Result<()> {
+    pub fn set<R: StoreRef + ?Sized>(&mut self, r: &R, value: Value) -> Result<()> {
         self.set_doc(r, &value)
     }
 
     /// [`set`](Self::set) of anything that serialises to a JSON document,
     /// written as `serde_json::to_value(doc)` would be, without building
     /// that value first.
-    pub fn set_doc<T: serde::Serialize + ?Sized>(&mut self, r: &Ref, doc: &T) -> Result<()> {
-        no_fragment(r, "set")?;
+    pub fn set_doc<R, T>(&mut self, r: &R, doc: &T) -> Result<()>
+    where
+        R: StoreRef + ?Sized,
+        T: serde::Serialize + ?Sized,
+    {
+        no_fragment(r.get_ref(), "set")?;
         let key = resolve_key(self, &key_of(r)?)?.key;
         self.stage(key, Some(encode_doc(doc)?));
         Ok(())
@@ -591,14 +596,18 @@ impl Transaction<'_> {
     /// conflict if it exists in the store by then, and this call fails with a
     /// conflict if the transaction already knows it exists. How release
     /// numbers are allocated and runs are claimed.
-    pub fn create(&mut self, r: &Ref, value: Value) -> Result<()> {
+    pub fn create<R: StoreRef + ?Sized>(&mut self, r: &R, value: Value) -> Result<()> {
         self.create_doc(r, &value)
     }
 
     /// [`create`](Self::create) of anything that serialises to a JSON
     /// document, written as [`set_doc`](Self::set_doc) writes it.
-    pub fn create_doc<T: serde::Serialize + ?Sized>(&mut self, r: &Ref, doc: &T) -> Result<()> {
-        no_fragment(r, "create")?;
+    pub fn create_doc<R, T>(&mut self, r: &R, doc: &T) -> Result<()>
+    where
+        R: StoreRef + ?Sized,
+        T: serde::Serialize + ?Sized,
+    {
+        no_fragment(r.get_ref(), "create")?;
         let key = resolve_key(self, &key_of(r)?)?.key;
         let known_present = match self.pending.get(&key) {
             Some(p) => p.value.is_some(),
@@ -606,7 +615,8 @@ impl Transaction<'_> {
         };
         if known_present {
             return Err(Error::conflict(format!(
-                "conflict on {key}: cannot create {r}, it already exists"
+                "conflict on {key}: cannot create {}, it already exists",
+                r.get_ref()
             )));
         }
         self.pending.insert(
@@ -622,8 +632,8 @@ impl Transaction<'_> {
     /// Delete the document `r` names (through links). Deleting a document
     /// that does not exist is a no-op. To remove a link itself, use
     /// [`unlink`](Self::unlink).
-    pub fn delete(&mut self, r: &Ref) -> Result<()> {
-        no_fragment(r, "delete")?;
+    pub fn delete<R: StoreRef + ?Sized>(&mut self, r: &R) -> Result<()> {
+        no_fragment(r.get_ref(), "delete")?;
         let key = resolve_key(self, &key_of(r)?)?.key;
         self.stage(key, None);
         Ok(())
@@ -632,17 +642,21 @@ impl Transaction<'_> {
     /// Make exactly `r` a link to `target`. Replacing a link is fine;
     /// replacing a document is an error. Linking to the current target is a
     /// no-op.
-    pub fn link(&mut self, r: &Ref, target: &Ref) -> Result<()> {
+    pub fn link<R, T>(&mut self, r: &R, target: &T) -> Result<()>
+    where
+        R: StoreRef + ?Sized,
+        T: StoreRef + ?Sized,
+    {
+        let (r, key) = (r.get_ref(), key_of(r)?);
+        let (target, target_key) = (target.get_ref(), key_of(target)?);
         no_fragment(r, "link")?;
         no_fragment(target, "link to")?;
-        let key = key_of(r)?;
-        let target_key = key_of(target)?;
         if !is_link_position(&key) {
             return Err(Error::invalid_input(format!(
                 "cannot link {r}: links can only be release refs (<pkg>/@<id>) or work refs (<release>/<type>/<name>)"
             )));
         }
-        if let Some(bytes) = self.load(&[key.as_str()])?.swap_remove(0) {
+        if let Some(bytes) = self.load(&[&*key])?.swap_remove(0) {
             match decode(&key, &bytes)? {
                 Stored::Link(current) if current == target_key => return Ok(()),
                 Stored::Link(_) => {}
@@ -653,7 +667,8 @@ impl Transaction<'_> {
                 }
             }
         }
-        self.stage(key, Some(encode(&Stored::Link(target_key))?));
+        let link = encode(&Stored::Link(target_key.into_owned()))?;
+        self.stage(key.into_owned(), Some(link));
         Ok(())
     }
 
@@ -662,7 +677,7 @@ impl Transaction<'_> {
     pub fn unlink(&mut self, r: &Ref) -> Result<()> {
         no_fragment(r, "unlink")?;
         let key = key_of(r)?;
-        let Some(bytes) = self.load(&[key.as_str()])?.swap_remove(0) else {
+        let Some(bytes) = self.load(&[&*key])?.swap_remove(0) else {
             return Ok(());
         };
         if let Stored::Doc(_) = decode(&key, &bytes)? {
@@ -670,7 +685,7 @@ impl Transaction<'_> {
                 "cannot unlink {r}: it is a document, not a link"
             )));
         }
-        self.stage(key, None);
+        self.stage(key.into_owned(), None);
         Ok(())
     }
 
@@ -695,13 +710,13 @@ impl Transaction<'_> {
     /// Read several refs, and the prefixes their link resolution looks at,
     /// in one store call (one lock, one consistent snapshot). Later reads of
     /// them in this transaction need no further round trips.
-    pub fn prefetch(&mut self, refs: &[Ref]) -> Result<()> {
-        let keys = refs.iter().map(key_of).collect::<Result<Vec<String>>>()?;
+    pub fn prefetch<R: StoreRef>(&mut self, refs: &[R]) -> Result<()> {
+        let keys = refs.iter().map(key_of).collect::<Result<Vec<_>>>()?;
         self.prefetch_keys(&keys)
     }
 
     /// [`prefetch`](Self::prefetch) of store keys.
-    fn prefetch_keys(&mut self, keys: &[String]) -> Result<()> {
+    fn prefetch_keys(&mut self, keys: &[Cow<'_, str>]) -> Result<()> {
         let mut all: Vec<&str> = Vec::new();
         for k in keys {
             for c in link_candidates(k) {
@@ -717,12 +732,12 @@ impl Transaction<'_> {
     /// The documents several refs name, as [`get`](Self::get) of each, read
     /// (with the prefixes their link resolution looks at) in one store call,
     /// as [`prefetch`](Self::prefetch).
-    pub fn get_many(&mut self, refs: &[Ref]) -> Result<Vec<Option<Value>>> {
-        let keys = refs.iter().map(key_of).collect::<Result<Vec<String>>>()?;
+    pub fn get_many<R: StoreRef>(&mut self, refs: &[R]) -> Result<Vec<Option<Value>>> {
+        let keys = refs.iter().map(key_of).collect::<Result<Vec<_>>>()?;
         self.prefetch_keys(&keys)?;
         refs.iter()
             .zip(&keys)
-            .map(|(r, key)| get_key(self, r, key))
+            .map(|(r, key)| get_key(self, r.get_ref(), key))
             .collect()
     }
 
