@@ -247,50 +247,70 @@ fn link_candidates(key: &str) -> Vec<&str> {
 }
 
 /// Something keys can be read from: the store directly, or a transaction.
+/// Keys are fetched first (one store call for those not read yet), then
+/// looked at without copying.
 trait View {
-    /// The raw values of `keys`, in order.
-    fn load(&mut self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>>;
+    /// Read those of `keys` not read yet, in one store call.
+    fn fetch(&mut self, keys: &[&str]) -> Result<()>;
+    /// The raw value of a fetched key (`None` when it is absent).
+    fn value(&self, key: &str) -> Option<&[u8]>;
 }
 
-struct Direct<'a>(&'a dyn Store);
+/// The store directly, keeping what it read for one operation.
+struct Direct<'a> {
+    store: &'a dyn Store,
+    read: Vec<(String, Option<Vec<u8>>)>,
+}
 
-impl View for Direct<'_> {
-    fn load(&mut self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
-        Ok(self
-            .0
-            .get_many(keys)?
-            .into_iter()
-            .map(|e| e.map(|e| e.value))
-            .collect())
+impl<'a> Direct<'a> {
+    fn new(store: &'a dyn Store) -> Direct<'a> {
+        Direct {
+            store,
+            read: Vec::new(),
+        }
     }
 }
 
-/// Where a key's links lead, and, when no link applies, what the key holds
-/// (read in the same `load`).
-struct Resolved {
-    key: String,
-    value: Option<Option<Vec<u8>>>,
+impl View for Direct<'_> {
+    fn fetch(&mut self, keys: &[&str]) -> Result<()> {
+        let missing: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| !self.read.iter().any(|(read, _)| read == k))
+            .collect();
+        if !missing.is_empty() {
+            let entries = self.store.get_many(&missing)?;
+            for (key, entry) in missing.iter().zip(entries) {
+                self.read.push((key.to_string(), entry.map(|e| e.value)));
+            }
+        }
+        Ok(())
+    }
+
+    fn value(&self, key: &str) -> Option<&[u8]> {
+        self.read
+            .iter()
+            .find(|(read, _)| read == key)
+            .and_then(|(_, value)| value.as_deref())
+    }
 }
 
-fn resolve_key(view: &mut dyn View, key: &str) -> Result<Resolved> {
+/// Where `key`'s links lead: `key` itself when no link applies.
+fn resolve_key<'k>(view: &mut dyn View, key: &'k str) -> Result<Cow<'k, str>> {
     let candidates = link_candidates(key);
-    let mut values = view.load(&candidates)?;
-    for (candidate, value) in candidates.iter().zip(&values) {
-        let Some(bytes) = value else { continue };
+    view.fetch(&candidates)?;
+    for candidate in &candidates {
+        let Some(bytes) = view.value(candidate) else {
+            continue;
+        };
         if let Some(target) = link_target(candidate, bytes)? {
             let resolved = format!("{target}{}", &key[candidate.len()..]);
             validate_key(&resolved)
                 .map_err(|e| e.context(format!("link {candidate} -> {target}")))?;
-            return Ok(Resolved {
-                key: resolved,
-                value: None,
-            });
+            return Ok(Cow::Owned(resolved));
         }
     }
-    Ok(Resolved {
-        key: key.to_string(),
-        value: Some(values.swap_remove(0)),
-    })
+    Ok(Cow::Borrowed(key))
 }
 
 /// Read the document `r` names, following links and the fragment.
@@ -301,16 +321,16 @@ fn get_via<R: StoreRef + ?Sized>(view: &mut dyn View, r: &R) -> Result<Option<Va
 /// [`get_via`] of `r`, whose store key is `key`.
 fn get_key(view: &mut dyn View, r: &Ref, key: &str) -> Result<Option<Value>> {
     let resolved = resolve_key(view, key)?;
-    let bytes = match resolved.value {
-        Some(v) => v,
-        None => view.load(&[resolved.key.as_str()])?.swap_remove(0),
+    if resolved != key {
+        view.fetch(&[&resolved])?;
+    }
+    let Some(bytes) = view.value(&resolved) else {
+        return Ok(None);
     };
-    let Some(bytes) = bytes else { return Ok(None) };
-    match decode(&resolved.key, &bytes)? {
+    match decode(&resolved, bytes)? {
         Stored::Doc(doc) => Ok(walk_fragment(doc, &r.fragment)),
         Stored::Link(target) => Err(Error::store(format!(
-            "{r} resolves to {}, which is itself a link (to {target}); links to links are not followed",
-            resolved.key
+            "{r} resolves to {resolved}, which is itself a link (to {target}); links to links are not followed"
         ))),
     }
 }
@@ -366,7 +386,7 @@ impl RefStore {
     /// ref's `#fragment` (object keys separated by `/`). `None` if there is no
     /// document, or the fragment names a missing key or `null`.
     pub fn get<R: StoreRef + ?Sized>(&self, r: &R) -> Result<Option<Value>> {
-        get_via(&mut Direct(self.store.as_ref()), r)
+        get_via(&mut Direct::new(self.store.as_ref()), r)
     }
 
     /// [`get`](Self::get) of a ref given as a string.
@@ -383,11 +403,11 @@ impl RefStore {
     /// ref first) replaced by its target, once. The fragment is kept.
     pub fn resolve(&self, r: &Ref) -> Result<Ref> {
         let key = key_of(r)?;
-        let resolved = resolve_key(&mut Direct(self.store.as_ref()), &key)?;
-        if resolved.key == key {
+        let resolved = resolve_key(&mut Direct::new(self.store.as_ref()), &key)?;
+        if resolved == key {
             return Ok(r.clone());
         }
-        parse_resolved(&resolved.key, &r.fragment)
+        parse_resolved(&resolved, &r.fragment)
     }
 
     /// The target if exactly `r` (without its fragment) is a link.
@@ -502,7 +522,7 @@ impl fmt::Debug for Transaction<'_> {
 }
 
 impl View for Transaction<'_> {
-    fn load(&mut self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>> {
+    fn fetch(&mut self, keys: &[&str]) -> Result<()> {
         let missing: Vec<&str> = keys
             .iter()
             .copied()
@@ -519,13 +539,14 @@ impl View for Transaction<'_> {
                 self.read.insert(key.to_string(), (version, bytes));
             }
         }
-        Ok(keys
-            .iter()
-            .map(|k| match self.pending.get(*k) {
-                Some(p) => p.value.clone(),
-                None => self.read.get(*k).and_then(|(_, b)| b.clone()),
-            })
-            .collect())
+        Ok(())
+    }
+
+    fn value(&self, key: &str) -> Option<&[u8]> {
+        match self.pending.get(key) {
+            Some(p) => p.value.as_deref(),
+            None => self.read.get(key).and_then(|(_, b)| b.as_deref()),
+        }
     }
 }
 
@@ -551,17 +572,18 @@ impl Transaction<'_> {
     pub fn resolve(&mut self, r: &Ref) -> Result<Ref> {
         let key = key_of(r)?;
         let resolved = resolve_key(self, &key)?;
-        if resolved.key == key {
+        if resolved == key {
             return Ok(r.clone());
         }
-        parse_resolved(&resolved.key, &r.fragment)
+        parse_resolved(&resolved, &r.fragment)
     }
 
     /// The target if exactly `r` is a link, seeing pending writes.
     pub fn is_link(&mut self, r: &Ref) -> Result<Option<Ref>> {
         let key = key_of(r)?;
-        match self.load(&[&*key])?.swap_remove(0) {
-            Some(bytes) => match link_target(&key, &bytes)? {
+        self.fetch(&[&key])?;
+        match self.value(&key) {
+            Some(bytes) => match link_target(&key, bytes)? {
                 Some(target) => Ok(Some(
                     Ref::parse(&target).map_err(|e| e.context(format!("link {key}")))?,
                 )),
@@ -587,7 +609,7 @@ impl Transaction<'_> {
         T: serde::Serialize + ?Sized,
     {
         no_fragment(r.get_ref(), "set")?;
-        let key = resolve_key(self, &key_of(r)?)?.key;
+        let key = resolve_key(self, &key_of(r)?)?.into_owned();
         self.stage(key, Some(encode_doc(doc)?));
         Ok(())
     }
@@ -608,7 +630,7 @@ impl Transaction<'_> {
         T: serde::Serialize + ?Sized,
     {
         no_fragment(r.get_ref(), "create")?;
-        let key = resolve_key(self, &key_of(r)?)?.key;
+        let key = resolve_key(self, &key_of(r)?)?.into_owned();
         let known_present = match self.pending.get(&key) {
             Some(p) => p.value.is_some(),
             None => self.read.get(&key).is_some_and(|(v, _)| v.is_some()),
@@ -634,7 +656,7 @@ impl Transaction<'_> {
     /// [`unlink`](Self::unlink).
     pub fn delete<R: StoreRef + ?Sized>(&mut self, r: &R) -> Result<()> {
         no_fragment(r.get_ref(), "delete")?;
-        let key = resolve_key(self, &key_of(r)?)?.key;
+        let key = resolve_key(self, &key_of(r)?)?.into_owned();
         self.stage(key, None);
         Ok(())
     }
@@ -656,8 +678,9 @@ impl Transaction<'_> {
                 "cannot link {r}: links can only be release refs (<pkg>/@<id>) or work refs (<release>/<type>/<name>)"
             )));
         }
-        if let Some(bytes) = self.load(&[&*key])?.swap_remove(0) {
-            match decode(&key, &bytes)? {
+        self.fetch(&[&key])?;
+        if let Some(bytes) = self.value(&key) {
+            match decode(&key, bytes)? {
                 Stored::Link(current) if current == target_key => return Ok(()),
                 Stored::Link(_) => {}
                 Stored::Doc(_) => {
@@ -677,10 +700,11 @@ impl Transaction<'_> {
     pub fn unlink(&mut self, r: &Ref) -> Result<()> {
         no_fragment(r, "unlink")?;
         let key = key_of(r)?;
-        let Some(bytes) = self.load(&[&*key])?.swap_remove(0) else {
+        self.fetch(&[&key])?;
+        let Some(bytes) = self.value(&key) else {
             return Ok(());
         };
-        if let Stored::Doc(_) = decode(&key, &bytes)? {
+        if let Stored::Doc(_) = decode(&key, bytes)? {
             return Err(Error::invalid_input(format!(
                 "cannot unlink {r}: it is a document, not a link"
             )));
@@ -725,8 +749,7 @@ impl Transaction<'_> {
                 }
             }
         }
-        self.load(&all)?;
-        Ok(())
+        self.fetch(&all)
     }
 
     /// The documents several refs name, as [`get`](Self::get) of each, read
