@@ -11,7 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use ocuroot_core::engine::NewRelease;
-use ocuroot_core::{Error, Workspace};
+use ocuroot_core::engine::intent::WorkOutcome;
+use ocuroot_core::{Error, WorkResult, Workspace};
 
 /// Ocuroot: release orchestration from `*.ocu.star` files.
 #[derive(Parser, Debug)]
@@ -28,10 +29,15 @@ enum Command {
         #[command(subcommand)]
         command: ReleaseCommand,
     },
-    /// Read the state store.
+    /// Read state; write, compare and apply intent.
     State {
         #[command(subcommand)]
         command: StateCommand,
+    },
+    /// Find and do outstanding work at the current commit.
+    Work {
+        #[command(subcommand)]
+        command: WorkCommand,
     },
     /// Print the version.
     Version,
@@ -87,10 +93,69 @@ enum StateCommand {
         #[arg(required = true)]
         globs: Vec<String>,
     },
+    /// Write intent: custom state (`@/custom/<name>`,
+    /// `<package>/@[<release or tag>]/custom/<name>`), an environment
+    /// (`@/environment/<name>`) or a deploy intent
+    /// (`<package>/@/deploy/<env>`). Apply it with `state apply`.
+    Set {
+        /// The intent ref, absolute or relative to the current directory.
+        r#ref: String,
+        /// The value.
+        value: String,
+        /// How to read the value: `string` stores it as a JSON string, `json`
+        /// parses it.
+        #[arg(short, long, value_enum, default_value_t = ValueFormat::String)]
+        format: ValueFormat,
+    },
+    /// Delete intent (apply it to undo it in state).
+    Delete {
+        /// The intent ref.
+        r#ref: String,
+    },
+    /// Make state match the intent at a ref, and run the work that creates.
+    Apply {
+        /// The intent ref.
+        r#ref: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Print the intent refs whose state differs, one per line (for
+    /// `ocuroot state diff | xargs -n1 ocuroot state apply`).
+    Diff,
     /// Write the state and intent stores' files from their logs, durably, so
     /// that tools reading the files directly (the original Ocuroot, a `git
     /// commit` of the store) see every change.
     Checkpoint,
+}
+
+#[derive(Subcommand, Debug)]
+enum WorkCommand {
+    /// Run the ready work of releases at the current commit, and redeploy
+    /// deployments whose inputs changed.
+    Continue {
+        /// Print the work as JSON instead of doing it.
+        #[arg(short, long)]
+        dryrun: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Apply every intent difference, then do what `work continue` does.
+    Any {
+        /// Print the work as JSON instead of doing it.
+        #[arg(short, long)]
+        dryrun: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+/// How `state set` reads its value.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ValueFormat {
+    /// A string, stored as a JSON string (`1` becomes `"1"`).
+    String,
+    /// A JSON document.
+    Json,
 }
 
 /// Options of the commands that run work.
@@ -167,6 +232,29 @@ fn finish(
     })
 }
 
+/// Print what applying intent or doing work did; exit 1 when work failed.
+fn print_outcome(
+    out: &mut std::io::StdoutLock,
+    outcome: &WorkOutcome,
+    json: bool,
+) -> Result<ExitCode, Error> {
+    let text = if json {
+        render::json_pretty(&serde_json::to_value(outcome)?)?
+    } else {
+        render::outcome_text(outcome)
+    };
+    let _ = out.write_all(text.as_bytes());
+    Ok(outcome_code(outcome))
+}
+
+fn outcome_code(outcome: &WorkOutcome) -> ExitCode {
+    if outcome.failed() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     let mut out = std::io::stdout().lock();
     let write = |out: &mut std::io::StdoutLock, text: &str| {
@@ -189,19 +277,26 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 let ws = run_workspace(&run)?;
                 match ws.release_new(&file, force)? {
                     NewRelease::Release(report) => return finish(&mut out, &report, run.json),
-                    NewRelease::Environments(envs) => {
-                        let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
+                    NewRelease::Environments {
+                        environments,
+                        outcome,
+                    } => {
+                        let names: Vec<&str> =
+                            environments.iter().map(|e| e.name.as_str()).collect();
                         if run.json {
-                            write(
-                                &mut out,
-                                &render::json_pretty(&serde_json::to_value(&envs)?)?,
-                            );
+                            let value = serde_json::json!({
+                                "environments": environments,
+                                "outcome": outcome,
+                            });
+                            write(&mut out, &render::json_pretty(&value)?);
                         } else {
                             write(
                                 &mut out,
                                 &format!("Registered environments: {}\n", names.join(", ")),
                             );
+                            write(&mut out, &render::outcome_text(&outcome));
                         }
+                        return Ok(outcome_code(&outcome));
                     }
                     NewRelease::Empty => write(&mut out, "No release configured\n"),
                 }
@@ -247,7 +342,53 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 }
             }
             StateCommand::Checkpoint => workspace()?.state_checkpoint()?,
+            StateCommand::Set {
+                r#ref,
+                value,
+                format,
+            } => {
+                let value = match format {
+                    ValueFormat::String => serde_json::Value::String(value),
+                    ValueFormat::Json => serde_json::from_str(&value).map_err(|e| {
+                        Error::invalid_input(format!("state set {ref}: the value is not JSON: {e}"))
+                    })?,
+                };
+                workspace()?.state_set(&r#ref, value)?;
+            }
+            StateCommand::Delete { r#ref } => {
+                workspace()?.state_delete(&r#ref)?;
+            }
+            StateCommand::Apply { r#ref, run } => {
+                let outcome = run_workspace(&run)?.state_apply(&r#ref)?;
+                return print_outcome(&mut out, &outcome, run.json);
+            }
+            StateCommand::Diff => {
+                for change in workspace()?.state_diff()? {
+                    write(&mut out, &format!("{}\n", change.r#ref));
+                }
+            }
         },
+        Command::Work { command } => {
+            let (with_intent, dryrun, run) = match command {
+                WorkCommand::Continue { dryrun, run } => (false, dryrun, run),
+                WorkCommand::Any { dryrun, run } => (true, dryrun, run),
+            };
+            let ws = run_workspace(&run)?;
+            let result = if with_intent {
+                ws.work_any(dryrun)?
+            } else {
+                ws.work_continue(dryrun)?
+            };
+            match result {
+                WorkResult::Planned(todos) => {
+                    write(
+                        &mut out,
+                        &render::json_pretty(&serde_json::to_value(&todos)?)?,
+                    );
+                }
+                WorkResult::Done(outcome) => return print_outcome(&mut out, &outcome, run.json),
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

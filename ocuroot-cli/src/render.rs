@@ -275,3 +275,27 @@ pub fn report_text(report: &ReleaseReport) -> String {
     }
     s
 }
+
+/// What applying intent or a `work` command did: each intent applied, the
+/// report of each release that ran, and the work left for later.
+pub fn outcome_text(outcome: &ocuroot_core::engine::intent::WorkOutcome) -> String {
+    let mut text = String::new();
+    for change in &outcome.applied {
+        let verb = match change.change {
+            ocuroot_core::engine::intent::ChangeKind::Create => "created",
+            ocuroot_core::engine::intent::ChangeKind::Update => "updated",
+            ocuroot_core::engine::intent::ChangeKind::Delete => "deleted",
+        };
+        text.push_str(&format!("Applied {} ({verb})\n", change.r#ref));
+    }
+    for report in &outcome.releases {
+        text.push_str(&report_text(report));
+    }
+    for note in &outcome.deferred {
+        text.push_str(&format!("Deferred: {note}\n"));
+    }
+    if text.is_empty() {
+        text.push_str("Nothing to do\n");
+    }
+    text
+}

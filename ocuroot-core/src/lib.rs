@@ -127,4 +127,4 @@ pub mod store;
 pub mod workspace;
 
 pub use error::{Error, ErrorKind, Location, Result};
-pub use workspace::Workspace;
+pub use workspace::{WorkResult, Workspace};

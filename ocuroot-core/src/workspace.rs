@@ -16,6 +16,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::engine::intent::{IntentChange, WorkOutcome};
+use crate::engine::work::Todo;
 use crate::engine::{self, EngineContext, EventSink, NewRelease};
 use crate::host::{Host, LocalHost};
 use crate::model::{Environment, Package, ReleaseReport, RepoConfig, StoreSpec};
@@ -457,6 +459,69 @@ impl Workspace {
         self.state.match_globs(globs)
     }
 
+    /// `state set`: write `value` to the intent store at `r` (intent refs
+    /// only: custom state, environments, deploy intents). Environments must
+    /// be valid and named as their ref, tags valid; nothing is written
+    /// otherwise. Returns the absolute ref written. Apply it with
+    /// [`state_apply`](Self::state_apply).
+    pub fn state_set(&self, r: &str, value: serde_json::Value) -> Result<Ref> {
+        let r = self.resolve_user_ref(r)?;
+        no_fragment_in(&r)?;
+        engine::intent::validate_intent(&r, &value)?;
+        self.intent.update(|tx| tx.set(&r, value.clone()))?;
+        Ok(r)
+    }
+
+    /// `state delete`: remove `r` from the intent store (applying that
+    /// undoes it in state: custom state deleted, `down` for a deploy intent,
+    /// an environment emptied and removed). Returns the absolute ref.
+    pub fn state_delete(&self, r: &str) -> Result<Ref> {
+        let r = self.resolve_user_ref(r)?;
+        no_fragment_in(&r)?;
+        engine::intent::IntentKind::require(&r)?;
+        self.intent.update(|tx| tx.delete(&r))?;
+        Ok(r)
+    }
+
+    /// `state apply`: make state match the intent at `r`, and run the work
+    /// that creates in releases at the current commit.
+    pub fn state_apply(&self, r: &str) -> Result<WorkOutcome> {
+        let r = self.resolve_user_ref(r)?;
+        no_fragment_in(&r)?;
+        engine::intent::apply(&self.engine(), &r)
+    }
+
+    /// `state diff`: every intent ref whose state differs, sorted.
+    pub fn state_diff(&self) -> Result<Vec<IntentChange>> {
+        engine::intent::diff(&self.engine())
+    }
+
+    /// `work continue`: run the ready runs of releases at the current commit
+    /// and redeploy current deployments whose inputs changed. With `dryrun`,
+    /// only list that work.
+    pub fn work_continue(&self, dryrun: bool) -> Result<WorkResult> {
+        self.work(false, dryrun)
+    }
+
+    /// `work any`: apply every intent difference, then do what
+    /// [`work_continue`](Self::work_continue) does. With `dryrun`, only list
+    /// that work.
+    pub fn work_any(&self, dryrun: bool) -> Result<WorkResult> {
+        self.work(true, dryrun)
+    }
+
+    fn work(&self, with_intent: bool, dryrun: bool) -> Result<WorkResult> {
+        let ctx = self.engine();
+        if dryrun {
+            Ok(WorkResult::Planned(engine::work::find_work(
+                &ctx,
+                with_intent,
+            )?))
+        } else {
+            Ok(WorkResult::Done(engine::work::work(&ctx, with_intent)?))
+        }
+    }
+
     /// Bring the state and intent stores' files up to date for tools that
     /// read them directly (see [`Store::checkpoint`](crate::store::Store::checkpoint)):
     /// the files of a [`FsStore`](crate::store::FsStore) are written from
@@ -538,5 +603,25 @@ fn collect_package_files(dir: &Path, out: &mut Vec<PathBuf>) {
         {
             out.push(p);
         }
+    }
+}
+
+/// What a `work` command did, or (dry run) would do.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum WorkResult {
+    /// `--dryrun`: the work, in order.
+    Planned(Vec<Todo>),
+    /// What was done.
+    Done(WorkOutcome),
+}
+
+fn no_fragment_in(r: &Ref) -> Result<()> {
+    if r.fragment.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid_input(format!(
+            "{r}: intent is set and applied as whole documents, without a #fragment"
+        )))
     }
 }

@@ -15,10 +15,12 @@
 //! (*blocked*), not failed.
 
 mod inputs;
+pub mod intent;
 pub(crate) mod release;
 mod run;
 mod scheduler;
 mod status;
+pub mod work;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -5,6 +5,7 @@ use std::path::Path;
 use serde_json::json;
 
 use super::inputs::resolve_inputs;
+use super::intent::{self, WorkOutcome};
 use super::scheduler::{Waiting, run_until_blocked};
 use super::status::{Latest, RunRefs, load_statuses, run_ref, set_status, status_ref};
 use super::{EngineContext, millis_between};
@@ -24,7 +25,13 @@ pub enum NewRelease {
     Release(ReleaseReport),
     /// The file registers environments; they were written to intent and
     /// applied to state.
-    Environments(Vec<Environment>),
+    Environments {
+        /// The environments the file registers.
+        environments: Vec<Environment>,
+        /// What applying them did: deploys of the latest releases to new
+        /// environments.
+        outcome: WorkOutcome,
+    },
     /// The file declares neither a release nor environments.
     Empty,
 }
@@ -115,8 +122,11 @@ pub fn release_new(
         let package_doc = match loaded.contents() {
             FileContents::Empty => return Ok(NewRelease::Empty),
             FileContents::Environments(envs) => {
-                apply_environments(ctx, envs)?;
-                return Ok(NewRelease::Environments(envs.clone()));
+                let outcome = apply_environments(ctx, envs)?;
+                return Ok(NewRelease::Environments {
+                    environments: envs.clone(),
+                    outcome,
+                });
             }
             FileContents::Release(p) => p.clone(),
         };
@@ -165,18 +175,25 @@ pub fn release_new(
     )))
 }
 
-/// Write environments to intent and apply them to state.
-fn apply_environments(ctx: &EngineContext, envs: &[Environment]) -> Result<()> {
-    for store in [&ctx.intent, &ctx.state] {
-        store.update(|tx| {
-            for env in envs {
-                let r = Ref::parse(&format!("@/environment/{}", env.name))?;
-                tx.set(&r, serde_json::to_value(env)?)?;
-            }
-            Ok(())
-        })?;
+/// Write environments to intent (one transaction), then apply each to state
+/// as `state apply` would: a new environment gets the deploys of the latest
+/// release of every package.
+fn apply_environments(ctx: &EngineContext, envs: &[Environment]) -> Result<WorkOutcome> {
+    let refs = envs
+        .iter()
+        .map(|env| Ref::parse(&format!("@/environment/{}", env.name)))
+        .collect::<Result<Vec<_>>>()?;
+    ctx.intent.update(|tx| {
+        for (r, env) in refs.iter().zip(envs) {
+            tx.set(r, serde_json::to_value(env)?)?;
+        }
+        Ok(())
+    })?;
+    let mut outcome = WorkOutcome::default();
+    for r in &refs {
+        outcome.merge(intent::apply(ctx, r)?);
     }
-    Ok(())
+    Ok(outcome)
 }
 
 /// Resolve a release ref (`<pkg>/@r1` or a tag `<pkg>/@v1`) to `<pkg>/@r<N>`

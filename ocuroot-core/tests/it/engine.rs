@@ -73,11 +73,17 @@ fn quickstart_with_a_memory_store_and_a_recording_host() {
         .open()
         .unwrap();
 
-    let NewRelease::Environments(envs) = ws.release_new("environments.ocu.star", false).unwrap()
+    let NewRelease::Environments {
+        environments,
+        outcome,
+    } = ws.release_new("environments.ocu.star", false).unwrap()
     else {
         panic!("environments expected")
     };
-    assert_eq!(envs.len(), 3);
+    assert_eq!(environments.len(), 3);
+    // Nothing is released yet, so applying them deploys nothing.
+    assert_eq!(outcome.applied.len(), 3);
+    assert!(outcome.releases.is_empty(), "{outcome:#?}");
 
     let NewRelease::Release(report) = ws.release_new("release.ocu.star", false).unwrap() else {
         panic!("a release expected")

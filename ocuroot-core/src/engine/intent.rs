@@ -1,0 +1,607 @@
+//! Intent applied to state (`state diff`, `state apply`) and the `work`
+//! commands that find and do outstanding work at the current commit.
+//!
+//! Three kinds of intent are compared with state and applied:
+//!
+//! - **custom state**: `@/custom/<name>`, `<pkg>/@/custom/<name>` and
+//!   `<pkg>/@<release or tag>/custom/<name>`: copied to state (through state
+//!   links, so a tag names its release), or deleted from it;
+//! - **environments** `@/environment/<name>`: written to state, then the
+//!   latest release of every package gets the deploys that target the new
+//!   environment; deleting one runs `down` for every deployment in it, then
+//!   removes it from state;
+//! - **deploy intents** `<pkg>/@/deploy/<env>` = `{"release", "input"}`,
+//!   written by the engine when an `up` starts: pointing one at another
+//!   release (or other inputs) redeploys with them, deleting one runs `down`.
+//!
+//! New runs are created as one transaction each and run at once when their
+//! release is at the current commit; others stay pending for a `work
+//! continue` at that commit.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::EngineContext;
+use super::release::{evaluate, load_release, report};
+use super::scheduler::run_until_blocked;
+use super::status::{Latest, load_statuses, run_ref, status_ref};
+use crate::model::{
+    Deploy, Environment, EnvironmentName, InputSpec, ReleaseDoc, ReleaseReport, ReleaseStatus,
+    RunDoc, RunFunction, RunStatus, RunType, Work,
+};
+use crate::refs::{Ref, SubPathType};
+use crate::{Error, Result};
+
+/// The intent refs that are compared with state.
+const INTENT_GLOBS: [&str; 4] = [
+    "**/@*/custom/*",
+    "@/custom/*",
+    "@/environment/*",
+    "**/@/deploy/*",
+];
+
+/// The kinds of intent `state diff` compares and `state apply` applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntentKind {
+    /// `@/custom/<name>`, `<pkg>/@/custom/<name>`, `<pkg>/@<id>/custom/<name>`.
+    Custom,
+    /// `@/environment/<name>`.
+    Environment,
+    /// `<pkg>/@/deploy/<env>`.
+    Deploy,
+}
+
+impl IntentKind {
+    /// The kind of intent `r` is, if it is one.
+    pub fn of(r: &Ref) -> Option<IntentKind> {
+        let one_segment = !r.subpath.is_empty() && !r.subpath.contains('/');
+        match r.subpath_type? {
+            SubPathType::Custom if r.release.is_some() && !r.subpath.is_empty() => {
+                Some(IntentKind::Custom)
+            }
+            SubPathType::Environment if r.global && one_segment => Some(IntentKind::Environment),
+            SubPathType::Deploy if !r.global && r.release.as_deref() == Some("") && one_segment => {
+                Some(IntentKind::Deploy)
+            }
+            _ => None,
+        }
+    }
+
+    /// The kind of `r`, or an error saying which refs are intent.
+    pub fn require(r: &Ref) -> Result<IntentKind> {
+        IntentKind::of(r).ok_or_else(|| {
+            Error::invalid_input(format!(
+                "{r} is not intent: intent is custom state (@/custom/<name>, \
+                 <package>/@[<release or tag>]/custom/<name>), an environment \
+                 (@/environment/<name>) or a deploy intent (<package>/@/deploy/<environment>)"
+            ))
+        })
+    }
+}
+
+/// How intent differs from state for one ref.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// In intent, not in state.
+    Create,
+    /// In both, different.
+    Update,
+    /// In state, not in intent.
+    Delete,
+}
+
+/// One difference between intent and state: applying `ref` removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IntentChange {
+    /// The intent ref to apply.
+    #[serde(rename = "ref")]
+    pub r#ref: String,
+    /// What applying it does.
+    pub change: ChangeKind,
+}
+
+/// Check an intent document before it is written or applied: environments
+/// must be valid and named as their ref, deploy intents must name a release.
+pub fn validate_intent(r: &Ref, value: &Value) -> Result<()> {
+    match IntentKind::require(r)? {
+        IntentKind::Custom => {
+            if let Some(tag) = r.release.as_deref().filter(|t| !t.is_empty())
+                && !is_release_id(tag)
+            {
+                crate::model::Tag::new(tag).map_err(|e| e.context(format!("intent {r}")))?;
+            }
+            Ok(())
+        }
+        IntentKind::Environment => {
+            let name = EnvironmentName::new(r.subpath.clone())
+                .map_err(|e| e.context(format!("intent {r}")))?;
+            let env: Environment = serde_json::from_value(value.clone()).map_err(|e| {
+                Error::validation(format!(
+                    "intent {r}: an environment is {{\"name\": ..., \"attributes\": {{...}}}}: {e}"
+                ))
+            })?;
+            if env.name != name {
+                return Err(Error::validation(format!(
+                    "intent {r}: environment name ({:?}) must match subpath ({:?})",
+                    env.name.as_str(),
+                    name.as_str()
+                )));
+            }
+            Ok(())
+        }
+        IntentKind::Deploy => {
+            EnvironmentName::new(r.subpath.clone())
+                .map_err(|e| e.context(format!("intent {r}")))?;
+            let intent = DeployIntent::from_value(r, value)?;
+            let rel = Ref::parse(&intent.release)
+                .map_err(|e| e.context(format!("intent {r}: release")))?;
+            if rel.package() != r.package() || rel.release.as_deref().is_none_or(str::is_empty) {
+                return Err(Error::validation(format!(
+                    "intent {r}: release {} is not a release of {}",
+                    intent.release,
+                    r.package()
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn is_release_id(s: &str) -> bool {
+    s.strip_prefix('r')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A deploy intent: which release is deployed, with which inputs.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize)]
+struct DeployIntent {
+    release: String,
+    #[serde(default)]
+    input: BTreeMap<String, Value>,
+}
+
+impl DeployIntent {
+    fn from_value(r: &Ref, value: &Value) -> Result<DeployIntent> {
+        serde_json::from_value(value.clone()).map_err(|e| {
+            Error::validation(format!(
+                "intent {r}: a deploy intent is {{\"release\": \"<package>/@r<N>\", \"input\": {{...}}}}: {e}"
+            ))
+        })
+    }
+}
+
+/// Every difference between intent and state, sorted by ref.
+pub fn diff(ctx: &EngineContext) -> Result<Vec<IntentChange>> {
+    let intent_refs = ctx.intent.match_globs(&INTENT_GLOBS)?;
+    let mut changes = BTreeMap::new();
+    // State refs some intent ref stands for (through state links).
+    let mut covered = BTreeSet::new();
+    for text in &intent_refs {
+        let r = Ref::parse(text)?;
+        let Some(kind) = IntentKind::of(&r) else {
+            continue;
+        };
+        let Some(wanted) = ctx.intent.get(&r)? else {
+            continue;
+        };
+        let current = match kind {
+            IntentKind::Deploy => deployed(ctx, &r)?.map(|(_, doc)| doc),
+            _ => {
+                covered.insert(ctx.state.resolve(&r)?.to_string());
+                ctx.state.get(&r)?
+            }
+        };
+        covered.insert(text.clone());
+        let change = match current {
+            None => Some(ChangeKind::Create),
+            Some(current) if !same(kind, &wanted, &current) => Some(ChangeKind::Update),
+            Some(_) => None,
+        };
+        if let Some(change) = change {
+            changes.insert(text.clone(), change);
+        }
+    }
+    for text in ctx.state.match_globs(&INTENT_GLOBS)? {
+        let r = Ref::parse(&text)?;
+        if IntentKind::of(&r).is_some() && !covered.contains(&text) {
+            changes.insert(text, ChangeKind::Delete);
+        }
+    }
+    Ok(changes
+        .into_iter()
+        .map(|(r#ref, change)| IntentChange { r#ref, change })
+        .collect())
+}
+
+/// Whether state already holds what intent wants.
+fn same(kind: IntentKind, wanted: &Value, current: &Value) -> bool {
+    match kind {
+        // A deploy intent is compared with the deployment's work document:
+        // the same release, with the same inputs.
+        IntentKind::Deploy => {
+            wanted.get("release") == current.get("release")
+                && wanted.get("input").unwrap_or(&Value::Null)
+                    == current.get("input").unwrap_or(&Value::Null)
+        }
+        _ => wanted == current,
+    }
+}
+
+/// The current deployment `<pkg>/@/deploy/<env>` links to, and its work
+/// document.
+fn deployed(ctx: &EngineContext, r: &Ref) -> Result<Option<(Ref, Value)>> {
+    let Some(target) = ctx.state.is_link(r)? else {
+        return Ok(None);
+    };
+    Ok(ctx.state.get(&target)?.map(|doc| (target, doc)))
+}
+
+/// What applying intent or finding work did.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct WorkOutcome {
+    /// Intent applied, in order.
+    pub applied: Vec<IntentChange>,
+    /// Releases that ran, with their reports.
+    pub releases: Vec<ReleaseReport>,
+    /// Work left for later, and why (a release at another commit, an
+    /// environment that still has deployments).
+    pub deferred: Vec<String>,
+}
+
+impl WorkOutcome {
+    /// Whether any release that ran has failed work.
+    pub fn failed(&self) -> bool {
+        self.releases
+            .iter()
+            .any(|r| r.status == ReleaseStatus::Failed)
+    }
+
+    pub(super) fn merge(&mut self, other: WorkOutcome) {
+        self.applied.extend(other.applied);
+        self.deferred.extend(other.deferred);
+        for report in other.releases {
+            // The later report of a release supersedes an earlier one.
+            self.releases.retain(|r| r.release != report.release);
+            self.releases.push(report);
+        }
+    }
+}
+
+/// Apply the intent at `r` to state (`state apply`). Runs the work this
+/// creates in releases at the current commit.
+pub fn apply(ctx: &EngineContext, r: &Ref) -> Result<WorkOutcome> {
+    let kind = IntentKind::require(r)?;
+    let wanted = ctx.intent.get(r)?;
+    if let Some(value) = &wanted {
+        validate_intent(r, value)?;
+    }
+    let mut out = WorkOutcome::default();
+    let in_state = match kind {
+        IntentKind::Deploy => deployed(ctx, r)?.is_some(),
+        _ => ctx.state.get(r)?.is_some(),
+    };
+    let change = match (&wanted, in_state) {
+        (None, _) => ChangeKind::Delete,
+        (Some(_), false) => ChangeKind::Create,
+        (Some(_), true) => ChangeKind::Update,
+    };
+    let touched = match (kind, wanted) {
+        (IntentKind::Custom, Some(value)) => {
+            ctx.state.update(|tx| tx.set(r, value.clone()))?;
+            vec![]
+        }
+        (IntentKind::Custom, None) => {
+            ctx.state.update(|tx| tx.delete(r))?;
+            vec![]
+        }
+        (IntentKind::Environment, Some(value)) => {
+            ctx.state.update(|tx| tx.set(r, value.clone()))?;
+            add_environment_deploys(ctx, &r.subpath, &mut out)?
+        }
+        (IntentKind::Environment, None) => remove_environment(ctx, r)?,
+        (IntentKind::Deploy, Some(value)) => {
+            redeploy_to_intent(ctx, r, &DeployIntent::from_value(r, &value)?)?
+                .into_iter()
+                .collect()
+        }
+        (IntentKind::Deploy, None) => undeploy(ctx, r)?.into_iter().collect(),
+    };
+    out.applied.push(IntentChange {
+        r#ref: r.to_string(),
+        change,
+    });
+    run_releases(ctx, touched, &mut out)?;
+    if kind == IntentKind::Environment && ctx.intent.get(r)?.is_none() {
+        finish_environment_removal(ctx, r, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Run each release (once) if it is at the current commit; note the others.
+pub(super) fn run_releases(
+    ctx: &EngineContext,
+    releases: Vec<Ref>,
+    out: &mut WorkOutcome,
+) -> Result<()> {
+    let unique: BTreeSet<Ref> = releases.into_iter().collect();
+    for rel in unique {
+        let (rel, doc) = load_release(ctx, &rel)?;
+        if doc.commit != ctx.commit {
+            out.deferred.push(format!(
+                "{rel}: at commit {}, so its new runs wait for `work continue` there",
+                doc.commit
+            ));
+            continue;
+        }
+        let loaded = evaluate(ctx, &ctx.root.join(&rel.filename), &rel)?;
+        let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, false)?;
+        let report = report(ctx, &rel, &doc, &waiting)?;
+        out.releases.retain(|r| r.release != report.release);
+        out.releases.push(report);
+    }
+    Ok(())
+}
+
+/// The deploy of `env` in a release's package, with its phase.
+fn deploy_in<'d>(doc: &'d ReleaseDoc, env: &str) -> Option<&'d Deploy> {
+    doc.package.work().find_map(|(_, w)| match w {
+        Work::Deploy(d) if d.environment.as_str() == env => Some(d),
+        _ => None,
+    })
+}
+
+/// The latest run of `path` in `rel`, if it has any.
+fn latest_run(ctx: &EngineContext, rel: &Ref, path: &str) -> Result<Option<(Latest, RunDoc)>> {
+    let statuses = load_statuses(&ctx.state, rel)?;
+    let Some(latest) = statuses.get(path).copied() else {
+        return Ok(None);
+    };
+    let run = run_ref(rel, path, latest.run)?;
+    let doc: RunDoc = serde_json::from_value(
+        ctx.state
+            .get(&run)?
+            .ok_or_else(|| Error::store(format!("run {run} has a status but no document")))?,
+    )
+    .map_err(|e| Error::store(format!("{run}: invalid run document: {e}")))?;
+    Ok(Some((latest, doc)))
+}
+
+/// Create run `n + 1` of `path` in `rel` (pending), unless its latest run
+/// is still to run with the same function and inputs. Returns whether a run
+/// was created.
+pub(super) fn new_run(
+    ctx: &EngineContext,
+    rel: &Ref,
+    path: &str,
+    run_type: RunType,
+    function: RunFunction,
+) -> Result<bool> {
+    let latest = latest_run(ctx, rel, path)?;
+    if let Some((latest, doc)) = &latest {
+        let waiting = matches!(
+            latest.status,
+            RunStatus::Pending | RunStatus::Paused | RunStatus::Running
+        );
+        let first = doc.functions.first();
+        if waiting
+            && doc.run_type == run_type
+            && first.is_some_and(|f| f.function == function.function && f.inputs == function.inputs)
+        {
+            return Ok(false);
+        }
+    }
+    let n = latest.as_ref().map_or(0, |(l, _)| l.run) + 1;
+    let run = run_ref(rel, path, n)?;
+    let doc = RunDoc::new(run_type, rel.to_string(), function);
+    ctx.state.update(|tx| {
+        tx.create(&run, serde_json::to_value(&doc)?)?;
+        tx.create(&status_ref(&run, RunStatus::Pending), json!({}))
+    })?;
+    Ok(true)
+}
+
+/// A deploy intent present: redeploy its release with its inputs, unless
+/// that is what is deployed (or about to be). Returns the release to run.
+fn redeploy_to_intent(ctx: &EngineContext, r: &Ref, intent: &DeployIntent) -> Result<Option<Ref>> {
+    let (rel, doc) = load_release(ctx, &Ref::parse(&intent.release)?)?;
+    let env = &r.subpath;
+    let deploy = deploy_in(&doc, env).ok_or_else(|| {
+        Error::not_found(format!(
+            "intent {r}: release {rel} has no deployment to environment {env:?}"
+        ))
+    })?;
+    let work_doc = ctx.state.get(&rel.with_subpath(SubPathType::Deploy, env))?;
+    let current = deployed(ctx, r)?;
+    let wanted = serde_json::to_value(intent)?;
+    let is_current = current
+        .as_ref()
+        .is_some_and(|(target, _)| target.release_ref() == rel);
+    if is_current && work_doc.is_some_and(|d| same(IntentKind::Deploy, &wanted, &d)) {
+        return Ok(None);
+    }
+    let inputs = intent
+        .input
+        .iter()
+        .map(|(k, v)| (k.clone(), InputSpec::Value(v.clone())))
+        .collect();
+    let function = RunFunction {
+        function: deploy.up.clone(),
+        inputs,
+        resolved: None,
+    };
+    let path = format!("deploy/{env}");
+    new_run(ctx, &rel, &path, RunType::Up, function)?;
+    Ok(Some(rel))
+}
+
+/// Create a `down` run for the deployment `<pkg>/@/deploy/<env>` (if there
+/// is one), with the inputs its `up` was given. Returns its release.
+fn undeploy(ctx: &EngineContext, r: &Ref) -> Result<Option<Ref>> {
+    let Some((target, work_doc)) = deployed(ctx, r)? else {
+        return Ok(None);
+    };
+    let rel = target.release_ref();
+    let (rel, doc) = load_release(ctx, &rel)?;
+    let env = &r.subpath;
+    let deploy = deploy_in(&doc, env).ok_or_else(|| {
+        Error::store(format!(
+            "{r} links to {target}, but release {rel} has no deployment to {env:?}"
+        ))
+    })?;
+    // The inputs the deployed `up` ran with, as recorded on its run.
+    let run_ref_text = work_doc
+        .get("run_ref")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::store(format!("{target}: work document without run_ref")))?;
+    let up_run: RunDoc = serde_json::from_value(
+        ctx.state
+            .get(&Ref::parse(run_ref_text)?)?
+            .ok_or_else(|| Error::store(format!("{run_ref_text} not found")))?,
+    )
+    .map_err(|e| Error::store(format!("{run_ref_text}: invalid run document: {e}")))?;
+    let inputs = up_run
+        .functions
+        .first()
+        .map(|f| f.inputs.clone())
+        .unwrap_or_default();
+    let function = RunFunction {
+        function: deploy.down.clone(),
+        inputs,
+        resolved: None,
+    };
+    new_run(ctx, &rel, &format!("deploy/{env}"), RunType::Down, function)?;
+    Ok(Some(rel))
+}
+
+/// The latest release of every package (by release number).
+fn latest_releases(ctx: &EngineContext) -> Result<Vec<Ref>> {
+    let mut latest: BTreeMap<Ref, (u64, Ref)> = BTreeMap::new();
+    for text in ctx.state.match_globs(&["**/@r*/commit/*"])? {
+        let rel = Ref::parse(&text)?.release_ref();
+        let Some(n) = rel
+            .release
+            .as_deref()
+            .and_then(|id| id.strip_prefix('r'))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let package = rel.package();
+        if latest.get(&package).is_none_or(|(m, _)| *m < n) {
+            latest.insert(package, (n, rel));
+        }
+    }
+    Ok(latest.into_values().map(|(_, r)| r).collect())
+}
+
+/// A new environment: re-evaluate the latest release of every package with
+/// it, and add the deploys that target it (each in its phase, as run 1).
+/// Returns the releases that got new work.
+fn add_environment_deploys(
+    ctx: &EngineContext,
+    env: &str,
+    out: &mut WorkOutcome,
+) -> Result<Vec<Ref>> {
+    let mut touched = Vec::new();
+    for rel in latest_releases(ctx)? {
+        let (rel, doc) = load_release(ctx, &rel)?;
+        if deploy_in(&doc, env).is_some() {
+            continue;
+        }
+        if doc.commit != ctx.commit {
+            out.deferred.push(format!(
+                "{rel}: at commit {}, so it is not re-evaluated for environment {env:?} here",
+                doc.commit
+            ));
+            continue;
+        }
+        let loaded = evaluate(ctx, &ctx.root.join(&rel.filename), &rel)?;
+        let crate::sdk::FileContents::Release(package) = loaded.contents() else {
+            continue;
+        };
+        let Some(new) = package.work().find_map(|(_, w)| match w {
+            Work::Deploy(d) if d.environment.as_str() == env => Some(d.clone()),
+            _ => None,
+        }) else {
+            continue;
+        };
+        // The release's phases stay as they were; the new deploy joins the
+        // phase the file now puts it in.
+        let mut updated = doc.clone();
+        let phase_index = package
+            .work()
+            .find(|(_, w)| matches!(w, Work::Deploy(d) if d.environment.as_str() == env))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let phase_name = package
+            .phases
+            .get(phase_index)
+            .map(|p| p.name.clone())
+            .filter(|n| !n.is_empty());
+        let target = updated
+            .package
+            .phases
+            .iter()
+            .position(|p| phase_name.as_ref() == Some(&p.name))
+            .unwrap_or(phase_index.min(updated.package.phases.len().saturating_sub(1)));
+        let Some(phase) = updated.package.phases.get_mut(target) else {
+            continue;
+        };
+        phase.work.push(Work::Deploy(new.clone()));
+        let path = format!("deploy/{env}");
+        let run = run_ref(&rel, &path, 1)?;
+        let run_doc = RunDoc::new(
+            RunType::Up,
+            rel.to_string(),
+            RunFunction {
+                function: new.up.clone(),
+                inputs: new.inputs.clone(),
+                resolved: None,
+            },
+        );
+        ctx.state.update(|tx| {
+            let current: Option<Value> = tx.get(&rel)?;
+            if current.as_ref() != Some(&serde_json::to_value(&doc)?) {
+                return Err(Error::conflict(format!(
+                    "{rel} changed while adding {env:?}"
+                )));
+            }
+            tx.set(&rel, serde_json::to_value(&updated)?)?;
+            tx.create(&run, serde_json::to_value(&run_doc)?)?;
+            tx.create(&status_ref(&run, RunStatus::Pending), json!({}))
+        })?;
+        touched.push(rel);
+    }
+    Ok(touched)
+}
+
+/// A deleted environment: a `down` run for every deployment in it.
+fn remove_environment(ctx: &EngineContext, r: &Ref) -> Result<Vec<Ref>> {
+    let env = &r.subpath;
+    let mut touched = Vec::new();
+    for text in ctx.state.match_globs(&[format!("**/@/deploy/{env}")])? {
+        let deployment = Ref::parse(&text)?;
+        if let Some(rel) = undeploy(ctx, &deployment)? {
+            touched.push(rel);
+        }
+    }
+    Ok(touched)
+}
+
+/// Remove a deleted environment from state once nothing is deployed to it.
+fn finish_environment_removal(ctx: &EngineContext, r: &Ref, out: &mut WorkOutcome) -> Result<()> {
+    let env = &r.subpath;
+    let left = ctx.state.match_globs(&[format!("**/@/deploy/{env}")])?;
+    if left.is_empty() {
+        ctx.state.update(|tx| tx.delete(r))?;
+    } else {
+        out.deferred.push(format!(
+            "{r} stays in state until these are undeployed: {}",
+            left.join(", ")
+        ));
+    }
+    Ok(())
+}
