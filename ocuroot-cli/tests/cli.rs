@@ -6,6 +6,9 @@
 //! - `repo`: the root, name and default store without `repo.ocu.star`;
 //!   outside any repository; `version`.
 //! - `state`: `state get` / `state match` over a hand-written fs store.
+//! - `release`: `release new` / `continue` / `retry` end to end.
+//! - `intent`: `state set` / `delete` / `diff` / `apply` of custom state,
+//!   environments and deploy intents; `work continue` / `work any`.
 
 #[path = "cli/support.rs"]
 mod support;
@@ -21,3 +24,6 @@ mod state;
 
 #[path = "cli/release.rs"]
 mod release;
+
+#[path = "cli/intent.rs"]
+mod intent;
