@@ -752,18 +752,6 @@ impl Transaction<'_> {
         self.fetch(&all)
     }
 
-    /// The documents several refs name, as [`get`](Self::get) of each, read
-    /// (with the prefixes their link resolution looks at) in one store call,
-    /// as [`prefetch`](Self::prefetch).
-    pub fn get_many<R: StoreRef>(&mut self, refs: &[R]) -> Result<Vec<Option<Value>>> {
-        let keys = refs.iter().map(key_of).collect::<Result<Vec<_>>>()?;
-        self.prefetch_keys(&keys)?;
-        refs.iter()
-            .zip(&keys)
-            .map(|(r, key)| get_key(self, r.get_ref(), key))
-            .collect()
-    }
-
     /// Record a write of `key` (`None` deletes), keeping a create-if-absent
     /// expectation an earlier write in this transaction set.
     fn stage(&mut self, key: String, value: Option<Vec<u8>>) {
