@@ -468,6 +468,17 @@ impl Workspace {
         let r = self.resolve_user_ref(r)?;
         no_fragment_in(&r)?;
         engine::intent::validate_intent(&r, &value)?;
+        let ctx = self.engine();
+        engine::intent::require_release(&ctx, &r)?;
+        if let Some(other) = engine::intent::conflicting_intent(&ctx, &r, &value)? {
+            return Err(Error::new(
+                crate::ErrorKind::Conflict,
+                format!(
+                    "intent {other} already sets the same state as {r} (through a tag) to \
+                     another value: change or delete that one instead"
+                ),
+            ));
+        }
         self.intent.update(|tx| tx.set(&r, value.clone()))?;
         Ok(r)
     }

@@ -1143,7 +1143,7 @@ fn applying_a_hand_written_bad_intent_is_refused() {
 // 8. Bugs ---------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "bug: intent at <pkg>/@v1/custom/x and <pkg>/@r1/custom/x (v1 -> r1) never converge; each `work any` flips the value and redeploys"]
+
 fn two_intents_for_one_custom_state_converge() {
     let (repo, _) = setup(&[("release.ocu.star", GATED)]);
     ocu(&repo, &["release", "new", "release.ocu.star", "-q"]).success();
@@ -1174,7 +1174,7 @@ fn two_intents_for_one_custom_state_converge() {
 }
 
 #[test]
-#[ignore = "bug: an environment applied at another commit is never deployed by `work any`/`work continue` at the release's commit"]
+
 fn an_environment_applied_elsewhere_is_deployed_by_work_at_the_release_commit() {
     let (repo, _) = services(&["svc"]);
     let p = pkg("svc");

@@ -69,15 +69,31 @@ impl IntentKind {
         }
     }
 
-    /// The kind of `r`, or an error saying which refs are intent.
+    /// The kind of `r`, or an error saying which refs are intent. The
+    /// names in the ref are checked too: environment names, and a tag in the
+    /// release position.
     pub fn require(r: &Ref) -> Result<IntentKind> {
-        IntentKind::of(r).ok_or_else(|| {
+        let kind = IntentKind::of(r).ok_or_else(|| {
             Error::invalid_input(format!(
                 "{r} is not intent: intent is custom state (@/custom/<name>, \
                  <package>/@[<release or tag>]/custom/<name>), an environment \
                  (@/environment/<name>) or a deploy intent (<package>/@/deploy/<environment>)"
             ))
-        })
+        })?;
+        match kind {
+            IntentKind::Custom => {
+                if let Some(tag) = r.release.as_deref().filter(|t| !t.is_empty())
+                    && !is_release_id(tag)
+                {
+                    crate::model::Tag::new(tag).map_err(|e| e.context(format!("intent {r}")))?;
+                }
+            }
+            IntentKind::Environment | IntentKind::Deploy => {
+                EnvironmentName::new(r.subpath.clone())
+                    .map_err(|e| e.context(format!("intent {r}")))?;
+            }
+        }
+        Ok(kind)
     }
 }
 
@@ -107,14 +123,7 @@ pub struct IntentChange {
 /// must be valid and named as their ref, deploy intents must name a release.
 pub fn validate_intent(r: &Ref, value: &Value) -> Result<()> {
     match IntentKind::require(r)? {
-        IntentKind::Custom => {
-            if let Some(tag) = r.release.as_deref().filter(|t| !t.is_empty())
-                && !is_release_id(tag)
-            {
-                crate::model::Tag::new(tag).map_err(|e| e.context(format!("intent {r}")))?;
-            }
-            Ok(())
-        }
+        IntentKind::Custom => Ok(()),
         IntentKind::Environment => {
             let name = EnvironmentName::new(r.subpath.clone())
                 .map_err(|e| e.context(format!("intent {r}")))?;
@@ -133,8 +142,6 @@ pub fn validate_intent(r: &Ref, value: &Value) -> Result<()> {
             Ok(())
         }
         IntentKind::Deploy => {
-            EnvironmentName::new(r.subpath.clone())
-                .map_err(|e| e.context(format!("intent {r}")))?;
             let intent = DeployIntent::from_value(r, value)?;
             let rel = Ref::parse(&intent.release)
                 .map_err(|e| e.context(format!("intent {r}: release")))?;
@@ -177,8 +184,9 @@ impl DeployIntent {
 pub fn diff(ctx: &EngineContext) -> Result<Vec<IntentChange>> {
     let intent_refs = ctx.intent.match_globs(&INTENT_GLOBS)?;
     let mut changes = BTreeMap::new();
-    // State refs some intent ref stands for (through state links).
-    let mut covered = BTreeSet::new();
+    // State refs some intent ref stands for (through state links), and the
+    // intent ref that speaks for each.
+    let mut covered: BTreeMap<String, String> = BTreeMap::new();
     for text in &intent_refs {
         let r = Ref::parse(text)?;
         let Some(kind) = IntentKind::of(&r) else {
@@ -190,11 +198,29 @@ pub fn diff(ctx: &EngineContext) -> Result<Vec<IntentChange>> {
         let current = match kind {
             IntentKind::Deploy => deployed(ctx, &r)?.map(|(_, doc)| doc),
             _ => {
-                covered.insert(ctx.state.resolve(&r)?.to_string());
+                let target = ctx.state.resolve(&r)?.to_string();
+                // Two intents for one document (`@r1/custom/x` and, through a
+                // tag, `@v1/custom/x`): the one naming it directly wins, else
+                // the first; the other is not applied, or they would undo
+                // each other forever.
+                if let Some(first) = covered.get(&target).cloned() {
+                    let this_is_direct = *text == target;
+                    let first_is_direct = first == target;
+                    if !this_is_direct || first_is_direct {
+                        tracing::warn!(
+                            intent = %text,
+                            other = %first,
+                            "two intents set the same state; ignoring this one"
+                        );
+                        continue;
+                    }
+                    changes.remove(&first);
+                }
+                covered.insert(target, text.clone());
                 ctx.state.get(&r)?
             }
         };
-        covered.insert(text.clone());
+        covered.insert(text.clone(), text.clone());
         let change = match current {
             None => Some(ChangeKind::Create),
             Some(current) if !same(kind, &wanted, &current) => Some(ChangeKind::Update),
@@ -206,7 +232,7 @@ pub fn diff(ctx: &EngineContext) -> Result<Vec<IntentChange>> {
     }
     for text in ctx.state.match_globs(&INTENT_GLOBS)? {
         let r = Ref::parse(&text)?;
-        if IntentKind::of(&r).is_some() && !covered.contains(&text) {
+        if IntentKind::of(&r).is_some() && !covered.contains_key(&text) {
             changes.insert(text, ChangeKind::Delete);
         }
     }
@@ -288,6 +314,9 @@ pub fn apply(ctx: &EngineContext, r: &Ref) -> Result<WorkOutcome> {
         (Some(_), false) => ChangeKind::Create,
         (Some(_), true) => ChangeKind::Update,
     };
+    if kind == IntentKind::Custom {
+        require_release(ctx, r)?;
+    }
     let touched = match (kind, wanted) {
         (IntentKind::Custom, Some(value)) => {
             ctx.state.update(|tx| tx.set(r, value.clone()))?;
@@ -318,6 +347,54 @@ pub fn apply(ctx: &EngineContext, r: &Ref) -> Result<WorkOutcome> {
         finish_environment_removal(ctx, r, &mut out)?;
     }
     Ok(out)
+}
+
+/// Custom state of a release or tag (`<pkg>/@r1/custom/x`, `<pkg>/@v1/...`)
+/// needs that release (or tag) to exist in state: an error naming it
+/// otherwise.
+pub fn require_release(ctx: &EngineContext, r: &Ref) -> Result<()> {
+    let Some(id) = r.release.as_deref().filter(|id| !id.is_empty()) else {
+        return Ok(());
+    };
+    if r.global {
+        return Ok(());
+    }
+    let rel = r.release_ref();
+    let exists = if is_release_id(id) {
+        ctx.state.exists(&rel)?
+    } else {
+        ctx.state.is_link(&rel)?.is_some()
+    };
+    if exists {
+        Ok(())
+    } else {
+        let what = if is_release_id(id) { "release" } else { "tag" };
+        Err(Error::not_found(format!(
+            "intent {r}: there is no {what} {rel} in state"
+        )))
+    }
+}
+
+/// The other intent ref, if any, that sets the same state document as `r`
+/// (through a tag) to a different value.
+pub fn conflicting_intent(ctx: &EngineContext, r: &Ref, value: &Value) -> Result<Option<String>> {
+    if IntentKind::of(r) != Some(IntentKind::Custom) {
+        return Ok(None);
+    }
+    let target = ctx.state.resolve(r)?.to_string();
+    let glob = format!("{}/@*/custom/{}", r.package(), r.subpath);
+    for other in ctx.intent.match_globs(&[glob.as_str()])? {
+        if other == r.to_string() {
+            continue;
+        }
+        let other_ref = Ref::parse(&other)?;
+        if ctx.state.resolve(&other_ref)?.to_string() == target
+            && ctx.intent.get(&other_ref)?.as_ref() != Some(value)
+        {
+            return Ok(Some(other));
+        }
+    }
+    Ok(None)
 }
 
 /// Run each release (once) if it is at the current commit; note the others.
@@ -497,9 +574,11 @@ fn latest_releases(ctx: &EngineContext) -> Result<Vec<Ref>> {
     Ok(latest.into_values().map(|(_, r)| r).collect())
 }
 
-/// A new environment: re-evaluate the latest release of every package with
-/// it, and add the deploys that target it (each in its phase, as run 1).
-/// Returns the releases that got new work.
+/// A new environment: the latest release of every package gets the deploys
+/// that target it, each in its phase as run 1. A release at the current
+/// commit is re-evaluated now; one at another commit gets an
+/// `<rel>/op/check_envs` marker, which `work continue` at that commit acts
+/// on. Returns the releases that got new work.
 fn add_environment_deploys(
     ctx: &EngineContext,
     env: &str,
@@ -512,47 +591,63 @@ fn add_environment_deploys(
             continue;
         }
         if doc.commit != ctx.commit {
+            let op = check_envs_ref(&rel);
+            ctx.state
+                .update(|tx| tx.set(&op, json!({"environment": env})))?;
             out.deferred.push(format!(
-                "{rel}: at commit {}, so it is not re-evaluated for environment {env:?} here",
+                "{rel}: at commit {}, so `work continue` there adds its deploys to {env:?} ({op})",
                 doc.commit
             ));
             continue;
         }
-        let loaded = evaluate(ctx, &ctx.root.join(&rel.filename), &rel)?;
-        let crate::sdk::FileContents::Release(package) = loaded.contents() else {
+        if add_missing_deploys(ctx, &rel, &doc)? {
+            touched.push(rel);
+        }
+    }
+    Ok(touched)
+}
+
+/// `<rel>/op/check_envs`: the release must be checked for environments
+/// added since it was created.
+pub(super) fn check_envs_ref(rel: &Ref) -> Ref {
+    rel.with_subpath(SubPathType::Op, "check_envs")
+}
+
+/// Re-evaluate `rel` (at the current commit) with the environments now in
+/// state, and add the deploys the file now makes that the release lacks,
+/// each in the phase the file puts it in, as run 1. Returns whether any was
+/// added.
+pub(super) fn add_missing_deploys(
+    ctx: &EngineContext,
+    rel: &Ref,
+    doc: &ReleaseDoc,
+) -> Result<bool> {
+    let loaded = evaluate(ctx, &ctx.root.join(&rel.filename), rel)?;
+    let crate::sdk::FileContents::Release(package) = loaded.contents() else {
+        return Ok(false);
+    };
+    let mut updated = doc.clone();
+    let mut new_runs = Vec::new();
+    for (phase_index, work) in package.work() {
+        let Work::Deploy(new) = work else {
             continue;
         };
-        let Some(new) = package.work().find_map(|(_, w)| match w {
-            Work::Deploy(d) if d.environment.as_str() == env => Some(d.clone()),
-            _ => None,
-        }) else {
+        if deploy_in(doc, new.environment.as_str()).is_some() {
             continue;
-        };
-        // The release's phases stay as they were; the new deploy joins the
-        // phase the file now puts it in.
-        let mut updated = doc.clone();
-        let phase_index = package
-            .work()
-            .find(|(_, w)| matches!(w, Work::Deploy(d) if d.environment.as_str() == env))
-            .map(|(i, _)| i)
-            .unwrap_or(0);
-        let phase_name = package
-            .phases
-            .get(phase_index)
-            .map(|p| p.name.clone())
-            .filter(|n| !n.is_empty());
+        }
+        // The phase of the same name in the release, else the same position.
+        let name = &package.phases[phase_index].name;
         let target = updated
             .package
             .phases
             .iter()
-            .position(|p| phase_name.as_ref() == Some(&p.name))
+            .position(|p| !name.is_empty() && p.name == *name)
             .unwrap_or(phase_index.min(updated.package.phases.len().saturating_sub(1)));
         let Some(phase) = updated.package.phases.get_mut(target) else {
             continue;
         };
         phase.work.push(Work::Deploy(new.clone()));
-        let path = format!("deploy/{env}");
-        let run = run_ref(&rel, &path, 1)?;
+        let run = run_ref(rel, &format!("deploy/{}", new.environment), 1)?;
         let run_doc = RunDoc::new(
             RunType::Up,
             rel.to_string(),
@@ -562,20 +657,26 @@ fn add_environment_deploys(
                 resolved: None,
             },
         );
-        ctx.state.update(|tx| {
-            let current: Option<Value> = tx.get(&rel)?;
-            if current.as_ref() != Some(&serde_json::to_value(&doc)?) {
-                return Err(Error::conflict(format!(
-                    "{rel} changed while adding {env:?}"
-                )));
-            }
-            tx.set(&rel, serde_json::to_value(&updated)?)?;
-            tx.create(&run, serde_json::to_value(&run_doc)?)?;
-            tx.create(&status_ref(&run, RunStatus::Pending), json!({}))
-        })?;
-        touched.push(rel);
+        new_runs.push((run, run_doc));
     }
-    Ok(touched)
+    if new_runs.is_empty() {
+        return Ok(false);
+    }
+    let before = serde_json::to_value(doc)?;
+    ctx.state.update(|tx| {
+        if tx.get(rel)?.as_ref() != Some(&before) {
+            return Err(Error::conflict(format!(
+                "{rel} changed while adding deploys"
+            )));
+        }
+        tx.set(rel, serde_json::to_value(&updated)?)?;
+        for (run, run_doc) in &new_runs {
+            tx.create(run, serde_json::to_value(run_doc)?)?;
+            tx.create(&status_ref(run, RunStatus::Pending), json!({}))?;
+        }
+        Ok(())
+    })?;
+    Ok(true)
 }
 
 /// A deleted environment: a `down` run for every deployment in it.

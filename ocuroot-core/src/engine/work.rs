@@ -37,6 +37,9 @@ pub enum TodoKind {
     Delete,
     /// A run to execute, or a deployment to redeploy.
     Run,
+    /// A release to check for environments added since it was created
+    /// (`<rel>/op/check_envs`).
+    Op,
 }
 
 /// One piece of outstanding work, as `--dryrun` prints it (the original's
@@ -76,6 +79,15 @@ pub fn find_work(ctx: &EngineContext, with_intent: bool) -> Result<Vec<Todo>> {
     }
     for rel in releases_at_commit(ctx, &ctx.commit)? {
         let (rel, doc) = load_release(ctx, &rel)?;
+        let op = intent::check_envs_ref(&rel);
+        if ctx.state.exists(&op)? {
+            todos.push(Todo {
+                r#ref: op.to_string(),
+                work_type: TodoKind::Op,
+                commit: Some(doc.commit.clone()),
+                reason: "environments added since the release".into(),
+            });
+        }
         todos.extend(ready_runs(ctx, &rel, &doc)?);
     }
     todos.extend(redeploys(ctx)?.into_iter().map(|r| r.todo));
@@ -106,6 +118,14 @@ pub fn work(ctx: &EngineContext, with_intent: bool) -> Result<WorkOutcome> {
         releases.push(redeploy.release);
     }
     for rel in releases_at_commit(ctx, &ctx.commit)? {
+        let (rel, doc) = load_release(ctx, &rel)?;
+        // Environments added while this release's commit was not checked
+        // out: add their deploys now.
+        let op = intent::check_envs_ref(&rel);
+        if ctx.state.exists(&op)? {
+            intent::add_missing_deploys(ctx, &rel, &doc)?;
+            ctx.state.update(|tx| tx.delete(&op))?;
+        }
         let (rel, doc) = load_release(ctx, &rel)?;
         if !ready_runs(ctx, &rel, &doc)?.is_empty() {
             releases.push(rel);
