@@ -1,10 +1,14 @@
 //! The local host: real processes, files, network and clock.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
+#[cfg(not(target_os = "linux"))]
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, mpsc};
+use std::sync::Mutex;
+#[cfg(not(target_os = "linux"))]
+use std::sync::mpsc;
 
 use super::{Agent, Host, HttpRequest, HttpResponse, ShellOutput, ShellRequest, Stream};
 use crate::{Error, Result};
@@ -48,64 +52,29 @@ impl Host for LocalHost {
                     req.dir.display()
                 ))
             })?;
-        let (tx, rx) = mpsc::channel::<(Stream, String)>();
-        let pipes = [
-            (
-                Stream::Stdout,
-                child
-                    .stdout
-                    .take()
-                    .map(|r| Box::new(r) as Box<dyn Read + Send>),
-            ),
-            (
-                Stream::Stderr,
-                child
-                    .stderr
-                    .take()
-                    .map(|r| Box::new(r) as Box<dyn Read + Send>),
-            ),
-        ];
-        for (stream, pipe) in pipes {
-            let Some(pipe) = pipe else { continue };
-            let tx = tx.clone();
-            // Each reader sends its lines, then drops its sender: the loop
-            // below ends when both pipes are closed.
-            let job: reader_pool::Job = Box::new(move || {
-                let mut reader = BufReader::new(pipe);
-                let mut buf = Vec::new();
-                loop {
-                    buf.clear();
-                    match reader.read_until(b'\n', &mut buf) {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {
-                            let line = String::from_utf8_lossy(&buf).into_owned();
-                            if tx.send((stream, line)).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            });
-            if let Err(e) = reader_pool::run(job) {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(Error::host(format!(
-                    "cannot start a thread to read the output of {:?}: {e}",
-                    req.command
-                )));
-            }
-        }
-        drop(tx);
         let mut out = ShellOutput::default();
-        for (stream, line) in rx {
-            let text = line.strip_suffix('\n').unwrap_or(&line);
+        let mut deliver = |stream: Stream, line: &str| {
+            let text = line.strip_suffix('\n').unwrap_or(line);
             let text = text.strip_suffix('\r').unwrap_or(text);
             on_line(stream, text);
             match stream {
-                Stream::Stdout => out.stdout.push_str(&line),
-                Stream::Stderr => out.stderr.push_str(&line),
+                Stream::Stdout => out.stdout.push_str(line),
+                Stream::Stderr => out.stderr.push_str(line),
             }
-            out.combined_output.push_str(&line);
+            out.combined_output.push_str(line);
+        };
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::internal("a command's output pipes were not set up"));
+        };
+        if let Err(e) = read_output(stdout, stderr, &mut deliver) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::host(format!(
+                "reading the output of {:?}: {e}",
+                req.command
+            )));
         }
         let status = child
             .wait()
@@ -113,6 +82,130 @@ impl Host for LocalHost {
         out.exit_code = exit_code(status);
         Ok(out)
     }
+}
+
+/// Read a child's stdout and stderr to their ends, handing each line (with
+/// its newline; a last line without one too) to `deliver` as it arrives.
+///
+/// On Linux both pipes are read from this thread, waiting on them with
+/// `poll`: no thread and no hand-over per command.
+#[cfg(target_os = "linux")]
+fn read_output(
+    stdout: std::process::ChildStdout,
+    stderr: std::process::ChildStderr,
+    deliver: &mut dyn FnMut(Stream, &str),
+) -> std::io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, poll};
+
+    let mut pipes: [(Stream, Option<Box<dyn ReadFd>>, Vec<u8>); 2] = [
+        (Stream::Stdout, Some(Box::new(stdout)), Vec::new()),
+        (Stream::Stderr, Some(Box::new(stderr)), Vec::new()),
+    ];
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let mut ready = [false; 2];
+        {
+            let mut fds = Vec::with_capacity(2);
+            let mut which = Vec::with_capacity(2);
+            for (i, (_, pipe, _)) in pipes.iter().enumerate() {
+                if let Some(pipe) = pipe {
+                    fds.push(PollFd::from_borrowed_fd(pipe.fd(), PollFlags::IN));
+                    which.push(i);
+                }
+            }
+            if fds.is_empty() {
+                return Ok(());
+            }
+            match poll(&mut fds, None) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            for (fd, i) in fds.iter().zip(which) {
+                ready[i] = !fd.revents().is_empty();
+            }
+        }
+        for (i, (stream, pipe, pending)) in pipes.iter_mut().enumerate() {
+            let Some(reader) = pipe.as_mut().filter(|_| ready[i]) else {
+                continue;
+            };
+            let n = match reader.read(&mut chunk) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                if !pending.is_empty() {
+                    deliver(*stream, &String::from_utf8_lossy(pending));
+                    pending.clear();
+                }
+                *pipe = None;
+                continue;
+            }
+            pending.extend_from_slice(&chunk[..n]);
+            let mut start = 0;
+            while let Some(at) = pending[start..].iter().position(|b| *b == b'\n') {
+                let end = start + at + 1;
+                deliver(*stream, &String::from_utf8_lossy(&pending[start..end]));
+                start = end;
+            }
+            pending.drain(..start);
+        }
+    }
+}
+
+/// A pipe end that can be read and polled.
+#[cfg(target_os = "linux")]
+trait ReadFd: Read {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_>;
+}
+
+#[cfg(target_os = "linux")]
+impl<T: Read + std::os::fd::AsFd> ReadFd for T {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.as_fd()
+    }
+}
+
+/// Read a child's stdout and stderr to their ends, handing each line to
+/// `deliver` as it arrives: elsewhere than Linux, from two pooled threads.
+#[cfg(not(target_os = "linux"))]
+fn read_output(
+    stdout: std::process::ChildStdout,
+    stderr: std::process::ChildStderr,
+    deliver: &mut dyn FnMut(Stream, &str),
+) -> std::io::Result<()> {
+    let (tx, rx) = mpsc::channel::<(Stream, String)>();
+    let pipes: [(Stream, Box<dyn Read + Send>); 2] = [
+        (Stream::Stdout, Box::new(stdout)),
+        (Stream::Stderr, Box::new(stderr)),
+    ];
+    for (stream, pipe) in pipes {
+        let tx = tx.clone();
+        // Each reader sends its lines, then drops its sender: the loop
+        // below ends when both pipes are closed.
+        reader_pool::run(Box::new(move || {
+            let mut reader = BufReader::new(pipe);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf).into_owned();
+                        if tx.send((stream, line)).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }))?;
+    }
+    drop(tx);
+    for (stream, line) in rx {
+        deliver(stream, &line);
+    }
+    Ok(())
 }
 
 impl LocalHost {
@@ -195,6 +288,7 @@ pub(super) fn agent() -> Agent {
 
 /// Threads that read child processes' pipes, kept for reuse: for a short
 /// command, starting two threads costs about as much as the command.
+#[cfg(not(target_os = "linux"))]
 mod reader_pool {
     use std::sync::{Mutex, PoisonError, mpsc};
 

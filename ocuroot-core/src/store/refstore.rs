@@ -197,15 +197,18 @@ fn walk_fragment(doc: Value, fragment: &str) -> Option<Value> {
     Some(current)
 }
 
-/// Whether a link may live at `key`: a release ref (`<pkg>/@<id or tag>`,
-/// last segment starting with `@`) or a work ref (`<rel>/<type>/<name>`,
-/// third segment from the end starting with `@`). The engine only ever links
+/// Whether a link may live at `key`: a release ref (`<pkg>/@<tag>`, last
+/// segment starting with `@`) or a work ref (`<pkg>/@[<tag>]/<type>/<name>`,
+/// third segment from the end starting with `@`), never one naming a
+/// release by id. The engine only ever links
 /// these (tags, `@/task/<name>`, `@/deploy/<env>`; the original also
 /// `repo.ocu.star/@` and `@/push/index`), so link resolution only needs to
 /// look at these prefixes: two reads instead of one per path segment.
 ///
 /// A release id (`@r<digits>`) is never a link (tags may not look like one),
-/// so release documents, which can be large, are not read to find that out.
+/// so release documents, which can be large, are not read to find that out;
+/// nor is anything in a release by id (`<pkg>/@r1/task/<name>`), so the
+/// documents a run writes in its release cost no link lookups.
 fn is_link_position(key: &str) -> bool {
     let mut segments = key.rsplit('/');
     let last = segments.next().unwrap_or("");
@@ -216,8 +219,8 @@ fn is_link_position(key: &str) -> bool {
 /// [`is_link_position`] of a key whose last segment is `last` and whose
 /// third segment from the end is `third`.
 fn link_position(last: &str, third: Option<&str>) -> bool {
-    (last.starts_with('@') && !is_release_id(&last[1..]))
-        || third.is_some_and(|s| s.starts_with('@'))
+    let release_or_tag = |s: &str| s.starts_with('@') && !is_release_id(&s[1..]);
+    release_or_tag(last) || third.is_some_and(release_or_tag)
 }
 
 /// `r` followed by digits.
@@ -675,7 +678,7 @@ impl Transaction<'_> {
         no_fragment(target, "link to")?;
         if !is_link_position(&key) {
             return Err(Error::invalid_input(format!(
-                "cannot link {r}: links can only be release refs (<pkg>/@<id>) or work refs (<release>/<type>/<name>)"
+                "cannot link {r}: links can only be tags (<pkg>/@<tag>) or work refs of the current release or a tag (<pkg>/@[<tag>]/<type>/<name>)"
             )));
         }
         self.fetch(&[&key])?;
@@ -834,11 +837,18 @@ mod tests {
 
     #[test]
     fn link_candidates_are_the_link_positions_deepest_first() {
+        // Nothing in a release named by id can be a link.
         assert_eq!(
             link_candidates("repo/-/pkg.ocu.star/@r1/task/build/1/status/pending"),
+            ["repo/-/pkg.ocu.star/@r1/task/build/1/status/pending"]
+        );
+        // Under a tag, the tag and the work ref are candidates.
+        assert_eq!(
+            link_candidates("repo/-/pkg.ocu.star/@v1/task/build/1"),
             [
-                "repo/-/pkg.ocu.star/@r1/task/build/1/status/pending",
-                "repo/-/pkg.ocu.star/@r1/task/build",
+                "repo/-/pkg.ocu.star/@v1/task/build/1",
+                "repo/-/pkg.ocu.star/@v1/task/build",
+                "repo/-/pkg.ocu.star/@v1",
             ]
         );
         assert_eq!(

@@ -519,13 +519,16 @@ fn links_only_live_at_release_and_work_refs() {
     for at in [
         "PKG/@v1",
         "PKG/@/task/build",
-        "PKG/@r1/custom/x",
+        "PKG/@v1/custom/x",
         "@/custom/x",
     ] {
         s.update(|tx| tx.link(&r(at), &r("PKG/@r1/task/other")))
             .unwrap_or_else(|e| panic!("{at}: {e}"));
     }
+    // Nothing in a release named by id: `@r1` is a release, not a tag.
     for at in [
+        "PKG/@r1/custom/x",
+        "PKG/@r1/task/build",
         "PKG/@r1/task/build/1",
         "PKG/@r1/task/build/1/status/pending",
     ] {
