@@ -12,24 +12,12 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Output, Repo, ocuroot_in, run};
-
-/// Every command gets this long before it is killed, so an engine that
-/// never returns fails the test instead of hanging it.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Prepended to every package file: the SDK version and `mark(line)`, which
-/// appends `line` to `out/log.txt`.
-const PRELUDE: &str = r#"ocuroot("0.3.0")
-
-def mark(line):
-    host.shell("mkdir -p out && echo '{}' >> out/log.txt".format(line))
-
-"#;
+use crate::support::{
+    Output, PRELUDE, Repo, TIMEOUT, get, log, matches, ocu, ocu_env, run, statuses,
+};
 
 /// Replaces the base fixture's environments.
 const ENVIRONMENTS: &str = r#"ocuroot("0.3.0")
@@ -173,30 +161,6 @@ fn services(names: &[&str]) -> (Repo, String) {
     (repo, sha)
 }
 
-/// `ocuroot <args>` at the root with extra environment variables and a
-/// timeout; stdout and stderr redacted.
-fn ocu_with(repo: &Repo, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = ocuroot_in(repo.path());
-    cmd.args(args).timeout(TIMEOUT);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut out = run(cmd);
-    out.stdout = repo.redact(&out.stdout);
-    out.stderr = repo.redact(&out.stderr);
-    assert_ne!(
-        out.code, -1,
-        "ocuroot {args:?} did not finish within {TIMEOUT:?} (killed)\n--- stdout\n{}\n--- stderr\n{}",
-        out.stdout, out.stderr
-    );
-    out
-}
-
-/// `ocuroot <args>` at the root.
-fn ocu(repo: &Repo, args: &[&str]) -> Output {
-    ocu_with(repo, &[], args)
-}
-
 /// `sh -c <script>` at the root, with the built `ocuroot` first on `PATH`.
 fn sh(repo: &Repo, script: &str) -> Output {
     let bin = Path::new(env!("CARGO_BIN_EXE_ocuroot"))
@@ -224,49 +188,11 @@ fn sh(repo: &Repo, script: &str) -> Output {
     out
 }
 
-/// `state get <r>`: the document, or `None` when it is absent (exit 1).
-#[track_caller]
-fn get(repo: &Repo, r: &str) -> Option<Value> {
-    let out = ocu(repo, &["state", "get", r]);
-    match out.code {
-        0 => Some(serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-            panic!("state get {r} printed invalid JSON ({e}):\n{}", out.stdout)
-        })),
-        1 => None,
-        c => panic!("state get {r} exited {c}\n{}", out.stderr),
-    }
-}
-
-/// `state match <glob>`: the refs, sorted.
-#[track_caller]
-fn matches(repo: &Repo, glob: &str) -> Vec<String> {
-    let out = ocu(repo, &["state", "match", glob]).success();
-    out.stdout.lines().map(str::to_string).collect()
-}
-
 /// `state diff`: the intent refs that differ from state.
 #[track_caller]
 fn diff(repo: &Repo) -> Vec<String> {
     let out = ocu(repo, &["state", "diff"]).success();
     out.stdout.lines().map(str::to_string).collect()
-}
-
-/// The status markers of a run (exactly one is expected).
-#[track_caller]
-fn statuses(repo: &Repo, run: &str) -> Vec<String> {
-    let prefix = format!("{run}/status/");
-    matches(repo, &format!("{run}/status/*"))
-        .into_iter()
-        .map(|r| r.strip_prefix(&prefix).unwrap_or(&r).to_string())
-        .collect()
-}
-
-/// The lines `mark()` wrote, empty when nothing ran.
-fn log(repo: &Repo) -> Vec<String> {
-    match fs::read_to_string(repo.path().join("out/log.txt")) {
-        Ok(text) => text.lines().map(str::to_string).collect(),
-        Err(_) => Vec::new(),
-    }
 }
 
 /// How many times `line` is in the log.
@@ -1186,7 +1112,7 @@ fn an_environment_applied_elsewhere_is_deployed_by_work_at_the_release_commit() 
     .success();
     // An agent at another commit applies it: the release is not re-evaluated
     // there, and the output says so.
-    let out = ocu_with(
+    let out = ocu_env(
         &repo,
         &[("OCU_REPO_COMMIT_OVERRIDE", "other")],
         &["state", "apply", "@/environment/prod3", "-q"],

@@ -14,20 +14,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Output, Repo, ocuroot_in, run, std_ocuroot_in};
-
-/// Every release command gets this long before it is killed, so an engine
-/// that never returns fails the test instead of hanging it.
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Prepended to every package file: the SDK version and `mark(line)`, which
-/// appends `line` to `out/log.txt`.
-const PRELUDE: &str = r#"ocuroot("0.3.0")
-
-def mark(line):
-    host.shell("mkdir -p out && echo '{}' >> out/log.txt".format(line))
-
-"#;
+use crate::support::{
+    Output, PRELUDE, Repo, TIMEOUT, get, log, matches, must_get, ocu, ocu_env, ocu_with, out_lines,
+    statuses, std_ocuroot_in,
+};
 
 /// A package whose only task counts builds across releases.
 const BUILD: &str = r#"
@@ -86,84 +76,6 @@ fn setup(files: &[(&str, &str)]) -> (Repo, String) {
     }
     let sha = repo.commit("init").to_string();
     (repo, sha)
-}
-
-/// `ocuroot <args>` at the root with extra environment variables and a
-/// timeout; stdout and stderr redacted.
-fn ocu_with(repo: &Repo, env: &[(&str, &str)], timeout: Duration, args: &[&str]) -> Output {
-    let mut cmd = ocuroot_in(repo.path());
-    cmd.args(args).timeout(timeout);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut out = run(cmd);
-    out.stdout = repo.redact(&out.stdout);
-    out.stderr = repo.redact(&out.stderr);
-    assert_ne!(
-        out.code, -1,
-        "ocuroot {args:?} did not finish within {timeout:?} (killed)\n--- stdout\n{}\n--- stderr\n{}",
-        out.stdout, out.stderr
-    );
-    out
-}
-
-/// `ocuroot <args>` at the root.
-fn ocu(repo: &Repo, args: &[&str]) -> Output {
-    ocu_with(repo, &[], TIMEOUT, args)
-}
-
-/// `ocuroot <args>` at the root with extra environment variables.
-fn ocu_env(repo: &Repo, env: &[(&str, &str)], args: &[&str]) -> Output {
-    ocu_with(repo, env, TIMEOUT, args)
-}
-
-/// `state get <r>`: the document, or `None` when it is absent (exit 1).
-#[track_caller]
-fn get(repo: &Repo, r: &str) -> Option<Value> {
-    let out = ocu(repo, &["state", "get", r]);
-    match out.code {
-        0 => Some(serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-            panic!("state get {r} printed invalid JSON ({e}):\n{}", out.stdout)
-        })),
-        1 => None,
-        c => panic!("state get {r} exited {c}\n{}", out.stderr),
-    }
-}
-
-/// `state get <r>`, which must exist.
-#[track_caller]
-fn must_get(repo: &Repo, r: &str) -> Value {
-    get(repo, r).unwrap_or_else(|| panic!("{r} is not in state"))
-}
-
-/// `state match <glob>`: the refs, sorted.
-#[track_caller]
-fn matches(repo: &Repo, glob: &str) -> Vec<String> {
-    let out = ocu(repo, &["state", "match", glob]).success();
-    out.stdout.lines().map(str::to_string).collect()
-}
-
-/// The status markers of a run (exactly one is expected).
-#[track_caller]
-fn statuses(repo: &Repo, run: &str) -> Vec<String> {
-    let prefix = format!("{run}/status/");
-    matches(repo, &format!("{run}/status/*"))
-        .into_iter()
-        .map(|r| r.strip_prefix(&prefix).unwrap_or(&r).to_string())
-        .collect()
-}
-
-/// The lines of `out/<name>`, empty when the file does not exist.
-fn out_lines(repo: &Repo, name: &str) -> Vec<String> {
-    match fs::read_to_string(repo.path().join("out").join(name)) {
-        Ok(text) => text.lines().map(str::to_string).collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-/// The lines `mark()` wrote.
-fn log(repo: &Repo) -> Vec<String> {
-    out_lines(repo, "log.txt")
 }
 
 /// The stdout of a `--json` command, parsed.

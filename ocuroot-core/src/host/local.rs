@@ -97,7 +97,9 @@ fn read_output(
 ) -> std::io::Result<()> {
     use rustix::event::{PollFd, PollFlags, poll};
 
-    let mut pipes: [(Stream, Option<Box<dyn ReadFd>>, Vec<u8>); 2] = [
+    // Each pipe: its stream, the reader until it closes, a partial line.
+    type Pipe = (Stream, Option<Box<dyn ReadFd>>, Vec<u8>);
+    let mut pipes: [Pipe; 2] = [
         (Stream::Stdout, Some(Box::new(stdout)), Vec::new()),
         (Stream::Stderr, Some(Box::new(stderr)), Vec::new()),
     ];
