@@ -534,8 +534,8 @@ impl Workspace {
     }
 
     /// Bring the state and intent stores' files up to date for tools that
-    /// read them directly (see [`Store::checkpoint`](crate::store::Store::checkpoint)):
-    /// the files of a [`FsStore`](crate::store::FsStore) are written from
+    /// read them directly (see [`Store::checkpoint`]):
+    /// the files of a [`FsStore`] are written from
     /// its log and made durable.
     pub fn state_checkpoint(&self) -> Result<()> {
         self.state.store().checkpoint()?;
