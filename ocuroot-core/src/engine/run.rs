@@ -173,7 +173,8 @@ pub(crate) fn execute(
     let logs = refs.logs()?;
     // Everything the commit reads, read in one go with the status.
     let also = [&logs, &work_doc_ref, &link_ref, refs.marker(status)?];
-    let committed = ctx.state.update(|tx| {
+    // Deferred: the scheduler syncs the store before it reports.
+    let committed = ctx.state.update_with(Durability::Deferred, |tx| {
         match status_in(tx, &refs, &[RunStatus::Running], &also)? {
             Some(RunStatus::Running) => {}
             other => {
@@ -251,13 +252,14 @@ fn write_deploy_intent(
         return Ok(());
     }
     let intent_ref = current_ref(rel, work_path)?;
-    ctx.intent.update(|tx| match run_type {
-        RunType::Down => tx.delete(&intent_ref),
-        _ => tx.set(
-            &intent_ref,
-            json!({"release": rel.to_string(), "input": input}),
-        ),
-    })
+    ctx.intent
+        .update_with(Durability::Deferred, |tx| match run_type {
+            RunType::Down => tx.delete(&intent_ref),
+            _ => tx.set(
+                &intent_ref,
+                json!({"release": rel.to_string(), "input": input}),
+            ),
+        })
 }
 
 impl Error {

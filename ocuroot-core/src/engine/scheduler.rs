@@ -307,6 +307,10 @@ pub(crate) fn run_until_blocked(
         drop(pool);
         Ok(())
     })?;
+    // Runs commit their claims and outcomes deferred: make them durable
+    // before anything is reported.
+    ctx.state.store().sync()?;
+    ctx.intent.store().sync()?;
     match first_error {
         Some(e) => Err(e),
         None => Ok(Waiting {

@@ -30,6 +30,9 @@ const WAL_FORMAT_APPLIED: u32 = 1;
 const HEADER_LEN: u64 = 64;
 /// `[len u32][crc32 u32]` before each record's payload.
 const RECORD_HEAD: u64 = 8;
+/// How long a [`Durability::Deferred`] commit may stay not durable when no
+/// durable commit or sync comes along.
+const DEFERRED_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Default size of the log that triggers a checkpoint.
 const DEFAULT_CHECKPOINT_BYTES: u64 = 8 << 20;
 /// Threads that write (and, without `syncfs`, fsync) the files of a
@@ -114,10 +117,13 @@ const SYNCFS_KEYS: usize = 32;
 /// at once, one `fdatasync` covers all their records (group commit).
 ///
 /// A commit with [`Durability::Deferred`] skips its `fdatasync`: it is
-/// durable when the next durable commit to the store returns, or when this
-/// instance is dropped. The engine uses it to claim a run: if the machine
-/// crashes before the outcome is committed, the claim may be lost and the run
-/// is pending again, as it would be had the crash come a moment earlier.
+/// durable when the next durable commit or [`Store::sync`] returns, when
+/// this instance is dropped, and at the latest with the first deferred
+/// commit a second after the last `fdatasync`. The engine claims runs and
+/// commits their outcomes this way and syncs before it reports (the trade
+/// SQLite makes with `synchronous=NORMAL` in WAL mode): a machine crash in
+/// the middle of a release may lose the last second of outcomes, so those
+/// runs run again, but never part of a transition, and nothing reported.
 ///
 /// A record is visible a little before it is durable. If the machine
 /// crashes in that window, the record and every record after it are lost
@@ -212,6 +218,9 @@ pub struct FsStore {
     /// How far the log is known durable; held while syncing, so one
     /// `fdatasync` serves every commit appended before it starts.
     durable: Mutex<LogPos>,
+    /// When this instance last started an `fdatasync` of the log, to bound
+    /// how long a deferred commit waits for one.
+    last_sync: Mutex<std::time::Instant>,
     /// Whether the directory and marker are known to exist.
     created: AtomicBool,
     /// Whether this instance needs no check of the whole log whatever the
@@ -334,6 +343,7 @@ impl FsStoreBuilder {
             overlay: RwLock::new(Overlay::default()),
             appended: Mutex::new(LogPos::default()),
             durable: Mutex::new(LogPos::default()),
+            last_sync: Mutex::new(std::time::Instant::now()),
             created: AtomicBool::new(false),
             boot_checked: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
@@ -917,6 +927,7 @@ impl FsStore {
         let Some(log) = self.log.get() else {
             return Err(Error::internal("syncing a store log that was never opened"));
         };
+        *lock(&self.last_sync) = std::time::Instant::now();
         self.synced(log.file.sync_data(), &self.wal_path)
             .map_err(|e| e.context("the batch is logged, but may not be durable"))?;
         if !durable.covers(target) {
@@ -1268,12 +1279,26 @@ impl Store for FsStore {
         })?;
         match (appended, durability) {
             (Some(pos), Durability::Immediate) => self.sync_log(pos),
+            // Deferred: durable within about a second even if nobody syncs.
+            (Some(pos), Durability::Deferred)
+                if lock(&self.last_sync).elapsed() >= DEFERRED_SYNC_INTERVAL =>
+            {
+                self.sync_log(pos)
+            }
             _ => Ok(()),
         }
     }
 
     fn checkpoint(&self) -> Result<()> {
         FsStore::checkpoint(self)
+    }
+
+    fn sync(&self) -> Result<()> {
+        let appended = *lock(&self.appended);
+        if appended == LogPos::default() {
+            return Ok(());
+        }
+        self.sync_log(appended)
     }
 
     fn describe(&self) -> String {

@@ -210,11 +210,15 @@ pub enum Durability {
     /// Durable when [`Store::commit_with`] returns.
     #[default]
     Immediate,
-    /// Visible to every reader when the commit returns, and durable no later
-    /// than the next [`Immediate`](Durability::Immediate) commit to the same
-    /// store returns (or the store is closed). For writes whose loss in a
-    /// machine crash is harmless, such as claiming a run: the engine's next
-    /// durable commit (the run's outcome) covers it.
+    /// Visible to every reader when the commit returns, and durable soon
+    /// after: no later than the next [`Immediate`](Durability::Immediate)
+    /// commit or [`Store::sync`] returns, or the store is closed (backends may
+    /// bound the delay; [`FsStore`] syncs within about a second). A machine
+    /// crash may lose the last deferred batches, never part of one: what
+    /// survives is the store as of some earlier moment. The engine commits
+    /// run claims and outcomes this way and syncs before it reports, so what
+    /// a command reports is durable; a crash mid-release can only make
+    /// recently finished runs run again.
     Deferred,
 }
 
@@ -248,6 +252,13 @@ pub trait Store: Send + Sync {
     fn commit_with(&self, ops: &[Op], durability: Durability) -> Result<()> {
         let _ = durability;
         self.commit(ops)
+    }
+
+    /// Make every batch committed through this instance durable, including
+    /// [`Deferred`](Durability::Deferred) ones. Backends whose commits are
+    /// always durable (or never) keep the default, which does nothing.
+    fn sync(&self) -> Result<()> {
+        Ok(())
     }
 
     /// Bring whatever other tools read directly (such as the files of an
@@ -292,6 +303,9 @@ macro_rules! forward_store {
             }
             fn checkpoint(&self) -> Result<()> {
                 (**self).checkpoint()
+            }
+            fn sync(&self) -> Result<()> {
+                (**self).sync()
             }
             fn describe(&self) -> String {
                 (**self).describe()

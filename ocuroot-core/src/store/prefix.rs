@@ -115,6 +115,10 @@ impl<S: Store> Store for PrefixStore<S> {
         self.inner.checkpoint()
     }
 
+    fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+
     fn describe(&self) -> String {
         format!("{} under {}", self.inner.describe(), self.prefix)
     }

@@ -282,3 +282,39 @@ phase("two", tasks=[
         );
     }
 }
+
+/// Runs claim and finish with deferred commits (no fsync each); the engine
+/// syncs the store before it reports, so everything a report says is durable
+/// when `release_new` returns.
+#[test]
+fn what_a_release_reports_is_durable_when_it_returns() {
+    let dir = repo(&[
+        ("repo.ocu.star", "ocuroot(\"0.3.0\")\nrepo_alias(\"d\")\n"),
+        (
+            "many.ocu.star",
+            "ocuroot(\"0.3.0\")\n\ndef work():\n    return done()\n\n\
+             [task(work, name=\"t{}\".format(i)) for i in range(40)]\n",
+        ),
+    ]);
+    let store =
+        Arc::new(ocuroot_core::store::FsStore::open(dir.path().join(".store"), "state").unwrap());
+    let ws = Workspace::builder(dir.path())
+        .host(Arc::new(Recorder::default()))
+        .store(store.clone() as Arc<dyn Store>)
+        .unwrap()
+        .parallel(2)
+        .open()
+        .unwrap();
+    let NewRelease::Release(report) = ws.release_new("many.ocu.star", false).unwrap() else {
+        panic!("a release expected")
+    };
+    assert_eq!(report.status, ReleaseStatus::Complete, "{report:#?}");
+    assert_eq!(report.work.len(), 40);
+    // Far fewer fsyncs than the 80 claim and outcome commits: they were
+    // deferred...
+    let syncs = store.sync_count();
+    assert!(syncs < 20, "{syncs} fsyncs");
+    // ...and nothing is left to make durable.
+    Store::sync(store.as_ref()).unwrap();
+    assert_eq!(store.sync_count(), syncs, "the release left work unsynced");
+}

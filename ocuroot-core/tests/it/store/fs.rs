@@ -744,6 +744,23 @@ fn a_commit_costs_one_fsync_and_a_deferred_one_none() {
             .unwrap()),
         1
     );
+    // Store::sync makes deferred commits durable, once.
+    let deferred = |key: &str| {
+        store
+            .commit_with(
+                &[Op::put(key, b"1".to_vec(), Expect::Any)],
+                Durability::Deferred,
+            )
+            .unwrap()
+    };
+    deferred("two");
+    assert_eq!(syncs(&|| Store::sync(&store).unwrap()), 1);
+    assert_eq!(syncs(&|| Store::sync(&store).unwrap()), 0);
+    // A deferred commit a second after the last fsync makes one itself, so
+    // nothing stays undurable for long when nobody syncs.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(syncs(&|| deferred("three")), 1);
+    assert_eq!(syncs(&|| deferred("four")), 0);
     // Without fsync, nothing at all.
     let nosync = FsStore::builder(dir.path().join("n"), "state")
         .fsync(false)
