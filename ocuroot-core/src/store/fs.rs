@@ -86,7 +86,10 @@ const SYNCFS_KEYS: usize = 32;
 ///
 /// Files edited by hand or by other tools are read as they are, unless the
 /// log holds a later value for the same key: the log wins until the next
-/// checkpoint, which overwrites such an edit.
+/// checkpoint, which overwrites such an edit. An instance remembers which
+/// keys have no file until the next checkpoint, so a file another tool
+/// creates meanwhile is seen by instances opened after it (every `ocuroot`
+/// command opens its own) rather than by one already running.
 ///
 /// # Atomicity and locking
 ///
@@ -218,6 +221,8 @@ pub struct FsStore {
     /// How far the log is known durable; held while syncing, so one
     /// `fdatasync` serves every commit appended before it starts.
     durable: Mutex<LogPos>,
+    /// Keys found to have no file, in the log generation given.
+    absent: Mutex<(u64, std::collections::HashSet<String>)>,
     /// When this instance last started an `fdatasync` of the log, to bound
     /// how long a deferred commit waits for one.
     last_sync: Mutex<std::time::Instant>,
@@ -344,6 +349,7 @@ impl FsStoreBuilder {
             appended: Mutex::new(LogPos::default()),
             durable: Mutex::new(LogPos::default()),
             last_sync: Mutex::new(std::time::Instant::now()),
+            absent: Mutex::new((0, Default::default())),
             created: AtomicBool::new(false),
             boot_checked: AtomicBool::new(false),
             syncs: AtomicU64::new(0),
@@ -966,7 +972,7 @@ impl FsStore {
                 value: value.clone(),
             })),
             Some(None) => Ok(None),
-            None => self.read_file(key),
+            None => self.read_file_once(overlay, key),
         }
     }
 
@@ -974,8 +980,36 @@ impl FsStore {
     fn current_version(&self, overlay: &Overlay, key: &str) -> Result<Option<Version>> {
         match overlay.values.get(key) {
             Some(value) => Ok(value.as_deref().map(Version::of_bytes)),
-            None => Ok(self.read_file(key)?.map(|e| e.version)),
+            None => Ok(self.read_file_once(overlay, key)?.map(|e| e.version)),
         }
+    }
+
+    /// The file of `key`, remembering for the rest of the log generation
+    /// that it does not exist: files change only by checkpoints (which start
+    /// a new generation), so an absent key costs one lookup, not one per
+    /// read. (Files created by other tools meanwhile are not seen by this
+    /// instance until then; see [`FsStore`].)
+    fn read_file_once(&self, overlay: &Overlay, key: &str) -> Result<Option<Entry>> {
+        if overlay.read_to == 0 {
+            // No log: nothing to key the memory on.
+            return self.read_file(key);
+        }
+        {
+            let absent = lock(&self.absent);
+            if absent.0 == overlay.generation && absent.1.contains(key) {
+                return Ok(None);
+            }
+        }
+        let entry = self.read_file(key)?;
+        if entry.is_none() {
+            let mut absent = lock(&self.absent);
+            if absent.0 != overlay.generation {
+                absent.0 = overlay.generation;
+                absent.1.clear();
+            }
+            absent.1.insert(key.to_string());
+        }
+        Ok(entry)
     }
 
     fn read_file(&self, key: &str) -> Result<Option<Entry>> {

@@ -884,3 +884,25 @@ fn a_store_is_created_by_its_first_write_not_by_opening_or_reading() {
     assert!(store_dir.join(".ocuroot-store").is_file());
     assert_eq!(store.get("a/b").unwrap().unwrap().value, b"1");
 }
+
+#[test]
+fn absent_files_are_looked_up_once_per_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FsStore::open(dir.path(), "state").unwrap();
+    store
+        .commit(&[Op::put("logged", b"1".to_vec(), Expect::Absent)])
+        .unwrap();
+    assert_eq!(store.get("a/b").unwrap(), None);
+    // Another tool creates the file: this instance remembers it was absent...
+    let path = dir.path().join("refs/a/b/@object.json");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, b"by hand").unwrap();
+    assert_eq!(store.get("a/b").unwrap(), None);
+    // ...a new instance (a new command) reads it...
+    let other = FsStore::open(dir.path(), "state").unwrap();
+    assert_eq!(other.get("a/b").unwrap().unwrap().value, b"by hand");
+    // ...and after a checkpoint (a new log generation) so does the first.
+    other.checkpoint().unwrap();
+    assert_eq!(store.get("a/b").unwrap().unwrap().value, b"by hand");
+    assert_eq!(store.get("logged").unwrap().unwrap().value, b"1");
+}
