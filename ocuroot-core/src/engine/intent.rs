@@ -26,12 +26,12 @@ use serde_json::{Value, json};
 use super::EngineContext;
 use super::release::{evaluate, load_release, report};
 use super::scheduler::run_until_blocked;
-use super::status::{Latest, load_statuses, run_ref, status_ref};
+use super::status::{Latest, load_run, load_statuses, run_ref, status_ref};
 use crate::model::{
     Deploy, Environment, EnvironmentName, InputSpec, ReleaseDoc, ReleaseReport, ReleaseStatus,
     RunDoc, RunFunction, RunStatus, RunType, Work,
 };
-use crate::refs::{Ref, SubPathType};
+use crate::refs::{Ref, SubPathType, is_release_id};
 use crate::{Error, Result};
 
 /// The intent refs that are compared with state.
@@ -155,11 +155,6 @@ pub fn validate_intent(r: &Ref, value: &Value) -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn is_release_id(s: &str) -> bool {
-    s.strip_prefix('r')
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A deploy intent: which release is deployed, with which inputs.
@@ -437,12 +432,8 @@ fn latest_run(ctx: &EngineContext, rel: &Ref, path: &str) -> Result<Option<(Late
         return Ok(None);
     };
     let run = run_ref(rel, path, latest.run)?;
-    let doc: RunDoc = serde_json::from_value(
-        ctx.state
-            .get(&run)?
-            .ok_or_else(|| Error::store(format!("run {run} has a status but no document")))?,
-    )
-    .map_err(|e| Error::store(format!("{run}: invalid run document: {e}")))?;
+    let doc = load_run(&ctx.state, &run)?
+        .ok_or_else(|| Error::store(format!("run {run} has a status but no document")))?;
     Ok(Some((latest, doc)))
 }
 
@@ -533,12 +524,8 @@ fn undeploy(ctx: &EngineContext, r: &Ref) -> Result<Option<Ref>> {
         .get("run_ref")
         .and_then(Value::as_str)
         .ok_or_else(|| Error::store(format!("{target}: work document without run_ref")))?;
-    let up_run: RunDoc = serde_json::from_value(
-        ctx.state
-            .get(&Ref::parse(run_ref_text)?)?
-            .ok_or_else(|| Error::store(format!("{run_ref_text} not found")))?,
-    )
-    .map_err(|e| Error::store(format!("{run_ref_text}: invalid run document: {e}")))?;
+    let up_run = load_run(&ctx.state, &Ref::parse(run_ref_text)?)?
+        .ok_or_else(|| Error::store(format!("{run_ref_text} not found")))?;
     let inputs = up_run
         .functions
         .first()
@@ -558,12 +545,7 @@ fn latest_releases(ctx: &EngineContext) -> Result<Vec<Ref>> {
     let mut latest: BTreeMap<Ref, (u64, Ref)> = BTreeMap::new();
     for text in ctx.state.match_globs(&["**/@r*/commit/*"])? {
         let rel = Ref::parse(&text)?.release_ref();
-        let Some(n) = rel
-            .release
-            .as_deref()
-            .and_then(|id| id.strip_prefix('r'))
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
+        let Some(n) = rel.release_number() else {
             continue;
         };
         let package = rel.package();

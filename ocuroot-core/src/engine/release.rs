@@ -66,13 +66,7 @@ pub(crate) fn releases_at(ctx: &EngineContext, package: &Ref, commit: &str) -> R
     let mut out: Vec<(u64, Ref)> = Vec::new();
     for r in ctx.state.match_globs(&[glob.as_str()])? {
         let rel = Ref::parse(&r)?.release_ref();
-        let n = rel
-            .release
-            .as_deref()
-            .and_then(|id| id.strip_prefix('r'))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        out.push((n, rel));
+        out.push((rel.release_number().unwrap_or(0), rel));
     }
     out.sort_by_key(|(n, _)| *n);
     Ok(out.into_iter().map(|(_, r)| r).collect())

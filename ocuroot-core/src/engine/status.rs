@@ -171,3 +171,14 @@ pub(crate) fn set_status(
     tx.delete(run.marker(from)?)?;
     tx.create(run.marker(to)?, marker)
 }
+
+/// The run document at `run`, if there is one.
+pub(crate) fn load_run(state: &RefStore, run: &Ref) -> Result<Option<crate::model::RunDoc>> {
+    state
+        .get(run)?
+        .map(|doc| {
+            serde_json::from_value(doc)
+                .map_err(|e| Error::store(format!("{run}: invalid run document: {e}")))
+        })
+        .transpose()
+}

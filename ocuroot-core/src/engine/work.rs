@@ -20,10 +20,10 @@ use super::EngineContext;
 use super::inputs::resolve_inputs;
 use super::intent::{self, ChangeKind, WorkOutcome};
 use super::release::load_release;
-use super::status::{load_statuses, run_ref};
-use crate::model::{InputSpec, ReleaseDoc, RunDoc, RunFunction, RunStatus, RunType};
+use super::status::{load_run, load_statuses, run_ref};
+use crate::Result;
+use crate::model::{InputSpec, ReleaseDoc, RunFunction, RunStatus, RunType};
 use crate::refs::{Ref, SubPathType};
-use crate::{Error, Result};
 
 /// What a piece of outstanding work is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,11 +168,9 @@ fn ready_runs(ctx: &EngineContext, rel: &Ref, doc: &ReleaseDoc) -> Result<Vec<To
                 continue;
             }
             let run = run_ref(rel, &path, latest.run)?;
-            let Some(run_doc) = ctx.state.get(&run)? else {
+            let Some(run_doc) = load_run(&ctx.state, &run)? else {
                 continue;
             };
-            let run_doc: RunDoc = serde_json::from_value(run_doc)
-                .map_err(|e| Error::store(format!("{run}: invalid run document: {e}")))?;
             let inputs = run_doc
                 .functions
                 .last()
@@ -233,11 +231,9 @@ fn redeploys(ctx: &EngineContext) -> Result<Vec<Redeploy>> {
         let Some(run_text) = work_doc.get("run_ref").and_then(Value::as_str) else {
             continue;
         };
-        let Some(run_doc) = ctx.state.get(&Ref::parse(run_text)?)? else {
+        let Some(run_doc) = load_run(&ctx.state, &Ref::parse(run_text)?)? else {
             continue;
         };
-        let run_doc: RunDoc = serde_json::from_value(run_doc)
-            .map_err(|e| Error::store(format!("{run_text}: invalid run document: {e}")))?;
         if run_doc.run_type == RunType::Down {
             continue;
         }

@@ -93,7 +93,7 @@ name_type!(
     |s| all_chars(s, |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
         && s != "."
         && s != ".."
-        && !(s.len() > 1 && s.starts_with('r') && s[1..].chars().all(|c| c.is_ascii_digit()))
+        && !crate::refs::is_release_id(s)
 );
 
 #[cfg(test)]

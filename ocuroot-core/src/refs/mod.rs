@@ -284,6 +284,14 @@ impl Ref {
         }
     }
 
+    /// `N` when the release is a release id `rN` (not a tag, not `@`).
+    pub fn release_number(&self) -> Option<u64> {
+        self.release
+            .as_deref()
+            .filter(|id| is_release_id(id))
+            .and_then(|id| id[1..].parse().ok())
+    }
+
     /// The release: repo, package path, global flag and release (no subpath or fragment).
     pub fn release_ref(&self) -> Ref {
         Ref {
@@ -567,6 +575,12 @@ impl<'de> serde::Deserialize<'de> for Ref {
 
 /// The name of the document file in a filesystem store; no key segment may use it.
 const OBJECT_FILE: &str = "@object.json";
+
+/// Whether `id` is a release id, `r` followed by digits (`r1`, `r42`), as
+/// opposed to a tag: tags may not take this form.
+pub fn is_release_id(id: &str) -> bool {
+    id.len() > 1 && id.starts_with('r') && id[1..].bytes().all(|b| b.is_ascii_digit())
+}
 
 /// Validate a store key: a ref string without fragment.
 ///

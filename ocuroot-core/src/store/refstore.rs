@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Durability, Expect, Op, Store, Version, validate_key, validate_prefix};
-use crate::refs::{Ref, RefGlobSet, StoreRef};
+use crate::refs::{Ref, RefGlobSet, StoreRef, is_release_id};
 use crate::{Error, Result};
 
 /// How many times [`RefStore::update`] runs its closure before giving up on
@@ -221,11 +221,6 @@ fn is_link_position(key: &str) -> bool {
 fn link_position(last: &str, third: Option<&str>) -> bool {
     let release_or_tag = |s: &str| s.starts_with('@') && !is_release_id(&s[1..]);
     release_or_tag(last) || third.is_some_and(release_or_tag)
-}
-
-/// `r` followed by digits.
-fn is_release_id(s: &str) -> bool {
-    s.len() > 1 && s.starts_with('r') && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `key`, then each parent prefix that still contains a `/` and could be a
