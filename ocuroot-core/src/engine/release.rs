@@ -398,13 +398,7 @@ pub(crate) fn report(
                     let missing = match waiting.missing.get(&path) {
                         Some(m) => m.clone(),
                         None => match run_doc.map_or_else(read_doc, Ok)? {
-                            Some(d) => d
-                                .functions
-                                .last()
-                                .map(|f| resolve_inputs(&ctx.state, &f.inputs))
-                                .transpose()?
-                                .map(|r| r.missing)
-                                .unwrap_or_default(),
+                            Some(d) => resolve_inputs(&ctx.state, &d.current_inputs())?.missing,
                             None => Vec::new(),
                         },
                     };

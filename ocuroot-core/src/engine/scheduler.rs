@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use super::EngineContext;
 use super::inputs::resolve_inputs;
 use super::run::{Executed, Finished, execute};
-use super::status::{Latest, load_statuses, run_ref};
-use crate::model::{InputSpec, ReleaseDoc, RunDoc, RunStatus};
+use super::status::{Latest, load_run, load_statuses, run_ref};
+use crate::model::{InputSpec, ReleaseDoc, RunStatus};
 use crate::refs::Ref;
 use crate::sdk::LoadedFile;
 use crate::{Error, Result};
@@ -343,21 +343,12 @@ fn ready_work(ctx: &EngineContext, rel: &Ref, view: &mut View) -> Result<Vec<Job
             let key = (path.clone(), latest.run);
             if !view.inputs.contains_key(&key) {
                 let run = run_ref(rel, path, latest.run)?;
-                let run_doc: RunDoc = match ctx.state.get(&run)? {
-                    Some(v) => serde_json::from_value(v)
-                        .map_err(|e| Error::store(format!("{run}: invalid run document: {e}")))?,
-                    None => {
-                        // Not there (yet): look again next time.
-                        still.push(index);
-                        continue;
-                    }
+                let Some(run_doc) = load_run(&ctx.state, &run)? else {
+                    // Not there (yet): look again next time.
+                    still.push(index);
+                    continue;
                 };
-                let inputs = run_doc
-                    .functions
-                    .last()
-                    .map(|f| f.inputs.clone())
-                    .unwrap_or_default();
-                view.inputs.insert(key.clone(), inputs);
+                view.inputs.insert(key.clone(), run_doc.current_inputs());
             }
             let resolution = resolve_inputs(&ctx.state, &view.inputs[&key])?;
             if resolution.is_complete() {

@@ -122,11 +122,18 @@ pub fn work(ctx: &EngineContext, with_intent: bool) -> Result<WorkOutcome> {
         // Environments added while this release's commit was not checked
         // out: add their deploys now.
         let op = intent::check_envs_ref(&rel);
-        if ctx.state.exists(&op)? {
-            intent::add_missing_deploys(ctx, &rel, &doc)?;
+        let doc = if ctx.state.exists(&op)? {
+            let added = intent::add_missing_deploys(ctx, &rel, &doc)?;
             ctx.state.update(|tx| tx.delete(&op))?;
-        }
-        let (rel, doc) = load_release(ctx, &rel)?;
+            // The release document changed if deploys were added.
+            if added {
+                load_release(ctx, &rel)?.1
+            } else {
+                doc
+            }
+        } else {
+            doc
+        };
         if !ready_runs(ctx, &rel, &doc)?.is_empty() {
             releases.push(rel);
         }
@@ -171,12 +178,7 @@ fn ready_runs(ctx: &EngineContext, rel: &Ref, doc: &ReleaseDoc) -> Result<Vec<To
             let Some(run_doc) = load_run(&ctx.state, &run)? else {
                 continue;
             };
-            let inputs = run_doc
-                .functions
-                .last()
-                .map(|f| f.inputs.clone())
-                .unwrap_or_default();
-            if resolve_inputs(&ctx.state, &inputs)?.is_complete() {
+            if resolve_inputs(&ctx.state, &run_doc.current_inputs())?.is_complete() {
                 todos.push(Todo {
                     r#ref: run.to_string(),
                     work_type: TodoKind::Run,

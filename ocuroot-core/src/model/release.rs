@@ -185,6 +185,15 @@ impl RunDoc {
             watch: Vec::new(),
         }
     }
+
+    /// The inputs of the function to run or resume (the last of the chain);
+    /// none for a run without functions.
+    pub fn current_inputs(&self) -> BTreeMap<String, InputSpec> {
+        self.functions
+            .last()
+            .map(|f| f.inputs.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// The document a successful run writes at `<rel>/task/<name>` or
