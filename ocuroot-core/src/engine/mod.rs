@@ -9,8 +9,10 @@
 //! release: a run is executed exactly once, by whoever claims it.
 //!
 //! Phases run in order. A work item is ready when every item of every
-//! earlier phase is complete and all its inputs resolve; ready items run in
-//! parallel on a pool of worker threads ([`EngineContext::parallel`]). A
+//! earlier phase is complete and all its inputs resolve; ready items run
+//! in parallel, at most [`EngineContext::parallel`] at once: on the calling
+//! thread and `parallel - 1` worker threads (so [`Host`]
+//! and [`Store`] are called from several threads). A
 //! required input that does not exist yet leaves the item pending
 //! (*blocked*), not failed.
 

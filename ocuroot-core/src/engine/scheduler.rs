@@ -1,8 +1,8 @@
 //! Running a release until nothing more can run: phases in order, ready
 //! work on a pool of worker threads.
 
+use crossbeam_channel as channel;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, mpsc};
 
 use super::EngineContext;
 use super::inputs::resolve_inputs;
@@ -154,14 +154,17 @@ impl<'a> View<'a> {
 }
 
 /// Where ready jobs run: on the scheduling thread, one at a time (parallel
-/// 1: no hand-over between threads), or on a pool of worker threads.
+/// 1: no hand-over between threads), or on the scheduling thread and a pool
+/// of `parallel - 1` worker threads.
 enum Pool {
     /// Jobs waiting to run on this thread, in order.
     Inline(VecDeque<Job>),
-    /// Jobs go to the workers, results come back.
+    /// Jobs go to a shared queue; the workers and, when no result is
+    /// waiting, the scheduling thread take them from it.
     Workers {
-        jobs: mpsc::Sender<Job>,
-        done: mpsc::Receiver<(Job, Result<Executed>)>,
+        jobs: channel::Sender<Job>,
+        queue: channel::Receiver<Job>,
+        done: channel::Receiver<(Job, Result<Executed>)>,
     },
 }
 
@@ -176,7 +179,11 @@ impl Pool {
         Ok(())
     }
 
-    /// The next finished job (one was submitted and is not back yet).
+    /// The next finished job (one was submitted and is not back yet). With
+    /// workers, a result already back comes first; otherwise this thread
+    /// runs a queued job itself rather than wait (one hand-over between
+    /// threads fewer per job it runs), and waits only when the queue is
+    /// empty.
     fn next(&mut self, run: impl Fn(&Job) -> Result<Executed>) -> Result<(Job, Result<Executed>)> {
         match self {
             Pool::Inline(queue) => {
@@ -186,9 +193,17 @@ impl Pool {
                 let result = run(&job);
                 Ok((job, result))
             }
-            Pool::Workers { done, .. } => done
-                .recv()
-                .map_err(|_| Error::internal("worker pool stopped")),
+            Pool::Workers { queue, done, .. } => {
+                if let Ok(finished) = done.try_recv() {
+                    return Ok(finished);
+                }
+                if let Ok(job) = queue.try_recv() {
+                    let result = run(&job);
+                    return Ok((job, result));
+                }
+                done.recv()
+                    .map_err(|_| Error::internal("worker pool stopped"))
+            }
         }
     }
 }
@@ -241,19 +256,14 @@ pub(crate) fn run_until_blocked(
         let mut pool = if workers == 1 {
             Pool::Inline(VecDeque::new())
         } else {
-            let (job_tx, job_rx) = mpsc::channel::<Job>();
-            let job_rx = Arc::new(Mutex::new(job_rx));
-            let (done_tx, done_rx) = mpsc::channel::<(Job, Result<Executed>)>();
-            for _ in 0..workers {
+            let (job_tx, job_rx) = channel::unbounded::<Job>();
+            let (done_tx, done_rx) = channel::unbounded::<(Job, Result<Executed>)>();
+            // This thread is the last of the `workers`.
+            for _ in 1..workers {
                 let job_rx = job_rx.clone();
                 let done_tx = done_tx.clone();
                 scope.spawn(move || {
-                    loop {
-                        let job = {
-                            let rx = job_rx.lock().unwrap_or_else(|e| e.into_inner());
-                            rx.recv()
-                        };
-                        let Ok(job) = job else { break };
+                    for job in job_rx.iter() {
                         let result = run(&job);
                         if done_tx.send((job, result)).is_err() {
                             break;
@@ -263,6 +273,7 @@ pub(crate) fn run_until_blocked(
             }
             Pool::Workers {
                 jobs: job_tx,
+                queue: job_rx,
                 done: done_rx,
             }
         };

@@ -283,6 +283,83 @@ phase("two", tasks=[
     }
 }
 
+/// Counts the commands running at once. Each waits (up to a few seconds)
+/// until `want` are running, so reaching the limit does not depend on timing;
+/// a wait that runs out means the scheduler left a slot idle.
+struct Gate {
+    want: usize,
+    /// Running now, most at once, waits that ran out.
+    state: Mutex<(usize, usize, usize)>,
+    changed: std::sync::Condvar,
+}
+
+impl Host for Gate {
+    fn shell(
+        &self,
+        _req: &ShellRequest,
+        _on_line: &mut dyn FnMut(Stream, &str),
+    ) -> ocuroot_core::Result<ShellOutput> {
+        let mut s = self.state.lock().unwrap();
+        s.0 += 1;
+        s.1 = s.1.max(s.0);
+        self.changed.notify_all();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while s.1 < self.want {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                s.2 += 1;
+                break;
+            }
+            s = self.changed.wait_timeout(s, left).unwrap().0;
+        }
+        s.0 -= 1;
+        Ok(ShellOutput::default())
+    }
+}
+
+/// `parallel(n)` runs n work items at once (the scheduling thread runs work
+/// beside n - 1 workers), and never more.
+#[test]
+fn parallel_n_runs_exactly_n_at_once() {
+    for parallel in [2, 3, 4] {
+        let dir = repo(&[
+            ("repo.ocu.star", "repo_alias(\"p\")\n"),
+            (
+                "release.ocu.star",
+                "def work():\n    host.shell(\"x\")\n    return done()\n\n\
+                 phase(\"a\", tasks=[task(work, name=\"a{}\".format(i)) for i in range(12)])\n\
+                 phase(\"b\", tasks=[task(work, name=\"b{}\".format(i)) for i in range(5)])\n",
+            ),
+        ]);
+        let gate = Arc::new(Gate {
+            want: parallel,
+            state: Mutex::new((0, 0, 0)),
+            changed: std::sync::Condvar::new(),
+        });
+        let ws = Workspace::builder(dir.path())
+            .host(gate.clone())
+            .store(Arc::new(MemoryStore::new()))
+            .unwrap()
+            .parallel(parallel)
+            .open()
+            .unwrap();
+        let NewRelease::Release(report) = ws.release_new("release.ocu.star", false).unwrap() else {
+            panic!("a release expected")
+        };
+        assert_eq!(report.status, ReleaseStatus::Complete, "{report:#?}");
+        assert_eq!(report.work.len(), 17);
+        let (_, most, starved) = *gate.state.lock().unwrap();
+        assert_eq!(
+            most, parallel,
+            "most commands at once with parallel {parallel}"
+        );
+        assert_eq!(
+            starved, 0,
+            "with parallel {parallel}, a command waited in vain"
+        );
+    }
+}
+
 /// Runs claim and finish with deferred commits (no fsync each); the engine
 /// syncs the store before it reports, so everything a report says is durable
 /// when `release_new` returns.
