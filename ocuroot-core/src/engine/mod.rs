@@ -12,7 +12,7 @@
 //! earlier phase is complete and all its inputs resolve; ready items run
 //! in parallel, at most [`EngineContext::parallel`] at once: on the calling
 //! thread and `parallel - 1` worker threads (so [`Host`]
-//! and [`Store`] are called from several threads). A
+//! and [`Store`](crate::store::Store) are called from several threads). A
 //! required input that does not exist yet leaves the item pending
 //! (*blocked*), not failed.
 
