@@ -183,19 +183,7 @@ fn plural(n: usize, what: &str) -> String {
 
 /// The JSON of `release lint --format json`.
 pub fn lint_json(lint: &Lint) -> Result<String, Error> {
-    let contents = match lint.loaded.contents() {
-        FileContents::Release(p) => serde_json::json!({ "package": p }),
-        FileContents::Environments(e) => serde_json::json!({ "environments": e }),
-        FileContents::Empty => serde_json::json!({}),
-    };
-    let mut v = serde_json::json!({
-        "file": lint.file,
-        "base": lint.base.to_string(),
-    });
-    if let (Some(o), serde_json::Value::Object(c)) = (v.as_object_mut(), contents) {
-        o.extend(c);
-    }
-    json_pretty(&v)
+    json_pretty(&lint.to_json())
 }
 
 fn seconds(ms: u64) -> String {

@@ -233,6 +233,26 @@ impl Lint {
     pub fn package(&self) -> Option<&Package> {
         self.loaded.package()
     }
+
+    /// The JSON form of the lint (`release lint --format json`, and what
+    /// the C and Python bindings return): `file`, `base`, then `package`
+    /// (a release), `environments` (a file registering them) or nothing
+    /// more (an empty file).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({
+            "file": self.file,
+            "base": self.base.to_string(),
+        });
+        let extra = match self.loaded.contents() {
+            FileContents::Release(p) => Some(("package", serde_json::to_value(p))),
+            FileContents::Environments(e) => Some(("environments", serde_json::to_value(e))),
+            FileContents::Empty => None,
+        };
+        if let (Some((name, Ok(value))), Some(o)) = (extra, v.as_object_mut()) {
+            o.insert(name.to_string(), value);
+        }
+        v
+    }
 }
 
 impl Workspace {

@@ -37,7 +37,11 @@ use crate::sdk::{Limits, LogLine, Secrets};
 use crate::store::RefStore;
 
 /// Something that happened while a release ran, for live progress.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its JSON form is tagged by `event`: `run_started`, `log` or
+/// `run_finished`, with the fields below.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A run was claimed and its function is starting.
     RunStarted {

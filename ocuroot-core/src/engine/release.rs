@@ -19,7 +19,13 @@ use crate::sdk::{self, EvalOptions, FileContents, LoadedFile};
 use crate::{Error, ErrorKind, Result};
 
 /// What `release new` did.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its JSON form (what the C and Python bindings return) is tagged by
+/// `kind`: `{"kind": "release", ...}` with the fields of the
+/// [`ReleaseReport`], `{"kind": "environments", "environments": [...],
+/// "outcome": {...}}`, or `{"kind": "empty"}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum NewRelease {
     /// A release was created and run as far as it could go.
     Release(ReleaseReport),

@@ -283,6 +283,52 @@ phase("two", tasks=[
     }
 }
 
+/// The JSON forms the C and Python bindings hand out: `release new` tagged
+/// by `kind`, events by `event`, a lint with its package.
+#[test]
+fn json_forms_of_results_and_events() {
+    let dir = quickstart();
+    let events = Arc::new(Mutex::new(Vec::<serde_json::Value>::new()));
+    let sink = events.clone();
+    let ws = Workspace::builder(dir.path())
+        .host(Arc::new(Recorder::default()))
+        .store(Arc::new(MemoryStore::new()))
+        .unwrap()
+        .events(Arc::new(move |e: &Event| {
+            sink.lock().unwrap().push(serde_json::to_value(e).unwrap());
+        }))
+        .open()
+        .unwrap();
+    let envs =
+        serde_json::to_value(ws.release_new("environments.ocu.star", false).unwrap()).unwrap();
+    assert_eq!(envs["kind"], "environments");
+    assert_eq!(envs["environments"].as_array().unwrap().len(), 3);
+    assert!(envs["outcome"].is_object(), "{envs}");
+
+    let lint = ws.lint("release.ocu.star").unwrap().to_json();
+    assert_eq!(lint["file"], "release.ocu.star");
+    assert_eq!(lint["base"], "quickstart/-/release.ocu.star/@r1");
+    assert!(lint["package"]["phases"].is_array(), "{lint}");
+
+    let rel = serde_json::to_value(ws.release_new("release.ocu.star", false).unwrap()).unwrap();
+    assert_eq!(rel["kind"], "release");
+    assert_eq!(rel["release"], "quickstart/-/release.ocu.star/@r1");
+    assert_eq!(rel["status"], "complete");
+    assert_eq!(rel["work"][0]["path"], "task/build");
+
+    let events = events.lock().unwrap();
+    assert_eq!(events[0]["event"], "run_started");
+    assert_eq!(events[0]["work"], "task/build");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "log" && e["line"]["message"].is_string())
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "run_finished");
+    assert_eq!(last["status"], "complete");
+}
+
 /// Counts the commands running at once. Each waits (up to a few seconds)
 /// until `want` are running, so reaching the limit does not depend on timing;
 /// a wait that runs out means the scheduler left a slot idle.
