@@ -20,3 +20,6 @@ cargo test --workspace
 step "quickstart example"
 QUICKSTART_CLEANUP=1 ./examples/quickstart/run.sh >/dev/null
 echo "examples/quickstart/run.sh ok"
+
+step "C ABI (include/ocuroot.h is checked by the tests above)"
+./scripts/test-c.sh

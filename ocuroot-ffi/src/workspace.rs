@@ -1,0 +1,349 @@
+//! Workspaces and their options; the operations on a workspace.
+
+use std::ffi::{c_char, c_void};
+use std::sync::Arc;
+
+use ocuroot_core::Workspace;
+use ocuroot_core::engine::EventSink;
+use ocuroot_core::host::Host;
+use ocuroot_core::store::Store;
+
+use crate::callbacks::{
+    CHost, CStore, event_sink, ocuroot_event_fn, ocuroot_finalize_fn, ocuroot_shell_fn,
+    ocuroot_store_callbacks,
+};
+use crate::error::{
+    Failure, arg_mut, arg_out, arg_ref, arg_str, boundary, c_string, ocuroot_error, ocuroot_result,
+    quiet,
+};
+
+/// How to open a workspace: parallelism and the callbacks replacing the
+/// local shell, the configured store and the (absent) progress output.
+/// Create with `ocuroot_workspace_options_new`; free with
+/// `ocuroot_workspace_options_free` (workspaces opened from it keep what
+/// they need).
+#[allow(non_camel_case_types)]
+#[derive(Default)]
+pub struct ocuroot_workspace_options {
+    parallel: Option<usize>,
+    host: Option<Arc<dyn Host>>,
+    store: Option<Arc<dyn Store>>,
+    events: Option<EventSink>,
+}
+
+/// An opened repository: its configuration and its state and intent stores.
+/// Open with `ocuroot_workspace_open`; free with `ocuroot_workspace_free`.
+#[allow(non_camel_case_types)]
+pub struct ocuroot_workspace {
+    inner: Workspace,
+}
+
+/// Options with the defaults: parallelism = the number of CPUs, commands
+/// run by the local shell, the store `repo.ocu.star` configures, no events.
+#[unsafe(no_mangle)]
+pub extern "C" fn ocuroot_workspace_options_new() -> *mut ocuroot_workspace_options {
+    quiet(std::ptr::null_mut(), || {
+        Box::into_raw(Box::new(ocuroot_workspace_options::default()))
+    })
+}
+
+/// Free options. NULL does nothing. Callbacks set on them are finalized
+/// once no workspace opened from them remains.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_workspace_options_free(options: *mut ocuroot_workspace_options) {
+    if !options.is_null() {
+        // SAFETY: options this library made, freed once.
+        quiet((), || drop(unsafe { Box::from_raw(options) }));
+    }
+}
+
+/// How many work items may run at once (at least 1). With 1, every
+/// callback is called only from the thread that runs the release.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_workspace_options_set_parallel(
+    options: *mut ocuroot_workspace_options,
+    parallel: usize,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: options this library made.
+        let options = unsafe { arg_mut(options, "options") }?;
+        if parallel == 0 {
+            return Err(Failure::invalid("parallel must be at least 1"));
+        }
+        options.parallel = Some(parallel);
+        Ok(())
+    })
+}
+
+/// Run every `host.shell` of work functions through `shell` instead of a
+/// local process. `finalize` (may be NULL) is called with `userdata` once
+/// the callback is no longer used. Replaces an earlier shell callback.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_workspace_options_set_shell(
+    options: *mut ocuroot_workspace_options,
+    shell: ocuroot_shell_fn,
+    userdata: *mut c_void,
+    finalize: ocuroot_finalize_fn,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: options this library made.
+        let options = unsafe { arg_mut(options, "options") }?;
+        let host = CHost::new(shell, userdata, finalize).ok_or_else(|| Failure::null("shell"))?;
+        options.host = Some(Arc::new(host));
+        Ok(())
+    })
+}
+
+/// Keep state and intent in the caller's store (under `state/` and
+/// `intent/`) instead of the store `repo.ocu.star` configures. The struct
+/// is copied; its `finalize` is called with its `userdata` once the store
+/// is no longer used. Replaces an earlier store.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_workspace_options_set_store(
+    options: *mut ocuroot_workspace_options,
+    callbacks: *const ocuroot_store_callbacks,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: options this library made.
+        let options = unsafe { arg_mut(options, "options") }?;
+        // SAFETY: a struct the caller filled in.
+        let callbacks = unsafe { arg_ref(callbacks, "callbacks") }?;
+        let store = CStore::new(callbacks).map_err(Failure::null)?;
+        options.store = Some(Arc::new(store));
+        Ok(())
+    })
+}
+
+/// Receive the events of running releases (runs starting and finishing,
+/// log lines) as JSON. `finalize` (may be NULL) is called with `userdata`
+/// once the callback is no longer used. Replaces an earlier event callback.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_workspace_options_set_events(
+    options: *mut ocuroot_workspace_options,
+    on_event: ocuroot_event_fn,
+    userdata: *mut c_void,
+    finalize: ocuroot_finalize_fn,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: options this library made.
+        let options = unsafe { arg_mut(options, "options") }?;
+        let on_event = on_event.ok_or_else(|| Failure::null("on_event"))?;
+        options.events = Some(event_sink(on_event, userdata, finalize));
+        Ok(())
+    })
+}
+
+/// Open the repository containing `path`: find its root and HEAD commit,
+/// evaluate `repo.ocu.star` and open the stores. `options` may be NULL for
+/// the defaults. On success `*workspace` receives a workspace to free with
+/// `ocuroot_workspace_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_workspace_open(
+    path: *const c_char,
+    options: *const ocuroot_workspace_options,
+    workspace: *mut *mut ocuroot_workspace,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: a NUL-terminated string from the caller.
+        let path = unsafe { arg_str(path, "path") }?;
+        let out = arg_out(workspace, "workspace")?;
+        let mut builder = Workspace::builder(path);
+        // SAFETY: NULL or options this library made.
+        if let Some(options) = unsafe { options.as_ref() } {
+            if let Some(n) = options.parallel {
+                builder = builder.parallel(n);
+            }
+            if let Some(host) = &options.host {
+                builder = builder.host(host.clone());
+            }
+            if let Some(store) = &options.store {
+                builder = builder.store(store.clone())?;
+            }
+            if let Some(events) = &options.events {
+                builder = builder.events(events.clone());
+            }
+        }
+        let inner = builder.open()?;
+        let handle = Box::into_raw(Box::new(ocuroot_workspace { inner }));
+        // SAFETY: checked not NULL above.
+        unsafe { *out = handle };
+        Ok(())
+    })
+}
+
+/// Free a workspace. NULL does nothing.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_workspace_free(workspace: *mut ocuroot_workspace) {
+    if !workspace.is_null() {
+        // SAFETY: a workspace this library made, freed once.
+        quiet((), || drop(unsafe { Box::from_raw(workspace) }));
+    }
+}
+
+/// Write `json` to the out-parameter `out` as a string the caller frees.
+fn give_json(out: *mut *mut c_char, json: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string(json)?;
+    // SAFETY: `out` was checked not NULL by the caller of this function.
+    unsafe { *out = c_string(&text).into_raw() };
+    Ok(())
+}
+
+/// The workspace, a string argument and the checked out-parameter of an
+/// operation.
+///
+/// # Safety
+/// As for every exported function: pointers are NULL or valid.
+unsafe fn op_args<'a>(
+    workspace: *const ocuroot_workspace,
+    text: *const c_char,
+    text_name: &str,
+    out: *mut *mut c_char,
+    out_name: &str,
+) -> Result<(&'a Workspace, &'a str, *mut *mut c_char), Failure> {
+    // SAFETY: as the caller promised.
+    let ws = unsafe { arg_ref(workspace, "workspace") }?;
+    // SAFETY: as the caller promised.
+    let text = unsafe { arg_str(text, text_name) }?;
+    let out = arg_out(out, out_name)?;
+    Ok((&ws.inner, text, out))
+}
+
+/// `ocuroot release new <file>`: create a release of the package file
+/// `file` (relative to the workspace root or absolute) at the HEAD commit
+/// and run it until nothing more can run; with `force`, even if the commit
+/// already has one. On success `*result_json` receives what happened,
+/// tagged by `kind`: `"release"` with the report's `release`, `commit`,
+/// `status` (`complete`, `blocked`, `paused`, `failed`...) and `work`;
+/// `"environments"` for a file registering environments; or `"empty"`.
+/// Failed work is not a failed call: the report says `failed`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_release_new(
+    workspace: *const ocuroot_workspace,
+    file: *const c_char,
+    force: bool,
+    result_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, file, out) =
+            unsafe { op_args(workspace, file, "file", result_json, "result_json") }?;
+        give_json(out, &ws.release_new(file, force)?)
+    })
+}
+
+/// `ocuroot release continue <release>`: run a release's ready work again
+/// (blocked work whose inputs now exist, paused work whose conditions
+/// hold). `release` is a release ref (`repo/-/pkg/@r1`, or relative to the
+/// workspace). On success `*report_json` receives the report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_release_continue(
+    workspace: *const ocuroot_workspace,
+    release: *const c_char,
+    report_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, release, out) =
+            unsafe { op_args(workspace, release, "release", report_json, "report_json") }?;
+        give_json(out, &ws.release_continue(release)?)
+    })
+}
+
+/// `ocuroot release retry <release>`: start a new run of each failed work
+/// item of a release, then continue it. On success `*report_json` receives
+/// the report.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_release_retry(
+    workspace: *const ocuroot_workspace,
+    release: *const c_char,
+    report_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, release, out) =
+            unsafe { op_args(workspace, release, "release", report_json, "report_json") }?;
+        give_json(out, &ws.release_retry(release)?)
+    })
+}
+
+/// `ocuroot release lint <file>`: evaluate a package file without running
+/// anything. On success `*lint_json` receives `file`, `base` (the release
+/// the file would create) and its `package` or `environments`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_lint(
+    workspace: *const ocuroot_workspace,
+    file: *const c_char,
+    lint_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, file, out) = unsafe { op_args(workspace, file, "file", lint_json, "lint_json") }?;
+        give_json(out, &ws.lint(file)?.to_json())
+    })
+}
+
+/// `ocuroot state get <ref>`: the JSON document at a ref (links followed, a
+/// `#fragment` selecting a field). On success `*value_json` receives it, or
+/// NULL when there is nothing at the ref.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_state_get(
+    workspace: *const ocuroot_workspace,
+    r#ref: *const c_char,
+    value_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, r, out) = unsafe { op_args(workspace, r#ref, "ref", value_json, "value_json") }?;
+        match ws.state_get(r)? {
+            Some(value) => give_json(out, &value),
+            None => {
+                // SAFETY: checked not NULL.
+                unsafe { *out = std::ptr::null_mut() };
+                Ok(())
+            }
+        }
+    })
+}
+
+/// `ocuroot state match <glob>...`: the refs in state matching any of
+/// `globs_len` globs, sorted. On success `*refs_json` receives a JSON array
+/// of strings.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_state_match(
+    workspace: *const ocuroot_workspace,
+    globs: *const *const c_char,
+    globs_len: usize,
+    refs_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: a workspace from this library.
+        let ws = unsafe { arg_ref(workspace, "workspace") }?;
+        let out = arg_out(refs_json, "refs_json")?;
+        let patterns: Vec<&str> = if globs_len == 0 {
+            Vec::new()
+        } else {
+            if globs.is_null() {
+                return Err(Failure::null("globs"));
+            }
+            // SAFETY: the caller passes `globs_len` readable pointers.
+            let ptrs = unsafe { std::slice::from_raw_parts(globs, globs_len) };
+            ptrs.iter()
+                .enumerate()
+                // SAFETY: each a NUL-terminated string from the caller.
+                .map(|(i, &p)| unsafe { arg_str(p, &format!("globs[{i}]")) })
+                .collect::<Result<_, _>>()?
+        };
+        give_json(out, &ws.inner.state_match(&patterns)?)
+    })
+}
