@@ -79,6 +79,7 @@ struct World {
     conflicts_seen: AtomicUsize,
     fail_shell: bool,
     finalized: AtomicUsize,
+    events: Mutex<Vec<serde_json::Value>>,
 }
 
 fn world(ud: *mut c_void) -> &'static World {
@@ -116,6 +117,16 @@ unsafe extern "C" fn shell(
         ocuroot_shell_output_set_exit_code(out, 0, ptr::null_mut());
     }
     ocuroot_result::Ok as u32
+}
+
+unsafe extern "C" fn on_event(ud: *mut c_void, json: *const c_char) {
+    // SAFETY: a NUL-terminated string, valid during the call.
+    let json = unsafe { CStr::from_ptr(json) }.to_str().unwrap();
+    world(ud)
+        .events
+        .lock()
+        .unwrap()
+        .push(serde_json::from_str(json).unwrap());
 }
 
 unsafe extern "C" fn finalize(ud: *mut c_void) {
@@ -300,6 +311,18 @@ fn a_release_through_c_callbacks_keeps_all_state_in_the_callback_store() {
     ]);
     let w = World::default();
     let opts = options(&w, 2);
+    let ud = &w as *const World as *mut c_void;
+    // SAFETY: valid options and callback.
+    let code = unsafe {
+        ocuroot_workspace_options_set_events(
+            opts,
+            Some(on_event),
+            ud,
+            Some(finalize),
+            ptr::null_mut(),
+        )
+    };
+    assert_eq!(code, ocuroot_result::Ok);
     let ws = open(dir.path(), opts);
     let report = release_new(ws, "release.ocu.star");
     assert_eq!(report["kind"], "release");
@@ -314,6 +337,28 @@ fn a_release_through_c_callbacks_keeps_all_state_in_the_callback_store() {
         "{keys:?}"
     );
     assert!(!dir.path().join(".store").exists());
+    // What the shell callback wrote reached the run's log, as events.
+    let events = w.events.lock().unwrap().clone();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "run_started").count(),
+        2,
+        "{events:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "run_finished").count(),
+        2,
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| e["event"] == "log"
+            && e["work"] == "task/build"
+            && e["line"]["message"] == "ran make build"),
+        "{events:?}"
+    );
 
     // state_get and state_match read it back; an absent ref gives NULL.
     let r = c("c/-/release.ocu.star/@r1/task/build#output/tag");
@@ -344,14 +389,14 @@ fn a_release_through_c_callbacks_keeps_all_state_in_the_callback_store() {
         );
     }
 
-    // The finalizers (shell and store) run once each, when both the options
-    // and the workspace are gone.
+    // The finalizers (shell, store and events) run once each, when both the
+    // options and the workspace are gone.
     // SAFETY: freed once each.
     unsafe { ocuroot_workspace_options_free(opts) };
     assert_eq!(w.finalized.load(Ordering::SeqCst), 0);
     // SAFETY: freed once.
     unsafe { ocuroot_workspace_free(ws) };
-    assert_eq!(w.finalized.load(Ordering::SeqCst), 2);
+    assert_eq!(w.finalized.load(Ordering::SeqCst), 3);
 }
 
 #[test]
