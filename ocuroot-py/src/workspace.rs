@@ -1,0 +1,212 @@
+//! [`ocuroot_core::Workspace`] as the Python class
+//! `ocuroot._ocuroot.Workspace`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ocuroot_core::engine::{Event, EventSink};
+use ocuroot_core::store::Store;
+use pyo3::PyTraverseError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::gc::PyVisit;
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+
+use crate::convert::{json_to_py, to_py};
+use crate::errors::to_py_err;
+use crate::host::PyShell;
+use crate::store::PyStore;
+
+/// An opened repository: the native side of `ocuroot.Workspace`.
+///
+/// Every method releases the GIL while the engine works and returns plain
+/// Python values: the JSON forms of the core's results (`dict`, `list`,
+/// `str`, numbers, `None`). Errors are raised as `ocuroot.OcurootError`
+/// subclasses.
+#[pyclass(frozen, module = "ocuroot._ocuroot")]
+pub struct Workspace {
+    inner: ocuroot_core::Workspace,
+    /// The Python objects the engine's seams hold (shell, store, event
+    /// callback), each one reference shared through an `Arc` with the seam
+    /// that uses it, so the garbage collector's traversal accounts for every
+    /// reference held: a callback referring back to its workspace is a
+    /// cycle Python can collect.
+    callbacks: Vec<Arc<Py<PyAny>>>,
+}
+
+/// Run `f` with the GIL released and raise its error as an `OcurootError`.
+fn detached<T: Send>(
+    py: Python<'_>,
+    f: impl FnOnce() -> ocuroot_core::Result<T> + Send,
+) -> PyResult<T> {
+    py.detach(f).map_err(|e| to_py_err(py, &e))
+}
+
+/// An event sink calling a Python callable with each event's JSON form (a
+/// `dict` tagged by `"event"`). The callable cannot fail the release: what
+/// it raises goes to `sys.unraisablehook`.
+fn event_sink(callable: Arc<Py<PyAny>>) -> EventSink {
+    Arc::new(move |event: &Event| {
+        let json = serde_json::to_value(event);
+        Python::attach(|py| {
+            let callable = callable.bind(py);
+            let delivered = json
+                .map_err(|e| PyValueError::new_err(e.to_string()))
+                .and_then(|json| json_to_py(py, &json))
+                .and_then(|value| callable.call1((value,)));
+            if let Err(err) = delivered {
+                err.write_unraisable(py, Some(callable));
+            }
+        })
+    })
+}
+
+fn require_callable(what: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    if value.is_callable() {
+        Ok(())
+    } else {
+        Err(PyTypeError::new_err(format!(
+            "{what} must be callable, not {}",
+            crate::convert::type_name(value)
+        )))
+    }
+}
+
+#[pymethods]
+impl Workspace {
+    /// Open the repository containing `path`: discover its root, evaluate
+    /// `repo.ocu.star` and open the stores.
+    #[new]
+    #[pyo3(signature = (path, *, shell = None, store = None, parallel = None, on_event = None))]
+    fn py_new(
+        py: Python<'_>,
+        path: PathBuf,
+        shell: Option<&Bound<'_, PyAny>>,
+        store: Option<&Bound<'_, PyAny>>,
+        parallel: Option<i64>,
+        on_event: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut builder = ocuroot_core::Workspace::builder(path);
+        let mut callbacks = Vec::new();
+        if let Some(shell) = shell.filter(|s| !s.is_none()) {
+            require_callable("shell", shell)?;
+            let shell = Arc::new(shell.clone().unbind());
+            callbacks.push(shell.clone());
+            builder = builder.host(Arc::new(PyShell::new(shell)));
+        }
+        if let Some(store) = store.filter(|s| !s.is_none()) {
+            let store = Arc::new(store.clone().unbind());
+            callbacks.push(store.clone());
+            let store: Arc<dyn Store> = Arc::new(PyStore::new(py, store)?);
+            builder = builder.store(store).map_err(|e| to_py_err(py, &e))?;
+        }
+        if let Some(n) = parallel {
+            let n = usize::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+                PyValueError::new_err(format!("parallel must be 1 or more, not {n}"))
+            })?;
+            builder = builder.parallel(n);
+        }
+        if let Some(on_event) = on_event.filter(|s| !s.is_none()) {
+            require_callable("on_event", on_event)?;
+            let on_event = Arc::new(on_event.clone().unbind());
+            callbacks.push(on_event.clone());
+            builder = builder.events(event_sink(on_event));
+        }
+        let inner = detached(py, move || builder.open())?;
+        Ok(Workspace { inner, callbacks })
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for callback in &self.callbacks {
+            visit.call(&**callback)?;
+        }
+        Ok(())
+    }
+
+    /// The repository root.
+    #[getter]
+    fn root(&self) -> PathBuf {
+        self.inner.root().to_path_buf()
+    }
+
+    /// The repository name used in refs.
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// The commit work is done at.
+    #[getter]
+    fn commit(&self) -> &str {
+        self.inner.commit()
+    }
+
+    /// `release new`: the JSON form of what it did, tagged by `"kind"`
+    /// (`"release"`, `"environments"` or `"empty"`).
+    #[pyo3(signature = (file, force = false))]
+    fn release_new<'py>(
+        &self,
+        py: Python<'py>,
+        file: PathBuf,
+        force: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let result = detached(py, || self.inner.release_new(&file, force))?;
+        to_py(py, &result)
+    }
+
+    /// `release continue`: the release report.
+    #[pyo3(signature = (release))]
+    fn release_continue<'py>(&self, py: Python<'py>, release: &str) -> PyResult<Bound<'py, PyAny>> {
+        let release = release.to_string();
+        let report = detached(py, || self.inner.release_continue(&release))?;
+        to_py(py, &report)
+    }
+
+    /// `release retry`: the release report.
+    #[pyo3(signature = (release))]
+    fn release_retry<'py>(&self, py: Python<'py>, release: &str) -> PyResult<Bound<'py, PyAny>> {
+        let release = release.to_string();
+        let report = detached(py, || self.inner.release_retry(&release))?;
+        to_py(py, &report)
+    }
+
+    /// A document (or `#fragment`) from the state store, or `None`.
+    #[pyo3(signature = (r#ref))]
+    fn state_get<'py>(&self, py: Python<'py>, r#ref: &str) -> PyResult<Bound<'py, PyAny>> {
+        let r = r#ref.to_string();
+        match detached(py, || self.inner.state_get(&r))? {
+            Some(value) => json_to_py(py, &value),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+
+    /// The refs in the state store matching any of the globs, sorted.
+    #[pyo3(signature = (*globs))]
+    fn state_match(&self, py: Python<'_>, globs: &Bound<'_, PyTuple>) -> PyResult<Vec<String>> {
+        let globs = globs
+            .iter()
+            .map(|g| {
+                g.cast::<PyString>()
+                    .map_err(|_| PyTypeError::new_err("state_match takes str globs"))
+                    .map(|s| s.to_string())
+            })
+            .collect::<PyResult<Vec<String>>>()?;
+        detached(py, || self.inner.state_match(&globs))
+    }
+
+    /// `release lint`: the JSON form of the evaluated file.
+    #[pyo3(signature = (file))]
+    fn lint<'py>(&self, py: Python<'py>, file: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+        let lint = detached(py, || self.inner.lint(&file).map(|l| l.to_json()))?;
+        json_to_py(py, &lint)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Workspace(root={:?}, name={:?}, commit={:?})",
+            self.inner.root().display().to_string(),
+            self.inner.name(),
+            self.inner.commit()
+        )
+    }
+}
