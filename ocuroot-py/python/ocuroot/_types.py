@@ -1,0 +1,424 @@
+"""Typed results: frozen dataclasses built from the engine's JSON forms.
+
+Every class has ``from_dict`` (from the JSON form) and ``to_dict`` (back to
+plain ``dict``/``list`` values, ready for ``json.dumps``);
+``X.from_dict(x.to_dict()) == x``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Optional, Tuple, Union, cast
+
+__all__ = [
+    "ShellResult",
+    "WorkItem",
+    "Report",
+    "Environment",
+    "IntentChange",
+    "WorkOutcome",
+    "EnvironmentsReport",
+    "EmptyReport",
+    "NewRelease",
+    "PlannedWork",
+    "Phase",
+    "Package",
+    "Lint",
+    "LogLine",
+    "Event",
+    "ReleaseStatus",
+    "WorkState",
+    "RunStatus",
+]
+
+ReleaseStatus = Literal["complete", "failed", "blocked", "paused", "running", "pending"]
+"""The overall state of a release."""
+
+WorkState = Literal["complete", "failed", "blocked", "paused", "running", "waiting", "pending"]
+"""Where one work item of a release stands."""
+
+RunStatus = Literal[
+    "pending", "running", "paused", "complete", "failed", "failed_retried", "cancelled"
+]
+"""The status of one run."""
+
+
+def _json(value: Any) -> Any:
+    """``value`` as plain JSON-compatible Python values."""
+    if isinstance(value, _Model):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _json(v) for k, v in value.items()}
+    return value
+
+
+class _Model:
+    """``to_dict`` for the dataclasses below: every field, recursively."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as plain ``dict``, ``list``, ``str``, numbers and ``None``."""
+        fields = dataclasses.fields(cast(Any, self))
+        return {f.name: _json(getattr(self, f.name)) for f in fields}
+
+
+@dataclass(frozen=True)
+class ShellResult(_Model):
+    """What a ``shell`` callback returns: the exit status and the output
+    (``str``, or ``bytes`` decoded as UTF-8)."""
+
+    exit_code: int
+    stdout: Union[str, bytes] = ""
+    stderr: Union[str, bytes] = ""
+
+
+@dataclass(frozen=True)
+class WorkItem(_Model):
+    """One work item (a task or a deploy) in a :class:`Report`."""
+
+    path: str
+    """``task/<name>`` or ``deploy/<environment>``."""
+    phase: int
+    """The index of its phase (0-based)."""
+    phase_name: str
+    """The phase's name (empty for work outside any phase)."""
+    state: WorkState
+    """Where it stands."""
+    run: Optional[int] = None
+    """The latest run's number."""
+    run_ref: Optional[str] = None
+    """The latest run's ref."""
+    duration_ms: Optional[int] = None
+    """How long the latest run took, if it finished."""
+    error: Optional[str] = None
+    """The failure message, if it failed."""
+    waiting_for: Tuple[str, ...] = ()
+    """The refs it waits for, if blocked or paused."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WorkItem:
+        return cls(
+            path=d["path"],
+            phase=d["phase"],
+            phase_name=d["phase_name"],
+            state=d["state"],
+            run=d.get("run"),
+            run_ref=d.get("run_ref"),
+            duration_ms=d.get("duration_ms"),
+            error=d.get("error"),
+            waiting_for=tuple(d.get("waiting_for", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Report(_Model):
+    """What ``release_new`` (for a release), ``release_continue`` and
+    ``release_retry`` return: the release and where each work item stands."""
+
+    kind: ClassVar[Literal["release"]] = "release"
+
+    release: str
+    """The release ref (``<repo>/-/<package>/@r<N>``)."""
+    commit: str
+    """The commit the release belongs to."""
+    status: ReleaseStatus
+    """The overall status."""
+    work: Tuple[WorkItem, ...]
+    """Every work item, in phase order."""
+
+    @property
+    def failed(self) -> bool:
+        """Whether some work failed (the CLI exits 1)."""
+        return self.status == "failed"
+
+    def item(self, path: str) -> WorkItem:
+        """The work item at ``path`` (``task/build``, ``deploy/staging``)."""
+        for w in self.work:
+            if w.path == path:
+                return w
+        raise KeyError(path)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Report:
+        return cls(
+            release=d["release"],
+            commit=d["commit"],
+            status=d["status"],
+            work=tuple(WorkItem.from_dict(w) for w in d["work"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **super().to_dict()}
+
+
+@dataclass(frozen=True)
+class Environment(_Model):
+    """An environment: a name and free-form attributes."""
+
+    name: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Environment:
+        return cls(name=d["name"], attributes=dict(d.get("attributes", {})))
+
+
+@dataclass(frozen=True)
+class IntentChange(_Model):
+    """One intent ref applied to state, and how."""
+
+    ref: str
+    change: Literal["create", "update", "delete"]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> IntentChange:
+        return cls(ref=d["ref"], change=d["change"])
+
+
+@dataclass(frozen=True)
+class WorkOutcome(_Model):
+    """What applying intent did: the intent applied, the releases that ran
+    and the work left for later."""
+
+    applied: Tuple[IntentChange, ...] = ()
+    releases: Tuple[Report, ...] = ()
+    deferred: Tuple[str, ...] = ()
+
+    @property
+    def failed(self) -> bool:
+        """Whether any release that ran has failed work."""
+        return any(r.failed for r in self.releases)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WorkOutcome:
+        return cls(
+            applied=tuple(IntentChange.from_dict(c) for c in d.get("applied", ())),
+            releases=tuple(Report.from_dict(r) for r in d.get("releases", ())),
+            deferred=tuple(d.get("deferred", ())),
+        )
+
+
+@dataclass(frozen=True)
+class EnvironmentsReport(_Model):
+    """What ``release_new`` returns for a file that registers environments:
+    they were written to intent and applied to state."""
+
+    kind: ClassVar[Literal["environments"]] = "environments"
+
+    environments: Tuple[Environment, ...]
+    """The environments the file registers."""
+    outcome: WorkOutcome
+    """What applying them did (deploys of the latest releases to new
+    environments)."""
+
+    @property
+    def failed(self) -> bool:
+        """Whether a release run by applying the environments failed."""
+        return self.outcome.failed
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EnvironmentsReport:
+        return cls(
+            environments=tuple(Environment.from_dict(e) for e in d["environments"]),
+            outcome=WorkOutcome.from_dict(d["outcome"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **super().to_dict()}
+
+
+@dataclass(frozen=True)
+class EmptyReport(_Model):
+    """What ``release_new`` returns for a file that declares neither a
+    release nor environments."""
+
+    kind: ClassVar[Literal["empty"]] = "empty"
+
+    @property
+    def failed(self) -> bool:
+        """Always ``False``: nothing ran."""
+        return False
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EmptyReport:
+        return cls()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+NewRelease = Union[Report, EnvironmentsReport, EmptyReport]
+"""What ``Workspace.release_new`` returns, told apart by ``isinstance`` or
+``kind``."""
+
+
+def _new_release(d: Mapping[str, Any]) -> NewRelease:
+    kind = d["kind"]
+    if kind == "release":
+        return Report.from_dict(d)
+    if kind == "environments":
+        return EnvironmentsReport.from_dict(d)
+    if kind == "empty":
+        return EmptyReport()
+    raise ValueError(f"unknown release_new result kind {kind!r}")
+
+
+@dataclass(frozen=True)
+class PlannedWork(_Model):
+    """A work item as a package file declares it (see :class:`Lint`)."""
+
+    kind: Literal["task", "deploy"]
+    name: str
+    """The task's name, or the deploy's environment."""
+    inputs: Mapping[str, Mapping[str, Any]]
+    """Inputs by parameter name: ``{"ref": ..., "default": ...}`` (read from
+    state, relative refs resolved) or ``{"value": ...}``."""
+    spec: Mapping[str, Any]
+    """The whole declaration: for a task ``name``, ``fn`` and ``inputs``;
+    for a deploy ``environment``, ``up``, ``down`` and ``inputs``."""
+
+    @property
+    def path(self) -> str:
+        """``task/<name>`` or ``deploy/<environment>``, as in reports."""
+        return f"{self.kind}/{self.name}"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PlannedWork:
+        if len(d) != 1 or next(iter(d)) not in ("task", "deploy"):
+            raise ValueError(f"a work item is {{'task': ...}} or {{'deploy': ...}}, not {d!r}")
+        kind: Literal["task", "deploy"] = "task" if "task" in d else "deploy"
+        spec = d[kind]
+        name = spec["name"] if kind == "task" else spec["environment"]
+        return cls(kind=kind, name=name, inputs=dict(spec.get("inputs", {})), spec=dict(spec))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {self.kind: _json(self.spec)}
+
+
+@dataclass(frozen=True)
+class Phase(_Model):
+    """A phase: work that may run in parallel, after the phases before it."""
+
+    name: str
+    work: Tuple[PlannedWork, ...]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Phase:
+        return cls(
+            name=d.get("name", ""),
+            work=tuple(PlannedWork.from_dict(w) for w in d.get("tasks", ())),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "tasks": _json(self.work)}
+
+
+@dataclass(frozen=True)
+class Package(_Model):
+    """The release process a package file describes."""
+
+    phases: Tuple[Phase, ...]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Package:
+        return cls(phases=tuple(Phase.from_dict(p) for p in d.get("phases", ())))
+
+
+@dataclass(frozen=True)
+class Lint(_Model):
+    """What ``Workspace.lint`` returns: the evaluated file, touching no state."""
+
+    file: str
+    """The package file, relative to the repository root."""
+    base: str
+    """The ref relative refs were resolved against (the release
+    ``release_new`` would create next)."""
+    package: Optional[Package] = None
+    """The release the file declares, if it does."""
+    environments: Optional[Tuple[Environment, ...]] = None
+    """The environments the file registers, if it does."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Lint:
+        package = d.get("package")
+        environments = d.get("environments")
+        return cls(
+            file=d["file"],
+            base=d["base"],
+            package=None if package is None else Package.from_dict(package),
+            environments=(
+                None
+                if environments is None
+                else tuple(Environment.from_dict(e) for e in environments)
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"file": self.file, "base": self.base}
+        if self.package is not None:
+            d["package"] = self.package.to_dict()
+        if self.environments is not None:
+            d["environments"] = _json(self.environments)
+        return d
+
+
+@dataclass(frozen=True)
+class LogLine(_Model):
+    """A line of a run's log."""
+
+    timestamp: int
+    """Milliseconds since the Unix epoch."""
+    stream: Literal["stdout", "stderr"]
+    message: str
+    """The text, with secrets masked."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LogLine:
+        return cls(timestamp=d["timestamp"], stream=d["stream"], message=d["message"])
+
+
+@dataclass(frozen=True)
+class Event(_Model):
+    """Live progress of a release, given to ``on_event``.
+
+    ``event`` is ``"run_started"`` (with ``release`` and ``run``), ``"log"``
+    (with ``line``) or ``"run_finished"`` (with ``release``, ``run``,
+    ``status``, ``duration_ms`` and ``error``); ``work`` is always set.
+    """
+
+    event: Literal["run_started", "log", "run_finished"]
+    work: str
+    """``task/<name>`` or ``deploy/<environment>``."""
+    release: Optional[str] = None
+    run: Optional[int] = None
+    status: Optional[RunStatus] = None
+    duration_ms: Optional[int] = None
+    error: Optional[str] = None
+    line: Optional[LogLine] = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Event:
+        line = d.get("line")
+        return cls(
+            event=d["event"],
+            work=d["work"],
+            release=d.get("release"),
+            run=d.get("run"),
+            status=d.get("status"),
+            duration_ms=d.get("duration_ms"),
+            error=d.get("error"),
+            line=None if line is None else LogLine.from_dict(line),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        # Only the fields this kind of event has, as the engine sends them.
+        d = super().to_dict()
+        keep = {
+            "run_started": ("event", "release", "work", "run"),
+            "log": ("event", "work", "line"),
+            "run_finished": ("event", "release", "work", "run", "status", "duration_ms", "error"),
+        }[self.event]
+        return {k: d[k] for k in keep}

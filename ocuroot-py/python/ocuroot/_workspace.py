@@ -1,0 +1,142 @@
+"""``Workspace``: an opened repository, the entry point of the package."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Tuple, Union
+
+from . import _ocuroot
+from ._store import Store
+from ._types import Event, Lint, NewRelease, Report, ShellResult, _new_release
+
+__all__ = ["Workspace", "ShellCallback", "EventCallback"]
+
+ShellCallback = Callable[
+    [str, str, str, Dict[str, str]],
+    Union[ShellResult, Tuple[int, Union[str, bytes], Union[str, bytes]]],
+]
+"""``shell(command, shell, dir, env)``: run ``command`` with ``<shell> -c`` in
+the directory ``dir`` with the extra environment variables ``env`` (on top of
+the process environment), and return its exit code and output as a
+:class:`ShellResult` or a tuple ``(exit_code, stdout, stderr)``."""
+
+EventCallback = Callable[[Event], object]
+"""``on_event(event)``: live progress of releases."""
+
+
+class Workspace:
+    """An opened repository: run releases and read state.
+
+    ``Workspace(path)`` finds the repository containing ``path`` (the nearest
+    directory with a ``repo.ocu.star``, else the git work tree), evaluates
+    ``repo.ocu.star`` and opens the stores. Relative package files and refs
+    are resolved against ``path``.
+
+    Args:
+        path: a directory (or file) inside the repository.
+        shell: runs every ``host.shell(...)`` command instead of a local
+            process (see :data:`ShellCallback`). An exception it raises fails
+            the command, and so the run, with the exception's type and
+            message; it never escapes the release.
+        store: keeps all state and intent (under the ``state/`` and
+            ``intent/`` key prefixes) instead of the store ``repo.ocu.star``
+            configures (see :class:`Store`; :class:`MemoryStore` keeps
+            everything in memory).
+        parallel: how many work items may run at once (default: the number
+            of CPUs).
+        on_event: receives each :class:`Event` as releases run. What it
+            raises goes to ``sys.unraisablehook``; it cannot stop a release.
+
+    Callbacks are called from the thread that called a method and from the
+    engine's worker threads (at most ``parallel`` at once), never after the
+    method returns. The GIL is released while the engine works, so other
+    Python threads keep running. A callback should not call back into the
+    workspace that is running it.
+
+    Errors are raised as :class:`OcurootError` subclasses.
+    """
+
+    def __init__(
+        self,
+        path: Union[str, os.PathLike[str]],
+        *,
+        shell: Optional[ShellCallback] = None,
+        store: Optional[Store] = None,
+        parallel: Optional[int] = None,
+        on_event: Optional[EventCallback] = None,
+    ) -> None:
+        sink = None if on_event is None else _typed_events(on_event)
+        self._native = _ocuroot.Workspace(
+            os.fspath(path), shell=shell, store=store, parallel=parallel, on_event=sink
+        )
+
+    @property
+    def root(self) -> Path:
+        """The repository root."""
+        return self._native.root
+
+    @property
+    def name(self) -> str:
+        """The repository name used in refs (``repo_alias``, or from the
+        ``origin`` remote)."""
+        return self._native.name
+
+    @property
+    def commit(self) -> str:
+        """The commit work is done at (``HEAD``)."""
+        return self._native.commit
+
+    def release_new(self, file: Union[str, os.PathLike[str]], force: bool = False) -> NewRelease:
+        """Create a release of the package file at the current commit and run
+        it until nothing more can run.
+
+        Returns a :class:`Report` for a package that declares a release, an
+        :class:`EnvironmentsReport` for a file that registers environments
+        (written to intent and applied), or an :class:`EmptyReport`. Failed
+        work is reported in the result, not raised. Refuses (raising
+        :class:`OcurootError`) when the package already has a release at this
+        commit, unless ``force``.
+        """
+        return _new_release(self._native.release_new(os.fspath(file), force))
+
+    def release_continue(self, ref: str) -> Report:
+        """Run a release further (``<package>/@r<N>`` or ``<package>/@<tag>``),
+        for example once the input it was blocked on exists."""
+        return Report.from_dict(self._native.release_continue(ref))
+
+    def release_retry(self, ref: str) -> Report:
+        """Retry the failed work of a release and run it on. Without
+        ``/@r<N>``, the latest release of the package at this commit."""
+        return Report.from_dict(self._native.release_retry(ref))
+
+    def state_get(self, ref: str) -> Any:
+        """The document at ``ref`` (or its ``#fragment``) in the state store,
+        following links, as JSON values; ``None`` when absent."""
+        return self._native.state_get(ref)
+
+    def state_match(self, *globs: str) -> list[str]:
+        """The refs in the state store matching any of the globs, sorted
+        (``*`` within a segment, ``**`` across segments, ``?``, ``[abc]``,
+        ``{a,b}``)."""
+        return self._native.state_match(*globs)
+
+    def lint(self, file: Union[str, os.PathLike[str]]) -> Lint:
+        """Evaluate a package file without touching state: its phases and
+        work, or the environments it registers."""
+        return Lint.from_dict(self._native.lint(os.fspath(file)))
+
+    def __repr__(self) -> str:
+        return f"ocuroot.Workspace(root={str(self.root)!r}, name={self.name!r})"
+
+
+def _typed_events(on_event: EventCallback) -> Callable[[Dict[str, Any]], object]:
+    """The native module's event callback: ``on_event`` given :class:`Event`s."""
+    if not callable(on_event):
+        raise TypeError(f"on_event must be callable, not {type(on_event).__name__}")
+
+    def sink(event: Mapping[str, Any]) -> object:
+        return on_event(Event.from_dict(event))
+
+    return sink
