@@ -197,7 +197,8 @@ typedef struct ocuroot_error ocuroot_error;
 
 /**
  * Where a shell callback writes what its command did. Valid only during
- * the callback.
+ * the callback, and used by one thread at a time (the callback may hand
+ * it to a thread that reads the command's output, but not to two at once).
  */
 typedef struct ocuroot_shell_output ocuroot_shell_output;
 

@@ -90,7 +90,8 @@ pub type ocuroot_shell_fn = Option<
 >;
 
 /// Where a shell callback writes what its command did. Valid only during
-/// the callback.
+/// the callback, and used by one thread at a time (the callback may hand
+/// it to a thread that reads the command's output, but not to two at once).
 #[allow(non_camel_case_types)]
 pub struct ocuroot_shell_output<'a> {
     out: ShellOutput,
