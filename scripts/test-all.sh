@@ -23,3 +23,6 @@ echo "examples/quickstart/run.sh ok"
 
 step "C ABI (include/ocuroot.h is checked by the tests above)"
 ./scripts/test-c.sh
+
+step "python"
+./scripts/test-python.sh
