@@ -25,8 +25,9 @@ impl fmt::Display for Location {
     }
 }
 
-/// What kind of failure an [`Error`] is. The numeric values are stable: the C
-/// ABI exposes them.
+/// What kind of failure an [`Error`] is. The bindings map each kind to
+/// something stable: a fixed `OCUROOT_RESULT_*` code in the C ABI, an
+/// `OcurootError` subclass in Python, and [`ErrorKind::as_str`] in JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
