@@ -6,6 +6,7 @@ use std::sync::Arc;
 use ocuroot_core::Workspace;
 use ocuroot_core::engine::EventSink;
 use ocuroot_core::host::Host;
+use ocuroot_core::model::ReleaseReport;
 use ocuroot_core::store::Store;
 
 use crate::callbacks::{
@@ -248,12 +249,16 @@ pub unsafe extern "C" fn ocuroot_release_continue(
     report_json: *mut *mut c_char,
     error: *mut *mut ocuroot_error,
 ) -> ocuroot_result {
-    boundary(error, || {
-        // SAFETY: pointers from the caller.
-        let (ws, release, out) =
-            unsafe { op_args(workspace, release, "release", report_json, "report_json") }?;
-        give_json(out, &ws.release_continue(release)?)
-    })
+    // SAFETY: pointers from the caller.
+    unsafe {
+        release_op(
+            workspace,
+            release,
+            report_json,
+            error,
+            Workspace::release_continue,
+        )
+    }
 }
 
 /// `ocuroot release retry <release>`: start a new run of each failed work
@@ -266,11 +271,34 @@ pub unsafe extern "C" fn ocuroot_release_retry(
     report_json: *mut *mut c_char,
     error: *mut *mut ocuroot_error,
 ) -> ocuroot_result {
+    // SAFETY: pointers from the caller.
+    unsafe {
+        release_op(
+            workspace,
+            release,
+            report_json,
+            error,
+            Workspace::release_retry,
+        )
+    }
+}
+
+/// An operation on an existing release that gives its report.
+///
+/// # Safety
+/// As for every exported function: pointers are NULL or valid.
+unsafe fn release_op(
+    workspace: *const ocuroot_workspace,
+    release: *const c_char,
+    report_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+    op: fn(&Workspace, &str) -> ocuroot_core::Result<ReleaseReport>,
+) -> ocuroot_result {
     boundary(error, || {
         // SAFETY: pointers from the caller.
         let (ws, release, out) =
             unsafe { op_args(workspace, release, "release", report_json, "report_json") }?;
-        give_json(out, &ws.release_retry(release)?)
+        give_json(out, &op(ws, release)?)
     })
 }
 

@@ -77,7 +77,7 @@ struct World {
     next_version: AtomicUsize,
     conflicts_left: AtomicUsize,
     conflicts_seen: AtomicUsize,
-    fail_shell: bool,
+    fail_shell: std::sync::atomic::AtomicBool,
     finalized: AtomicUsize,
     events: Mutex<Vec<serde_json::Value>>,
 }
@@ -98,7 +98,7 @@ unsafe extern "C" fn shell(
     // SAFETY: a NUL-terminated string.
     let command = unsafe { CStr::from_ptr(req.command) }.to_str().unwrap();
     w.commands.lock().unwrap().push(command.to_string());
-    if w.fail_shell {
+    if w.fail_shell.load(Ordering::SeqCst) {
         let msg = c("no runner is available for this command");
         // SAFETY: the output the library passes.
         unsafe { ocuroot_shell_output_set_error(out, msg.as_ptr(), ptr::null_mut()) };
@@ -400,15 +400,13 @@ fn a_release_through_c_callbacks_keeps_all_state_in_the_callback_store() {
 }
 
 #[test]
-fn a_shell_callback_error_fails_the_run_with_its_message() {
+fn a_shell_callback_error_fails_the_run_with_its_message_and_retry_runs_it_again() {
     let dir = repo(&[
         ("repo.ocu.star", "repo_alias(\"c\")\n"),
         ("release.ocu.star", RELEASE),
     ]);
-    let w = World {
-        fail_shell: true,
-        ..World::default()
-    };
+    let w = World::default();
+    w.fail_shell.store(true, Ordering::SeqCst);
     let opts = options(&w, 1);
     let ws = open(dir.path(), opts);
     let report = release_new(ws, "release.ocu.star");
@@ -423,6 +421,32 @@ fn a_shell_callback_error_fails_the_run_with_its_message() {
     );
     // The later phase never started.
     assert_eq!(*w.commands.lock().unwrap(), ["make build"]);
+
+    // Once the shell works, a retry runs the failed work again and the rest
+    // of the release after it; continuing a complete release does nothing.
+    w.fail_shell.store(false, Ordering::SeqCst);
+    let release = c("c/-/release.ocu.star/@r1");
+    let mut json = ptr::null_mut();
+    // SAFETY: valid arguments.
+    unsafe {
+        assert_eq!(
+            ocuroot_release_retry(ws, release.as_ptr(), &mut json, ptr::null_mut()),
+            ocuroot_result::Ok
+        );
+        let report: serde_json::Value = serde_json::from_str(&take(json)).unwrap();
+        assert_eq!(report["status"], "complete", "{report}");
+        assert_eq!(report["work"][0]["run"], 2);
+        assert_eq!(
+            ocuroot_release_continue(ws, release.as_ptr(), &mut json, ptr::null_mut()),
+            ocuroot_result::Ok
+        );
+        let report: serde_json::Value = serde_json::from_str(&take(json)).unwrap();
+        assert_eq!(report["status"], "complete", "{report}");
+    }
+    assert_eq!(
+        *w.commands.lock().unwrap(),
+        ["make build", "make build", "ship v1"]
+    );
     // SAFETY: freed once each.
     unsafe {
         ocuroot_workspace_free(ws);
