@@ -15,19 +15,10 @@ mkdir -p "$(dirname "$exe")"
 ${CC:-cc} -std=c11 -Wall -Wextra -Werror -g ${CFLAGS:-} -o "$exe" "$here/quickstart.c" \
   $(pkg-config --cflags --libs ocuroot) -lpthread -Wl,-rpath,"$libdir"
 
-quick="$top/examples/quickstart"
 work="$(mktemp -d "${TMPDIR:-/tmp}/ocuroot-c-quickstart.XXXXXX")"
 if [ "${QUICKSTART_CLEANUP:-0}" = 1 ]; then
   trap 'rm -rf "$work"' EXIT
 fi
-cp -R "$quick/repo.ocu.star" "$quick/environments.ocu.star" "$quick/release.ocu.star" \
-  "$quick"/*.sh "$quick/bin" "$quick/.gitignore" "$work/"
-rm -f "$work/run.sh"
-(
-  cd "$work"
-  git init --quiet
-  git add .
-  git -c user.name=quickstart -c user.email=quickstart@example.invalid commit --quiet -m quickstart
-)
+"$top/scripts/quickstart-repo.sh" "$work"
 # The stand-in `docker` lives in ./bin.
 PATH="$work/bin:$PATH" "$@" "$exe" "$work"

@@ -12,14 +12,8 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/ocuroot-quickstart.XXXXXX")"
 if [ "${QUICKSTART_CLEANUP:-0}" = 1 ]; then
   trap 'rm -rf "$work"' EXIT
 fi
-cp -R "$here/repo.ocu.star" "$here/environments.ocu.star" "$here/release.ocu.star" \
-  "$here"/*.sh "$here/bin" "$here/.gitignore" "$work/"
-rm -f "$work/run.sh"
+"$top/scripts/quickstart-repo.sh" "$work"
 cd "$work"
-git init --quiet
-git add .
-git -c user.name=quickstart -c user.email=quickstart@example.invalid \
-  commit --quiet -m "quickstart"
 
 # The stand-in `docker` lives in ./bin.
 export PATH="$work/bin:$PATH"
