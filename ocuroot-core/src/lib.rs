@@ -118,6 +118,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod graph;
 pub mod host;
 pub mod model;
 pub mod refs;

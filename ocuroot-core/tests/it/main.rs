@@ -2,6 +2,7 @@
 //! area.
 
 mod engine;
+mod graph;
 mod refs;
 mod repo;
 mod sdk;
