@@ -195,6 +195,23 @@ fn diff(repo: &Repo) -> Vec<String> {
     out.stdout.lines().map(str::to_string).collect()
 }
 
+/// Intent and state agree, and `work any` finds nothing to do.
+fn assert_settled(repo: &Repo) {
+    assert_eq!(diff(repo), Vec::<String>::new());
+    assert_eq!(
+        ocu(repo, &["work", "any", "-q"]).success().stdout,
+        "Nothing to do\n"
+    );
+}
+
+/// `work continue` finds nothing to do.
+fn assert_nothing_to_continue(repo: &Repo) {
+    assert_eq!(
+        ocu(repo, &["work", "continue", "-q"]).success().stdout,
+        "Nothing to do\n"
+    );
+}
+
 /// How many times `line` is in the log.
 fn count(repo: &Repo, line: &str) -> usize {
     log(repo).iter().filter(|l| *l == line).count()
@@ -331,9 +348,7 @@ fn work_any_applies_an_approval_and_continues_the_release() {
     assert_eq!(get(&repo, &format!("{PKG}/@r1#commit")), Some(json!(sha)));
 
     // Nothing is left: a second `work any` does nothing.
-    assert_eq!(diff(&repo), Vec::<String>::new());
-    let out = ocu(&repo, &["work", "any", "-q"]).success();
-    assert_eq!(out.stdout, "Nothing to do\n");
+    assert_settled(&repo);
     assert_eq!(log(&repo).len(), 3);
 }
 
@@ -459,11 +474,7 @@ fn deleting_a_deploy_intent_runs_down() {
     );
     assert_eq!(count(&repo, "svc up prod a"), 1);
     assert!(matches(&repo, &format!("{rel}/deploy/prod/2")).is_empty());
-    assert_eq!(diff(&repo), Vec::<String>::new());
-    assert_eq!(
-        ocu(&repo, &["work", "any", "-q"]).success().stdout,
-        "Nothing to do\n"
-    );
+    assert_settled(&repo);
 }
 
 #[test]
@@ -515,11 +526,7 @@ fn a_deploy_intent_naming_another_release_redeploys_it() {
         get(&repo, &format!("{p}/@/deploy/staging#release")),
         Some(json!(format!("{p}/@r2")))
     );
-    assert_eq!(diff(&repo), Vec::<String>::new());
-    assert_eq!(
-        ocu(&repo, &["work", "any", "-q"]).success().stdout,
-        "Nothing to do\n"
-    );
+    assert_settled(&repo);
     assert_eq!(log(&repo).len(), 5);
 }
 
@@ -644,11 +651,7 @@ fn deleting_an_environment_runs_every_down_in_it() {
         );
         assert!(matches(&repo, &format!("{p}/@r1/deploy/staging/2")).is_empty());
     }
-    assert_eq!(diff(&repo), Vec::<String>::new());
-    assert_eq!(
-        ocu(&repo, &["work", "any", "-q"]).success().stdout,
-        "Nothing to do\n"
-    );
+    assert_settled(&repo);
     assert_eq!(log(&repo).len(), 6);
 }
 
@@ -689,10 +692,7 @@ fn custom_state_is_set_and_removed() {
 fn changed_custom_state_redeploys_with_work_continue() {
     let (repo, sha) = services(&["svc"]);
     let p = pkg("svc");
-    assert_eq!(
-        ocu(&repo, &["work", "continue", "-q"]).success().stdout,
-        "Nothing to do\n"
-    );
+    assert_nothing_to_continue(&repo);
     assert_eq!(log(&repo).len(), 2);
 
     ocu(&repo, &["state", "set", "@/custom/flag", "b"]).success();
@@ -750,10 +750,7 @@ fn changed_custom_state_redeploys_with_work_continue() {
         plan(&ocu(&repo, &["work", "continue", "-d"]).success()),
         Vec::<Value>::new()
     );
-    assert_eq!(
-        ocu(&repo, &["work", "continue", "-q"]).success().stdout,
-        "Nothing to do\n"
-    );
+    assert_nothing_to_continue(&repo);
     assert_eq!(log(&repo).len(), 4);
 }
 
@@ -792,10 +789,7 @@ fn changed_environment_attributes_redeploy_with_work_continue() {
         ),
         Some(json!(10))
     );
-    assert_eq!(
-        ocu(&repo, &["work", "continue", "-q"]).success().stdout,
-        "Nothing to do\n"
-    );
+    assert_nothing_to_continue(&repo);
     assert_eq!(log(&repo).len(), 3);
 }
 
@@ -805,10 +799,7 @@ fn another_packages_new_output_redeploys_with_work_continue() {
     ocu(&repo, &["release", "new", "lib.ocu.star", "-q"]).success();
     ocu(&repo, &["release", "new", "app.ocu.star", "-q"]).success();
     assert_eq!(log(&repo), ["lib build 1", "app up staging 1"]);
-    assert_eq!(
-        ocu(&repo, &["work", "continue", "-q"]).success().stdout,
-        "Nothing to do\n"
-    );
+    assert_nothing_to_continue(&repo);
 
     ocu(&repo, &["release", "new", "lib.ocu.star", "-f", "-q"]).success();
     assert_eq!(log(&repo).len(), 3);
