@@ -263,21 +263,24 @@ fn store_with(dir: &Path, init: &[Op]) {
     FsStore::open(dir, "state").unwrap().commit(init).unwrap();
 }
 
+/// `init` committed and checkpointed: in the files, with an empty log.
+fn files_with(dir: &Path, init: &[Op]) {
+    let store = FsStore::open(dir, "state").unwrap();
+    store.commit(init).unwrap();
+    store.checkpoint().unwrap();
+}
+
 #[test]
 fn batches_are_read_from_the_log_until_a_checkpoint_writes_the_files() {
     let dir = tempfile::tempdir().unwrap();
     // Files as another tool (or a checkpoint) left them.
-    store_with(
+    files_with(
         dir.path(),
         &[
             Op::put("a/old", b"file".to_vec(), Expect::Any),
             Op::put("a/edited", b"file".to_vec(), Expect::Any),
         ],
     );
-    FsStore::open(dir.path(), "state")
-        .unwrap()
-        .checkpoint()
-        .unwrap();
     assert_eq!(wal_len(dir.path()), 64);
 
     let store = FsStore::open(dir.path(), "state").unwrap();
@@ -418,11 +421,7 @@ fn after_a_restart_the_log_is_cut_before_its_first_damaged_record() {
 #[test]
 fn the_log_format_is_as_documented() {
     let dir = tempfile::tempdir().unwrap();
-    store_with(dir.path(), &[Op::put("old", b"1".to_vec(), Expect::Any)]);
-    FsStore::open(dir.path(), "state")
-        .unwrap()
-        .checkpoint()
-        .unwrap();
+    files_with(dir.path(), &[Op::put("old", b"1".to_vec(), Expect::Any)]);
     // A log built by hand from the documentation.
     let first = serde_json::to_vec(&serde_json::json!({"ops": [
         {"op": "put", "key": "pkg/@r1", "text": "{\"kind\":\"ref\",\"body\":{}}"},
@@ -488,11 +487,7 @@ fn the_log_format_is_as_documented() {
 #[test]
 fn a_format_1_log_is_written_back_and_replaced() {
     let dir = tempfile::tempdir().unwrap();
-    store_with(dir.path(), &[Op::put("old", b"1".to_vec(), Expect::Any)]);
-    FsStore::open(dir.path(), "state")
-        .unwrap()
-        .checkpoint()
-        .unwrap();
+    files_with(dir.path(), &[Op::put("old", b"1".to_vec(), Expect::Any)]);
     // The earlier format: [last u64][end u64][applied u8] after the boot id,
     // records as now. Its last record may not have reached the files.
     let body = records(&[put("a", "1"), put("a", "2")]);
@@ -846,11 +841,7 @@ fn reads_of_a_store_written_by_others_create_nothing() {
 #[test]
 fn stores_of_earlier_versions() {
     let dir = tempfile::tempdir().unwrap();
-    store_with(dir.path(), &[Op::put("k", b"1".to_vec(), Expect::Any)]);
-    FsStore::open(dir.path(), "state")
-        .unwrap()
-        .checkpoint()
-        .unwrap();
+    files_with(dir.path(), &[Op::put("k", b"1".to_vec(), Expect::Any)]);
     // A `.lock` holds no data and is ignored.
     fs::write(dir.path().join(".lock"), b"").unwrap();
     let store = FsStore::open(dir.path(), "state").unwrap();
