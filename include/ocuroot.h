@@ -35,11 +35,13 @@
  *
  * THREADS
  *   - The engine runs ready work in parallel: during ocuroot_release_new,
- *     _continue and _retry (and any call that runs work), the shell, store
- *     and event callbacks are called from the calling thread AND from up to
- *     `parallel - 1` worker threads the library starts, several at once.
- *     They must be thread-safe unless parallel is 1. They are never called
- *     after the call that runs them has returned.
+ *     _continue and _retry, ocuroot_cascade and ocuroot_work_cascade (any
+ *     call that runs work), the shell, store and event callbacks are called
+ *     from the calling thread AND from up to `parallel - 1` worker threads
+ *     the library starts, several at once. They must be thread-safe unless
+ *     parallel is 1. They are never called after the call that runs them
+ *     has returned. A cascade runs work of other commits in temporary git
+ *     worktrees: the shell callback's `dir` is then inside one.
  *   - An ocuroot_workspace may be used from several threads at once; an
  *     ocuroot_workspace_options from one thread at a time. Error objects
  *     and returned strings are plain data.
@@ -214,11 +216,11 @@ typedef struct ocuroot_store_reply ocuroot_store_reply;
 typedef struct ocuroot_workspace ocuroot_workspace;
 
 /**
- * How to open a workspace: parallelism and the callbacks replacing the
- * local shell, the configured store and the (absent) progress output.
- * Create with `ocuroot_workspace_options_new`; free with
- * `ocuroot_workspace_options_free` (workspaces opened from it keep what
- * they need).
+ * How to open a workspace: parallelism, cascade attempts and the
+ * callbacks replacing the local shell, the configured store and the
+ * (absent) progress output. Create with `ocuroot_workspace_options_new`;
+ * free with `ocuroot_workspace_options_free` (workspaces opened from it
+ * keep what they need).
  */
 typedef struct ocuroot_workspace_options ocuroot_workspace_options;
 
@@ -457,8 +459,9 @@ const char *ocuroot_error_stack(const ocuroot_error *error);
 void ocuroot_error_free(ocuroot_error *error);
 
 /**
- * Options with the defaults: parallelism = the number of CPUs, commands
- * run by the local shell, the store `repo.ocu.star` configures, no events.
+ * Options with the defaults: parallelism = the number of CPUs, 3 attempts
+ * at a failing redeploy in a cascade, commands run by the local shell, the
+ * store `repo.ocu.star` configures, no events.
  */
 ocuroot_workspace_options *ocuroot_workspace_options_new(void);
 
@@ -473,6 +476,13 @@ void ocuroot_workspace_options_free(ocuroot_workspace_options *options);
  * callback is called only from the thread that runs the release.
  */
 ocuroot_result ocuroot_workspace_options_set_parallel(ocuroot_workspace_options *options, size_t parallel, ocuroot_error **error);
+
+/**
+ * How many times a cascade (`ocuroot_cascade`, `ocuroot_work_cascade`)
+ * runs a failing redeploy before it gives it up and reports it in the
+ * outcome's `stopped` (at least 1; default 3).
+ */
+ocuroot_result ocuroot_workspace_options_set_max_attempts(ocuroot_workspace_options *options, uint32_t max_attempts, ocuroot_error **error);
 
 /**
  * Run every `host.shell` of work functions through `shell` instead of a
@@ -556,6 +566,60 @@ ocuroot_result ocuroot_state_get(const ocuroot_workspace *workspace, const char 
  * of strings.
  */
 ocuroot_result ocuroot_state_match(const ocuroot_workspace *workspace, const char *const *globs, size_t globs_len, char **refs_json, ocuroot_error **error);
+
+/**
+ * `ocuroot work cascade`: do everything outstanding (intent, ready runs,
+ * redeploys of deployments whose inputs changed) at every commit, each in
+ * a checkout of its commit (a temporary git worktree for another commit of
+ * this repository), round after round until nothing is left. A redeploy
+ * that keeps failing is given up after the options' `max_attempts`.
+ *
+ * On success `*result_json` receives, with `dryrun`, the work the first
+ * round would do, in dependency order, changing nothing: a JSON array of
+ * `{"ref", "work_type" ("create", "update", "delete", "run" or "op"),
+ * "commit", "reason", "waits_for"}` (the last three when they apply).
+ * Otherwise the outcome, a JSON object: `applied` (intent), `releases`
+ * (the report of every release that ran), `deferred`, `rounds` and
+ * `stopped` (work given up; the last two when not empty). The work failed
+ * when `stopped` is not empty or a release's status is `failed`; that is
+ * not a failed call.
+ */
+ocuroot_result ocuroot_work_cascade(const ocuroot_workspace *workspace, bool dryrun, char **result_json, ocuroot_error **error);
+
+/**
+ * `ocuroot release new --cascade`, after the fact: follow what this
+ * workspace changed since its last cascade (the releases
+ * `ocuroot_release_new` ran) to every deployment that reads it, each at
+ * its own commit (in a temporary git worktree when that is not the
+ * workspace's commit), until nothing is left. On success `*outcome_json`
+ * receives the outcome, as `ocuroot_work_cascade` gives it.
+ */
+ocuroot_result ocuroot_cascade(const ocuroot_workspace *workspace, char **outcome_json, ocuroot_error **error);
+
+/**
+ * `ocuroot plan`: the outstanding work everywhere in dependency order and
+ * the dependency graph of the latest release of every package. Runs
+ * nothing. `format` is NULL or `"json"`, `"mermaid"` or `"dot"`; another
+ * value is `OCUROOT_RESULT_INVALID_ARGUMENT`. On success `*plan_text`
+ * receives, for JSON, `{"work": [...], "graph": [{"node", "depends_on":
+ * [...]}]}` (the work items as `ocuroot_work_cascade` lists them, each with
+ * `waits_for` when it cannot be done yet); for `mermaid` and `dot`, the
+ * graph as a Mermaid flowchart or a Graphviz digraph. A dependency cycle
+ * is an error naming every node on it.
+ */
+ocuroot_result ocuroot_plan(const ocuroot_workspace *workspace, const char *format, char **plan_text, ocuroot_error **error);
+
+/**
+ * `ocuroot work trigger`: call `repo.ocu.star`'s `trigger(commit)` for each
+ * commit with outstanding work, so that a CI system starts work there;
+ * with `dryrun`, only list those commits. One failing trigger does not
+ * stop the others. On success `*result_json` receives a JSON array of
+ * `{"repo", "commit", "status", "log", "error"}`: `status` is `"planned"`
+ * (dry run), `"called"`, `"no_trigger"` (the repository has none) or
+ * `"failed"` (with `error`); `log` (what the trigger printed) and `error`
+ * only when not empty.
+ */
+ocuroot_result ocuroot_work_trigger(const ocuroot_workspace *workspace, bool dryrun, char **result_json, ocuroot_error **error);
 
 #ifdef __cplusplus
 }  // extern "C"

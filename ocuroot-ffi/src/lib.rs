@@ -5,7 +5,9 @@
 //! files), optionally with its own shell runner, store and event callbacks,
 //! and drives releases with the same operations as the CLI:
 //! `ocuroot_release_new`, `_continue`, `_retry`, `ocuroot_lint`,
-//! `ocuroot_state_get`, `_match`. Results are JSON strings the caller frees
+//! `ocuroot_state_get`, `_match`, and follows changes to the deployments
+//! that read them: `ocuroot_cascade`, `ocuroot_work_cascade`,
+//! `ocuroot_plan`, `ocuroot_work_trigger`. Results are JSON strings the caller frees
 //! with [`ocuroot_string_free`]. The header's top comment states the rules
 //! for ownership, lifetimes, threads and errors; `examples/c/` runs the
 //! quickstart release with a C shell callback and a C in-memory store.
@@ -44,10 +46,11 @@ pub use error::{
     ocuroot_error_stack, ocuroot_result,
 };
 pub use workspace::{
-    ocuroot_lint, ocuroot_release_continue, ocuroot_release_new, ocuroot_release_retry,
-    ocuroot_state_get, ocuroot_state_match, ocuroot_workspace, ocuroot_workspace_free,
-    ocuroot_workspace_open, ocuroot_workspace_options, ocuroot_workspace_options_free,
-    ocuroot_workspace_options_new, ocuroot_workspace_options_set_events,
+    ocuroot_cascade, ocuroot_lint, ocuroot_plan, ocuroot_release_continue, ocuroot_release_new,
+    ocuroot_release_retry, ocuroot_state_get, ocuroot_state_match, ocuroot_work_cascade,
+    ocuroot_work_trigger, ocuroot_workspace, ocuroot_workspace_free, ocuroot_workspace_open,
+    ocuroot_workspace_options, ocuroot_workspace_options_free, ocuroot_workspace_options_new,
+    ocuroot_workspace_options_set_events, ocuroot_workspace_options_set_max_attempts,
     ocuroot_workspace_options_set_parallel, ocuroot_workspace_options_set_shell,
     ocuroot_workspace_options_set_store,
 };

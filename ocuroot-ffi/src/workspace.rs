@@ -18,15 +18,16 @@ use crate::error::{
     quiet,
 };
 
-/// How to open a workspace: parallelism and the callbacks replacing the
-/// local shell, the configured store and the (absent) progress output.
-/// Create with `ocuroot_workspace_options_new`; free with
-/// `ocuroot_workspace_options_free` (workspaces opened from it keep what
-/// they need).
+/// How to open a workspace: parallelism, cascade attempts and the
+/// callbacks replacing the local shell, the configured store and the
+/// (absent) progress output. Create with `ocuroot_workspace_options_new`;
+/// free with `ocuroot_workspace_options_free` (workspaces opened from it
+/// keep what they need).
 #[allow(non_camel_case_types)]
 #[derive(Default)]
 pub struct ocuroot_workspace_options {
     parallel: Option<usize>,
+    max_attempts: Option<u32>,
     host: Option<Arc<dyn Host>>,
     store: Option<Arc<dyn Store>>,
     events: Option<EventSink>,
@@ -39,8 +40,9 @@ pub struct ocuroot_workspace {
     inner: Workspace,
 }
 
-/// Options with the defaults: parallelism = the number of CPUs, commands
-/// run by the local shell, the store `repo.ocu.star` configures, no events.
+/// Options with the defaults: parallelism = the number of CPUs, 3 attempts
+/// at a failing redeploy in a cascade, commands run by the local shell, the
+/// store `repo.ocu.star` configures, no events.
 #[unsafe(no_mangle)]
 pub extern "C" fn ocuroot_workspace_options_new() -> *mut ocuroot_workspace_options {
     quiet(std::ptr::null_mut(), || {
@@ -73,6 +75,26 @@ pub unsafe extern "C" fn ocuroot_workspace_options_set_parallel(
             return Err(Failure::invalid("parallel must be at least 1"));
         }
         options.parallel = Some(parallel);
+        Ok(())
+    })
+}
+
+/// How many times a cascade (`ocuroot_cascade`, `ocuroot_work_cascade`)
+/// runs a failing redeploy before it gives it up and reports it in the
+/// outcome's `stopped` (at least 1; default 3).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_workspace_options_set_max_attempts(
+    options: *mut ocuroot_workspace_options,
+    max_attempts: u32,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: options this library made.
+        let options = unsafe { arg_mut(options, "options") }?;
+        if max_attempts == 0 {
+            return Err(Failure::invalid("max_attempts must be at least 1"));
+        }
+        options.max_attempts = Some(max_attempts);
         Ok(())
     })
 }
@@ -159,6 +181,9 @@ pub unsafe extern "C" fn ocuroot_workspace_open(
             if let Some(n) = options.parallel {
                 builder = builder.parallel(n);
             }
+            if let Some(n) = options.max_attempts {
+                builder = builder.max_attempts(n);
+            }
             if let Some(host) = &options.host {
                 builder = builder.host(host.clone());
             }
@@ -192,6 +217,21 @@ fn give_json(out: *mut *mut c_char, json: &impl serde::Serialize) -> Result<(), 
     // SAFETY: `out` was checked not NULL by the caller of this function.
     unsafe { *out = c_string(&text).into_raw() };
     Ok(())
+}
+
+/// The workspace and the checked out-parameter of an operation.
+///
+/// # Safety
+/// As for every exported function: pointers are NULL or valid.
+unsafe fn ws_args<'a>(
+    workspace: *const ocuroot_workspace,
+    out: *mut *mut c_char,
+    out_name: &str,
+) -> Result<(&'a Workspace, *mut *mut c_char), Failure> {
+    // SAFETY: as the caller promised.
+    let ws = unsafe { arg_ref(workspace, "workspace") }?;
+    let out = arg_out(out, out_name)?;
+    Ok((&ws.inner, out))
 }
 
 /// The workspace, a string argument and the checked out-parameter of an
@@ -373,5 +413,117 @@ pub unsafe extern "C" fn ocuroot_state_match(
                 .collect::<Result<_, _>>()?
         };
         give_json(out, &ws.inner.state_match(&patterns)?)
+    })
+}
+
+/// `ocuroot work cascade`: do everything outstanding (intent, ready runs,
+/// redeploys of deployments whose inputs changed) at every commit, each in
+/// a checkout of its commit (a temporary git worktree for another commit of
+/// this repository), round after round until nothing is left. A redeploy
+/// that keeps failing is given up after the options' `max_attempts`.
+///
+/// On success `*result_json` receives, with `dryrun`, the work the first
+/// round would do, in dependency order, changing nothing: a JSON array of
+/// `{"ref", "work_type" ("create", "update", "delete", "run" or "op"),
+/// "commit", "reason", "waits_for"}` (the last three when they apply).
+/// Otherwise the outcome, a JSON object: `applied` (intent), `releases`
+/// (the report of every release that ran), `deferred`, `rounds` and
+/// `stopped` (work given up; the last two when not empty). The work failed
+/// when `stopped` is not empty or a release's status is `failed`; that is
+/// not a failed call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_work_cascade(
+    workspace: *const ocuroot_workspace,
+    dryrun: bool,
+    result_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, out) = unsafe { ws_args(workspace, result_json, "result_json") }?;
+        give_json(out, &ws.work_cascade(dryrun)?)
+    })
+}
+
+/// `ocuroot release new --cascade`, after the fact: follow what this
+/// workspace changed since its last cascade (the releases
+/// `ocuroot_release_new` ran) to every deployment that reads it, each at
+/// its own commit (in a temporary git worktree when that is not the
+/// workspace's commit), until nothing is left. On success `*outcome_json`
+/// receives the outcome, as `ocuroot_work_cascade` gives it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_cascade(
+    workspace: *const ocuroot_workspace,
+    outcome_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, out) = unsafe { ws_args(workspace, outcome_json, "outcome_json") }?;
+        give_json(out, &ws.cascade()?)
+    })
+}
+
+/// `ocuroot plan`: the outstanding work everywhere in dependency order and
+/// the dependency graph of the latest release of every package. Runs
+/// nothing. `format` is NULL or `"json"`, `"mermaid"` or `"dot"`; another
+/// value is `OCUROOT_RESULT_INVALID_ARGUMENT`. On success `*plan_text`
+/// receives, for JSON, `{"work": [...], "graph": [{"node", "depends_on":
+/// [...]}]}` (the work items as `ocuroot_work_cascade` lists them, each with
+/// `waits_for` when it cannot be done yet); for `mermaid` and `dot`, the
+/// graph as a Mermaid flowchart or a Graphviz digraph. A dependency cycle
+/// is an error naming every node on it.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_plan(
+    workspace: *const ocuroot_workspace,
+    format: *const c_char,
+    plan_text: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, out) = unsafe { ws_args(workspace, plan_text, "plan_text") }?;
+        let format = if format.is_null() {
+            "json"
+        } else {
+            // SAFETY: a NUL-terminated string from the caller.
+            unsafe { arg_str(format, "format") }?
+        };
+        if !matches!(format, "json" | "mermaid" | "dot") {
+            return Err(Failure::invalid(format!(
+                "unknown plan format {format:?}: use \"json\", \"mermaid\" or \"dot\""
+            )));
+        }
+        let plan = ws.plan()?;
+        let text = match format {
+            "mermaid" => plan.graph.to_mermaid(),
+            "dot" => plan.graph.to_dot(),
+            _ => serde_json::to_string(&plan.to_json())?,
+        };
+        // SAFETY: checked not NULL.
+        unsafe { *out = c_string(&text).into_raw() };
+        Ok(())
+    })
+}
+
+/// `ocuroot work trigger`: call `repo.ocu.star`'s `trigger(commit)` for each
+/// commit with outstanding work, so that a CI system starts work there;
+/// with `dryrun`, only list those commits. One failing trigger does not
+/// stop the others. On success `*result_json` receives a JSON array of
+/// `{"repo", "commit", "status", "log", "error"}`: `status` is `"planned"`
+/// (dry run), `"called"`, `"no_trigger"` (the repository has none) or
+/// `"failed"` (with `error`); `log` (what the trigger printed) and `error`
+/// only when not empty.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_work_trigger(
+    workspace: *const ocuroot_workspace,
+    dryrun: bool,
+    result_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, out) = unsafe { ws_args(workspace, result_json, "result_json") }?;
+        give_json(out, &ws.work_trigger(dryrun)?)
     })
 }
