@@ -32,6 +32,9 @@ pub struct RepoInfo {
     pub config_file: Option<PathBuf>,
     /// The work-tree root of the enclosing git repository, if any. Canonical.
     pub git_root: Option<PathBuf>,
+    /// The repository's (common) git directory, shared by all its
+    /// worktrees, if any. Canonical.
+    pub git_dir: Option<PathBuf>,
     /// `OCU_REPO_COMMIT_OVERRIDE` if set and non-empty, else the HEAD commit
     /// (40 hex digits), else `"null"` when there are no commits or no git
     /// repository.
@@ -75,6 +78,7 @@ impl RepoInfo {
         };
 
         let mut git_root = None;
+        let mut git_dir = None;
         let mut head = None;
         let mut origin_url = None;
         let mut remotes = Vec::new();
@@ -88,6 +92,7 @@ impl RepoInfo {
             let workdir = std::fs::canonicalize(workdir)
                 .map_err(|e| Error::io("cannot resolve git work tree", workdir, e))?;
             git_root = Some(workdir);
+            git_dir = std::fs::canonicalize(repo.commondir()).ok();
             head = head_commit(repo)?;
             (origin_url, remotes) = remote_urls(repo)?;
         }
@@ -113,6 +118,7 @@ impl RepoInfo {
             root,
             config_file,
             git_root,
+            git_dir,
             commit,
             origin_url,
             remotes,
@@ -500,4 +506,86 @@ pub fn add_worktree(git_root: &Path, commit: &str, under: &Path) -> Result<Workt
     worktree.path = std::fs::canonicalize(&worktree.path)
         .map_err(|e| Error::io("cannot resolve", &worktree.path, e))?;
     Ok(worktree)
+}
+
+/// A temporary clone of another repository, checked out (detached) at a
+/// commit. Created by [`clone_at`]; dropping it removes the directory.
+#[derive(Debug)]
+pub struct RepoClone {
+    path: PathBuf,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl RepoClone {
+    /// The root of the clone's checkout.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The URL it was cloned from.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// Clone a repository into a fresh directory under `under`, trying `urls`
+/// in order, and check out `commit` (detached). The checkout's HEAD is
+/// verified to be that commit. Fails naming every URL tried when none
+/// works.
+pub fn clone_at(urls: &[String], commit: &str, under: &Path) -> Result<RepoClone> {
+    if urls.is_empty() {
+        return Err(Error::new(
+            crate::ErrorKind::Git,
+            format!("cannot clone to reach commit {commit}: no remotes are known"),
+        ));
+    }
+    std::fs::create_dir_all(under).map_err(|e| Error::io("cannot create", under, e))?;
+    let mut failures = Vec::new();
+    for url in urls {
+        let dir = tempfile::Builder::new()
+            .prefix("ocuroot-clone-")
+            .tempdir_in(under)
+            .map_err(|e| Error::io("cannot create a directory in", under, e))?;
+        let path = dir.path().join("checkout");
+        let attempt = (|| -> std::result::Result<(), String> {
+            let repo = git2::Repository::clone(url, &path).map_err(|e| e.message().to_string())?;
+            let oid = repo
+                .revparse_single(commit)
+                .and_then(|o| o.peel_to_commit())
+                .map_err(|e| format!("commit {commit} not found: {}", e.message()))?
+                .id();
+            repo.set_head_detached(oid)
+                .map_err(|e| e.message().to_string())?;
+            repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
+                .map_err(|e| e.message().to_string())?;
+            let head = head_commit(&repo).map_err(|e| e.to_string())?;
+            if head.as_deref() != Some(oid.to_string().as_str()) {
+                return Err(format!(
+                    "commit in clone does not match expected commit: expected {oid}, found {}",
+                    head.as_deref().unwrap_or(NULL_COMMIT)
+                ));
+            }
+            Ok(())
+        })();
+        match attempt {
+            Ok(()) => {
+                let path = std::fs::canonicalize(&path)
+                    .map_err(|e| Error::io("cannot resolve", &path, e))?;
+                return Ok(RepoClone {
+                    path,
+                    url: url.clone(),
+                    _dir: dir,
+                });
+            }
+            Err(e) => failures.push(format!("  {url}: {e}")),
+        }
+    }
+    Err(Error::new(
+        crate::ErrorKind::Git,
+        format!(
+            "all remotes exhausted trying to clone the repository at commit {commit}:\n{}",
+            failures.join("\n")
+        ),
+    ))
 }

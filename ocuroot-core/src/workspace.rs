@@ -16,7 +16,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::engine::cascade::CascadeOptions;
 use crate::engine::intent::{IntentChange, WorkOutcome};
+use crate::engine::plan::Plan;
+use crate::engine::trigger::Triggered;
 use crate::engine::work::Todo;
 use crate::engine::{self, EngineContext, EventSink, NewRelease};
 use crate::host::{Host, LocalHost};
@@ -40,9 +43,17 @@ pub struct WorkspaceBuilder {
     limits: Limits,
     parallel: Option<usize>,
     events: Option<EventSink>,
+    cascade: CascadeOptions,
 }
 
 impl WorkspaceBuilder {
+    /// How many times a cascade tries a failing redeploy before it gives
+    /// it up (default 3).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.cascade.max_attempts = n.max(1);
+        self
+    }
+
     /// How many work items may run at once (default: the number of CPUs).
     pub fn parallel(mut self, n: usize) -> Self {
         self.parallel = Some(n.max(1));
@@ -136,6 +147,8 @@ impl WorkspaceBuilder {
                     .unwrap_or(1)
             }),
             events: self.events,
+            journal: engine::Journal::default(),
+            cascade: self.cascade,
         })
     }
 }
@@ -191,6 +204,8 @@ pub struct Workspace {
     secrets: Secrets,
     parallel: usize,
     events: Option<EventSink>,
+    journal: engine::Journal,
+    cascade: CascadeOptions,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -266,6 +281,7 @@ impl Workspace {
             limits: Limits::default(),
             parallel: None,
             events: None,
+            cascade: CascadeOptions::default(),
         }
     }
 
@@ -366,6 +382,15 @@ impl Workspace {
             limits: self.limits,
             parallel: self.parallel,
             events: self.events.clone(),
+            site: engine::Site {
+                repo: self.name.clone(),
+                git_root: self.info.git_root.clone(),
+                work_area: self.info.git_dir.as_ref().map(|d| d.join("ocuroot")),
+                remotes: self.info.remotes.clone(),
+                config_file: self.info.config_file.clone(),
+                config: self.config.clone(),
+            },
+            journal: self.journal.clone(),
         }
     }
 
@@ -551,6 +576,46 @@ impl Workspace {
         } else {
             Ok(WorkResult::Done(engine::work::work(&ctx, with_intent)?))
         }
+    }
+
+    /// `work cascade`: do everything outstanding (intent, ready runs,
+    /// redeploys) at every commit of every repository, each in a checkout
+    /// of its commit (a git worktree, or a clone of another repository),
+    /// repeating until nothing is left. With `dryrun`, only list the work
+    /// of the first round, in dependency order.
+    pub fn work_cascade(&self, dryrun: bool) -> Result<WorkResult> {
+        let ctx = self.engine();
+        if dryrun {
+            Ok(WorkResult::Planned(engine::cascade::plan_cascade(&ctx)?))
+        } else {
+            Ok(WorkResult::Done(engine::cascade::work_cascade(
+                &ctx,
+                self.cascade,
+            )?))
+        }
+    }
+
+    /// `--cascade`: follow what this workspace changed since the last
+    /// cascade (the releases [`release_new`](Self::release_new) ran, the
+    /// intent [`state_apply`](Self::state_apply) applied) to every
+    /// deployment that reads it, at its own commit, repeating until nothing
+    /// is left.
+    pub fn cascade(&self) -> Result<WorkOutcome> {
+        engine::cascade::cascade(&self.engine(), self.cascade)
+    }
+
+    /// `plan`: the outstanding work everywhere in dependency order, each
+    /// item with why it would run or what it waits for, and the dependency
+    /// graph of the latest release of every package. A dependency cycle is
+    /// an error naming every node on it.
+    pub fn plan(&self) -> Result<Plan> {
+        engine::plan::plan(&self.engine())
+    }
+
+    /// `work trigger`: call `repo.ocu.star`'s `trigger(commit)` for each
+    /// commit with outstanding work (with `dryrun`, only list them).
+    pub fn work_trigger(&self, dryrun: bool) -> Result<Vec<Triggered>> {
+        engine::trigger::work_trigger(&self.engine(), dryrun)
     }
 
     /// Bring the state and intent stores' files up to date for tools that

@@ -270,19 +270,36 @@ pub struct WorkOutcome {
     /// Work left for later, and why (a release at another commit, an
     /// environment that still has deployments).
     pub deferred: Vec<String>,
+    /// Cascades: the rounds done.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rounds: u32,
+    /// Cascades: why work was given up (a redeploy that kept failing, too
+    /// many rounds). Any makes the outcome failed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stopped: Vec<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl WorkOutcome {
     /// Whether any release that ran has failed work.
     pub fn failed(&self) -> bool {
-        self.releases
-            .iter()
-            .any(|r| r.status == ReleaseStatus::Failed)
+        !self.stopped.is_empty()
+            || self
+                .releases
+                .iter()
+                .any(|r| r.status == ReleaseStatus::Failed)
     }
 
-    pub(super) fn merge(&mut self, other: WorkOutcome) {
+    /// Add what `other` did; a later report of a release replaces an
+    /// earlier one.
+    pub fn merge(&mut self, other: WorkOutcome) {
         self.applied.extend(other.applied);
         self.deferred.extend(other.deferred);
+        self.stopped.extend(other.stopped);
+        self.rounds = self.rounds.max(other.rounds);
         for report in other.releases {
             // The later report of a release supersedes an earlier one.
             self.releases.retain(|r| r.release != report.release);
@@ -333,6 +350,7 @@ pub fn apply(ctx: &EngineContext, r: &Ref) -> Result<WorkOutcome> {
         }
         (IntentKind::Deploy, None) => undeploy(ctx, r)?.into_iter().collect(),
     };
+    ctx.journal.record(r);
     out.applied.push(IntentChange {
         r#ref: r.to_string(),
         change,
@@ -468,6 +486,7 @@ pub(super) fn new_run(
         tx.create(&run, serde_json::to_value(&doc)?)?;
         tx.create(&status_ref(&run, RunStatus::Pending), json!({}))
     })?;
+    ctx.journal.record(&run);
     Ok(true)
 }
 
@@ -541,7 +560,7 @@ fn undeploy(ctx: &EngineContext, r: &Ref) -> Result<Option<Ref>> {
 }
 
 /// The latest release of every package (by release number).
-fn latest_releases(ctx: &EngineContext) -> Result<Vec<Ref>> {
+pub(super) fn latest_releases(ctx: &EngineContext) -> Result<Vec<Ref>> {
     let mut latest: BTreeMap<Ref, (u64, Ref)> = BTreeMap::new();
     for text in ctx.state.match_globs(&["**/@r*/commit/*"])? {
         let rel = Ref::parse(&text)?.release_ref();
@@ -576,6 +595,7 @@ fn add_environment_deploys(
             let op = check_envs_ref(&rel);
             ctx.state
                 .update(|tx| tx.set(&op, json!({"environment": env})))?;
+            ctx.journal.record(&op);
             out.deferred.push(format!(
                 "{rel}: at commit {}, so `work continue` there adds its deploys to {env:?} ({op})",
                 doc.commit
@@ -658,6 +678,9 @@ pub(super) fn add_missing_deploys(
         }
         Ok(())
     })?;
+    for (run, _) in &new_runs {
+        ctx.journal.record(run);
+    }
     Ok(true)
 }
 

@@ -16,23 +16,27 @@
 //! required input that does not exist yet leaves the item pending
 //! (*blocked*), not failed.
 
+pub mod cascade;
 mod inputs;
 pub mod intent;
+pub mod plan;
 pub(crate) mod release;
 mod run;
 mod scheduler;
 mod status;
+pub mod trigger;
 pub mod work;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 pub use inputs::{Resolution, resolve_inputs};
 pub use release::{NewRelease, release_continue, release_new, release_retry};
 
 use crate::host::Host;
-use crate::model::RunStatus;
+use crate::model::{RepoConfig, RunStatus};
 use crate::sdk::{Limits, LogLine, Secrets};
 use crate::store::RefStore;
 
@@ -100,6 +104,51 @@ pub struct EngineContext {
     pub parallel: usize,
     /// Live progress.
     pub events: Option<EventSink>,
+    /// The repository work is done in: its name in refs, its git work tree,
+    /// remotes and settings, and where checkouts of other commits go.
+    pub site: Site,
+    /// The refs changed through this workspace, for `--cascade`.
+    pub journal: Journal,
+}
+
+/// The repository an [`EngineContext`] works in.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    /// The repository's name in refs.
+    pub repo: String,
+    /// Its git work tree, if it is in one.
+    pub git_root: Option<PathBuf>,
+    /// Where worktrees of other commits and clones of other repositories
+    /// are made (and removed again): `<git dir>/ocuroot`.
+    pub work_area: Option<PathBuf>,
+    /// The URLs of its git remotes, `origin` first.
+    pub remotes: Vec<String>,
+    /// Its `repo.ocu.star`, if it has one.
+    pub config_file: Option<PathBuf>,
+    /// The settings of that file.
+    pub config: RepoConfig,
+}
+
+/// The refs a workspace changed (work documents written, runs created,
+/// intent applied), so that `--cascade` follows only what it changed.
+#[derive(Debug, Clone, Default)]
+pub struct Journal(Arc<Mutex<BTreeSet<String>>>);
+
+impl Journal {
+    /// Record a changed ref (without fragment).
+    pub(crate) fn record(&self, r: impl ToString) {
+        self.lock().insert(r.to_string());
+    }
+
+    /// Everything recorded so far, leaving the journal empty.
+    pub fn take(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // A panic while holding the lock cannot leave the set half-updated.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl std::fmt::Debug for EngineContext {

@@ -130,6 +130,12 @@ pub fn release_new(
             }
             FileContents::Release(p) => p.clone(),
         };
+        // A release that would close a dependency cycle is refused before
+        // anything is written.
+        super::cascade::graph_with(ctx, Some((package, &package_doc)))?
+            .order()
+            .map_err(|e| e.context(format!("cannot release {package}")))?;
+        super::cascade::record_repo(ctx)?;
         let doc = ReleaseDoc {
             commit: ctx.commit.clone(),
             package: package_doc,
@@ -163,6 +169,9 @@ pub fn release_new(
         });
         match created {
             Ok(()) => {
+                for (_, w) in doc.package.work() {
+                    ctx.journal.record(run_ref(&rel, &w.path(), 1)?);
+                }
                 let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, true)?;
                 return report(ctx, &rel, &doc, &waiting).map(NewRelease::Release);
             }

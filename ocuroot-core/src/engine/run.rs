@@ -216,6 +216,9 @@ pub(crate) fn execute(
         Ok(())
     });
     committed?;
+    if work_doc.is_some() {
+        ctx.journal.record(&*work_doc_ref);
+    }
     let error = error.map(|e| e.message);
     ctx.emit(|| Event::RunFinished {
         release: rel.to_string(),

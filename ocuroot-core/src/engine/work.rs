@@ -1,28 +1,36 @@
-//! `work continue` and `work any`: the outstanding work at the current
-//! commit, found and done (or, with `--dryrun`, listed).
+//! Outstanding work: found (for `work continue`, `work any`, `work
+//! cascade` and `plan`) and done at one checkout.
 //!
-//! - **Ready runs**: pending or paused runs of releases at the current
-//!   commit whose earlier phases are complete and whose inputs resolve.
-//! - **Redeploys**: current deployments (`<pkg>/@/deploy/<env>`) of releases
-//!   at the current commit whose `up` inputs now resolve to other values
-//!   than the ones it ran with (new outputs of another package, changed
-//!   custom state, changed environment attributes). Inputs that read the
-//!   deployment itself (`./@/deploy/<env>`) are ignored, or every redeploy
-//!   would call for another.
-//! - `work any` first applies every difference between intent and state.
+//! - **Intent** (`work any`, `work cascade`): every difference between
+//!   intent and state.
+//! - **Ops**: releases to check for environments added since they were
+//!   created (`<rel>/op/check_envs`).
+//! - **Ready runs**: pending or paused runs whose earlier phases are
+//!   complete and whose inputs resolve.
+//! - **Redeploys**: current deployments (`<pkg>/@/deploy/<env>`) whose `up`
+//!   inputs now resolve to other values than the ones it ran with (new
+//!   outputs of another package, changed custom state, changed environment
+//!   attributes). Inputs that read the deployment itself
+//!   (`./@/deploy/<env>`) are ignored, or every redeploy would call for
+//!   another.
+//!
+//! Work is found in a [`Scope`]: the current repository and commit (`work
+//! continue`), everywhere (`work cascade`, `plan`), or only work connected to
+//! what this workspace changed (`--cascade`). A plan also lists the work
+//! that waits, and what for.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::EngineContext;
 use super::inputs::resolve_inputs;
 use super::intent::{self, ChangeKind, WorkOutcome};
 use super::release::load_release;
-use super::status::{load_run, load_statuses, run_ref};
+use super::status::{Latest, RunRefs, load_run, load_statuses, run_ref, set_status};
 use crate::Result;
-use crate::model::{InputSpec, ReleaseDoc, RunFunction, RunStatus, RunType};
+use crate::model::{InputSpec, ReleaseDoc, RunDoc, RunFunction, RunStatus, RunType};
 use crate::refs::{Ref, SubPathType};
 
 /// What a piece of outstanding work is.
@@ -43,7 +51,8 @@ pub enum TodoKind {
 }
 
 /// One piece of outstanding work, as `--dryrun` prints it (the original's
-/// `{"ref", "work_type", "commit"}`), with why it is to be done.
+/// `{"ref", "work_type", "commit"}`), with why it is to be done or what it
+/// waits for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Todo {
     /// The intent ref, run ref or deployment (`<rel>/deploy/<env>`).
@@ -57,41 +66,86 @@ pub struct Todo {
     /// Why: `pending`, `paused`, or the inputs that changed.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// What it waits for (plans only): refs that do not exist yet, earlier
+    /// phases, a failure to retry. Empty when it can be done now.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub waits_for: Vec<String>,
+}
+
+impl Todo {
+    /// Whether it can be done now (it waits for nothing).
+    pub fn is_ready(&self) -> bool {
+        self.waits_for.is_empty()
+    }
+}
+
+/// Where work is looked for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope<'a> {
+    /// Releases of this repository at the current commit.
+    Here,
+    /// Every release of every repository, at any commit.
+    Everywhere,
+    /// Like `Everywhere`, but only work connected to these changed refs:
+    /// runs created, or reading refs written, by this workspace.
+    Changes(&'a BTreeSet<String>),
+}
+
+/// What else to find.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Finding {
+    /// Differences between intent and state.
+    pub intent: bool,
+    /// Work that waits (for a plan).
+    pub waiting: bool,
+    /// Redeploys whose last attempt failed, to try again (cascade).
+    pub failed_redeploys: bool,
+}
+
+/// A piece of work found, with what doing it takes.
+#[derive(Debug, Clone)]
+pub(crate) struct Found {
+    pub todo: Todo,
+    /// The repository of its release (empty for intent).
+    pub repo: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Action {
+    /// Apply this intent ref.
+    Apply(Ref),
+    /// Add the deploys of environments added since this release.
+    Op(Ref),
+    /// Run this release on.
+    Run(Ref),
+    /// A new `up` run for a deployment.
+    Redeploy(Redeploy),
+    /// Nothing now: it waits (plans only).
+    Wait,
+}
+
+/// A deployment to redeploy with its inputs' new values.
+#[derive(Debug, Clone)]
+pub(crate) struct Redeploy {
+    pub release: Ref,
+    pub path: String,
+    pub function: RunFunction,
+    /// The failed run this attempt replaces, if the last one failed.
+    pub retry_of: Option<u32>,
 }
 
 /// The work `work continue` (or, with `with_intent`, `work any`) would do
 /// now, in order.
 pub fn find_work(ctx: &EngineContext, with_intent: bool) -> Result<Vec<Todo>> {
-    let mut todos = Vec::new();
-    if with_intent {
-        for change in intent::diff(ctx)? {
-            todos.push(Todo {
-                r#ref: change.r#ref,
-                work_type: match change.change {
-                    ChangeKind::Create => TodoKind::Create,
-                    ChangeKind::Update => TodoKind::Update,
-                    ChangeKind::Delete => TodoKind::Delete,
-                },
-                commit: None,
-                reason: String::new(),
-            });
-        }
-    }
-    for rel in releases_at_commit(ctx, &ctx.commit)? {
-        let (rel, doc) = load_release(ctx, &rel)?;
-        let op = intent::check_envs_ref(&rel);
-        if ctx.state.exists(&op)? {
-            todos.push(Todo {
-                r#ref: op.to_string(),
-                work_type: TodoKind::Op,
-                commit: Some(doc.commit.clone()),
-                reason: "environments added since the release".into(),
-            });
-        }
-        todos.extend(ready_runs(ctx, &rel, &doc)?);
-    }
-    todos.extend(redeploys(ctx)?.into_iter().map(|r| r.todo));
-    Ok(todos)
+    let finding = Finding {
+        intent: with_intent,
+        ..Finding::default()
+    };
+    Ok(find(ctx, Scope::Here, finding)?
+        .into_iter()
+        .map(|f| f.todo)
+        .collect())
 }
 
 /// `work continue` (`with_intent` false) or `work any` (true): do the work
@@ -99,67 +153,174 @@ pub fn find_work(ctx: &EngineContext, with_intent: bool) -> Result<Vec<Todo>> {
 pub fn work(ctx: &EngineContext, with_intent: bool) -> Result<WorkOutcome> {
     let mut out = WorkOutcome::default();
     if with_intent {
-        for change in intent::diff(ctx)? {
-            let r = Ref::parse(&change.r#ref)?;
-            out.merge(intent::apply(ctx, &r)?);
-        }
+        apply_intent(ctx, &mut out)?;
     }
-    // Redeploys become pending runs; then every release at this commit with
-    // something to run is run (once).
-    let mut releases: Vec<Ref> = Vec::new();
-    for redeploy in redeploys(ctx)? {
-        intent::new_run(
-            ctx,
-            &redeploy.release,
-            &redeploy.path,
-            RunType::Up,
-            redeploy.function,
-        )?;
-        releases.push(redeploy.release);
-    }
-    for rel in releases_at_commit(ctx, &ctx.commit)? {
-        let (rel, doc) = load_release(ctx, &rel)?;
-        // Environments added while this release's commit was not checked
-        // out: add their deploys now.
-        let op = intent::check_envs_ref(&rel);
-        let doc = if ctx.state.exists(&op)? {
-            let added = intent::add_missing_deploys(ctx, &rel, &doc)?;
-            ctx.state.update(|tx| tx.delete(&op))?;
-            // The release document changed if deploys were added.
-            if added {
-                load_release(ctx, &rel)?.1
-            } else {
-                doc
-            }
-        } else {
-            doc
-        };
-        if !ready_runs(ctx, &rel, &doc)?.is_empty() {
-            releases.push(rel);
-        }
-    }
-    intent::run_releases(ctx, releases, &mut out)?;
+    let found = find(ctx, Scope::Here, Finding::default())?;
+    execute(ctx, found, &mut out)?;
     Ok(out)
 }
 
-/// The releases (of any package) created at `commit`.
-fn releases_at_commit(ctx: &EngineContext, commit: &str) -> Result<Vec<Ref>> {
+/// Apply every difference between intent and state, in place.
+pub(crate) fn apply_intent(ctx: &EngineContext, out: &mut WorkOutcome) -> Result<()> {
+    for change in intent::diff(ctx)? {
+        let r = Ref::parse(&change.r#ref)?;
+        out.merge(intent::apply(ctx, &r)?);
+    }
+    Ok(())
+}
+
+/// Find outstanding work in `scope`.
+pub(crate) fn find(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> Result<Vec<Found>> {
+    let mut found = Vec::new();
+    if finding.intent && !matches!(scope, Scope::Changes(_)) {
+        for change in intent::diff(ctx)? {
+            found.push(Found {
+                action: Action::Apply(Ref::parse(&change.r#ref)?),
+                todo: Todo {
+                    r#ref: change.r#ref,
+                    work_type: match change.change {
+                        ChangeKind::Create => TodoKind::Create,
+                        ChangeKind::Update => TodoKind::Update,
+                        ChangeKind::Delete => TodoKind::Delete,
+                    },
+                    commit: None,
+                    reason: "intent differs from state".into(),
+                    waits_for: Vec::new(),
+                },
+                repo: String::new(),
+            });
+        }
+    }
+    for rel in releases(ctx, scope)? {
+        let (rel, doc) = load_release(ctx, &rel)?;
+        let op = intent::check_envs_ref(&rel);
+        if ctx.state.exists(&op)? && changed(scope, &op) {
+            found.push(Found {
+                todo: Todo {
+                    r#ref: op.to_string(),
+                    work_type: TodoKind::Op,
+                    commit: Some(doc.commit.clone()),
+                    reason: "environments added since the release".into(),
+                    waits_for: Vec::new(),
+                },
+                repo: rel.repo.clone(),
+                action: Action::Op(rel.clone()),
+            });
+        }
+        found.extend(runs(ctx, &rel, &doc, scope, finding.waiting)?);
+    }
+    found.extend(redeploys(ctx, scope, finding)?);
+    Ok(found)
+}
+
+/// Do work found at this checkout (`ctx.commit`): intent applied, ops,
+/// redeploys, then every release with something to run is run (once).
+pub(crate) fn execute(ctx: &EngineContext, found: Vec<Found>, out: &mut WorkOutcome) -> Result<()> {
+    let mut releases: Vec<Ref> = Vec::new();
+    for f in found {
+        match f.action {
+            Action::Apply(r) => out.merge(intent::apply(ctx, &r)?),
+            Action::Op(rel) => {
+                let (rel, doc) = load_release(ctx, &rel)?;
+                let op = intent::check_envs_ref(&rel);
+                if ctx.state.exists(&op)? {
+                    intent::add_missing_deploys(ctx, &rel, &doc)?;
+                    ctx.state.update(|tx| tx.delete(&op))?;
+                }
+                releases.push(rel);
+            }
+            Action::Run(rel) => releases.push(rel),
+            Action::Redeploy(rd) => {
+                if let Some(n) = rd.retry_of {
+                    let old = run_ref(&rd.release, &rd.path, n)?;
+                    let refs = RunRefs::new(&old)?;
+                    ctx.state.update(|tx| {
+                        set_status(
+                            tx,
+                            &refs,
+                            RunStatus::Failed,
+                            RunStatus::FailedRetried,
+                            json!({"retried_by": "cascade"}),
+                        )
+                    })?;
+                }
+                intent::new_run(ctx, &rd.release, &rd.path, RunType::Up, rd.function)?;
+                releases.push(rd.release);
+            }
+            Action::Wait => {}
+        }
+    }
+    intent::run_releases(ctx, releases, out)
+}
+
+/// Whether `r` is connected to the changes of a `Changes` scope (always
+/// true in the other scopes).
+fn changed(scope: Scope<'_>, r: &Ref) -> bool {
+    match scope {
+        Scope::Changes(set) => {
+            let text = r.without_fragment().to_string();
+            set.contains(&text)
+                || set.iter().any(|c| {
+                    text.starts_with(&format!("{c}/")) || c.starts_with(&format!("{text}/"))
+                })
+        }
+        _ => true,
+    }
+}
+
+/// Whether any of `inputs` reads (through links) something changed.
+fn reads_changes(
+    ctx: &EngineContext,
+    scope: Scope<'_>,
+    inputs: &BTreeMap<String, InputSpec>,
+    names: Option<&[&String]>,
+) -> Result<bool> {
+    if !matches!(scope, Scope::Changes(_)) {
+        return Ok(true);
+    }
+    for (name, spec) in inputs {
+        if names.is_some_and(|n| !n.contains(&name)) {
+            continue;
+        }
+        if let Some(r) = spec.as_ref()
+            && changed(scope, &ctx.state.resolve(r)?)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The releases with a commit marker in `scope`, sorted.
+fn releases(ctx: &EngineContext, scope: Scope<'_>) -> Result<Vec<Ref>> {
+    let glob = match scope {
+        Scope::Here => format!("**/@r*/commit/{}", ctx.commit),
+        _ => "**/@r*/commit/*".to_string(),
+    };
     let mut out = Vec::new();
-    for text in ctx
-        .state
-        .match_globs(&[format!("**/@r*/commit/{commit}")])?
-    {
-        out.push(Ref::parse(&text)?.release_ref());
+    for text in ctx.state.match_globs(&[glob])? {
+        let rel = Ref::parse(&text)?.release_ref();
+        if matches!(scope, Scope::Here) && rel.repo != ctx.site.repo {
+            continue;
+        }
+        out.push(rel);
     }
     out.sort();
     out.dedup();
     Ok(out)
 }
 
-/// The runs of `rel` that can start now.
-fn ready_runs(ctx: &EngineContext, rel: &Ref, doc: &ReleaseDoc) -> Result<Vec<Todo>> {
+/// The runs of `rel` that can start now, and (`waiting`) those that wait.
+fn runs(
+    ctx: &EngineContext,
+    rel: &Ref,
+    doc: &ReleaseDoc,
+    scope: Scope<'_>,
+    waiting: bool,
+) -> Result<Vec<Found>> {
     let statuses = load_statuses(&ctx.state, rel)?;
-    let mut todos = Vec::new();
+    let mut found = Vec::new();
+    let mut earlier: Option<&str> = None;
     for phase in &doc.package.phases {
         let mut complete = true;
         for w in &phase.work {
@@ -171,40 +332,107 @@ fn ready_runs(ctx: &EngineContext, rel: &Ref, doc: &ReleaseDoc) -> Result<Vec<To
             if latest.status != RunStatus::Complete {
                 complete = false;
             }
+            let run = run_ref(rel, &path, latest.run)?;
+            let todo = |reason: String, waits_for: Vec<String>| Todo {
+                r#ref: run.to_string(),
+                work_type: TodoKind::Run,
+                commit: Some(doc.commit.clone()),
+                reason,
+                waits_for,
+            };
+            let wait = |reason: String, waits_for: Vec<String>| Found {
+                todo: todo(reason, waits_for),
+                repo: rel.repo.clone(),
+                action: Action::Wait,
+            };
+            if latest.status == RunStatus::Failed {
+                if waiting {
+                    found.push(wait(
+                        "failed".into(),
+                        vec![format!("a retry: ocuroot release retry {rel}")],
+                    ));
+                }
+                continue;
+            }
             if !latest.status.is_runnable() {
                 continue;
             }
-            let run = run_ref(rel, &path, latest.run)?;
+            if let Some(phase_name) = earlier {
+                if waiting {
+                    found.push(wait(
+                        latest.status.as_str().to_string(),
+                        vec![format!("phase {phase_name:?} to complete")],
+                    ));
+                }
+                continue;
+            }
             let Some(run_doc) = load_run(&ctx.state, &run)? else {
                 continue;
             };
-            if resolve_inputs(&ctx.state, &run_doc.current_inputs())?.is_complete() {
-                todos.push(Todo {
-                    r#ref: run.to_string(),
-                    work_type: TodoKind::Run,
-                    commit: Some(doc.commit.clone()),
-                    reason: latest.status.as_str().to_string(),
-                });
+            if let Some(newer) = superseded(ctx, rel, &path)? {
+                if waiting {
+                    found.push(wait(
+                        latest.status.as_str().to_string(),
+                        vec![format!("nothing: {newer} is deployed already")],
+                    ));
+                }
+                continue;
             }
+            let inputs = run_doc.current_inputs();
+            let resolution = resolve_inputs(&ctx.state, &inputs)?;
+            if !resolution.is_complete() {
+                if waiting {
+                    found.push(wait(
+                        latest.status.as_str().to_string(),
+                        resolution.missing.iter().map(|r| r.to_string()).collect(),
+                    ));
+                }
+                continue;
+            }
+            if !changed(scope, &run) && !reads_changes(ctx, scope, &inputs, None)? {
+                continue;
+            }
+            found.push(Found {
+                todo: todo(latest.status.as_str().to_string(), Vec::new()),
+                repo: rel.repo.clone(),
+                action: Action::Run(rel.clone()),
+            });
         }
-        if !complete {
-            break;
+        if !complete && earlier.is_none() {
+            earlier = Some(if phase.name.is_empty() {
+                "(unnamed)"
+            } else {
+                phase.name.as_str()
+            });
         }
     }
-    Ok(todos)
+    Ok(found)
 }
 
-/// A deployment to redeploy with its inputs' new values.
-struct Redeploy {
-    release: Ref,
-    path: String,
-    function: RunFunction,
-    todo: Todo,
+/// For a deploy of `rel`, the newer release of the package deployed to the
+/// same environment already, if any: running the older one would roll the
+/// deployment back.
+fn superseded(ctx: &EngineContext, rel: &Ref, path: &str) -> Result<Option<Ref>> {
+    let Some(env) = path.strip_prefix("deploy/") else {
+        return Ok(None);
+    };
+    let current = rel
+        .package()
+        .with_release("")
+        .with_subpath(SubPathType::Deploy, env);
+    let Some(target) = ctx.state.is_link(&current)? else {
+        return Ok(None);
+    };
+    let deployed = target.release_ref();
+    Ok(match (deployed.release_number(), rel.release_number()) {
+        (Some(d), Some(r)) if d > r => Some(deployed),
+        _ => None,
+    })
 }
 
-/// Current deployments, of releases at this commit, whose inputs now
-/// resolve to values other than those their `up` ran with.
-fn redeploys(ctx: &EngineContext) -> Result<Vec<Redeploy>> {
+/// Current deployments in `scope` whose inputs now resolve to values other
+/// than those their `up` ran with.
+fn redeploys(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> Result<Vec<Found>> {
     let mut out = Vec::new();
     for text in ctx.state.match_globs(&["**/@/deploy/*"])? {
         let deployment = Ref::parse(&text)?;
@@ -215,31 +443,28 @@ fn redeploys(ctx: &EngineContext) -> Result<Vec<Redeploy>> {
         let Ok((rel, doc)) = load_release(ctx, &rel) else {
             continue;
         };
-        if doc.commit != ctx.commit {
+        if matches!(scope, Scope::Here) && (doc.commit != ctx.commit || rel.repo != ctx.site.repo) {
             continue;
         }
         let path = format!("deploy/{}", deployment.subpath);
         let statuses = load_statuses(&ctx.state, &rel)?;
         // Work still to run is a ready run, not a redeploy.
-        if statuses
-            .get(&path)
-            .is_none_or(|l| l.status != RunStatus::Complete)
-        {
+        let Some(latest) = statuses.get(&path).copied() else {
+            continue;
+        };
+        let retry_of = match latest.status {
+            RunStatus::Complete => None,
+            // A plan lists the failed run itself (waiting for a retry).
+            RunStatus::Failed if finding.failed_redeploys => Some(latest.run),
+            _ => continue,
+        };
+        let Some(ran) = deployed_run(ctx, &target)? else {
+            continue;
+        };
+        if ran.run_type == RunType::Down {
             continue;
         }
-        let Some(work_doc) = ctx.state.get(&target)? else {
-            continue;
-        };
-        let Some(run_text) = work_doc.get("run_ref").and_then(Value::as_str) else {
-            continue;
-        };
-        let Some(run_doc) = load_run(&ctx.state, &Ref::parse(run_text)?)? else {
-            continue;
-        };
-        if run_doc.run_type == RunType::Down {
-            continue;
-        }
-        let Some(first) = run_doc.functions.first() else {
+        let Some(first) = ran.functions.first() else {
             continue;
         };
         let ran_with = first.resolved.clone().unwrap_or_default();
@@ -253,40 +478,124 @@ fn redeploys(ctx: &EngineContext) -> Result<Vec<Redeploy>> {
         if !now.is_complete() {
             continue;
         }
-        let changed: Vec<&String> = now
+        let changed_inputs: Vec<&String> = now
             .values
             .iter()
             .filter(|(k, v)| ran_with.get(*k) != Some(*v))
             .map(|(k, _)| k)
             .collect();
-        if changed.is_empty() {
+        if changed_inputs.is_empty()
+            || !reads_changes(ctx, scope, &relevant, Some(&changed_inputs))?
+        {
             continue;
         }
-        let reason = format!(
-            "inputs changed: {}",
-            changed
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        out.push(Redeploy {
-            todo: Todo {
-                r#ref: target.to_string(),
-                work_type: TodoKind::Run,
-                commit: Some(doc.commit.clone()),
-                reason,
-            },
-            release: rel,
-            path,
-            function: RunFunction {
-                function: first.function.clone(),
-                inputs: first.inputs.clone(),
-                resolved: None,
-            },
+        let names = changed_inputs
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut todo = Todo {
+            r#ref: target.to_string(),
+            work_type: TodoKind::Run,
+            commit: Some(doc.commit.clone()),
+            reason: format!("inputs changed: {names}"),
+            waits_for: Vec::new(),
+        };
+        if let Some(n) = retry_of {
+            let failed = run_ref(&rel, &format!("deploy/{}", deployment.subpath), n)?;
+            todo.reason = format!("inputs changed: {names}; its redeploy {failed} failed");
+        }
+        out.push(Found {
+            todo,
+            repo: rel.repo.clone(),
+            action: Action::Redeploy(Redeploy {
+                release: rel.clone(),
+                path,
+                function: RunFunction {
+                    function: first.function.clone(),
+                    inputs: first.inputs.clone(),
+                    resolved: None,
+                },
+                retry_of,
+            }),
         });
     }
     Ok(out)
+}
+
+/// The run a deployment's current work document was written by.
+fn deployed_run(ctx: &EngineContext, work_doc: &Ref) -> Result<Option<RunDoc>> {
+    let Some(doc) = ctx.state.get(work_doc)? else {
+        return Ok(None);
+    };
+    let Some(run_text) = doc.get("run_ref").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    load_run(&ctx.state, &Ref::parse(run_text)?)
+}
+
+/// The deployment (`<rel>/deploy/<env>`) whose failed run doing `f`
+/// would try again, if any: a redeploy replacing a failed run, or a
+/// deploy intent naming a release whose run for it failed.
+pub(crate) fn retried_failure(ctx: &EngineContext, f: &Found) -> Result<Option<Ref>> {
+    let deployment = match &f.action {
+        Action::Redeploy(rd) if rd.retry_of.is_some() => {
+            super::status::work_ref(&rd.release, &rd.path)?
+        }
+        Action::Apply(r) if intent::IntentKind::of(r) == Some(intent::IntentKind::Deploy) => {
+            let Some(release) = ctx
+                .intent
+                .get(r)?
+                .and_then(|i| i.get("release").and_then(Value::as_str).map(str::to_string))
+            else {
+                return Ok(None);
+            };
+            let Ok((rel, _)) = load_release(ctx, &Ref::parse(&release)?) else {
+                return Ok(None);
+            };
+            rel.with_subpath(SubPathType::Deploy, &r.subpath)
+        }
+        _ => return Ok(None),
+    };
+    Ok(failure(ctx, &deployment)?.map(|_| deployment))
+}
+
+/// The latest run of a work item, if it failed: its number and error.
+pub(crate) fn failure(ctx: &EngineContext, deployment: &Ref) -> Result<Option<(Latest, String)>> {
+    let rel = deployment.release_ref();
+    let Some((kind, name)) = deployment
+        .subpath_type
+        .zip(Some(deployment.subpath.as_str()))
+    else {
+        return Ok(None);
+    };
+    let path = format!("{}/{name}", kind.as_str());
+    let Some(latest) = load_statuses(&ctx.state, &rel)?.get(&path).copied() else {
+        return Ok(None);
+    };
+    if latest.status != RunStatus::Failed {
+        return Ok(None);
+    }
+    let run = run_ref(&rel, &path, latest.run)?;
+    let message = load_run(&ctx.state, &run)?
+        .and_then(|d| d.error)
+        .map_or_else(|| "no error recorded".into(), |e| short_error(&e));
+    Ok(Some((latest, message)))
+}
+
+/// A run's error on one line: the message without Starlark's rendering,
+/// and where.
+fn short_error(e: &crate::model::RunError) -> String {
+    let first = e.message.lines().next().unwrap_or_default();
+    let message = e
+        .message
+        .lines()
+        .find_map(|l| l.strip_prefix("error: "))
+        .unwrap_or(first);
+    match &e.location {
+        Some(at) => format!("{message} at {at}"),
+        None => message.to_string(),
+    }
 }
 
 /// Whether an input reads the deployment it belongs to (same package,

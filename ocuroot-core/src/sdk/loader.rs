@@ -107,6 +107,15 @@ pub(crate) fn evaluate_repo(path: &Path, options: &EvalOptions) -> Result<RepoCo
     repo
 }
 
+/// Evaluate `repo.ocu.star`, keeping the file for calls.
+pub(crate) fn evaluate_repo_file(
+    path: &Path,
+    options: &EvalOptions,
+) -> Result<(LoadedFile, RepoConfig)> {
+    let (file, repo) = evaluate_inner(path, options, Mode::Repo)?;
+    Ok((file, repo?))
+}
+
 fn evaluate_inner(
     path: &Path,
     options: &EvalOptions,

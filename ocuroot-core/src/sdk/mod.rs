@@ -210,6 +210,12 @@ pub fn evaluate_repo_config(path: &Path, options: &EvalOptions) -> Result<RepoCo
     loader::evaluate_repo(path, options)
 }
 
+/// Evaluate `repo.ocu.star` into its settings, keeping the evaluated file
+/// so that its `trigger` function can be called.
+pub fn evaluate_repo_file(path: &Path, options: &EvalOptions) -> Result<(LoadedFile, RepoConfig)> {
+    loader::evaluate_repo_file(path, options)
+}
+
 /// Mask every registered secret in `text`.
 pub fn mask(secrets: &Secrets, text: &str) -> String {
     secrets.mask(text)

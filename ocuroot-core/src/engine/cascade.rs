@@ -1,0 +1,405 @@
+//! Cascade: follow what changed until every dependant is up to date.
+//!
+//! A round finds the outstanding work, orders it by the dependency graph
+//! (dependencies first), groups it by repository and commit, and does each
+//! group in a checkout of that commit: in place for the current commit, in
+//! a temporary git worktree for another commit of this repository, in a
+//! temporary clone for another repository (cloned from the `remotes()` its
+//! `repo.ocu.star` declares, else the git remotes recorded when it was
+//! released). `host.shell` and the file helpers run inside that checkout.
+//! Checkouts are removed when their group is done.
+//!
+//! Rounds repeat until nothing is left. Two bounds stop a cascade that would
+//! not end: a redeploy that keeps failing is given up after
+//! [`CascadeOptions::max_attempts`] failures, and the cascade stops after
+//! [`CascadeOptions::max_rounds`] rounds. Either is reported in
+//! [`WorkOutcome::stopped`] (and makes the outcome failed).
+//!
+//! [`work_cascade`] takes everything outstanding (all intent, every
+//! release at every commit); [`cascade`] only the work connected to what
+//! this workspace changed (`release new --cascade`, `state apply
+//! --cascade`): runs it created and deployments reading documents it
+//! wrote.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::EngineContext;
+use super::intent::{self, WorkOutcome};
+use super::release::load_release;
+use super::work::{self, Action, Finding, Found, Scope, Todo};
+use crate::graph::{DependencyGraph, Node};
+use crate::model::Package;
+use crate::refs::Ref;
+use crate::repo::{self, RepoClone, Worktree};
+use crate::{Error, ErrorKind, Result};
+
+/// Bounds of a cascade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CascadeOptions {
+    /// Failures of one redeploy after which the cascade stops retrying it
+    /// (default 3).
+    pub max_attempts: u32,
+    /// Rounds after which the cascade stops (default 100).
+    pub max_rounds: u32,
+}
+
+impl Default for CascadeOptions {
+    fn default() -> Self {
+        CascadeOptions {
+            max_attempts: 3,
+            max_rounds: 100,
+        }
+    }
+}
+
+/// `work cascade`: do everything outstanding, everywhere, until nothing is
+/// left.
+pub fn work_cascade(ctx: &EngineContext, options: CascadeOptions) -> Result<WorkOutcome> {
+    let out = run(ctx, options, true);
+    ctx.journal.take();
+    out
+}
+
+/// `--cascade`: follow the changes this workspace made (since the last
+/// cascade) to the work they affect, until nothing is left.
+pub fn cascade(ctx: &EngineContext, options: CascadeOptions) -> Result<WorkOutcome> {
+    run(ctx, options, false)
+}
+
+/// `work cascade --dryrun`: the work the first round would do, in order.
+pub fn plan_cascade(ctx: &EngineContext) -> Result<Vec<Todo>> {
+    let finding = Finding {
+        intent: true,
+        failed_redeploys: true,
+        ..Finding::default()
+    };
+    let mut found = work::find(ctx, Scope::Everywhere, finding)?;
+    order(&graph(ctx)?, &mut found)?;
+    Ok(found.into_iter().map(|f| f.todo).collect())
+}
+
+fn run(ctx: &EngineContext, options: CascadeOptions, everything: bool) -> Result<WorkOutcome> {
+    let mut out = WorkOutcome::default();
+    let mut changes = ctx.journal.take();
+    let mut failures: BTreeMap<String, u32> = BTreeMap::new();
+    let mut given_up: BTreeSet<String> = BTreeSet::new();
+    for round in 1..=options.max_rounds.max(1) {
+        let scope = if everything {
+            Scope::Everywhere
+        } else {
+            Scope::Changes(&changes)
+        };
+        let finding = Finding {
+            intent: everything,
+            failed_redeploys: true,
+            ..Finding::default()
+        };
+        let found = work::find(ctx, scope, finding)?;
+        // A deployment whose last run failed is tried again at most once a
+        // round (through a redeploy or its deploy intent), and given up
+        // after `max_attempts` failures.
+        let mut retried: BTreeSet<String> = BTreeSet::new();
+        let mut kept = Vec::new();
+        for f in found {
+            if let Some(deployment) = work::retried_failure(ctx, &f)? {
+                let key = deployment.to_string();
+                if given_up.contains(&key) {
+                    continue;
+                }
+                let n = failures.entry(key.clone()).or_insert(0);
+                if retried.insert(key.clone()) {
+                    *n += 1;
+                }
+                if *n >= options.max_attempts.max(1) {
+                    given_up.insert(key);
+                    out.stopped.push(give_up_message(ctx, &deployment, *n)?);
+                    continue;
+                }
+            }
+            kept.push(f);
+        }
+        if kept.is_empty() {
+            out.rounds = round - 1;
+            return Ok(out);
+        }
+        order(&graph(ctx)?, &mut kept)?;
+        for ((repo, commit), items) in group(kept) {
+            let site = open_site(ctx, &repo, commit.as_deref())?;
+            work::execute(&site.ctx, items, &mut out)?;
+        }
+        out.rounds = round;
+        changes.extend(ctx.journal.take());
+    }
+    let left = work::find(ctx, Scope::Everywhere, Finding::default())?;
+    out.stopped.push(format!(
+        "cascade stopped after {} rounds with work still outstanding: {}. \
+         Something keeps changing what it reads; `ocuroot plan` shows the work",
+        options.max_rounds,
+        left.iter()
+            .map(|f| f.todo.r#ref.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(out)
+}
+
+fn give_up_message(ctx: &EngineContext, deployment: &Ref, failures: u32) -> Result<String> {
+    let (run, error) = match work::failure(ctx, deployment)? {
+        Some((latest, message)) => (latest.run, message),
+        None => (0, "no error recorded".into()),
+    };
+    let rel = deployment.release_ref();
+    let commit = load_release(ctx, &rel)
+        .map(|(_, doc)| doc.commit)
+        .unwrap_or_else(|_| "?".into());
+    Ok(format!(
+        "{deployment}: its redeploy failed {failures} times, so the cascade stops retrying it \
+         (run {run}: {error}). Fix the cause, then run `ocuroot release retry {rel}` at commit \
+         {commit}, or `ocuroot work cascade`"
+    ))
+}
+
+/// The dependency graph of the latest release of every package in state.
+pub fn graph(ctx: &EngineContext) -> Result<DependencyGraph> {
+    graph_with(ctx, None)
+}
+
+/// The dependency graph of the latest release of every package in state,
+/// with `replace`'s package (about to be released) in place of its latest
+/// release.
+pub(crate) fn graph_with(
+    ctx: &EngineContext,
+    replace: Option<(&Ref, &Package)>,
+) -> Result<DependencyGraph> {
+    let mut g = DependencyGraph::new();
+    for rel in intent::latest_releases(ctx)? {
+        if replace.is_some_and(|(p, _)| p.package() == rel.package()) {
+            continue;
+        }
+        let (rel, doc) = load_release(ctx, &rel)?;
+        g.add_package(&rel.package(), &doc.package);
+    }
+    if let Some((p, package)) = replace {
+        g.add_package(&p.package(), package);
+    }
+    Ok(g)
+}
+
+/// Sort work by the graph: intent first, then work items in dependency
+/// order (stable otherwise). A cycle is an error naming every node on it.
+pub(crate) fn order(graph: &DependencyGraph, found: &mut [Found]) -> Result<()> {
+    let position: BTreeMap<&Node, usize> = graph
+        .order()?
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| (n, i))
+        .collect();
+    let key = |f: &Found| -> usize {
+        if matches!(f.action, Action::Apply(_)) {
+            return 0;
+        }
+        Ref::parse(&f.todo.r#ref)
+            .ok()
+            .and_then(|r| Node::of_ref(&r))
+            .and_then(|n| position.get(&n).copied())
+            .map_or(1, |p| p + 2)
+    };
+    found.sort_by_key(key);
+    Ok(())
+}
+
+/// Group work by repository and commit, keeping the order of each group's
+/// first item.
+/// A repository and a commit (none for intent, done in place).
+type SiteKey = (String, Option<String>);
+
+fn group(found: Vec<Found>) -> Vec<(SiteKey, Vec<Found>)> {
+    let mut groups: Vec<(SiteKey, Vec<Found>)> = Vec::new();
+    for f in found {
+        let key = (f.repo.clone(), f.todo.commit.clone());
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, items)) => items.push(f),
+            None => groups.push((key, vec![f])),
+        }
+    }
+    groups
+}
+
+/// A checkout to do work in, with the context that works there. The
+/// checkout (if temporary) is removed when this is dropped.
+pub(crate) struct SiteCheckout {
+    pub ctx: EngineContext,
+    _worktree: Option<Worktree>,
+    _clone: Option<RepoClone>,
+}
+
+/// Open a checkout of `repo` at `commit` (`None`: work that has no commit,
+/// done in place).
+pub(crate) fn open_site(
+    ctx: &EngineContext,
+    repo: &str,
+    commit: Option<&str>,
+) -> Result<SiteCheckout> {
+    let in_place = SiteCheckout {
+        ctx: ctx.clone(),
+        _worktree: None,
+        _clone: None,
+    };
+    let Some(commit) = commit else {
+        return Ok(in_place);
+    };
+    if (repo.is_empty() || repo == ctx.site.repo) && commit == ctx.commit {
+        return Ok(in_place);
+    }
+    let area = ctx.site.work_area.clone().ok_or_else(|| {
+        Error::new(
+            ErrorKind::Git,
+            format!(
+                "work of {repo} at commit {commit} needs a checkout of that commit, \
+                 but {} is not in a git repository",
+                ctx.root.display()
+            ),
+        )
+    })?;
+    let mut site = ctx.clone();
+    site.commit = commit.to_string();
+    if repo == ctx.site.repo {
+        let git_root = ctx
+            .site
+            .git_root
+            .clone()
+            .unwrap_or_else(|| ctx.root.clone());
+        let wt = repo::add_worktree(&git_root, commit, &area.join("worktrees"))
+            .map_err(|e| e.context(format!("work of {repo} at commit {commit}")))?;
+        let below = ctx.root.strip_prefix(&git_root).unwrap_or(Path::new(""));
+        site.root = wt.path().join(below);
+        site.site.git_root = Some(wt.path().to_path_buf());
+        site.site.config_file =
+            Some(site.root.join(repo::REPO_CONFIG_FILE)).filter(|f| f.is_file());
+        tracing::info!(commit, worktree = %wt.path().display(), "working in a worktree");
+        return Ok(SiteCheckout {
+            ctx: site,
+            _worktree: Some(wt),
+            _clone: None,
+        });
+    }
+    let urls = remotes_of(ctx, repo, commit)?;
+    let clone = repo::clone_at(&urls, commit, &area.join("clones"))
+        .map_err(|e| e.context(format!("work of {repo} at commit {commit}")))?;
+    site.root = clone.path().to_path_buf();
+    site.site = super::Site {
+        repo: repo.to_string(),
+        git_root: Some(clone.path().to_path_buf()),
+        work_area: Some(area),
+        remotes: urls,
+        config_file: Some(clone.path().join(repo::REPO_CONFIG_FILE)).filter(|f| f.is_file()),
+        config: Default::default(),
+    };
+    tracing::info!(repo, commit, url = clone.url(), "working in a clone");
+    Ok(SiteCheckout {
+        ctx: site,
+        _worktree: None,
+        _clone: Some(clone),
+    })
+}
+
+/// `<repo>/-/repo.ocu.star/@<commit>`: what is known of a repository at a
+/// commit (its git remotes, its `remotes()` and the source of its
+/// `repo.ocu.star`), written by `release new`.
+pub(crate) fn repo_doc_ref(repo: &str, commit: &str) -> Ref {
+    Ref {
+        repo: repo.to_string(),
+        filename: repo::REPO_CONFIG_FILE.to_string(),
+        release: Some(commit.to_string()),
+        ..Ref::default()
+    }
+}
+
+/// Record this repository at the current commit (once per commit), so
+/// that cascades started elsewhere can clone it and `work trigger` can call
+/// its trigger.
+pub(crate) fn record_repo(ctx: &EngineContext) -> Result<()> {
+    if ctx.commit == repo::NULL_COMMIT {
+        return Ok(());
+    }
+    let r = repo_doc_ref(&ctx.site.repo, &ctx.commit);
+    if ctx.state.exists(&r)? {
+        return Ok(());
+    }
+    let source = match &ctx.site.config_file {
+        Some(f) => ctx.host.read_file(f)?,
+        None => String::new(),
+    };
+    let doc = json!({
+        "Remotes": ctx.site.remotes,
+        "remotes": ctx.site.config.remotes,
+        "source": base64::engine::general_purpose::STANDARD.encode(source),
+    });
+    ctx.state.update(|tx| tx.set(&r, doc.clone()))
+}
+
+/// The recorded document of `repo` at `commit`, else at any commit.
+pub(crate) fn repo_doc(ctx: &EngineContext, repo: &str, commit: &str) -> Result<Option<Value>> {
+    if let Some(doc) = ctx.state.get(&repo_doc_ref(repo, commit))? {
+        return Ok(Some(doc));
+    }
+    let glob = format!("{repo}/-/{}/@*", repo::REPO_CONFIG_FILE);
+    for text in ctx.state.match_globs(&[glob])?.into_iter().rev() {
+        if let Some(doc) = ctx.state.get(&Ref::parse(&text)?)? {
+            return Ok(Some(doc));
+        }
+    }
+    Ok(None)
+}
+
+/// The source of `repo.ocu.star` recorded in a repository document.
+pub(crate) fn recorded_source(doc: &Value) -> Result<Option<String>> {
+    let Some(text) = doc.get("source").and_then(Value::as_str) else {
+        return Ok(None);
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .map_err(|e| Error::store(format!("recorded repo.ocu.star is not base64: {e}")))?;
+    let source = String::from_utf8(bytes)
+        .map_err(|_| Error::store("recorded repo.ocu.star is not UTF-8"))?;
+    Ok(Some(source).filter(|s| !s.is_empty()))
+}
+
+/// The URLs to clone `repo` from: its `remotes()`, else its git remotes.
+fn remotes_of(ctx: &EngineContext, repo: &str, commit: &str) -> Result<Vec<String>> {
+    let doc = repo_doc(ctx, repo, commit)?.ok_or_else(|| {
+        Error::not_found(format!(
+            "cannot clone {repo} to work at commit {commit}: state has no {} \
+             (written by `ocuroot release new` in that repository) saying where it lives",
+            repo_doc_ref(repo, commit)
+        ))
+    })?;
+    let list = |key: &str| -> Vec<String> {
+        doc.get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let configured = list("remotes");
+    let urls = if configured.is_empty() {
+        list("Remotes")
+    } else {
+        configured
+    };
+    if urls.is_empty() {
+        return Err(Error::not_found(format!(
+            "cannot clone {repo} to work at commit {commit}: it has no remotes \
+             (add `remotes([...])` to its repo.ocu.star, or a git remote)"
+        )));
+    }
+    Ok(urls)
+}

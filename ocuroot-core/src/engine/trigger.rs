@@ -1,0 +1,135 @@
+//! `work trigger`: call `repo.ocu.star`'s `trigger(commit)` for each commit
+//! with outstanding work, so a CI system can start `ocuroot work continue`
+//! there.
+//!
+//! The trigger of a repository is the one in its `repo.ocu.star` as
+//! recorded (by `release new`) at that commit; for the current repository,
+//! when nothing is recorded, the file in the checkout. The file is
+//! evaluated on its own (it cannot `load()` other files) and its trigger is
+//! called in the current repository's root, so `host.shell` commands in it
+//! run there.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::EngineContext;
+use super::cascade::{recorded_source, repo_doc};
+use super::work::{self, Finding, Scope};
+use crate::model::FunctionId;
+use crate::repo::REPO_CONFIG_FILE;
+use crate::sdk::{self, CallRequest};
+use crate::{Error, Result};
+
+/// What happened to one commit's trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerStatus {
+    /// `--dryrun`: it would be called.
+    Planned,
+    /// It was called and returned.
+    Called,
+    /// The repository's `repo.ocu.star` has no `trigger(fn)`.
+    NoTrigger,
+    /// Evaluating the file or calling the function failed.
+    Failed,
+}
+
+/// One commit with outstanding work and its trigger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Triggered {
+    /// The repository.
+    pub repo: String,
+    /// The commit.
+    pub commit: String,
+    /// What happened.
+    pub status: TriggerStatus,
+    /// What the trigger printed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The distinct (repository, commit) pairs that have work to do now, sorted.
+pub fn commits_with_work(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
+    let finding = Finding {
+        failed_redeploys: false,
+        ..Finding::default()
+    };
+    let mut sites = BTreeSet::new();
+    for f in work::find(ctx, Scope::Everywhere, finding)? {
+        if let Some(commit) = f.todo.commit {
+            sites.insert((f.repo, commit));
+        }
+    }
+    Ok(sites.into_iter().collect())
+}
+
+/// `work trigger`: call the trigger of each commit with outstanding work
+/// (with `dryrun`, only list them). One failing trigger does not stop the
+/// others; each result says what happened.
+pub fn work_trigger(ctx: &EngineContext, dryrun: bool) -> Result<Vec<Triggered>> {
+    let mut out = Vec::new();
+    for (repo, commit) in commits_with_work(ctx)? {
+        let mut t = Triggered {
+            repo,
+            commit,
+            status: TriggerStatus::Planned,
+            log: Vec::new(),
+            error: None,
+        };
+        if !dryrun && let Err(e) = call_trigger(ctx, &mut t) {
+            t.status = TriggerStatus::Failed;
+            t.error = Some(e.to_string());
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+fn call_trigger(ctx: &EngineContext, t: &mut Triggered) -> Result<()> {
+    let recorded = match repo_doc(ctx, &t.repo, &t.commit)? {
+        Some(doc) => recorded_source(&doc)?,
+        None => None,
+    };
+    let source = match (recorded, &ctx.site.config_file) {
+        (Some(s), _) => s,
+        (None, Some(file)) if t.repo == ctx.site.repo => ctx.host.read_file(file)?,
+        _ => {
+            t.status = TriggerStatus::NoTrigger;
+            return Ok(());
+        }
+    };
+    // The recorded file is evaluated on its own, in a scratch directory.
+    let dir =
+        tempfile::tempdir().map_err(|e| Error::io("cannot create", &std::env::temp_dir(), e))?;
+    let path = dir.path().join(REPO_CONFIG_FILE);
+    std::fs::write(&path, source).map_err(|e| Error::io("cannot write", &path, e))?;
+    let mut options = sdk::EvalOptions::new(ctx.host.clone(), dir.path(), Default::default());
+    options.limits = ctx.limits;
+    options.secrets = ctx.secrets.clone();
+    let (file, config) = sdk::evaluate_repo_file(&path, &options)
+        .map_err(|e| e.context(format!("{}/-/{REPO_CONFIG_FILE} at {}", t.repo, t.commit)))?;
+    let Some(function): Option<FunctionId> = config.trigger else {
+        t.status = TriggerStatus::NoTrigger;
+        return Ok(());
+    };
+    let result = file.call(&CallRequest {
+        function,
+        inputs: [(
+            "commit".to_string(),
+            serde_json::Value::from(t.commit.clone()),
+        )]
+        .into_iter()
+        .collect(),
+        work_dir: Some(ctx.root.clone()),
+        base: None,
+        log_sink: None,
+    });
+    t.log = result.log.into_iter().map(|l| l.message).collect();
+    result.outcome?;
+    t.status = TriggerStatus::Called;
+    Ok(())
+}
