@@ -39,8 +39,29 @@ enum Command {
         #[command(subcommand)]
         command: WorkCommand,
     },
+    /// List the outstanding work everywhere in dependency order, with why
+    /// each item would run or what it waits for; or render the dependency
+    /// graph.
+    Plan {
+        /// Output format: the work as text or JSON, or the graph as Mermaid
+        /// or DOT.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum PlanFormat {
+    /// Readable text.
+    Text,
+    /// JSON: `{"work": [...], "graph": [...]}`.
+    Json,
+    /// A Mermaid flowchart of the dependency graph.
+    Mermaid,
+    /// A Graphviz DOT digraph of the dependency graph.
+    Dot,
 }
 
 #[derive(Subcommand, Debug)]
@@ -52,6 +73,12 @@ enum ReleaseCommand {
         /// Create the release even if the package has one at this commit.
         #[arg(short, long)]
         force: bool,
+        /// Then redeploy every deployment that reads what the release
+        /// changed, at its own commit, until nothing is left.
+        #[arg(long)]
+        cascade: bool,
+        #[command(flatten)]
+        cascade_args: CascadeArgs,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -116,6 +143,12 @@ enum StateCommand {
     Apply {
         /// The intent ref.
         r#ref: String,
+        /// Then redeploy every deployment that reads what changed, at its
+        /// own commit, until nothing is left.
+        #[arg(long)]
+        cascade: bool,
+        #[command(flatten)]
+        cascade_args: CascadeArgs,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -147,6 +180,36 @@ enum WorkCommand {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Do everything outstanding at every commit of every repository, each
+    /// in a checkout of its commit (a git worktree, or a clone of another
+    /// repository), repeating until nothing is left.
+    Cascade {
+        /// Print the work of the first round as JSON instead of doing it.
+        #[arg(short, long)]
+        dryrun: bool,
+        #[command(flatten)]
+        cascade_args: CascadeArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Call `repo.ocu.star`'s `trigger(commit)` for each commit with
+    /// outstanding work (the hook that starts `ocuroot work continue` there).
+    Trigger {
+        /// List the commits instead of calling the triggers.
+        #[arg(short, long)]
+        dryrun: bool,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options of the commands that cascade.
+#[derive(clap::Args, Debug)]
+struct CascadeArgs {
+    /// Failures of one redeploy after which a cascade stops retrying it.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    max_attempts: u32,
 }
 
 /// How `state set` reads its value.
@@ -203,7 +266,14 @@ fn workspace() -> Result<Workspace, Error> {
 }
 
 fn run_workspace(args: &RunArgs) -> Result<Workspace, Error> {
+    cascade_workspace(args, None)
+}
+
+fn cascade_workspace(args: &RunArgs, cascade: Option<&CascadeArgs>) -> Result<Workspace, Error> {
     let mut builder = Workspace::builder(".");
+    if let Some(c) = cascade {
+        builder = builder.max_attempts(c.max_attempts);
+    }
     if let Some(n) = args.parallel {
         builder = builder.parallel(n as usize);
     }
@@ -247,6 +317,51 @@ fn print_outcome(
     Ok(outcome_code(outcome))
 }
 
+/// Which `work` command runs work.
+#[derive(Clone, Copy)]
+enum WorkKind {
+    Continue,
+    Any,
+    Cascade,
+}
+
+/// `release new --cascade`: the release's own report, then what the
+/// cascade did; exit 1 when either failed.
+fn print_cascaded(
+    out: &mut std::io::StdoutLock,
+    released: NewRelease,
+    followed: WorkOutcome,
+    json: bool,
+) -> Result<ExitCode, Error> {
+    let failed = followed.failed()
+        || match &released {
+            NewRelease::Release(r) => r.is_failed(),
+            NewRelease::Environments { outcome, .. } => outcome.failed(),
+            NewRelease::Empty => false,
+        };
+    let text = if json {
+        render::json_pretty(&serde_json::json!({
+            "release": released,
+            "cascade": followed,
+        }))?
+    } else {
+        let mut text = match &released {
+            NewRelease::Release(r) => render::report_text(r),
+            NewRelease::Environments { outcome, .. } => render::outcome_text(outcome),
+            NewRelease::Empty => "No release configured\n".to_string(),
+        };
+        text.push_str("\nCascade:\n");
+        text.push_str(&render::outcome_text(&followed));
+        text
+    };
+    let _ = out.write_all(text.as_bytes());
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn outcome_code(outcome: &WorkOutcome) -> ExitCode {
     if outcome.failed() {
         ExitCode::FAILURE
@@ -273,9 +388,20 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             );
         }
         Command::Release { command } => match command {
-            ReleaseCommand::New { file, force, run } => {
-                let ws = run_workspace(&run)?;
-                match ws.release_new(&file, force)? {
+            ReleaseCommand::New {
+                file,
+                force,
+                cascade,
+                cascade_args,
+                run,
+            } => {
+                let ws = cascade_workspace(&run, Some(&cascade_args))?;
+                let released = ws.release_new(&file, force)?;
+                if cascade {
+                    let followed = ws.cascade()?;
+                    return print_cascaded(&mut out, released, followed, run.json);
+                }
+                match released {
                     NewRelease::Release(report) => return finish(&mut out, &report, run.json),
                     NewRelease::Environments {
                         environments,
@@ -358,8 +484,17 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             StateCommand::Delete { r#ref } => {
                 workspace()?.state_delete(&r#ref)?;
             }
-            StateCommand::Apply { r#ref, run } => {
-                let outcome = run_workspace(&run)?.state_apply(&r#ref)?;
+            StateCommand::Apply {
+                r#ref,
+                cascade,
+                cascade_args,
+                run,
+            } => {
+                let ws = cascade_workspace(&run, Some(&cascade_args))?;
+                let mut outcome = ws.state_apply(&r#ref)?;
+                if cascade {
+                    outcome.merge(ws.cascade()?);
+                }
                 return print_outcome(&mut out, &outcome, run.json);
             }
             StateCommand::Diff => {
@@ -368,16 +503,49 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 }
             }
         },
-        Command::Work { command } => {
-            let (with_intent, dryrun, run) = match command {
-                WorkCommand::Continue { dryrun, run } => (false, dryrun, run),
-                WorkCommand::Any { dryrun, run } => (true, dryrun, run),
+        Command::Plan { format } => {
+            let plan = workspace()?.plan()?;
+            let text = match format {
+                PlanFormat::Text => render::plan_text(&plan),
+                PlanFormat::Json => render::json_pretty(&plan.to_json())?,
+                PlanFormat::Mermaid => plan.graph.to_mermaid(),
+                PlanFormat::Dot => plan.graph.to_dot(),
             };
-            let ws = run_workspace(&run)?;
-            let result = if with_intent {
-                ws.work_any(dryrun)?
+            write(&mut out, &text);
+        }
+        Command::Work {
+            command: WorkCommand::Trigger { dryrun, json },
+        } => {
+            let triggered = workspace()?.work_trigger(dryrun)?;
+            let text = if json {
+                render::json_pretty(&serde_json::to_value(&triggered)?)?
             } else {
-                ws.work_continue(dryrun)?
+                render::triggered_text(&triggered)
+            };
+            write(&mut out, &text);
+            if triggered
+                .iter()
+                .any(|t| t.status == ocuroot_core::engine::trigger::TriggerStatus::Failed)
+            {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Work { command } => {
+            let (kind, dryrun, cascade_args, run) = match command {
+                WorkCommand::Continue { dryrun, run } => (WorkKind::Continue, dryrun, None, run),
+                WorkCommand::Any { dryrun, run } => (WorkKind::Any, dryrun, None, run),
+                WorkCommand::Cascade {
+                    dryrun,
+                    cascade_args,
+                    run,
+                } => (WorkKind::Cascade, dryrun, Some(cascade_args), run),
+                WorkCommand::Trigger { .. } => unreachable!("handled above"),
+            };
+            let ws = cascade_workspace(&run, cascade_args.as_ref())?;
+            let result = match kind {
+                WorkKind::Continue => ws.work_continue(dryrun)?,
+                WorkKind::Any => ws.work_any(dryrun)?,
+                WorkKind::Cascade => ws.work_cascade(dryrun)?,
             };
             match result {
                 WorkResult::Planned(todos) => {

@@ -282,8 +282,69 @@ pub fn outcome_text(outcome: &ocuroot_core::engine::intent::WorkOutcome) -> Stri
     for note in &outcome.deferred {
         text.push_str(&format!("Deferred: {note}\n"));
     }
+    for note in &outcome.stopped {
+        text.push_str(&format!("Stopped: {note}\n"));
+    }
     if text.is_empty() {
         text.push_str("Nothing to do\n");
+    }
+    text
+}
+
+/// `ocuroot plan`: each item on a line (dependencies first), ready ones
+/// with why, waiting ones with what for.
+pub fn plan_text(plan: &ocuroot_core::engine::plan::Plan) -> String {
+    if plan.work.is_empty() {
+        return "Nothing to do\n".to_string();
+    }
+    let mut text = String::new();
+    for todo in &plan.work {
+        let kind = serde_json::to_value(todo.work_type)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let at = todo
+            .commit
+            .as_deref()
+            .map(|c| format!(" @ {}", &c[..c.len().min(12)]))
+            .unwrap_or_default();
+        if todo.is_ready() {
+            text.push_str(&format!(
+                "ready    {kind:<6} {}{at}: {}\n",
+                todo.r#ref, todo.reason
+            ));
+        } else {
+            text.push_str(&format!(
+                "waiting  {kind:<6} {}{at}: waits for {}\n",
+                todo.r#ref,
+                todo.waits_for.join(", ")
+            ));
+        }
+    }
+    text
+}
+
+/// `ocuroot work trigger`: a line per commit.
+pub fn triggered_text(triggered: &[ocuroot_core::engine::trigger::Triggered]) -> String {
+    use ocuroot_core::engine::trigger::TriggerStatus;
+    if triggered.is_empty() {
+        return "No commits with outstanding work\n".to_string();
+    }
+    let mut text = String::new();
+    for t in triggered {
+        let what = match t.status {
+            TriggerStatus::Planned => "would trigger".to_string(),
+            TriggerStatus::Called => "triggered".to_string(),
+            TriggerStatus::NoTrigger => "no trigger in repo.ocu.star".to_string(),
+            TriggerStatus::Failed => format!(
+                "trigger failed: {}",
+                t.error.as_deref().unwrap_or("unknown error")
+            ),
+        };
+        text.push_str(&format!("{} @ {}: {what}\n", t.repo, t.commit));
+        for line in &t.log {
+            text.push_str(&format!("  {line}\n"));
+        }
     }
     text
 }

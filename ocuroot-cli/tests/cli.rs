@@ -9,6 +9,9 @@
 //! - `release`: `release new` / `continue` / `retry` end to end.
 //! - `intent`: `state set` / `delete` / `diff` / `apply` of custom state,
 //!   environments and deploy intents; `work continue` / `work any`.
+//! - `cascade`: dependencies across packages and repositories: `work
+//!   cascade`, `--cascade`, work at other commits in worktrees and clones,
+//!   cycles, the retry bound, `plan` and `work trigger`.
 
 #[path = "cli/support.rs"]
 mod support;
@@ -27,3 +30,6 @@ mod release;
 
 #[path = "cli/intent.rs"]
 mod intent;
+
+#[path = "cli/cascade.rs"]
+mod cascade;

@@ -871,7 +871,9 @@ fn dryrun_lists_the_work_and_changes_nothing() {
     // `any`: the intent first, then the same.
     assert_eq!(
         any.first(),
-        Some(&json!({"ref": approval, "work_type": "create"})),
+        Some(
+            &json!({"ref": approval, "work_type": "create", "reason": "intent differs from state"})
+        ),
         "{any:#?}"
     );
     assert_eq!(&any[1..], &cont[..]);

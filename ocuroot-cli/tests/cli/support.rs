@@ -157,23 +157,51 @@ impl Repo {
 
     /// Copy the directory `tests/fixtures/<name>` into the root, recursively.
     pub fn copy_fixture_dir(&self, name: &str) {
+        self.copy_tree(&fixtures().join(name));
+    }
+
+    /// A repository holding `examples/<name>` (without its `run.sh` and
+    /// state), with `.ocuroot/` ignored, committed.
+    pub fn example(name: &str) -> Repo {
+        let repo = Repo::new();
+        repo.copy_tree(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples")
+                .join(name),
+        );
+        let _ = fs::remove_file(repo.path().join("run.sh"));
+        repo.write(".gitignore", ".ocuroot/\nout/\n");
+        repo.commit(name);
+        repo
+    }
+
+    /// The git repository.
+    pub fn git(&self) -> &git2::Repository {
+        &self.git
+    }
+
+    /// Copy the directory `src` into the root, recursively.
+    pub fn copy_tree(&self, src: &Path) {
         fn walk(src: &Path, rel: &str, repo: &Repo) {
             for entry in fs::read_dir(src).expect("fixture dir") {
                 let entry = entry.expect("dir entry");
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let rel = if rel.is_empty() {
-                    name
+                    name.clone()
                 } else {
                     format!("{rel}/{name}")
                 };
                 if entry.file_type().expect("file type").is_dir() {
-                    walk(&entry.path(), &rel, repo);
+                    // Never state left by running an example in place.
+                    if name != ".ocuroot" {
+                        walk(&entry.path(), &rel, repo);
+                    }
                 } else {
                     repo.copy_file(&entry.path(), &rel);
                 }
             }
         }
-        walk(&fixtures().join(name), "", self);
+        walk(src, "", self);
     }
 
     /// Stage every file and commit with a fixed signature.
