@@ -508,6 +508,11 @@ pub fn add_worktree(git_root: &Path, commit: &str, under: &Path) -> Result<Workt
     Ok(worktree)
 }
 
+/// Whether `url` needs a network transport (not a path or `file://`).
+fn is_network_url(url: &str) -> bool {
+    (url.contains("://") && !url.starts_with("file://")) || scp_like(url).is_some()
+}
+
 /// A temporary clone of another repository, checked out (detached) at a
 /// commit. Created by [`clone_at`]; dropping it removes the directory.
 #[derive(Debug)]
@@ -529,11 +534,28 @@ impl RepoClone {
     }
 }
 
+/// Clones `url` into the (new) directory `dest` when libgit2 cannot: this
+/// build of libgit2 speaks only local and `file://` transports, so an
+/// `https://` or `ssh` remote is cloned by the caller (for example with the
+/// `git` command, through the [`Host`](crate::host::Host)).
+pub type CloneFallback<'a> = &'a dyn Fn(&str, &Path) -> Result<()>;
+
 /// Clone a repository into a fresh directory under `under`, trying `urls`
 /// in order, and check out `commit` (detached). The checkout's HEAD is
 /// verified to be that commit. Fails naming every URL tried when none
 /// works.
 pub fn clone_at(urls: &[String], commit: &str, under: &Path) -> Result<RepoClone> {
+    clone_with(urls, commit, under, None)
+}
+
+/// [`clone_at`], with `fallback` cloning the URLs libgit2 cannot reach
+/// (network transports).
+pub fn clone_with(
+    urls: &[String],
+    commit: &str,
+    under: &Path,
+    fallback: Option<CloneFallback<'_>>,
+) -> Result<RepoClone> {
     if urls.is_empty() {
         return Err(Error::new(
             crate::ErrorKind::Git,
@@ -549,7 +571,17 @@ pub fn clone_at(urls: &[String], commit: &str, under: &Path) -> Result<RepoClone
             .map_err(|e| Error::io("cannot create a directory in", under, e))?;
         let path = dir.path().join("checkout");
         let attempt = (|| -> std::result::Result<(), String> {
-            let repo = git2::Repository::clone(url, &path).map_err(|e| e.message().to_string())?;
+            let repo = match git2::Repository::clone(url, &path) {
+                Ok(repo) => repo,
+                Err(e) => match fallback {
+                    Some(clone) if e.class() == git2::ErrorClass::Net || is_network_url(url) => {
+                        let _ = std::fs::remove_dir_all(&path);
+                        clone(url, &path).map_err(|e| e.to_string())?;
+                        git2::Repository::open(&path).map_err(|e| e.message().to_string())?
+                    }
+                    _ => return Err(e.message().to_string()),
+                },
+            };
             let oid = repo
                 .revparse_single(commit)
                 .and_then(|o| o.peel_to_commit())

@@ -288,7 +288,33 @@ pub(crate) fn open_site(
         });
     }
     let urls = remotes_of(ctx, repo, commit)?;
-    let clone = repo::clone_at(&urls, commit, &area.join("clones"))
+    let host = ctx.host.clone();
+    let git_clone = move |url: &str, dest: &Path| -> Result<()> {
+        let req = crate::host::ShellRequest {
+            command: "git clone --quiet \"$OCUROOT_CLONE_URL\" \"$OCUROOT_CLONE_DEST\"".into(),
+            shell: "sh".into(),
+            dir: dest.parent().unwrap_or(dest).to_path_buf(),
+            env: [
+                ("OCUROOT_CLONE_URL".to_string(), url.to_string()),
+                ("OCUROOT_CLONE_DEST".to_string(), dest.display().to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let out = host.shell(&req, &mut |_, _| {})?;
+        if out.exit_code != 0 {
+            return Err(Error::new(
+                ErrorKind::Git,
+                format!(
+                    "git clone exited {}: {}",
+                    out.exit_code,
+                    out.combined_output.trim()
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let clone = repo::clone_with(&urls, commit, &area.join("clones"), Some(&git_clone))
         .map_err(|e| e.context(format!("work of {repo} at commit {commit}")))?;
     site.root = clone.path().to_path_buf();
     site.site = super::Site {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ocuroot_core::ErrorKind;
-use ocuroot_core::repo::{RepoInfo, add_worktree, git_url_to_valid_path};
+use ocuroot_core::repo::{RepoInfo, add_worktree, clone_at, clone_with, git_url_to_valid_path};
 
 /// An `env` closure backed by a map.
 fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -420,4 +420,90 @@ fn worktree_of_an_unknown_commit_is_an_error() {
     assert_eq!(err.kind(), ErrorKind::Git);
     assert_eq!(repo.worktrees().unwrap().len(), 0);
     assert_eq!(std::fs::read_dir(under.path()).unwrap().count(), 0);
+}
+
+/// A bare copy of the repository at `dir`, as a remote would hold it.
+fn bare_copy(dir: &Path, under: &Path) -> String {
+    let bare = under.join("remote.git");
+    git2::build::RepoBuilder::new()
+        .bare(true)
+        .clone(dir.to_str().unwrap(), &bare)
+        .unwrap();
+    bare.display().to_string()
+}
+
+#[test]
+fn clone_of_an_older_commit_trying_remotes_in_order() {
+    let (dir, repo, first) = repo_with_commit();
+    write(dir.path(), "file.txt", "two\n");
+    commit(&repo, &["file.txt"], "second");
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = bare_copy(dir.path(), remotes.path());
+    let under = tempfile::tempdir().unwrap();
+    let missing = remotes.path().join("missing.git").display().to_string();
+
+    let clone = clone_at(&[missing, bare.clone()], &first.to_string(), under.path()).unwrap();
+    assert_eq!(clone.url(), bare);
+    assert_eq!(
+        std::fs::read_to_string(clone.path().join("file.txt")).unwrap(),
+        "one\n"
+    );
+    let cloned = git2::Repository::open(clone.path()).unwrap();
+    assert!(cloned.head_detached().unwrap());
+    assert_eq!(cloned.head().unwrap().target(), Some(first));
+    drop(cloned);
+    let path = clone.path().to_path_buf();
+    drop(clone);
+    assert!(!path.exists(), "the clone is removed when dropped");
+    assert_eq!(std::fs::read_dir(under.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn clone_failures_name_every_remote() {
+    let (_dir, _repo, first) = repo_with_commit();
+    let under = tempfile::tempdir().unwrap();
+    let err = clone_at(
+        &["/nowhere/a.git".into(), "/nowhere/b.git".into()],
+        &first.to_string(),
+        under.path(),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Git);
+    assert!(err.message().contains("all remotes exhausted"), "{err}");
+    assert!(err.message().contains("/nowhere/a.git"), "{err}");
+    assert!(err.message().contains("/nowhere/b.git"), "{err}");
+    let err = clone_at(&[], &first.to_string(), under.path()).unwrap_err();
+    assert!(err.message().contains("no remotes"), "{err}");
+    // A commit the remote does not have.
+    let (dir, _repo, _) = repo_with_commit();
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = bare_copy(dir.path(), remotes.path());
+    let err = clone_at(&[bare], &"0".repeat(40), under.path()).unwrap_err();
+    assert!(err.message().contains("not found"), "{err}");
+    assert_eq!(std::fs::read_dir(under.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn network_remotes_are_cloned_by_the_fallback() {
+    let (dir, _repo, first) = repo_with_commit();
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = bare_copy(dir.path(), remotes.path());
+    let under = tempfile::tempdir().unwrap();
+    let asked = std::sync::Mutex::new(Vec::new());
+    let fallback = |url: &str, dest: &Path| -> ocuroot_core::Result<()> {
+        asked.lock().unwrap().push(url.to_string());
+        git2::Repository::clone(&bare, dest).unwrap();
+        Ok(())
+    };
+    let url = "https://git.example.invalid/org/repo.git".to_string();
+    let clone = clone_with(
+        &[url.clone()],
+        &first.to_string(),
+        under.path(),
+        Some(&fallback),
+    )
+    .unwrap();
+    assert_eq!(clone.url(), url);
+    assert!(clone.path().join("file.txt").is_file());
+    assert_eq!(*asked.lock().unwrap(), [url]);
 }
