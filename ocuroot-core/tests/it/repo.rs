@@ -497,7 +497,7 @@ fn network_remotes_are_cloned_by_the_fallback() {
     };
     let url = "https://git.example.invalid/org/repo.git".to_string();
     let clone = clone_with(
-        &[url.clone()],
+        std::slice::from_ref(&url),
         &first.to_string(),
         under.path(),
         Some(&fallback),
