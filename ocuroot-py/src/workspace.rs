@@ -77,13 +77,16 @@ impl Workspace {
     /// Open the repository containing `path`: discover its root, evaluate
     /// `repo.ocu.star` and open the stores.
     #[new]
-    #[pyo3(signature = (path, *, shell = None, store = None, parallel = None, on_event = None))]
+    #[pyo3(signature = (
+        path, *, shell = None, store = None, parallel = None, max_attempts = None, on_event = None
+    ))]
     fn py_new(
         py: Python<'_>,
         path: PathBuf,
         shell: Option<&Bound<'_, PyAny>>,
         store: Option<&Bound<'_, PyAny>>,
         parallel: Option<i64>,
+        max_attempts: Option<i64>,
         on_event: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut builder = ocuroot_core::Workspace::builder(path);
@@ -105,6 +108,12 @@ impl Workspace {
                 PyValueError::new_err(format!("parallel must be 1 or more, not {n}"))
             })?;
             builder = builder.parallel(n);
+        }
+        if let Some(n) = max_attempts {
+            let n = u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+                PyValueError::new_err(format!("max_attempts must be 1 or more, not {n}"))
+            })?;
+            builder = builder.max_attempts(n);
         }
         if let Some(on_event) = on_event.filter(|s| !s.is_none()) {
             require_callable("on_event", on_event)?;
@@ -199,6 +208,49 @@ impl Workspace {
     fn lint<'py>(&self, py: Python<'py>, file: PathBuf) -> PyResult<Bound<'py, PyAny>> {
         let lint = detached(py, || self.inner.lint(&file).map(|l| l.to_json()))?;
         json_to_py(py, &lint)
+    }
+
+    /// `work cascade`: with `dryrun`, the list of work the first round
+    /// would do (the JSON form of each item); otherwise the JSON form of the
+    /// outcome.
+    #[pyo3(signature = (dryrun = false))]
+    fn work_cascade<'py>(&self, py: Python<'py>, dryrun: bool) -> PyResult<Bound<'py, PyAny>> {
+        let result = detached(py, || self.inner.work_cascade(dryrun))?;
+        to_py(py, &result)
+    }
+
+    /// `--cascade`: the JSON form of the outcome of following what this
+    /// workspace changed to the deployments that read it.
+    fn cascade<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let outcome = detached(py, || self.inner.cascade())?;
+        to_py(py, &outcome)
+    }
+
+    /// `plan`: the JSON form (`{"work", "graph"}`) for `"json"`, the graph
+    /// as text for `"mermaid"` and `"dot"`. Another format is a
+    /// `ValueError`.
+    #[pyo3(signature = (format = "json"))]
+    fn plan<'py>(&self, py: Python<'py>, format: &str) -> PyResult<Bound<'py, PyAny>> {
+        if !matches!(format, "json" | "mermaid" | "dot") {
+            let shown = PyString::new(py, format).repr()?;
+            return Err(PyValueError::new_err(format!(
+                "unknown plan format {shown}: use 'json', 'mermaid' or 'dot'"
+            )));
+        }
+        let plan = detached(py, || self.inner.plan())?;
+        match format {
+            "mermaid" => Ok(PyString::new(py, &plan.graph.to_mermaid()).into_any()),
+            "dot" => Ok(PyString::new(py, &plan.graph.to_dot()).into_any()),
+            _ => json_to_py(py, &plan.to_json()),
+        }
+    }
+
+    /// `work trigger`: the JSON form of each commit with outstanding work
+    /// and what its trigger did (with `dryrun`, only listed).
+    #[pyo3(signature = (dryrun = false))]
+    fn work_trigger<'py>(&self, py: Python<'py>, dryrun: bool) -> PyResult<Bound<'py, PyAny>> {
+        let triggered = detached(py, || self.inner.work_trigger(dryrun))?;
+        to_py(py, &triggered)
     }
 
     fn __repr__(&self) -> String {

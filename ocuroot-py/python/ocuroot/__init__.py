@@ -8,9 +8,10 @@ your own shell runner and state store.
 'complete'
 
 :class:`Workspace` is the entry point. Results are frozen dataclasses
-(:class:`Report`, :class:`EnvironmentsReport`, :class:`Lint`...) with
-``to_dict()``; errors are :class:`OcurootError` subclasses. The engine is the
-Rust library ``ocuroot-core``, reached through the private native module
+(:class:`Report`, :class:`EnvironmentsReport`, :class:`WorkOutcome`,
+:class:`Plan`, :class:`Lint`...) with ``to_dict()``; errors are
+:class:`OcurootError` subclasses. The engine is the Rust library
+``ocuroot-core``, reached through the private native module
 ``ocuroot._ocuroot``.
 """
 
@@ -38,17 +39,23 @@ from ._types import (
     Environment,
     EnvironmentsReport,
     Event,
+    GraphNode,
     IntentChange,
     Lint,
     LogLine,
     NewRelease,
     Package,
     Phase,
+    Plan,
     PlannedWork,
     ReleaseStatus,
     Report,
     RunStatus,
     ShellResult,
+    Todo,
+    TodoKind,
+    Triggered,
+    TriggerStatus,
     WorkItem,
     WorkOutcome,
     WorkState,
@@ -79,6 +86,10 @@ __all__ = [
     "Environment",
     "IntentChange",
     "WorkOutcome",
+    "Todo",
+    "Plan",
+    "GraphNode",
+    "Triggered",
     "Lint",
     "Package",
     "Phase",
@@ -86,6 +97,8 @@ __all__ = [
     "ReleaseStatus",
     "WorkState",
     "RunStatus",
+    "TodoKind",
+    "TriggerStatus",
     # Errors.
     "OcurootError",
     "InvalidRefError",

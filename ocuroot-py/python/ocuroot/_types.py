@@ -19,6 +19,10 @@ __all__ = [
     "Environment",
     "IntentChange",
     "WorkOutcome",
+    "Todo",
+    "GraphNode",
+    "Plan",
+    "Triggered",
     "EnvironmentsReport",
     "EmptyReport",
     "NewRelease",
@@ -31,6 +35,8 @@ __all__ = [
     "ReleaseStatus",
     "WorkState",
     "RunStatus",
+    "TodoKind",
+    "TriggerStatus",
 ]
 
 ReleaseStatus = Literal["complete", "failed", "blocked", "paused", "running", "pending"]
@@ -43,6 +49,14 @@ RunStatus = Literal[
     "pending", "running", "paused", "complete", "failed", "failed_retried", "cancelled"
 ]
 """The status of one run."""
+
+TodoKind = Literal["create", "update", "delete", "run", "op"]
+"""What a piece of outstanding work is: intent to apply (``create``,
+``update``, ``delete``), a run or redeploy (``run``), or a release to check
+for environments added since it was created (``op``)."""
+
+TriggerStatus = Literal["planned", "called", "no_trigger", "failed"]
+"""What happened to a commit's trigger."""
 
 
 def _json(value: Any) -> Any:
@@ -180,17 +194,26 @@ class IntentChange(_Model):
 
 @dataclass(frozen=True)
 class WorkOutcome(_Model):
-    """What applying intent did: the intent applied, the releases that ran
-    and the work left for later."""
+    """What applying intent or a cascade did: the intent applied, the
+    releases that ran, the work left for later and (cascades) the rounds
+    done and the work given up."""
 
     applied: Tuple[IntentChange, ...] = ()
     releases: Tuple[Report, ...] = ()
+    """The report of each release that ran (its latest, when it ran more
+    than once)."""
     deferred: Tuple[str, ...] = ()
+    """Work left for later, and why."""
+    rounds: int = 0
+    """Cascades: the rounds done."""
+    stopped: Tuple[str, ...] = ()
+    """Cascades: why work was given up (a redeploy that kept failing, too
+    many rounds)."""
 
     @property
     def failed(self) -> bool:
-        """Whether any release that ran has failed work."""
-        return any(r.failed for r in self.releases)
+        """Whether work was given up or any release that ran has failed work."""
+        return bool(self.stopped) or any(r.failed for r in self.releases)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> WorkOutcome:
@@ -198,6 +221,118 @@ class WorkOutcome(_Model):
             applied=tuple(IntentChange.from_dict(c) for c in d.get("applied", ())),
             releases=tuple(Report.from_dict(r) for r in d.get("releases", ())),
             deferred=tuple(d.get("deferred", ())),
+            rounds=d.get("rounds", 0),
+            stopped=tuple(d.get("stopped", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Todo(_Model):
+    """One piece of outstanding work, as ``work_cascade(dryrun=True)`` and
+    ``plan()`` list it."""
+
+    ref: str
+    """The intent ref, run ref or deployment (``<release>/deploy/<env>``)."""
+    work_type: TodoKind
+    """What kind of work."""
+    commit: Optional[str] = None
+    """The commit it must be done at (runs and redeploys)."""
+    reason: str = ""
+    """Why: ``pending``, ``paused``, or the inputs that changed."""
+    waits_for: Tuple[str, ...] = ()
+    """What it waits for (plans only): refs that do not exist yet, earlier
+    phases, a failure to retry. Empty when it can be done now."""
+
+    @property
+    def ready(self) -> bool:
+        """Whether it can be done now (it waits for nothing)."""
+        return not self.waits_for
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Todo:
+        return cls(
+            ref=d["ref"],
+            work_type=d["work_type"],
+            commit=d.get("commit"),
+            reason=d.get("reason", ""),
+            waits_for=tuple(d.get("waits_for", ())),
+        )
+
+
+@dataclass(frozen=True)
+class GraphNode(_Model):
+    """A node of a :class:`Plan`'s dependency graph (a package's task or
+    deploy, an environment, custom state...) and the nodes it reads."""
+
+    node: str
+    depends_on: Tuple[str, ...] = ()
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GraphNode:
+        return cls(node=d["node"], depends_on=tuple(d.get("depends_on", ())))
+
+
+@dataclass(frozen=True)
+class Plan(_Model):
+    """What ``Workspace.plan()`` returns: the outstanding work everywhere in
+    dependency order, and the dependency graph of the latest release of
+    every package it was ordered by."""
+
+    work: Tuple[Todo, ...]
+    """Every item, dependencies first; ready ones wait for nothing."""
+    graph: Tuple[GraphNode, ...]
+    """Every node with what it depends on."""
+
+    @property
+    def ready(self) -> Tuple[Todo, ...]:
+        """The work that can be done now."""
+        return tuple(t for t in self.work if t.ready)
+
+    def depends_on(self, node: str) -> Tuple[str, ...]:
+        """What ``node`` depends on."""
+        for n in self.graph:
+            if n.node == node:
+                return n.depends_on
+        raise KeyError(node)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        return cls(
+            work=tuple(Todo.from_dict(t) for t in d["work"]),
+            graph=tuple(GraphNode.from_dict(n) for n in d["graph"]),
+        )
+
+
+@dataclass(frozen=True)
+class Triggered(_Model):
+    """One commit with outstanding work and what ``Workspace.work_trigger``
+    did with its repository's ``trigger(commit)``."""
+
+    repo: str
+    """The repository."""
+    commit: str
+    """The commit."""
+    status: TriggerStatus
+    """``planned`` (dry run), ``called``, ``no_trigger`` (the repository's
+    ``repo.ocu.star`` has none) or ``failed``."""
+    log: Tuple[str, ...] = ()
+    """What the trigger printed."""
+    error: Optional[str] = None
+    """Why it failed."""
+
+    @property
+    def failed(self) -> bool:
+        """Whether evaluating the file or calling the trigger failed."""
+        return self.status == "failed"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Triggered:
+        return cls(
+            repo=d["repo"],
+            commit=d["commit"],
+            status=d["status"],
+            log=tuple(d.get("log", ())),
+            error=d.get("error"),
         )
 
 

@@ -5,11 +5,22 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Literal, Optional, Tuple, Union, overload
 
 from . import _ocuroot
 from ._store import Store
-from ._types import Event, Lint, NewRelease, Report, ShellResult, _new_release
+from ._types import (
+    Event,
+    Lint,
+    NewRelease,
+    Plan,
+    Report,
+    ShellResult,
+    Todo,
+    Triggered,
+    WorkOutcome,
+    _new_release,
+)
 
 __all__ = ["Workspace", "ShellCallback", "EventCallback"]
 
@@ -46,6 +57,9 @@ class Workspace:
             everything in memory).
         parallel: how many work items may run at once (default: the number
             of CPUs).
+        max_attempts: how many times a cascade (:meth:`cascade`,
+            :meth:`work_cascade`) runs a failing redeploy before it gives it
+            up and reports it in :attr:`WorkOutcome.stopped` (default 3).
         on_event: receives each :class:`Event` as releases run. What it
             raises goes to ``sys.unraisablehook``; it cannot stop a release.
 
@@ -65,11 +79,17 @@ class Workspace:
         shell: Optional[ShellCallback] = None,
         store: Optional[Store] = None,
         parallel: Optional[int] = None,
+        max_attempts: Optional[int] = None,
         on_event: Optional[EventCallback] = None,
     ) -> None:
         sink = None if on_event is None else _typed_events(on_event)
         self._native = _ocuroot.Workspace(
-            os.fspath(path), shell=shell, store=store, parallel=parallel, on_event=sink
+            os.fspath(path),
+            shell=shell,
+            store=store,
+            parallel=parallel,
+            max_attempts=max_attempts,
+            on_event=sink,
         )
 
     @property
@@ -126,6 +146,64 @@ class Workspace:
         """Evaluate a package file without touching state: its phases and
         work, or the environments it registers."""
         return Lint.from_dict(self._native.lint(os.fspath(file)))
+
+    @overload
+    def work_cascade(self, dryrun: Literal[False] = False) -> WorkOutcome: ...
+    @overload
+    def work_cascade(self, dryrun: Literal[True]) -> list[Todo]: ...
+    @overload
+    def work_cascade(self, dryrun: bool) -> Union[WorkOutcome, list[Todo]]: ...
+
+    def work_cascade(self, dryrun: bool = False) -> Union[WorkOutcome, list[Todo]]:
+        """Do everything outstanding (intent, ready runs, redeploys of
+        deployments whose inputs changed) at every commit, each in a checkout
+        of its commit (a temporary git worktree for another commit of this
+        repository), round after round until nothing is left.
+
+        Returns the :class:`WorkOutcome`; failed work (``outcome.failed``) is
+        reported, not raised. With ``dryrun``, changes nothing and returns
+        the work the first round would do, in dependency order.
+        """
+        result = self._native.work_cascade(dryrun)
+        if isinstance(result, list):
+            return [Todo.from_dict(t) for t in result]
+        return WorkOutcome.from_dict(result)
+
+    def cascade(self) -> WorkOutcome:
+        """Follow what this workspace changed since its last cascade (the
+        releases :meth:`release_new` ran) to every deployment that reads it,
+        each at its own commit, until nothing is left. Failed work is
+        reported in the outcome, not raised."""
+        return WorkOutcome.from_dict(self._native.cascade())
+
+    @overload
+    def plan(self, format: Literal["json"] = "json") -> Plan: ...
+    @overload
+    def plan(self, format: Literal["mermaid", "dot"]) -> str: ...
+    @overload
+    def plan(self, format: str) -> Union[Plan, str]: ...
+
+    def plan(self, format: str = "json") -> Union[Plan, str]:
+        """The outstanding work everywhere in dependency order, each item with
+        why it would run or what it waits for, and the dependency graph of
+        the latest release of every package; runs nothing.
+
+        ``"json"`` gives a :class:`Plan`; ``"mermaid"`` and ``"dot"`` the
+        graph as a Mermaid flowchart or a Graphviz digraph (``str``). Another
+        format raises :class:`ValueError`; a dependency cycle an
+        :class:`OcurootError` naming every node on it.
+        """
+        result = self._native.plan(format)
+        if isinstance(result, str):
+            return result
+        return Plan.from_dict(result)
+
+    def work_trigger(self, dryrun: bool = False) -> list[Triggered]:
+        """Call ``repo.ocu.star``'s ``trigger(commit)`` for each commit with
+        outstanding work, so that a CI system starts work there; with
+        ``dryrun``, only list those commits. A failing trigger does not stop
+        the others: its :class:`Triggered` says ``failed``."""
+        return [Triggered.from_dict(t) for t in self._native.work_trigger(dryrun)]
 
     def __repr__(self) -> str:
         return f"ocuroot.Workspace(root={str(self.root)!r}, name={self.name!r})"
