@@ -596,3 +596,46 @@ fn a_failing_trigger_is_reported_and_exits_1() {
         out.stdout
     );
 }
+
+#[test]
+fn deleting_an_environment_with_cascade_undeploys_at_each_commit_and_removes_it() {
+    let (repo, _) = released_example();
+    second_commit(&repo);
+    ocu(&repo, &["state", "delete", "@/environment/production"]).success();
+    let out = ocu(
+        &repo,
+        &[
+            "state",
+            "apply",
+            "@/environment/production",
+            "--cascade",
+            "-q",
+        ],
+    )
+    .success();
+    assert!(
+        out.stdout
+            .contains("Applied @/environment/production (deleted)"),
+        "{}",
+        out.stdout
+    );
+    for pkg in [BACKEND, FRONTEND] {
+        assert_eq!(
+            get(&repo, &format!("{pkg}/@/deploy/production")),
+            None,
+            "{pkg}"
+        );
+        assert_eq!(
+            statuses(&repo, &format!("{pkg}/@r1/deploy/production/2")),
+            ["complete"],
+            "{pkg}"
+        );
+    }
+    assert_eq!(get(&repo, "@/environment/production"), None);
+    assert!(get(&repo, &format!("{FRONTEND}/@/deploy/staging")).is_some());
+    assert_no_worktrees(&repo);
+    assert_eq!(
+        ocu(&repo, &["work", "cascade", "-q"]).success().stdout,
+        "Nothing to do\n"
+    );
+}

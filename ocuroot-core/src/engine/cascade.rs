@@ -18,8 +18,12 @@
 //! [`work_cascade`] takes everything outstanding (all intent, every
 //! release at every commit); [`cascade`] only the work connected to what
 //! this workspace changed (`release new --cascade`, `state apply
-//! --cascade`): runs it created and deployments reading documents it
-//! wrote.
+//! --cascade`): runs it created, deployments reading documents it wrote,
+//! and intent it applied that still differs from state (an environment
+//! removed once its deployments' downs have run).
+//!
+//! A `down` runs with the values its `up` ran with, so undeploying a
+//! dependency first cannot block it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -94,7 +98,7 @@ fn run(ctx: &EngineContext, options: CascadeOptions, everything: bool) -> Result
             Scope::Changes(&changes)
         };
         let finding = Finding {
-            intent: everything,
+            intent: true,
             failed_redeploys: true,
             ..Finding::default()
         };
@@ -345,16 +349,17 @@ pub(crate) fn repo_doc_ref(repo: &str, commit: &str) -> Ref {
     }
 }
 
-/// Record this repository at the current commit (once per commit), so
-/// that cascades started elsewhere can clone it and `work trigger` can call
+/// The record of this repository at the current commit, unless state has
+/// it already: `release new` writes it with the release, so that cascades
+/// started elsewhere can clone the repository and `work trigger` can call
 /// its trigger.
-pub(crate) fn record_repo(ctx: &EngineContext) -> Result<()> {
+pub(crate) fn repo_record(ctx: &EngineContext) -> Result<Option<(Ref, Value)>> {
     if ctx.commit == repo::NULL_COMMIT {
-        return Ok(());
+        return Ok(None);
     }
     let r = repo_doc_ref(&ctx.site.repo, &ctx.commit);
     if ctx.state.exists(&r)? {
-        return Ok(());
+        return Ok(None);
     }
     let source = match &ctx.site.config_file {
         Some(f) => ctx.host.read_file(f)?,
@@ -365,7 +370,7 @@ pub(crate) fn record_repo(ctx: &EngineContext) -> Result<()> {
         "remotes": ctx.site.config.remotes,
         "source": base64::engine::general_purpose::STANDARD.encode(source),
     });
-    ctx.state.update(|tx| tx.set(&r, doc.clone()))
+    Ok(Some((r, doc)))
 }
 
 /// The recorded document of `repo` at `commit`, else at any commit.

@@ -545,10 +545,23 @@ fn undeploy(ctx: &EngineContext, r: &Ref) -> Result<Option<Ref>> {
         .ok_or_else(|| Error::store(format!("{target}: work document without run_ref")))?;
     let up_run = load_run(&ctx.state, &Ref::parse(run_ref_text)?)?
         .ok_or_else(|| Error::store(format!("{run_ref_text} not found")))?;
+    // The values it ran with, not the refs again: what the deployment
+    // read may be gone by now (a dependency undeployed first).
     let inputs = up_run
         .functions
         .first()
-        .map(|f| f.inputs.clone())
+        .map(|f| match &f.resolved {
+            Some(values) => f
+                .inputs
+                .keys()
+                .filter_map(|k| {
+                    values
+                        .get(k)
+                        .map(|v| (k.clone(), InputSpec::Value(v.clone())))
+                })
+                .collect(),
+            None => f.inputs.clone(),
+        })
         .unwrap_or_default();
     let function = RunFunction {
         function: deploy.down.clone(),

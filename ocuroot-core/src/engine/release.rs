@@ -135,13 +135,16 @@ pub fn release_new(
         super::cascade::graph_with(ctx, Some((package, &package_doc)))?
             .order()
             .map_err(|e| e.context(format!("cannot release {package}")))?;
-        super::cascade::record_repo(ctx)?;
+        let repo_record = super::cascade::repo_record(ctx)?;
         let doc = ReleaseDoc {
             commit: ctx.commit.clone(),
             package: package_doc,
             created_at: ctx.timestamp(),
         };
         let created = ctx.state.update(|tx| {
+            if let Some((r, record)) = &repo_record {
+                tx.set(r, record.clone())?;
+            }
             tx.create_doc(&rel, &doc)?;
             tx.create(
                 &rel.with_subpath(SubPathType::Commit, &ctx.commit),

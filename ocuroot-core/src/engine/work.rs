@@ -172,8 +172,13 @@ pub(crate) fn apply_intent(ctx: &EngineContext, out: &mut WorkOutcome) -> Result
 /// Find outstanding work in `scope`.
 pub(crate) fn find(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> Result<Vec<Found>> {
     let mut found = Vec::new();
-    if finding.intent && !matches!(scope, Scope::Changes(_)) {
+    if finding.intent {
         for change in intent::diff(ctx)? {
+            // A cascade following changes takes only intent it applied
+            // itself (an environment emptied by its downs, say).
+            if !changed(scope, &Ref::parse(&change.r#ref)?) {
+                continue;
+            }
             found.push(Found {
                 action: Action::Apply(Ref::parse(&change.r#ref)?),
                 todo: Todo {
@@ -191,7 +196,7 @@ pub(crate) fn find(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> R
             });
         }
     }
-    for rel in releases(ctx, scope)? {
+    for rel in releases(ctx, scope, finding.waiting)? {
         let (rel, doc) = load_release(ctx, &rel)?;
         let op = intent::check_envs_ref(&rel);
         if ctx.state.exists(&op)? && changed(scope, &op) {
@@ -291,14 +296,26 @@ fn reads_changes(
     Ok(false)
 }
 
-/// The releases with a commit marker in `scope`, sorted.
-fn releases(ctx: &EngineContext, scope: Scope<'_>) -> Result<Vec<Ref>> {
-    let glob = match scope {
-        Scope::Here => format!("**/@r*/commit/{}", ctx.commit),
-        _ => "**/@r*/commit/*".to_string(),
+/// The releases that may have work in `scope`, sorted: at the current
+/// commit (`Here`); elsewhere, those with a pending, paused (or, for a plan,
+/// failed) run or an op.
+fn releases(ctx: &EngineContext, scope: Scope<'_>, waiting: bool) -> Result<Vec<Ref>> {
+    let globs = match scope {
+        Scope::Here => vec![format!("**/@r*/commit/{}", ctx.commit)],
+        _ => {
+            let statuses = if waiting {
+                "{pending,paused,failed}"
+            } else {
+                "{pending,paused}"
+            };
+            vec![
+                format!("**/@r*/{{task,deploy}}/*/*/status/{statuses}"),
+                "**/@r*/op/check_envs".to_string(),
+            ]
+        }
     };
     let mut out = Vec::new();
-    for text in ctx.state.match_globs(&[glob])? {
+    for text in ctx.state.match_globs(&globs)? {
         let rel = Ref::parse(&text)?.release_ref();
         if matches!(scope, Scope::Here) && rel.repo != ctx.site.repo {
             continue;
@@ -554,6 +571,24 @@ pub(crate) fn retried_failure(ctx: &EngineContext, f: &Found) -> Result<Option<R
                 return Ok(None);
             };
             rel.with_subpath(SubPathType::Deploy, &r.subpath)
+        }
+        // An environment deleted: its deployments' downs.
+        Action::Apply(r)
+            if intent::IntentKind::of(r) == Some(intent::IntentKind::Environment)
+                && ctx.intent.get(r)?.is_none() =>
+        {
+            for text in ctx
+                .state
+                .match_globs(&[format!("**/@/deploy/{}", r.subpath)])?
+            {
+                let Some(target) = ctx.state.is_link(&Ref::parse(&text)?)? else {
+                    continue;
+                };
+                if failure(ctx, &target)?.is_some() {
+                    return Ok(Some(target));
+                }
+            }
+            return Ok(None);
         }
         _ => return Ok(None),
     };
