@@ -21,6 +21,10 @@ step "quickstart example"
 QUICKSTART_CLEANUP=1 ./examples/quickstart/run.sh >/dev/null
 echo "examples/quickstart/run.sh ok"
 
+step "dependencies example (cascade)"
+EXAMPLE_CLEANUP=1 ./examples/dependencies/run.sh >/dev/null
+echo "examples/dependencies/run.sh ok"
+
 step "C ABI (include/ocuroot.h is checked by the tests above)"
 ./scripts/test-c.sh
 
