@@ -103,6 +103,17 @@
 //! through [`WorkspaceBuilder::host`](workspace::WorkspaceBuilder::host) and
 //! [`WorkspaceBuilder::store`](workspace::WorkspaceBuilder::store).
 //!
+//! ## Releases, intent and dependencies
+//!
+//! The operations are methods of [`Workspace`], named as the CLI's
+//! commands: `release_new`, `release_continue`, `release_retry`,
+//! `state_set`/`state_apply`, `work_continue`, `work_any`, and for
+//! dependencies across packages `work_cascade` (everything outstanding, at
+//! every commit, each in a git worktree or clone of its commit), `cascade`
+//! (after `release_new` or `state_apply`: follow only what they changed),
+//! `plan` (the work in dependency order, why or what it waits for, and the
+//! [`graph::DependencyGraph`] as Mermaid or DOT) and `work_trigger`.
+//!
 //! ## Layout
 //!
 //! | module | what |
@@ -112,7 +123,9 @@
 //! | [`model`] | plain serde types: packages, work, inputs, environments |
 //! | [`sdk`] | the Starlark SDK (the only module that imports `starlark`) |
 //! | [`host`] | the `Host` seam: shell, files, HTTP, clock |
-//! | [`repo`] | git discovery: root, commit, repository name, worktrees |
+//! | [`repo`] | git discovery: root, commit, repository name, worktrees, clones |
+//! | [`graph`] | the dependency graph across packages (petgraph): order, cycles, rendering |
+//! | [`engine`] | releases, intent, work discovery, cascades, plans, triggers |
 //! | [`workspace`] | the facade used by the CLI and the bindings |
 #![warn(missing_docs)]
 
