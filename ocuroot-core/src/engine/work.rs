@@ -14,7 +14,7 @@
 //!   (`./@/deploy/<env>`) are ignored, or every redeploy would call for
 //!   another.
 //!
-//! Work is found in a [`Scope`]: the current repository and commit (`work
+//! Work is found in a scope: the current repository and commit (`work
 //! continue`), everywhere (`work cascade`, `plan`), or only work connected to
 //! what this workspace changed (`--cascade`). A plan also lists the work
 //! that waits, and what for.
