@@ -25,14 +25,34 @@ const FRONTEND: &str = "dependencies/-/frontend/release.ocu.star";
 fn released_example() -> (Repo, String) {
     let repo = Repo::example("dependencies");
     let first = repo.git().head().unwrap().target().unwrap().to_string();
+    release_all(&repo);
+    assert_eq!(frontend(&repo, "staging")["bundle"], "frontend-1");
+    (repo, first)
+}
+
+/// Release the environments, the backend and the frontend.
+fn release_all(repo: &Repo) {
     for file in [
         "environments.ocu.star",
         "backend/release.ocu.star",
         "frontend/release.ocu.star",
     ] {
-        ocu(&repo, &["release", "new", file, "-q"]).success();
+        ocu(repo, &["release", "new", file, "-q"]).success();
     }
-    assert_eq!(frontend(&repo, "staging")["bundle"], "frontend-1");
+}
+
+/// `examples/dependencies` whose `repo.ocu.star` also has `trigger` calling
+/// `on_commit` as `body` defines it, committed and released. Returns the
+/// commit.
+fn released_with_trigger(body: &str) -> (Repo, String) {
+    let repo = Repo::example("dependencies");
+    let mut config = fs::read_to_string(repo.path().join("repo.ocu.star")).unwrap();
+    config.push_str(&format!(
+        "\ndef on_commit(commit):\n{body}\ntrigger(on_commit)\n"
+    ));
+    repo.write("repo.ocu.star", &config);
+    let first = repo.commit("trigger").to_string();
+    release_all(&repo);
     (repo, first)
 }
 
@@ -203,13 +223,7 @@ fn state_apply_cascade_follows_custom_state_to_dependants() {
         );
     fs::write(&path, text).unwrap();
     repo.commit("region");
-    for file in [
-        "environments.ocu.star",
-        "backend/release.ocu.star",
-        "frontend/release.ocu.star",
-    ] {
-        ocu(&repo, &["release", "new", file, "-q"]).success();
-    }
+    release_all(&repo);
     assert_eq!(
         frontend(&repo, "staging")["backend_url"],
         "https://api.eu.staging.example.com/v1"
@@ -400,13 +414,7 @@ fn a_redeploy_that_keeps_failing_is_given_up_after_the_bound() {
     );
     fs::write(&path, text).unwrap();
     repo.commit("fragile");
-    for file in [
-        "environments.ocu.star",
-        "backend/release.ocu.star",
-        "frontend/release.ocu.star",
-    ] {
-        ocu(&repo, &["release", "new", file, "-q"]).success();
-    }
+    release_all(&repo);
     second_commit(&repo);
 
     let out = ocu(
@@ -528,20 +536,9 @@ fn plan_explains_ready_and_waiting_work_in_dependency_order() {
 
 #[test]
 fn work_trigger_calls_the_repo_trigger_for_each_commit_with_work() {
-    let repo = Repo::example("dependencies");
-    let mut config = fs::read_to_string(repo.path().join("repo.ocu.star")).unwrap();
-    config.push_str(
-        "\ndef on_commit(commit):\n    host.shell(\"mkdir -p out/triggers && touch out/triggers/\" + commit)\n    print(\"scheduled \" + commit)\n\ntrigger(on_commit)\n",
+    let (repo, first) = released_with_trigger(
+        "    host.shell(\"mkdir -p out/triggers && touch out/triggers/\" + commit)\n    print(\"scheduled \" + commit)\n",
     );
-    repo.write("repo.ocu.star", &config);
-    let first = repo.commit("trigger").to_string();
-    for file in [
-        "environments.ocu.star",
-        "backend/release.ocu.star",
-        "frontend/release.ocu.star",
-    ] {
-        ocu(&repo, &["release", "new", file, "-q"]).success();
-    }
     assert_eq!(
         ocu(&repo, &["work", "trigger"]).success().stdout,
         "No commits with outstanding work\n"
@@ -567,20 +564,7 @@ fn work_trigger_calls_the_repo_trigger_for_each_commit_with_work() {
 
 #[test]
 fn a_failing_trigger_is_reported_and_exits_1() {
-    let repo = Repo::example("dependencies");
-    let mut config = fs::read_to_string(repo.path().join("repo.ocu.star")).unwrap();
-    config.push_str(
-        "\ndef on_commit(commit):\n    fail(\"no CI for \" + commit)\n\ntrigger(on_commit)\n",
-    );
-    repo.write("repo.ocu.star", &config);
-    let first = repo.commit("failing trigger").to_string();
-    for file in [
-        "environments.ocu.star",
-        "backend/release.ocu.star",
-        "frontend/release.ocu.star",
-    ] {
-        ocu(&repo, &["release", "new", file, "-q"]).success();
-    }
+    let (repo, first) = released_with_trigger("    fail(\"no CI for \" + commit)\n");
     second_commit(&repo);
     ocu(&repo, &["release", "new", "backend/release.ocu.star", "-q"]).success();
     let out = ocu(&repo, &["work", "trigger"]).failure();

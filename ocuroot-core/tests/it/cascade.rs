@@ -92,6 +92,31 @@ fn open(dir: &Path, store: &Arc<MemoryStore>, host: &Arc<Dirs>) -> Workspace {
         .unwrap()
 }
 
+/// The files of the example, in their first versions.
+fn write_files(root: &Path) {
+    write(root, "repo.ocu.star", REPO);
+    write(root, "environments.ocu.star", ENVIRONMENTS);
+    write(root, "backend.ocu.star", BACKEND);
+    write(root, "frontend.ocu.star", FRONTEND);
+    write(root, "api.txt", "v1\n");
+    write(root, "bundle.txt", "bundle-1\n");
+}
+
+/// A workspace over a fresh memory store with everything released.
+fn release_all(root: &Path) -> (Arc<MemoryStore>, Arc<Dirs>, Workspace) {
+    let store = Arc::new(MemoryStore::new());
+    let host = Arc::new(Dirs::default());
+    let ws = open(root, &store, &host);
+    for f in [
+        "environments.ocu.star",
+        "backend.ocu.star",
+        "frontend.ocu.star",
+    ] {
+        released(&ws, f);
+    }
+    (store, host, ws)
+}
+
 fn released(ws: &Workspace, file: &str) {
     match ws.release_new(file, false).unwrap() {
         NewRelease::Release(r) => assert!(!r.is_failed(), "{r:?}"),
@@ -105,24 +130,9 @@ fn a_redeploy_runs_entirely_inside_a_worktree_of_its_commit() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
     let git = git2::Repository::init(&root).unwrap();
-    write(&root, "repo.ocu.star", REPO);
-    write(&root, "environments.ocu.star", ENVIRONMENTS);
-    write(&root, "backend.ocu.star", BACKEND);
-    write(&root, "frontend.ocu.star", FRONTEND);
-    write(&root, "api.txt", "v1\n");
-    write(&root, "bundle.txt", "bundle-1\n");
+    write_files(&root);
     let first = commit(&git, "first");
-    let store = Arc::new(MemoryStore::new());
-    let host = Arc::new(Dirs::default());
-
-    let ws = open(&root, &store, &host);
-    for f in [
-        "environments.ocu.star",
-        "backend.ocu.star",
-        "frontend.ocu.star",
-    ] {
-        released(&ws, f);
-    }
+    let (store, host, ws) = release_all(&root);
     let deployed = "deps/-/frontend.ocu.star/@/deploy/staging#output";
     let before = ws.state_get(deployed).unwrap().unwrap();
     assert_eq!(before["pwd"], root.display().to_string());
@@ -176,22 +186,8 @@ fn a_redeploy_runs_entirely_inside_a_worktree_of_its_commit() {
 fn work_at_another_commit_without_git_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
-    write(&root, "repo.ocu.star", REPO);
-    write(&root, "environments.ocu.star", ENVIRONMENTS);
-    write(&root, "backend.ocu.star", BACKEND);
-    write(&root, "frontend.ocu.star", FRONTEND);
-    write(&root, "api.txt", "v1\n");
-    write(&root, "bundle.txt", "bundle-1\n");
-    let store = Arc::new(MemoryStore::new());
-    let host = Arc::new(Dirs::default());
-    let ws = open(&root, &store, &host);
-    for f in [
-        "environments.ocu.star",
-        "backend.ocu.star",
-        "frontend.ocu.star",
-    ] {
-        released(&ws, f);
-    }
+    write_files(&root);
+    let (_store, _host, ws) = release_all(&root);
     // Pretend the frontend was released at another commit.
     let rel = ocuroot_core::refs::Ref::parse("deps/-/frontend.ocu.star/@r1").unwrap();
     let mut doc = ws.state().get(&rel).unwrap().unwrap();
