@@ -48,7 +48,7 @@ pub struct WorkspaceBuilder {
 
 impl WorkspaceBuilder {
     /// How many times a cascade tries a failing redeploy before it gives
-    /// it up (default 3).
+    /// it up (default 3; 0 counts as 1).
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.cascade.max_attempts = n.max(1);
         self
