@@ -3,13 +3,16 @@
 //! failures and store conflicts; `examples/c` is the same from real C.
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString, c_char, c_void};
+use std::ffi::{CStr, c_char, c_void};
 use std::path::Path;
 use std::ptr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ocuroot::*;
+
+mod common;
+use common::{c, take, take_error};
 
 /// A git repository with `files`, in a temp dir.
 fn repo(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -38,35 +41,6 @@ def ship(tag):
 phase("build", tasks=[task(build, name="build")])
 phase("ship", tasks=[task(ship, name="ship", inputs={"tag": input(ref="./task/build#output/tag")})])
 "#;
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-/// Take a library string, free it, return its text.
-fn take(s: *mut c_char) -> String {
-    assert!(!s.is_null());
-    // SAFETY: a string the library returned.
-    let text = unsafe { CStr::from_ptr(s) }.to_str().unwrap().to_string();
-    // SAFETY: freed once.
-    unsafe { ocuroot_string_free(s) };
-    text
-}
-
-/// An error's code and message; frees it.
-fn take_error(e: *mut ocuroot_error) -> (ocuroot_result, String) {
-    assert!(!e.is_null(), "an error object was expected");
-    // SAFETY: an error the library returned.
-    unsafe {
-        let code = ocuroot_error_code(e);
-        let message = CStr::from_ptr(ocuroot_error_message(e))
-            .to_str()
-            .unwrap()
-            .to_string();
-        ocuroot_error_free(e);
-        (code, message)
-    }
-}
 
 /// What the test callbacks share: commands seen, a store, conflicts to
 /// inject, whether the shell fails.

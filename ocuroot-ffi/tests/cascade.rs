@@ -5,12 +5,15 @@
 //! `ocuroot_work_cascade`, `ocuroot_work_trigger` and the max-attempts
 //! option.
 
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::c_char;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::ptr;
 
 use ocuroot::*;
+
+mod common;
+use common::{c, take, take_error};
 use serde_json::Value;
 
 /// The repository: alias `c`, state in `.store`, and a trigger that prints
@@ -62,35 +65,6 @@ deploy(up=up, down=down, environment=environment("staging", {}),
 "#;
 
 const FRONTEND_REF: &str = "c/-/frontend.ocu.star/@r1/deploy/staging";
-
-fn c(s: &str) -> CString {
-    CString::new(s).unwrap()
-}
-
-/// Take a library string, free it, return its text.
-fn take(s: *mut c_char) -> String {
-    assert!(!s.is_null());
-    // SAFETY: a string the library returned.
-    let text = unsafe { CStr::from_ptr(s) }.to_str().unwrap().to_string();
-    // SAFETY: freed once.
-    unsafe { ocuroot_string_free(s) };
-    text
-}
-
-/// An error's code and message; frees it.
-fn take_error(e: *mut ocuroot_error) -> (ocuroot_result, String) {
-    assert!(!e.is_null(), "an error object was expected");
-    // SAFETY: an error the library returned.
-    unsafe {
-        let code = ocuroot_error_code(e);
-        let message = CStr::from_ptr(ocuroot_error_message(e))
-            .to_str()
-            .unwrap()
-            .to_string();
-        ocuroot_error_free(e);
-        (code, message)
-    }
-}
 
 /// The string a call wrote to its out-parameter, or a panic with its error.
 fn call(
