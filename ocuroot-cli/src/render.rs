@@ -285,6 +285,9 @@ pub fn outcome_text(outcome: &ocuroot_core::engine::intent::WorkOutcome) -> Stri
     for note in &outcome.stopped {
         text.push_str(&format!("Stopped: {note}\n"));
     }
+    if !outcome.triggered.is_empty() {
+        text.push_str(&triggered_text(&outcome.triggered));
+    }
     if text.is_empty() {
         text.push_str("Nothing to do\n");
     }

@@ -561,9 +561,21 @@ impl Workspace {
 
     /// `work any`: apply every intent difference, then do what
     /// [`work_continue`](Self::work_continue) does. With `dryrun`, only list
-    /// that work.
+    /// that work. When it did something, it then calls the triggers of the
+    /// commits that still have work (as [`work_trigger`](Self::work_trigger)
+    /// does; repositories without a trigger are left out of the outcome), so
+    /// a CI job running `work any` starts the next ones.
     pub fn work_any(&self, dryrun: bool) -> Result<WorkResult> {
-        self.work(true, dryrun)
+        let mut result = self.work(true, dryrun)?;
+        if let WorkResult::Done(out) = &mut result
+            && !(out.applied.is_empty() && out.releases.is_empty())
+        {
+            out.triggered = engine::trigger::work_trigger(&self.engine(), false)?
+                .into_iter()
+                .filter(|t| t.status != engine::trigger::TriggerStatus::NoTrigger)
+                .collect();
+        }
+        Ok(result)
     }
 
     fn work(&self, with_intent: bool, dryrun: bool) -> Result<WorkResult> {

@@ -563,6 +563,27 @@ fn work_trigger_calls_the_repo_trigger_for_each_commit_with_work() {
 }
 
 #[test]
+fn work_any_calls_the_triggers_of_commits_left_with_work() {
+    let (repo, first) = released_with_trigger("    print(\"scheduled \" + commit)\n");
+    // Nothing done: no triggers.
+    assert_eq!(
+        ocu(&repo, &["work", "any", "-q"]).success().stdout,
+        "Nothing to do\n"
+    );
+    second_commit(&repo);
+    ocu(&repo, &["release", "new", "backend/release.ocu.star", "-q"]).success();
+    ocu(&repo, &["state", "set", "@/custom/x", "1"]).success();
+    // Work here (the intent), then the frontend's commit is triggered.
+    let out = ocu(&repo, &["work", "any", "-q"]).success();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Applied @/custom/x (created)\ndependencies @ {first}: triggered\n  scheduled {first}\n"
+        )
+    );
+}
+
+#[test]
 fn a_failing_trigger_is_reported_and_exits_1() {
     let (repo, first) = released_with_trigger("    fail(\"no CI for \" + commit)\n");
     second_commit(&repo);

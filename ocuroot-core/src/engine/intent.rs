@@ -277,6 +277,10 @@ pub struct WorkOutcome {
     /// many rounds). Any makes the outcome failed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stopped: Vec<String>,
+    /// `work any`: the triggers called afterwards for commits that still
+    /// have work (the repositories' `trigger(commit)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub triggered: Vec<super::trigger::Triggered>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -299,6 +303,7 @@ impl WorkOutcome {
         self.applied.extend(other.applied);
         self.deferred.extend(other.deferred);
         self.stopped.extend(other.stopped);
+        self.triggered.extend(other.triggered);
         self.rounds = self.rounds.max(other.rounds);
         for report in other.releases {
             // The later report of a release supersedes an earlier one.
