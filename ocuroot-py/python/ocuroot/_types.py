@@ -209,6 +209,9 @@ class WorkOutcome(_Model):
     stopped: Tuple[str, ...] = ()
     """Cascades: why work was given up (a redeploy that kept failing, too
     many rounds)."""
+    triggered: Tuple[Triggered, ...] = ()
+    """``work any``: the triggers called afterwards for commits that still
+    have work."""
 
     @property
     def failed(self) -> bool:
@@ -223,6 +226,7 @@ class WorkOutcome(_Model):
             deferred=tuple(d.get("deferred", ())),
             rounds=d.get("rounds", 0),
             stopped=tuple(d.get("stopped", ())),
+            triggered=tuple(Triggered.from_dict(t) for t in d.get("triggered", ())),
         )
 
 
