@@ -91,6 +91,7 @@ fn run(ctx: &EngineContext, options: CascadeOptions, everything: bool) -> Result
     let mut changes = ctx.journal.take();
     let mut failures: BTreeMap<String, u32> = BTreeMap::new();
     let mut given_up: BTreeSet<String> = BTreeSet::new();
+    let mut unreachable: BTreeSet<SiteKey> = BTreeSet::new();
     for round in 1..=options.max_rounds.max(1) {
         let scope = if everything {
             Scope::Everywhere
@@ -109,6 +110,9 @@ fn run(ctx: &EngineContext, options: CascadeOptions, everything: bool) -> Result
         let mut retried: BTreeSet<String> = BTreeSet::new();
         let mut kept = Vec::new();
         for f in found {
+            if unreachable.contains(&(f.repo.clone(), f.todo.commit.clone())) {
+                continue;
+            }
             if let Some(deployment) = work::retried_failure(ctx, &f)? {
                 let key = deployment.to_string();
                 if given_up.contains(&key) {
@@ -132,8 +136,22 @@ fn run(ctx: &EngineContext, options: CascadeOptions, everything: bool) -> Result
         }
         order(&graph(ctx)?, &mut kept)?;
         for ((repo, commit), items) in group(kept) {
-            let site = open_site(ctx, &repo, commit.as_deref())?;
-            work::execute(&site.ctx, items, &mut out)?;
+            // Work at another commit that cannot be done there (no
+            // checkout, a file that no longer evaluates) is given up for
+            // this cascade; the rest goes on.
+            let done = open_site(ctx, &repo, commit.as_deref())
+                .and_then(|site| work::execute(&site.ctx, items, &mut out));
+            match (done, &commit) {
+                (Ok(()), _) => {}
+                (Err(e), Some(c)) if !(repo == ctx.site.repo && *c == ctx.commit) => {
+                    out.stopped.push(format!(
+                        "work of {repo} at commit {c} was given up: {}",
+                        e.message()
+                    ));
+                    unreachable.insert((repo, commit));
+                }
+                (Err(e), _) => return Err(e),
+            }
         }
         out.rounds = round;
         changes.extend(ctx.journal.take());

@@ -183,11 +183,14 @@ fn a_redeploy_runs_entirely_inside_a_worktree_of_its_commit() {
 }
 
 #[test]
-fn work_at_another_commit_without_git_is_a_clear_error() {
+fn work_at_another_commit_without_git_is_given_up_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();
     write_files(&root);
+    // A second dependant, at the current commit.
+    write(&root, "frontend2.ocu.star", FRONTEND);
     let (_store, _host, ws) = release_all(&root);
+    released(&ws, "frontend2.ocu.star");
     // Pretend the frontend was released at another commit.
     let rel = ocuroot_core::refs::Ref::parse("deps/-/frontend.ocu.star/@r1").unwrap();
     let mut doc = ws.state().get(&rel).unwrap().unwrap();
@@ -195,9 +198,24 @@ fn work_at_another_commit_without_git_is_a_clear_error() {
     ws.state().update(|tx| tx.set(&rel, doc.clone())).unwrap();
     write(&root, "api.txt", "v2\n");
     released_forced(&ws, "backend.ocu.star");
-    let err = ws.work_cascade(false).unwrap_err();
-    assert!(err.message().contains("not in a git repository"), "{err}");
-    assert!(err.message().contains(&"1".repeat(40)), "{err}");
+    // That work is given up (the outcome says why); the cascade ends.
+    let outcome = match ws.work_cascade(false).unwrap() {
+        ocuroot_core::WorkResult::Done(o) => o,
+        other => panic!("{other:?}"),
+    };
+    assert!(outcome.failed());
+    assert_eq!(outcome.stopped.len(), 1, "{outcome:#?}");
+    let why = &outcome.stopped[0];
+    assert!(
+        why.starts_with(&format!("work of deps at commit {}", "1".repeat(40))),
+        "{why}"
+    );
+    assert!(why.contains("not in a git repository"), "{why}");
+    // The rest went on: the other dependant was redeployed in place.
+    let other = ws
+        .state_get("deps/-/frontend2.ocu.star/@/deploy/staging#output/url")
+        .unwrap();
+    assert_eq!(other, Some(serde_json::json!("https://api/v2")));
 }
 
 fn released_forced(ws: &Workspace, file: &str) {
