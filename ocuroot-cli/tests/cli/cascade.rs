@@ -644,3 +644,54 @@ fn deleting_an_environment_with_cascade_undeploys_at_each_commit_and_removes_it(
         "Nothing to do\n"
     );
 }
+
+#[test]
+fn an_older_releases_deploy_does_not_roll_back_a_newer_one() {
+    let repo = Repo::example("dependencies");
+    repo.write(
+        "gated.ocu.star",
+        r#"ocuroot("0.3.0")
+
+def up(environment, approval):
+    return done(outputs={"approval": approval})
+
+def down(environment):
+    return done()
+
+deploy(up=up, down=down, environment=environment("staging"),
+       inputs={"approval": input(ref="./custom/approval")})
+"#,
+    );
+    repo.commit("gated");
+    ocu(&repo, &["release", "new", "environments.ocu.star", "-q"]).success();
+    let pkg = "dependencies/-/gated.ocu.star";
+    ocu(&repo, &["release", "new", "gated.ocu.star", "-q"]).success();
+    ocu(
+        &repo,
+        &["release", "new", "gated.ocu.star", "--force", "-q"],
+    )
+    .success();
+    for (rel, value) in [("r2", "yes-2"), ("r1", "yes-1")] {
+        let approval = format!("{pkg}/@{rel}/custom/approval");
+        ocu(&repo, &["state", "set", &approval, value]).success();
+        ocu(&repo, &["state", "apply", &approval, "-q"]).success();
+        ocu(&repo, &["work", "continue", "-q"]).success();
+    }
+    // r1's deploy is ready now, but r2 is deployed: it stays pending.
+    assert_eq!(
+        get(&repo, &format!("{pkg}/@/deploy/staging#output/approval")),
+        Some(json!("yes-2"))
+    );
+    assert_eq!(
+        statuses(&repo, &format!("{pkg}/@r1/deploy/staging/1")),
+        ["pending"]
+    );
+    let plan = ocu(&repo, &["plan"]).success().stdout;
+    assert!(
+        plan.contains(&format!("waiting  run    {pkg}/@r1/deploy/staging/1 @ "))
+            && plan.contains(&format!(
+                "waits for a deploy intent naming it: {pkg}/@r2 is deployed already"
+            )),
+        "{plan}"
+    );
+}

@@ -390,7 +390,9 @@ fn runs(
                 if waiting {
                     found.push(wait(
                         latest.status.as_str().to_string(),
-                        vec![format!("nothing: {newer} is deployed already")],
+                        vec![format!(
+                            "a deploy intent naming it: {newer} is deployed already"
+                        )],
                     ));
                 }
                 continue;
