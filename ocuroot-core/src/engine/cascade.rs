@@ -74,14 +74,17 @@ pub fn cascade(ctx: &EngineContext, options: CascadeOptions) -> Result<WorkOutco
     run(ctx, options, false)
 }
 
+/// What a cascade round looks for: intent too, and failed redeploys to
+/// try again.
+const ROUND: Finding = Finding {
+    intent: true,
+    waiting: false,
+    failed_redeploys: true,
+};
+
 /// `work cascade --dryrun`: the work the first round would do, in order.
 pub fn plan_cascade(ctx: &EngineContext) -> Result<Vec<Todo>> {
-    let finding = Finding {
-        intent: true,
-        failed_redeploys: true,
-        ..Finding::default()
-    };
-    let mut found = work::find(ctx, Scope::Everywhere, finding)?;
+    let mut found = work::find(ctx, Scope::Everywhere, ROUND)?;
     order(&graph(ctx)?, &mut found)?;
     Ok(found.into_iter().map(|f| f.todo).collect())
 }
@@ -98,12 +101,7 @@ fn run(ctx: &EngineContext, options: CascadeOptions, everything: bool) -> Result
         } else {
             Scope::Changes(&changes)
         };
-        let finding = Finding {
-            intent: true,
-            failed_redeploys: true,
-            ..Finding::default()
-        };
-        let found = work::find(ctx, scope, finding)?;
+        let found = work::find(ctx, scope, ROUND)?;
         // A deployment whose last run failed is tried again at most once a
         // round (through a redeploy or its deploy intent), and given up
         // after `max_attempts` failures.
@@ -143,7 +141,7 @@ fn run(ctx: &EngineContext, options: CascadeOptions, everything: bool) -> Result
                 .and_then(|site| work::execute(&site.ctx, items, &mut out));
             match (done, &commit) {
                 (Ok(()), _) => {}
-                (Err(e), Some(c)) if !(repo == ctx.site.repo && *c == ctx.commit) => {
+                (Err(e), Some(c)) if !in_place(ctx, &repo, commit.as_deref()) => {
                     out.stopped.push(format!(
                         "work of {repo} at commit {c} was given up: {}",
                         e.message()
@@ -259,6 +257,12 @@ pub(crate) struct SiteCheckout {
     _clone: Option<RepoClone>,
 }
 
+/// Whether work of `repo` at `commit` is done in the current checkout:
+/// work without a commit (intent), or this repository at this commit.
+fn in_place(ctx: &EngineContext, repo: &str, commit: Option<&str>) -> bool {
+    commit.is_none_or(|c| (repo.is_empty() || repo == ctx.site.repo) && c == ctx.commit)
+}
+
 /// Open a checkout of `repo` at `commit` (`None`: work that has no commit,
 /// done in place).
 pub(crate) fn open_site(
@@ -266,17 +270,17 @@ pub(crate) fn open_site(
     repo: &str,
     commit: Option<&str>,
 ) -> Result<SiteCheckout> {
-    let in_place = SiteCheckout {
+    let here = SiteCheckout {
         ctx: ctx.clone(),
         _worktree: None,
         _clone: None,
     };
-    let Some(commit) = commit else {
-        return Ok(in_place);
-    };
-    if (repo.is_empty() || repo == ctx.site.repo) && commit == ctx.commit {
-        return Ok(in_place);
+    if in_place(ctx, repo, commit) {
+        return Ok(here);
     }
+    let Some(commit) = commit else {
+        return Ok(here);
+    };
     let area = ctx.site.work_area.clone().ok_or_else(|| {
         Error::new(
             ErrorKind::Git,

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use super::EngineContext;
 use super::release::{evaluate, load_release, report};
 use super::scheduler::run_until_blocked;
-use super::status::{Latest, load_run, load_statuses, run_ref, status_ref};
+use super::status::{Latest, RunRefs, load_run, load_statuses, run_ref, set_status, status_ref};
 use crate::model::{
     Deploy, Environment, EnvironmentName, InputSpec, ReleaseDoc, ReleaseReport, ReleaseStatus,
     RunDoc, RunFunction, RunStatus, RunType, Work,
@@ -449,7 +449,11 @@ fn deploy_in<'d>(doc: &'d ReleaseDoc, env: &str) -> Option<&'d Deploy> {
 }
 
 /// The latest run of `path` in `rel`, if it has any.
-fn latest_run(ctx: &EngineContext, rel: &Ref, path: &str) -> Result<Option<(Latest, RunDoc)>> {
+pub(super) fn latest_run(
+    ctx: &EngineContext,
+    rel: &Ref,
+    path: &str,
+) -> Result<Option<(Latest, RunDoc)>> {
     let statuses = load_statuses(&ctx.state, rel)?;
     let Some(latest) = statuses.get(path).copied() else {
         return Ok(None);
@@ -462,13 +466,16 @@ fn latest_run(ctx: &EngineContext, rel: &Ref, path: &str) -> Result<Option<(Late
 
 /// Create run `n + 1` of `path` in `rel` (pending), unless its latest run
 /// is still to run with the same function and inputs. Returns whether a run
-/// was created.
+/// was created. When `replaces` is the latest run and it failed, it
+/// becomes `failed_retried` in the same transaction, as `release retry`
+/// does.
 pub(super) fn new_run(
     ctx: &EngineContext,
     rel: &Ref,
     path: &str,
     run_type: RunType,
     function: RunFunction,
+    replaces: Option<u32>,
 ) -> Result<bool> {
     let latest = latest_run(ctx, rel, path)?;
     if let Some((latest, doc)) = &latest {
@@ -486,8 +493,23 @@ pub(super) fn new_run(
     }
     let n = latest.as_ref().map_or(0, |(l, _)| l.run) + 1;
     let run = run_ref(rel, path, n)?;
+    let failed = match &latest {
+        Some((l, _)) if l.status == RunStatus::Failed && Some(l.run) == replaces => {
+            Some(RunRefs::new(&run_ref(rel, path, l.run)?)?)
+        }
+        _ => None,
+    };
     let doc = RunDoc::new(run_type, rel.to_string(), function);
     ctx.state.update(|tx| {
+        if let Some(old) = &failed {
+            set_status(
+                tx,
+                old,
+                RunStatus::Failed,
+                RunStatus::FailedRetried,
+                json!({"retried_by": run.to_string()}),
+            )?;
+        }
         tx.create(&run, serde_json::to_value(&doc)?)?;
         tx.create(&status_ref(&run, RunStatus::Pending), json!({}))
     })?;
@@ -525,7 +547,7 @@ fn redeploy_to_intent(ctx: &EngineContext, r: &Ref, intent: &DeployIntent) -> Re
         resolved: None,
     };
     let path = format!("deploy/{env}");
-    new_run(ctx, &rel, &path, RunType::Up, function)?;
+    new_run(ctx, &rel, &path, RunType::Up, function, None)?;
     Ok(Some(rel))
 }
 
@@ -573,7 +595,14 @@ fn undeploy(ctx: &EngineContext, r: &Ref) -> Result<Option<Ref>> {
         inputs,
         resolved: None,
     };
-    new_run(ctx, &rel, &format!("deploy/{env}"), RunType::Down, function)?;
+    new_run(
+        ctx,
+        &rel,
+        &format!("deploy/{env}"),
+        RunType::Down,
+        function,
+        None,
+    )?;
     Ok(Some(rel))
 }
 

@@ -54,12 +54,8 @@ pub struct Triggered {
 
 /// The distinct (repository, commit) pairs that have work to do now, sorted.
 pub fn commits_with_work(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
-    let finding = Finding {
-        failed_redeploys: false,
-        ..Finding::default()
-    };
     let mut sites = BTreeSet::new();
-    for f in work::find(ctx, Scope::Everywhere, finding)? {
+    for f in work::find(ctx, Scope::Everywhere, Finding::default())? {
         if let Some(commit) = f.todo.commit {
             sites.insert((f.repo, commit));
         }

@@ -22,13 +22,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::EngineContext;
 use super::inputs::resolve_inputs;
 use super::intent::{self, ChangeKind, WorkOutcome};
 use super::release::load_release;
-use super::status::{Latest, RunRefs, load_run, load_statuses, run_ref, set_status};
+use super::status::{Latest, load_run, load_statuses, run_ref};
 use crate::Result;
 use crate::model::{InputSpec, ReleaseDoc, RunDoc, RunFunction, RunStatus, RunType};
 use crate::refs::{Ref, SubPathType};
@@ -174,13 +174,14 @@ pub(crate) fn find(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> R
     let mut found = Vec::new();
     if finding.intent {
         for change in intent::diff(ctx)? {
+            let r = Ref::parse(&change.r#ref)?;
             // A cascade following changes takes only intent it applied
             // itself (an environment emptied by its downs, say).
-            if !changed(scope, &Ref::parse(&change.r#ref)?) {
+            if !changed(scope, &r) {
                 continue;
             }
             found.push(Found {
-                action: Action::Apply(Ref::parse(&change.r#ref)?),
+                action: Action::Apply(r),
                 todo: Todo {
                     r#ref: change.r#ref,
                     work_type: match change.change {
@@ -236,20 +237,14 @@ pub(crate) fn execute(ctx: &EngineContext, found: Vec<Found>, out: &mut WorkOutc
             }
             Action::Run(rel) => releases.push(rel),
             Action::Redeploy(rd) => {
-                if let Some(n) = rd.retry_of {
-                    let old = run_ref(&rd.release, &rd.path, n)?;
-                    let refs = RunRefs::new(&old)?;
-                    ctx.state.update(|tx| {
-                        set_status(
-                            tx,
-                            &refs,
-                            RunStatus::Failed,
-                            RunStatus::FailedRetried,
-                            json!({"retried_by": "cascade"}),
-                        )
-                    })?;
-                }
-                intent::new_run(ctx, &rd.release, &rd.path, RunType::Up, rd.function)?;
+                intent::new_run(
+                    ctx,
+                    &rd.release,
+                    &rd.path,
+                    RunType::Up,
+                    rd.function,
+                    rd.retry_of,
+                )?;
                 releases.push(rd.release);
             }
             Action::Wait => {}
@@ -383,9 +378,6 @@ fn runs(
                 }
                 continue;
             }
-            let Some(run_doc) = load_run(&ctx.state, &run)? else {
-                continue;
-            };
             if let Some(newer) = superseded(ctx, rel, &path)? {
                 if waiting {
                     found.push(wait(
@@ -397,6 +389,9 @@ fn runs(
                 }
                 continue;
             }
+            let Some(run_doc) = load_run(&ctx.state, &run)? else {
+                continue;
+            };
             let inputs = run_doc.current_inputs();
             let resolution = resolve_inputs(&ctx.state, &inputs)?;
             if !resolution.is_complete() {
@@ -521,7 +516,7 @@ fn redeploys(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> Result<
             waits_for: Vec::new(),
         };
         if let Some(n) = retry_of {
-            let failed = run_ref(&rel, &format!("deploy/{}", deployment.subpath), n)?;
+            let failed = run_ref(&rel, &path, n)?;
             todo.reason = format!("inputs changed: {names}; its redeploy {failed} failed");
         }
         out.push(Found {
@@ -607,17 +602,15 @@ pub(crate) fn failure(ctx: &EngineContext, deployment: &Ref) -> Result<Option<(L
         return Ok(None);
     };
     let path = format!("{}/{name}", kind.as_str());
-    let Some(latest) = load_statuses(&ctx.state, &rel)?.get(&path).copied() else {
-        return Ok(None);
-    };
-    if latest.status != RunStatus::Failed {
-        return Ok(None);
-    }
-    let run = run_ref(&rel, &path, latest.run)?;
-    let message = load_run(&ctx.state, &run)?
-        .and_then(|d| d.error)
-        .map_or_else(|| "no error recorded".into(), |e| short_error(&e));
-    Ok(Some((latest, message)))
+    Ok(match intent::latest_run(ctx, &rel, &path)? {
+        Some((latest, doc)) if latest.status == RunStatus::Failed => {
+            let message = doc
+                .error
+                .map_or_else(|| "no error recorded".into(), |e| short_error(&e));
+            Some((latest, message))
+        }
+        _ => None,
+    })
 }
 
 /// A run's error on one line: the message without Starlark's rendering,
