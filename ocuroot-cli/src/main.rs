@@ -317,14 +317,6 @@ fn print_outcome(
     Ok(outcome_code(outcome))
 }
 
-/// Which `work` command runs work.
-#[derive(Clone, Copy)]
-enum WorkKind {
-    Continue,
-    Any,
-    Cascade,
-}
-
 /// `release new --cascade`: the release's own report, then what the
 /// cascade did; exit 1 when either failed.
 fn print_cascaded(
@@ -513,39 +505,39 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             };
             write(&mut out, &text);
         }
-        Command::Work {
-            command: WorkCommand::Trigger { dryrun, json },
-        } => {
-            let triggered = workspace()?.work_trigger(dryrun)?;
-            let text = if json {
-                render::json_pretty(&serde_json::to_value(&triggered)?)?
-            } else {
-                render::triggered_text(&triggered)
-            };
-            write(&mut out, &text);
-            if triggered
-                .iter()
-                .any(|t| t.status == ocuroot_core::engine::trigger::TriggerStatus::Failed)
-            {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
         Command::Work { command } => {
-            let (kind, dryrun, cascade_args, run) = match command {
-                WorkCommand::Continue { dryrun, run } => (WorkKind::Continue, dryrun, None, run),
-                WorkCommand::Any { dryrun, run } => (WorkKind::Any, dryrun, None, run),
+            let (result, json) = match command {
+                WorkCommand::Continue { dryrun, run } => {
+                    (run_workspace(&run)?.work_continue(dryrun)?, run.json)
+                }
+                WorkCommand::Any { dryrun, run } => {
+                    (run_workspace(&run)?.work_any(dryrun)?, run.json)
+                }
                 WorkCommand::Cascade {
                     dryrun,
                     cascade_args,
                     run,
-                } => (WorkKind::Cascade, dryrun, Some(cascade_args), run),
-                WorkCommand::Trigger { .. } => unreachable!("handled above"),
-            };
-            let ws = cascade_workspace(&run, cascade_args.as_ref())?;
-            let result = match kind {
-                WorkKind::Continue => ws.work_continue(dryrun)?,
-                WorkKind::Any => ws.work_any(dryrun)?,
-                WorkKind::Cascade => ws.work_cascade(dryrun)?,
+                } => (
+                    cascade_workspace(&run, Some(&cascade_args))?.work_cascade(dryrun)?,
+                    run.json,
+                ),
+                WorkCommand::Trigger { dryrun, json } => {
+                    let triggered = workspace()?.work_trigger(dryrun)?;
+                    let text = if json {
+                        render::json_pretty(&serde_json::to_value(&triggered)?)?
+                    } else {
+                        render::triggered_text(&triggered)
+                    };
+                    write(&mut out, &text);
+                    let failed = triggered
+                        .iter()
+                        .any(|t| t.status == ocuroot_core::engine::trigger::TriggerStatus::Failed);
+                    return Ok(if failed {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    });
+                }
             };
             match result {
                 WorkResult::Planned(todos) => {
@@ -554,7 +546,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                         &render::json_pretty(&serde_json::to_value(&todos)?)?,
                     );
                 }
-                WorkResult::Done(outcome) => return print_outcome(&mut out, &outcome, run.json),
+                WorkResult::Done(outcome) => return print_outcome(&mut out, &outcome, json),
             }
         }
     }
