@@ -417,6 +417,22 @@ impl Drop for Worktree {
     }
 }
 
+/// Verify that a checkout (`what`: worktree, clone) has `expected` checked
+/// out.
+fn check_head(repo: &git2::Repository, expected: &str, what: &str) -> Result<()> {
+    let head = head_commit(repo)?;
+    if head.as_deref() == Some(expected) {
+        return Ok(());
+    }
+    Err(Error::new(
+        crate::ErrorKind::Git,
+        format!(
+            "commit in {what} does not match expected commit: expected {expected}, found {}",
+            head.as_deref().unwrap_or(NULL_COMMIT)
+        ),
+    ))
+}
+
 fn branch_name(worktree_name: &str) -> String {
     format!("ocuroot-worktree-{worktree_name}")
 }
@@ -492,17 +508,7 @@ pub fn add_worktree(git_root: &Path, commit: &str, under: &Path) -> Result<Workt
         .delete()
         .map_err(|e| Error::git("cannot delete the worktree's temporary branch", e))?;
 
-    let head = head_commit(&wt_repo)?;
-    if head.as_deref() != Some(worktree.commit.as_str()) {
-        return Err(Error::new(
-            crate::ErrorKind::Git,
-            format!(
-                "commit in worktree does not match expected commit: expected {}, found {}",
-                worktree.commit,
-                head.as_deref().unwrap_or(NULL_COMMIT)
-            ),
-        ));
-    }
+    check_head(&wt_repo, &worktree.commit, "worktree")?;
     worktree.path = std::fs::canonicalize(&worktree.path)
         .map_err(|e| Error::io("cannot resolve", &worktree.path, e))?;
     Ok(worktree)
@@ -591,14 +597,7 @@ pub fn clone_with(
                 .map_err(|e| e.message().to_string())?;
             repo.checkout_head(Some(git2::build::CheckoutBuilder::new().force()))
                 .map_err(|e| e.message().to_string())?;
-            let head = head_commit(&repo).map_err(|e| e.to_string())?;
-            if head.as_deref() != Some(oid.to_string().as_str()) {
-                return Err(format!(
-                    "commit in clone does not match expected commit: expected {oid}, found {}",
-                    head.as_deref().unwrap_or(NULL_COMMIT)
-                ));
-            }
-            Ok(())
+            check_head(&repo, &oid.to_string(), "clone").map_err(|e| e.message().to_string())
         })();
         match attempt {
             Ok(()) => {

@@ -114,6 +114,8 @@ pub fn release_new(
             )));
         }
     }
+    // Written with the first release at this commit (once, not per try).
+    let repo_record = super::cascade::repo_record(ctx)?;
     // The release id is needed before evaluation (relative refs resolve
     // against it); if another agent takes it first, evaluate again.
     for _ in 0..16 {
@@ -135,7 +137,6 @@ pub fn release_new(
         super::cascade::graph_with(ctx, Some((package, &package_doc)))?
             .order()
             .map_err(|e| e.context(format!("cannot release {package}")))?;
-        let repo_record = super::cascade::repo_record(ctx)?;
         let doc = ReleaseDoc {
             commit: ctx.commit.clone(),
             package: package_doc,
