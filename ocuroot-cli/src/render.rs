@@ -302,10 +302,7 @@ pub fn plan_text(plan: &ocuroot_core::engine::plan::Plan) -> String {
     }
     let mut text = String::new();
     for todo in &plan.work {
-        let kind = serde_json::to_value(todo.work_type)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let kind = todo.work_type.as_str();
         let at = todo
             .commit
             .as_deref()

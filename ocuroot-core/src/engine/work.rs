@@ -50,6 +50,19 @@ pub enum TodoKind {
     Op,
 }
 
+impl TodoKind {
+    /// Its name, as in JSON: `create`, `update`, `delete`, `run` or `op`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TodoKind::Create => "create",
+            TodoKind::Update => "update",
+            TodoKind::Delete => "delete",
+            TodoKind::Run => "run",
+            TodoKind::Op => "op",
+        }
+    }
+}
+
 /// One piece of outstanding work, as `--dryrun` prints it (the original's
 /// `{"ref", "work_type", "commit"}`), with why it is to be done or what it
 /// waits for.
