@@ -9,8 +9,8 @@ use starlark::eval::Evaluator;
 use starlark::values::Value;
 use starlark::values::structs::AllocStruct;
 
+use super::context::{Ctx, Mode, Params, Printer};
 use super::errors::{LastStatement, starlark_to_ocu};
-use super::globals::{Ctx, Mode, Params, Printer};
 use super::loader::set_limits;
 use super::{Inputs, LoadedFile, LogLine};
 use crate::model::{FunctionId, InputSpec, Tag};

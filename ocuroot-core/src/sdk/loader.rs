@@ -10,13 +10,16 @@ use std::sync::OnceLock;
 use starlark::environment::{FrozenModule, Globals, Module};
 use starlark::eval::{Evaluator, FileLoader};
 use starlark::syntax::{AstModule, Dialect};
-use starlark::values::{FrozenHeapName, OwnedFrozenValue};
+use starlark::values::FrozenHeapName;
 use starlark_syntax::syntax::ast::{ArgumentP, AstLiteral, ExprP, ParameterP, StmtP};
 
+use super::context::{
+    self, Collector, Ctx, DefInfo, DefTable, Mode, ModuleEntry, Params, RepoGlobals,
+};
 use super::errors::{LastStatement, ocu_to_starlark, starlark_to_ocu};
-use super::globals::{self, Collector, Ctx, Mode, Params};
+use super::globals;
 use super::{Declared, EvalOptions, FileContents, LoadedFile};
-use crate::model::{FunctionId, RepoConfig};
+use crate::model::RepoConfig;
 use crate::{Error, ErrorKind, Location, Result};
 
 /// The dialect: standard Starlark plus f-strings, keyword-only arguments and
@@ -35,65 +38,6 @@ pub(crate) fn dialect() -> Dialect {
 pub(crate) fn shared_globals() -> &'static Globals {
     static GLOBALS: OnceLock<Globals> = OnceLock::new();
     GLOBALS.get_or_init(globals::build)
-}
-
-/// A top-level `def`: where it is and its parameters.
-#[derive(Debug, Clone)]
-pub(crate) struct DefInfo {
-    /// Line of the `def`, 1-based.
-    pub line: u32,
-    /// Column of the `def`, 1-based.
-    pub column: u32,
-    /// Its parameters, from the source.
-    pub params: Params,
-}
-
-/// Each top-level `def` of a file by name.
-pub(crate) type DefTable = HashMap<String, DefInfo>;
-
-/// A frozen module with its def table.
-pub(crate) struct ModuleEntry {
-    pub frozen: FrozenModule,
-    pub defs: DefTable,
-}
-
-/// Every module of an evaluated package, keyed by path relative to the
-/// package file's directory (the `file` of a [`FunctionId`]).
-#[derive(Default)]
-pub(crate) struct ModuleSet {
-    pub modules: BTreeMap<String, ModuleEntry>,
-}
-
-impl ModuleSet {
-    /// Find a function by id, checking it is still defined where it was;
-    /// returns it with its parameters.
-    pub fn find(&self, id: &FunctionId) -> Result<(OwnedFrozenValue, Params)> {
-        let missing = |why: &str| {
-            Error::new(
-                ErrorKind::Eval,
-                format!("function {} at {} not found: {why}", id.name, id.pos()),
-            )
-        };
-        let entry = self
-            .modules
-            .get(&id.file)
-            .ok_or_else(|| missing("the file is not part of this package"))?;
-        let params = match entry.defs.get(&id.name) {
-            Some(d) if d.line == id.line && d.column == id.column => d.params.clone(),
-            Some(_) => {
-                return Err(missing(
-                    "it moved; the file changed since the release was created",
-                ));
-            }
-            None => return Err(missing("no top-level def of that name")),
-        };
-        let value = entry
-            .frozen
-            .get_option(&id.name)
-            .map_err(|e| missing(&e.to_string()))?
-            .ok_or_else(|| missing("no global of that name"))?;
-        Ok((value, params))
-    }
 }
 
 /// Evaluate a package file completely.
@@ -168,16 +112,6 @@ fn evaluate_inner(
     Ok((loaded, config))
 }
 
-/// Settings read from top-level globals of repo.ocu.star after evaluation.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RepoGlobals {
-    pub alias: Option<serde_json::Value>,
-    pub remotes: Option<serde_json::Value>,
-    pub state_store: Option<serde_json::Value>,
-    pub intent_store: Option<serde_json::Value>,
-    pub release_ignore: Option<serde_json::Value>,
-}
-
 struct Evaluated {
     rel: String,
     frozen: FrozenModule,
@@ -236,7 +170,7 @@ impl EvalState<'_> {
         check_version_calls(&ast)?;
         let defs = def_table(&ast);
         self.stack.borrow_mut().push(path.to_path_buf());
-        self.ctx.files.borrow_mut().push(globals::FileFrame {
+        self.ctx.files.borrow_mut().push(context::FileFrame {
             rel: rel.clone(),
             defs: defs.clone(),
         });
@@ -264,7 +198,7 @@ impl EvalState<'_> {
             from: display.to_string(),
         };
         let limits = self.ctx.options.limits;
-        let printer = globals::Printer(self.ctx);
+        let printer = context::Printer(self.ctx);
         let last = LastStatement::default();
         Module::with_temp_heap(|module| {
             let mut repo = RepoGlobals::default();

@@ -12,6 +12,7 @@
 //! error instead of hanging.
 
 mod call;
+mod context;
 mod errors;
 mod globals;
 mod loader;
@@ -142,7 +143,7 @@ pub struct LoadedFile {
     contents: FileContents,
     declared: Vec<Declared>,
     prints: Vec<LogLine>,
-    modules: Arc<loader::ModuleSet>,
+    modules: Arc<context::ModuleSet>,
     path: PathBuf,
     options: EvalOptions,
 }
@@ -202,7 +203,7 @@ impl LoadedFile {
 /// deployed at most once, task names are unique, and a file does not both
 /// register environments and declare work.
 pub fn evaluate_package(path: &Path, options: &EvalOptions) -> Result<LoadedFile> {
-    loader::evaluate(path, options, globals::Mode::Package)
+    loader::evaluate(path, options, context::Mode::Package)
 }
 
 /// Evaluate `repo.ocu.star` into its settings.

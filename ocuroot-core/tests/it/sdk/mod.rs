@@ -1,6 +1,8 @@
 //! SDK evaluation: the seed example, the globals, load(), limits, calling
 //! work functions later, and snapshot-tested error messages.
 
+mod compat;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -87,7 +89,7 @@ fn call_first(loaded: &sdk::LoadedFile) -> ocuroot_core::sdk::CallResult {
     })
 }
 
-const SEED: &str = include_str!("../../../examples/quickstart/release.ocu.star");
+const SEED: &str = include_str!("../../../../examples/quickstart/release.ocu.star");
 
 #[test]
 fn seed_example_evaluates_into_phases() {

@@ -1,0 +1,220 @@
+//! Host access (`host.*` and the bare helpers `shell`, `read`, ...) and
+//! `http.*`, all through the evaluation's [`Host`](crate::host::Host).
+
+use std::collections::BTreeMap;
+
+use starlark::collections::SmallMap;
+use starlark::environment::GlobalsBuilder;
+use starlark::eval::Evaluator;
+use starlark::starlark_module;
+use starlark::values::Value;
+use starlark::values::none::NoneType;
+use starlark::values::structs::AllocStruct;
+
+use super::ctx;
+use crate::host::{HttpRequest, ShellRequest, Stream};
+
+fn shell_impl<'v>(
+    eval: &mut Evaluator<'v, '_, '_>,
+    command: &str,
+    shell: &str,
+    dir: &str,
+    env: Option<SmallMap<String, String>>,
+    mute: bool,
+    continue_on_error: bool,
+) -> anyhow::Result<Value<'v>> {
+    let ctx = ctx(eval)?;
+    let req = ShellRequest {
+        command: command.to_string(),
+        shell: shell.to_string(),
+        dir: ctx.path(dir),
+        env: env.into_iter().flatten().collect(),
+    };
+    let mut on_line = |stream: Stream, line: &str| {
+        if !mute {
+            ctx.log_line(stream, line);
+        }
+    };
+    let out = ctx
+        .options
+        .host
+        .shell(&req, &mut on_line)
+        .map_err(|e| anyhow::anyhow!("{}", ctx.options.secrets.mask(e.message())))?;
+    if out.exit_code != 0 && !continue_on_error {
+        anyhow::bail!(
+            "{}: exit status {}",
+            ctx.options.secrets.mask(command),
+            out.exit_code
+        );
+    }
+    let heap = eval.heap();
+    Ok(heap.alloc(AllocStruct([
+        ("stdout", heap.alloc(out.stdout)),
+        ("stderr", heap.alloc(out.stderr)),
+        ("combined_output", heap.alloc(out.combined_output)),
+        ("exit_code", heap.alloc(out.exit_code)),
+    ])))
+}
+
+fn http_impl<'v>(
+    eval: &mut Evaluator<'v, '_, '_>,
+    method: &str,
+    url: &str,
+    headers: Option<SmallMap<String, String>>,
+    body: &str,
+) -> anyhow::Result<Value<'v>> {
+    let ctx = ctx(eval)?;
+    let resp = ctx
+        .options
+        .host
+        .http(&HttpRequest {
+            method: method.to_string(),
+            url: url.to_string(),
+            headers: headers.into_iter().flatten().collect(),
+            body: body.to_string(),
+        })
+        .map_err(|e| anyhow::anyhow!("{}", ctx.options.secrets.mask(e.message())))?;
+    let heap = eval.heap();
+    Ok(heap.alloc(AllocStruct([
+        ("status_code", heap.alloc(resp.status_code as i32)),
+        ("status_text", heap.alloc(resp.status_text)),
+        ("headers", heap.alloc(serde_json::to_value(resp.headers)?)),
+        ("body", heap.alloc(resp.body)),
+    ])))
+}
+
+/// The host helpers, defined once and registered twice: as `host.<name>`
+/// and as bare globals (`shell`, `read`, `write`...), as in the original.
+macro_rules! host_helpers {
+    ($module:ident, $read:ident, $write:ident) => {
+        #[starlark_module]
+        pub(super) fn $module(builder: &mut GlobalsBuilder) {
+            /// Run a shell command; see SPEC §2.
+            fn shell<'v>(
+                command: &str,
+                #[starlark(default = "sh")] shell: &str,
+                #[starlark(default = ".")] dir: &str,
+                env: Option<SmallMap<String, String>>,
+                #[starlark(default = false)] mute: bool,
+                #[starlark(default = false)] continue_on_error: bool,
+                eval: &mut Evaluator<'v, '_, '_>,
+            ) -> anyhow::Result<Value<'v>> {
+                shell_impl(eval, command, shell, dir, env, mute, continue_on_error)
+            }
+            /// The operating system (`linux`, `darwin`...).
+            fn os(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
+                Ok(ctx(eval)?.options.host.os())
+            }
+            /// The CPU architecture (`amd64`, `arm64`...).
+            fn arch(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
+                Ok(ctx(eval)?.options.host.arch())
+            }
+            /// The environment variables, as a dict.
+            fn env(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<BTreeMap<String, String>> {
+                Ok(ctx(eval)?.options.host.env())
+            }
+            /// The package directory.
+            fn pwd(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
+                Ok(ctx(eval)?.work_dir.display().to_string())
+            }
+            /// Read a file relative to the package directory.
+            fn $read(path: &str, eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
+                let c = ctx(eval)?;
+                c.options
+                    .host
+                    .read_file(&c.path(path))
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))
+            }
+            /// Write a file relative to the package directory, creating parent directories.
+            fn $write(
+                path: &str,
+                content: &str,
+                eval: &mut Evaluator<'_, '_, '_>,
+            ) -> anyhow::Result<NoneType> {
+                let c = ctx(eval)?;
+                c.options
+                    .host
+                    .write_file(&c.path(path), content)
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+                Ok(NoneType)
+            }
+            /// The entries of a directory, sorted.
+            fn read_dir(
+                path: &str,
+                eval: &mut Evaluator<'_, '_, '_>,
+            ) -> anyhow::Result<Vec<String>> {
+                let c = ctx(eval)?;
+                c.options
+                    .host
+                    .read_dir(&c.path(path))
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))
+            }
+            /// Whether a path is a directory (an error if it does not exist).
+            fn is_dir(path: &str, eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<bool> {
+                let c = ctx(eval)?;
+                c.options
+                    .host
+                    .is_dir(&c.path(path))
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))
+            }
+        }
+    };
+}
+
+host_helpers!(host_members, read_file, write_file);
+host_helpers!(bare_host, read, write);
+
+#[starlark_module]
+pub(super) fn http_members(builder: &mut GlobalsBuilder) {
+    /// HTTP GET.
+    fn get<'v>(
+        url: &str,
+        headers: Option<SmallMap<String, String>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        http_impl(eval, "GET", url, headers, "")
+    }
+    /// HTTP HEAD.
+    fn head<'v>(
+        url: &str,
+        headers: Option<SmallMap<String, String>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        http_impl(eval, "HEAD", url, headers, "")
+    }
+    /// HTTP DELETE.
+    fn delete<'v>(
+        url: &str,
+        headers: Option<SmallMap<String, String>>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        http_impl(eval, "DELETE", url, headers, "")
+    }
+    /// HTTP POST.
+    fn post<'v>(
+        url: &str,
+        headers: Option<SmallMap<String, String>>,
+        #[starlark(default = "")] body: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        http_impl(eval, "POST", url, headers, body)
+    }
+    /// HTTP PUT.
+    fn put<'v>(
+        url: &str,
+        headers: Option<SmallMap<String, String>>,
+        #[starlark(default = "")] body: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        http_impl(eval, "PUT", url, headers, body)
+    }
+    /// HTTP PATCH.
+    fn patch<'v>(
+        url: &str,
+        headers: Option<SmallMap<String, String>>,
+        #[starlark(default = "")] body: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        http_impl(eval, "PATCH", url, headers, body)
+    }
+}

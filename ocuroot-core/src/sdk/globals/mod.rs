@@ -1,0 +1,293 @@
+//! The SDK globals: package files (`package`), `repo.ocu.star` (`repo`),
+//! host access and HTTP (`host`), and the helpers they share.
+
+mod host;
+mod package;
+mod repo;
+
+use std::sync::OnceLock;
+
+use serde_json::Value as Json;
+use starlark::environment::{Globals, GlobalsBuilder, LibraryExtension};
+use starlark::eval::Evaluator;
+use starlark::syntax::{AstModule, Dialect};
+use starlark::values::Value;
+
+use super::context::{Ctx, Mode, ModuleSet, Params};
+use super::errors::span_location;
+use crate::Location;
+use crate::model::FunctionId;
+
+pub(super) fn ctx<'a>(eval: &Evaluator<'_, 'a, '_>) -> anyhow::Result<&'a Ctx> {
+    eval.extra
+        .and_then(|e| e.downcast_ref::<Ctx>())
+        .ok_or_else(|| anyhow::anyhow!("internal error: the Ocuroot SDK context is missing"))
+}
+
+pub(super) fn require_mode(ctx: &Ctx, what: &str, allowed: &[Mode]) -> anyhow::Result<()> {
+    if allowed.contains(&ctx.mode) {
+        return Ok(());
+    }
+    match ctx.mode {
+        Mode::Repo => anyhow::bail!("{what} is not available in repo.ocu.star"),
+        Mode::Package if allowed == [Mode::Repo] => {
+            anyhow::bail!("{what} is only available in repo.ocu.star")
+        }
+        Mode::Package => anyhow::bail!("{what} can only be used inside a work function"),
+        Mode::Call => anyhow::bail!("{what} can only be used at the top level of a file"),
+    }
+}
+
+pub(super) fn call_location(eval: &Evaluator) -> Location {
+    eval.call_stack_top_location()
+        .map(|s| span_location(&s))
+        .unwrap_or(Location {
+            file: "<unknown>".into(),
+            line: 0,
+            column: 0,
+        })
+}
+
+pub(super) fn to_json(v: Value, what: &str) -> anyhow::Result<Json> {
+    v.to_json_value()
+        .map_err(|e| anyhow::anyhow!("{what} must be JSON-compatible: {e}"))
+}
+
+/// Find which module-level function `v` is.
+pub(crate) fn identify(
+    eval: &Evaluator,
+    ctx: &Ctx,
+    v: Value,
+    role: &str,
+) -> anyhow::Result<(FunctionId, Params)> {
+    let kind = v.get_type();
+    if kind != "function" {
+        anyhow::bail!("{role} must be a function, got a value of type {kind}");
+    }
+    let name = v.function_name().unwrap_or("lambda").to_string();
+    let not_top = || {
+        anyhow::anyhow!(
+            "{role} must be a function defined at the top level of a .ocu.star file or a loaded file, \
+             so it can be found again when the release runs; `{name}` is {}",
+            if name == "lambda" {
+                "a lambda"
+            } else {
+                "not a module-level def"
+            }
+        )
+    };
+    if name == "lambda" {
+        return Err(not_top());
+    }
+    if ctx.mode != Mode::Call
+        && let Some(frame) = ctx.files.borrow().last()
+        && let Some(g) = module_global(eval, &name)
+        && g.ptr_eq(v)
+        && let Some(d) = frame.defs.get(&name)
+    {
+        let id = FunctionId {
+            name,
+            file: frame.rel.clone(),
+            line: d.line,
+            column: d.column,
+        };
+        return Ok((id, d.params.clone()));
+    }
+    let check = |set: &ModuleSet| -> Option<(FunctionId, Params)> {
+        for (file, entry) in &set.modules {
+            // Private names (`_helper`) count: they are globals of their
+            // module, only hidden from `load()`. The def table tells a def
+            // of this module from a name it loaded.
+            if let Ok((g, _)) = entry.frozen.get_any_visibility(&name)
+                && g.value().ptr_eq(v)
+                && let Some(d) = entry.defs.get(&name)
+            {
+                let id = FunctionId {
+                    name: name.clone(),
+                    file: file.clone(),
+                    line: d.line,
+                    column: d.column,
+                };
+                return Some((id, d.params.clone()));
+            }
+        }
+        None
+    };
+    if let Some(id) = check(&ctx.modules.borrow()) {
+        return Ok(id);
+    }
+    if let Some(frozen) = &ctx.frozen
+        && let Some(id) = check(frozen)
+    {
+        return Ok(id);
+    }
+    Err(not_top())
+}
+
+/// The global `name` of the module being evaluated, private ones included.
+///
+/// `Module::get` hides names starting with `_` (they are not exported by
+/// `load()`), but they are globals of their module all the same, and the
+/// original accepts them as work functions and triggers: those are read by
+/// evaluating the name as an expression in the same module.
+fn module_global<'v>(eval: &Evaluator<'v, '_, '_>, name: &str) -> Option<Value<'v>> {
+    let module = eval.module();
+    if let Some(v) = module.get(name) {
+        return Some(v);
+    }
+    let is_identifier =
+        name.starts_with('_') && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !is_identifier {
+        return None;
+    }
+    static NO_GLOBALS: OnceLock<Globals> = OnceLock::new();
+    let ast = AstModule::parse("<lookup>", name.to_owned(), &Dialect::Standard).ok()?;
+    let mut lookup = Evaluator::new(module);
+    lookup
+        .eval_module(
+            ast,
+            NO_GLOBALS.get_or_init(|| GlobalsBuilder::new().build()),
+        )
+        .ok()
+}
+
+/// Build the globals shared by every evaluation.
+pub(crate) fn build() -> Globals {
+    GlobalsBuilder::extended_by(&[
+        LibraryExtension::StructType,
+        LibraryExtension::Json,
+        LibraryExtension::Print,
+        LibraryExtension::Map,
+        LibraryExtension::Filter,
+    ])
+    .with(package::package_globals)
+    .with(repo::repo_globals)
+    .with(host::bare_host)
+    .with(|b| b.namespace("host", host::host_members))
+    .with(|b| b.namespace("http", host::http_members))
+    .with(|b| b.namespace("store", repo::store_members))
+    .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use starlark::docs::{DocItem, DocMember, DocModule};
+    use starlark::environment::GlobalsBuilder;
+
+    /// Every function of `module` (namespaces included) as
+    /// `(qualified name, positional-only parameters, all parameters)`.
+    fn functions(
+        module: &DocModule,
+        prefix: &str,
+        out: &mut Vec<(String, Vec<String>, Vec<String>)>,
+    ) {
+        for (name, item) in &module.members {
+            let qualified = format!("{prefix}{name}");
+            match item {
+                DocItem::Module(m) => functions(m, &format!("{qualified}."), out),
+                DocItem::Member(DocMember::Function(f)) => {
+                    let names = |ps: &[starlark::docs::DocParam]| -> Vec<String> {
+                        ps.iter().map(|p| p.name.clone()).collect()
+                    };
+                    let mut all = names(&f.params.pos_only);
+                    all.extend(names(&f.params.pos_or_named));
+                    all.extend(names(&f.params.named_only));
+                    out.push((qualified, names(&f.params.pos_only), all));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The original's SDK is written in Starlark, where every parameter can
+    /// be passed by keyword (`phase(name="build", tasks=[...])`): ours must
+    /// take each by keyword too, so no SDK global has a positional-only
+    /// parameter.
+    #[test]
+    fn every_sdk_parameter_is_accepted_by_keyword() {
+        let globals = GlobalsBuilder::new()
+            .with(super::package::package_globals)
+            .with(super::repo::repo_globals)
+            .with(super::host::bare_host)
+            .with(|b| b.namespace("host", super::host::host_members))
+            .with(|b| b.namespace("http", super::host::http_members))
+            .with(|b| b.namespace("store", super::repo::store_members))
+            .build();
+        let mut found = Vec::new();
+        functions(&globals.documentation(), "", &mut found);
+        let positional_only: Vec<String> = found
+            .iter()
+            .filter(|(_, pos_only, _)| !pos_only.is_empty())
+            .map(|(name, pos_only, _)| format!("{name}({})", pos_only.join(", ")))
+            .collect();
+        assert_eq!(positional_only, Vec::<String>::new());
+        // The parameter names are the original's, so keyword calls written
+        // for it work here.
+        let params = |name: &str| -> Vec<String> {
+            found
+                .iter()
+                .find(|(n, _, _)| n == name)
+                .unwrap_or_else(|| panic!("{name} is not an SDK global"))
+                .2
+                .clone()
+        };
+        for (name, expected) in [
+            ("task", &["fn", "name", "annotation", "inputs"][..]),
+            ("call", &["fn", "name", "annotation", "inputs"]),
+            ("deploy", &["environment", "up", "down", "inputs"]),
+            ("phase", &["name", "work", "tasks"]),
+            ("input", &["ref", "default"]),
+            ("ref", &["ref"]),
+            (
+                "done",
+                &["annotation", "outputs", "tags", "watch", "output"],
+            ),
+            ("next", &["fn", "annotation", "inputs"]),
+            ("environment", &["name", "attributes"]),
+            ("register_environment", &["env"]),
+            ("secret", &["value"]),
+            ("ocuroot", &["version"]),
+            ("repo_alias", &["alias"]),
+            ("remotes", &["remotes"]),
+            ("trigger", &["fn"]),
+            ("store.set", &["state", "intent"]),
+            ("store.fs", &["path"]),
+            (
+                "store.git",
+                &["remote_url", "branch", "create_branch", "support_files"],
+            ),
+            (
+                "host.shell",
+                &[
+                    "command",
+                    "shell",
+                    "dir",
+                    "env",
+                    "mute",
+                    "continue_on_error",
+                ],
+            ),
+            (
+                "shell",
+                &[
+                    "command",
+                    "shell",
+                    "dir",
+                    "env",
+                    "mute",
+                    "continue_on_error",
+                ],
+            ),
+            ("host.read_file", &["path"]),
+            ("read", &["path"]),
+            ("host.write_file", &["path", "content"]),
+            ("write", &["path", "content"]),
+            ("read_dir", &["path"]),
+            ("is_dir", &["path"]),
+            ("http.get", &["url", "headers"]),
+            ("http.post", &["url", "headers", "body"]),
+        ] {
+            assert_eq!(params(name), expected, "{name}");
+        }
+    }
+}
