@@ -5,7 +5,8 @@ use std::fmt::Write;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use ocuroot_core::engine::{Event, EventSink};
+use ocuroot_core::engine::push::PushOutcome;
+use ocuroot_core::engine::{Event, EventSink, NewRelease};
 use ocuroot_core::model::{InputSpec, ReleaseReport, Work, WorkState};
 use ocuroot_core::refs::Ref;
 use ocuroot_core::sdk::FileContents;
@@ -276,6 +277,17 @@ pub fn outcome_text(outcome: &ocuroot_core::engine::intent::WorkOutcome) -> Stri
         };
         text.push_str(&format!("Applied {} ({verb})\n", change.r#ref));
     }
+    for op in &outcome.ops {
+        if op.added.is_empty() {
+            text.push_str(&format!("Ran {}: no new deploys\n", op.r#ref));
+        } else {
+            text.push_str(&format!(
+                "Ran {}: added {} (pending)\n",
+                op.r#ref,
+                op.added.join(", ")
+            ));
+        }
+    }
     for report in &outcome.releases {
         text.push_str(&report_text(report));
     }
@@ -290,6 +302,70 @@ pub fn outcome_text(outcome: &ocuroot_core::engine::intent::WorkOutcome) -> Stri
     }
     if text.is_empty() {
         text.push_str("Nothing to do\n");
+    }
+    text
+}
+
+/// What `release new` did: the release's report, the environments
+/// registered and what applying them did, or that the file declares
+/// nothing.
+pub fn new_release_text(released: &NewRelease) -> String {
+    match released {
+        NewRelease::Release(r) => report_text(r),
+        NewRelease::Environments {
+            environments,
+            outcome,
+        } => {
+            let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+            format!(
+                "Registered environments: {}\n{}",
+                names.join(", "),
+                outcome_text(outcome)
+            )
+        }
+        NewRelease::Empty => "No release configured\n".to_string(),
+    }
+}
+
+/// `ocuroot push`: the packages, why each, what releasing each did, then
+/// the cascade and the index.
+pub fn push_text(pushed: &PushOutcome) -> String {
+    let mut text = String::new();
+    let since = match &pushed.previous_commit {
+        Some(c) => format!("since the push of {c}"),
+        None => "(first push)".to_string(),
+    };
+    if pushed.packages.is_empty() {
+        text.push_str(&format!("Nothing to push at {} {since}\n", pushed.commit));
+        return text;
+    }
+    let verb = if pushed.dryrun {
+        "Would release"
+    } else {
+        "Releasing"
+    };
+    text.push_str(&format!("{verb} at {} {since}:\n", pushed.commit));
+    for p in &pushed.packages {
+        text.push_str(&format!("  {} ({})\n", p.package, p.reason));
+    }
+    for p in &pushed.packages {
+        if let Some(released) = &p.release {
+            text.push_str(&format!("\n{}:\n", p.package));
+            text.push_str(&new_release_text(released));
+        }
+        if let Some(e) = &p.error {
+            text.push_str(&format!("\n{}: could not be released: {e}\n", p.package));
+        }
+    }
+    if !pushed.dryrun {
+        text.push_str("\nCascade:\n");
+        text.push_str(&outcome_text(&pushed.cascade));
+        match &pushed.index {
+            Some(index) => text.push_str(&format!("Recorded {index}\n")),
+            None => text.push_str(
+                "Not recorded: a package could not be released, so the next push includes it again\n",
+            ),
+        }
     }
     text
 }

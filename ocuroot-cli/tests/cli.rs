@@ -12,6 +12,9 @@
 //! - `cascade`: dependencies across packages and repositories: `work
 //!   cascade`, `--cascade`, work at other commits in worktrees and clones,
 //!   cycles, the retry bound, `plan` and `work trigger`.
+//! - `compat`: repositories and scripts written for the original: keyword
+//!   spellings, private functions, package refs as arguments, `op/check_envs`,
+//!   flag spellings.
 
 #[path = "cli/support.rs"]
 mod support;
@@ -33,3 +36,6 @@ mod intent;
 
 #[path = "cli/cascade.rs"]
 mod cascade;
+
+#[path = "cli/compat.rs"]
+mod compat;

@@ -532,8 +532,13 @@ fn a_deploy_intent_naming_another_release_redeploys_it() {
 
 // 3. Environments -------------------------------------------------------------------------------
 
+/// A new environment, as the original schedules it (its
+/// `tests/environments` `create_environment`): `state apply` records
+/// `op/check_envs` on the latest release of each package and deploys
+/// nothing; `work ops` runs the ops (the deploys become pending, the ops
+/// go); `work continue` deploys.
 #[test]
-fn adding_an_environment_deploys_the_latest_release_of_each_package() {
+fn adding_an_environment_records_ops_that_work_ops_and_continue_deploy() {
     let (repo, _) = services(&["a", "b"]);
     // a's latest release is r2.
     ocu(&repo, &["release", "new", "a.ocu.star", "-f", "-q"]).success();
@@ -557,13 +562,60 @@ fn adding_an_environment_deploys_the_latest_release_of_each_package() {
         "{}",
         out.stdout
     );
-    assert_eq!(
-        sorted_since(&repo, before),
-        ["a up prod3 a", "b up prod3 a"]
-    );
+    assert!(out.stdout.contains("`ocuroot work ops`"), "{}", out.stdout);
     assert_eq!(
         get(&repo, "@/environment/prod3"),
         Some(json!({"name": "prod3", "attributes": {"tier": 3}}))
+    );
+    assert_eq!(log(&repo).len(), before, "applying deploys nothing yet");
+    let ops = [
+        format!("{}/@r2/op/check_envs", pkg("a")),
+        format!("{}/@r1/op/check_envs", pkg("b")),
+    ];
+    assert_eq!(matches(&repo, "**/op/*"), ops);
+    assert_eq!(diff(&repo), Vec::<String>::new());
+
+    // `work ops --dryrun` lists them; `work continue` does not run them.
+    let dry = ocu(&repo, &["work", "ops", "--dryrun"]).success();
+    let listed: Vec<String> = serde_json::from_str::<Vec<Value>>(&dry.stdout)
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(t["work_type"], "op");
+            t["ref"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(listed, ops);
+    assert_eq!(
+        ocu(&repo, &["work", "continue", "-q"]).success().stdout,
+        "Nothing to do\n"
+    );
+    assert_eq!(matches(&repo, "**/op/*"), ops);
+
+    // `work ops`: the deploys are added as pending runs and the ops go.
+    let out = ocu(&repo, &["work", "ops", "-q"]).success();
+    for (name, rel) in [("a", "r2"), ("b", "r1")] {
+        let p = pkg(name);
+        assert!(
+            out.stdout.contains(&format!(
+                "Ran {p}/@{rel}/op/check_envs: added {p}/@{rel}/deploy/prod3/1 (pending)"
+            )),
+            "{}",
+            out.stdout
+        );
+        assert_eq!(
+            statuses(&repo, &format!("{p}/@{rel}/deploy/prod3/1")),
+            ["pending"]
+        );
+    }
+    assert_eq!(matches(&repo, "**/op/*"), Vec::<String>::new());
+    assert_eq!(log(&repo).len(), before, "work ops deploys nothing");
+
+    // `work continue` deploys them.
+    ocu(&repo, &["work", "continue", "-q"]).success();
+    assert_eq!(
+        sorted_since(&repo, before),
+        ["a up prod3 a", "b up prod3 a"]
     );
     for (name, rel) in [("a", "r2"), ("b", "r1")] {
         let p = pkg(name);
@@ -602,20 +654,84 @@ fn adding_an_environment_deploys_the_latest_release_of_each_package() {
         assert_eq!(count(&repo, line), n, "{line}");
     }
     assert_eq!(diff(&repo), Vec::<String>::new());
+    assert_nothing_to_continue(&repo);
 
-    // An environment where the deploys fail: the apply fails.
+    // `work any` does all of it in one command (the original's
+    // `create_environment_omnibus`); where the deploys fail, it fails.
     let broken = r#"{"name": "broken", "attributes": {"fails": true}}"#;
     ocu(
         &repo,
         &["state", "set", "-f", "json", "@/environment/broken", broken],
     )
     .success();
-    let out = ocu(&repo, &["state", "apply", "@/environment/broken", "-q"]).failure();
+    let out = ocu(&repo, &["work", "any", "-q"]).failure();
+    assert!(
+        out.stdout
+            .starts_with("Applied @/environment/broken (created)\n"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("failed"), "{}", out.stdout);
     assert!(out.stdout.contains("boom"), "{}", out.stdout);
     assert_eq!(count(&repo, "a up broken a"), 1);
     assert_eq!(count(&repo, "b up broken a"), 1);
     assert_eq!(get(&repo, &format!("{}/@/deploy/broken", pkg("a"))), None);
+    assert_eq!(matches(&repo, "**/op/*"), Vec::<String>::new());
+}
+
+/// `work any --comprehensive` repeats until nothing is left at this commit
+/// (the deploys of a new environment, and the redeploys of a package that
+/// reads them, in one command); it cannot be a dry run.
+#[test]
+fn work_any_comprehensive_repeats_until_nothing_is_left() {
+    let (repo, _) = setup(&[
+        ("a.ocu.star", &service("a")),
+        (
+            "reader.ocu.star",
+            r#"
+def up(environment, seen):
+    mark("reader up {} {}".format(environment["name"], seen))
+    return done(outputs={"seen": seen})
+
+def down(environment, seen):
+    return done()
+
+[deploy(up=up, down=down, environment=e,
+        inputs={"seen": input(ref="./-/a.ocu.star/@/deploy/prod3#output/env", default="none")})
+ for e in environments()]
+"#,
+        ),
+    ]);
+    for file in ["a.ocu.star", "reader.ocu.star"] {
+        ocu(&repo, &["release", "new", file, "-q"]).success();
+    }
+    assert_eq!(count(&repo, "reader up staging none"), 1);
+    let out = ocu(&repo, &["work", "any", "--comprehensive", "--dryrun"]).expect_code(2);
+    assert!(out.stderr.contains("cannot be used with"), "{}", out.stderr);
+
+    let prod3 = r#"{"name": "prod3", "attributes": {}}"#;
+    ocu(
+        &repo,
+        &["state", "set", "-f", "json", "@/environment/prod3", prod3],
+    )
+    .success();
+    ocu(&repo, &["work", "any", "--comprehensive", "-q"]).success();
+    // Round 1 applies the environment, runs both ops and deploys both
+    // packages to prod3 (a first, so the reader's new deploy reads a's
+    // output); round 2 redeploys the reader's other deployments, which
+    // read that output now too.
+    assert_eq!(count(&repo, "a up prod3 a"), 1);
+    assert_eq!(count(&repo, "reader up prod3 none"), 0);
+    assert_eq!(count(&repo, "reader up staging prod3"), 1);
+    assert_eq!(count(&repo, "reader up prod prod3"), 1);
+    assert_eq!(count(&repo, "reader up prod3 prod3"), 1);
+    assert_settled(&repo);
+    assert_eq!(
+        ocu(&repo, &["work", "any", "--comprehensive", "-q"])
+            .success()
+            .stdout,
+        "Nothing to do\n"
+    );
 }
 
 #[test]

@@ -87,20 +87,91 @@ fn url_override_names_an_unconfigured_repo() {
     assert_eq!(v["base"], "example.com/other/-/pkg/release.ocu.star/@r1");
 }
 
+/// A first run in a fresh local repository (no `repo_alias`, no `origin`)
+/// works: the repository is named after its root directory, and the report
+/// says so in its first line, once.
 #[test]
-fn unconfigured_repo_without_origin_asks_for_a_name() {
+fn unconfigured_repo_without_origin_is_named_after_its_directory() {
     let repo = Repo::new();
     repo.copy_fixture_dir("noconfig");
     repo.commit("no origin");
+    let name = repo
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     let out = repo
-        .ocuroot(&["release", "lint", "pkg/release.ocu.star"])
-        .failure();
+        .ocuroot(&[
+            "release",
+            "lint",
+            "pkg/release.ocu.star",
+            "--format",
+            "json",
+        ])
+        .success();
+    let v: Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(v["base"], format!("{name}/-/pkg/release.ocu.star/@r1"));
+
+    let out = repo
+        .ocuroot(&["release", "new", "pkg/release.ocu.star", "-q"])
+        .success();
+    let first = out.stdout.lines().next().unwrap_or_default();
     assert!(
-        out.stderr.contains("cannot determine the repository name"),
+        first.starts_with(&format!(
+            "Repository name: {name} (the root directory's name"
+        )),
         "{}",
-        out.stderr
+        out.stdout
     );
-    assert!(out.stderr.contains("repo_alias"), "{}", out.stderr);
+    assert!(first.contains("repo_alias"), "{first}");
+    assert_eq!(
+        out.stdout.matches("Repository name:").count(),
+        1,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("Release {name}/-/pkg/release.ocu.star/@r1")),
+        "{}",
+        out.stdout
+    );
+    let got = repo
+        .ocuroot(&[
+            "state",
+            "get",
+            &format!("{name}/-/pkg/release.ocu.star/@r1#commit"),
+        ])
+        .success();
+    assert!(
+        got.stdout
+            .contains(&repo.git().head().unwrap().target().unwrap().to_string())
+    );
+
+    // An alias, or an origin remote, takes precedence (and no note).
+    repo.set_origin("git@github.com:org/repo.git");
+    let out = repo
+        .ocuroot(&["release", "new", "pkg/release.ocu.star", "-f", "-q"])
+        .success();
+    assert!(!out.stdout.contains("Repository name:"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("Release github.com/org/repo/-/pkg/release.ocu.star/@r1"),
+        "{}",
+        out.stdout
+    );
+    let mut cmd = ocuroot_in(repo.path());
+    cmd.args(["release", "new", "pkg/release.ocu.star", "-f", "-q"])
+        .env("OCU_CFG_repo_alias", "aliased");
+    let out = run(cmd).success();
+    assert!(
+        out.stdout
+            .starts_with("Release aliased/-/pkg/release.ocu.star/@r1"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -355,7 +355,22 @@ def mark(line):
 /// `ocuroot <args>` at the root with extra environment variables and a
 /// timeout; stdout and stderr redacted.
 pub fn ocu_with(repo: &Repo, env: &[(&str, &str)], timeout: Duration, args: &[&str]) -> Output {
-    let mut cmd = ocuroot_in(repo.path());
+    ocu_in(repo, "", env, timeout, args)
+}
+
+/// `ocuroot <args>` in the subdirectory `sub` of the root.
+pub fn ocu_at(repo: &Repo, sub: &str, args: &[&str]) -> Output {
+    ocu_in(repo, sub, &[], TIMEOUT, args)
+}
+
+fn ocu_in(
+    repo: &Repo,
+    sub: &str,
+    env: &[(&str, &str)],
+    timeout: Duration,
+    args: &[&str],
+) -> Output {
+    let mut cmd = ocuroot_in(&repo.path().join(sub));
     cmd.args(args).timeout(timeout);
     for (k, v) in env {
         cmd.env(k, v);

@@ -78,8 +78,8 @@ pub fn cascade(ctx: &EngineContext, options: CascadeOptions) -> Result<WorkOutco
 /// try again.
 const ROUND: Finding = Finding {
     intent: true,
-    waiting: false,
     failed_redeploys: true,
+    ..Finding::WORK
 };
 
 /// `work cascade --dryrun`: the work the first round would do, in order.
@@ -138,7 +138,7 @@ fn run(ctx: &EngineContext, options: CascadeOptions, everything: bool) -> Result
             // checkout, a file that no longer evaluates) is given up for
             // this cascade; the rest goes on.
             let done = open_site(ctx, &repo, commit.as_deref())
-                .and_then(|site| work::execute(&site.ctx, items, &mut out));
+                .and_then(|site| work::execute(&site.ctx, items, true, &mut out));
             match (done, &commit) {
                 (Ok(()), _) => {}
                 (Err(e), Some(c)) if !in_place(ctx, &repo, commit.as_deref()) => {

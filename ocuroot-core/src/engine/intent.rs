@@ -265,6 +265,9 @@ fn deployed(ctx: &EngineContext, r: &Ref) -> Result<Option<(Ref, Value)>> {
 pub struct WorkOutcome {
     /// Intent applied, in order.
     pub applied: Vec<IntentChange>,
+    /// `check_envs` ops run: the deploys each added to its release.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<OpReport>,
     /// Releases that ran, with their reports.
     pub releases: Vec<ReleaseReport>,
     /// Work left for later, and why (a release at another commit, an
@@ -288,6 +291,12 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl WorkOutcome {
+    /// Whether anything was done: intent applied, an op run or a release
+    /// run further.
+    pub fn did_something(&self) -> bool {
+        !(self.applied.is_empty() && self.ops.is_empty() && self.releases.is_empty())
+    }
+
     /// Whether any release that ran has failed work.
     pub fn failed(&self) -> bool {
         !self.stopped.is_empty()
@@ -301,6 +310,7 @@ impl WorkOutcome {
     /// earlier one.
     pub fn merge(&mut self, other: WorkOutcome) {
         self.applied.extend(other.applied);
+        self.ops.extend(other.ops);
         self.deferred.extend(other.deferred);
         self.stopped.extend(other.stopped);
         self.triggered.extend(other.triggered);
@@ -345,7 +355,8 @@ pub fn apply(ctx: &EngineContext, r: &Ref) -> Result<WorkOutcome> {
         }
         (IntentKind::Environment, Some(value)) => {
             ctx.state.update(|tx| tx.set(r, value.clone()))?;
-            add_environment_deploys(ctx, &r.subpath, &mut out)?
+            add_environment_ops(ctx, &r.subpath, &mut out)?;
+            vec![]
         }
         (IntentKind::Environment, None) => remove_environment(ctx, r)?,
         (IntentKind::Deploy, Some(value)) => {
@@ -622,38 +633,27 @@ pub(super) fn latest_releases(ctx: &EngineContext) -> Result<Vec<Ref>> {
     Ok(latest.into_values().map(|(_, r)| r).collect())
 }
 
-/// A new environment: the latest release of every package gets the deploys
-/// that target it, each in its phase as run 1. A release at the current
-/// commit is re-evaluated now; one at another commit gets an
-/// `<rel>/op/check_envs` marker, which `work continue` at that commit acts
-/// on. Returns the releases that got new work.
-fn add_environment_deploys(
-    ctx: &EngineContext,
-    env: &str,
-    out: &mut WorkOutcome,
-) -> Result<Vec<Ref>> {
-    let mut touched = Vec::new();
+/// A new environment, as the original schedules it: the latest release of
+/// every package that does not deploy to it yet gets an
+/// `<rel>/op/check_envs` marker. `work ops` at the release's commit (or
+/// `work any`, or a cascade) re-evaluates the file and adds the deploys it
+/// now makes; `work continue` runs them.
+fn add_environment_ops(ctx: &EngineContext, env: &str, out: &mut WorkOutcome) -> Result<()> {
     for rel in latest_releases(ctx)? {
         let (rel, doc) = load_release(ctx, &rel)?;
         if deploy_in(&doc, env).is_some() {
             continue;
         }
-        if doc.commit != ctx.commit {
-            let op = check_envs_ref(&rel);
-            ctx.state
-                .update(|tx| tx.set(&op, json!({"environment": env})))?;
-            ctx.journal.record(&op);
-            out.deferred.push(format!(
-                "{rel}: at commit {}, so `work continue` there adds its deploys to {env:?} ({op})",
-                doc.commit
-            ));
-            continue;
-        }
-        if add_missing_deploys(ctx, &rel, &doc)? {
-            touched.push(rel);
-        }
+        let op = check_envs_ref(&rel);
+        ctx.state.update(|tx| tx.set(&op, json!({})))?;
+        ctx.journal.record(&op);
+        out.deferred.push(format!(
+            "{op}: `ocuroot work ops` at commit {} adds the deploys to {env:?} it now makes, \
+             `work continue` runs them (`work any` does both)",
+            doc.commit
+        ));
     }
-    Ok(touched)
+    Ok(())
 }
 
 /// `<rel>/op/check_envs`: the release must be checked for environments
@@ -662,73 +662,96 @@ pub(super) fn check_envs_ref(rel: &Ref) -> Ref {
     rel.with_subpath(SubPathType::Op, "check_envs")
 }
 
-/// Re-evaluate `rel` (at the current commit) with the environments now in
-/// state, and add the deploys the file now makes that the release lacks,
-/// each in the phase the file puts it in, as run 1. Returns whether any was
-/// added.
-pub(super) fn add_missing_deploys(
-    ctx: &EngineContext,
-    rel: &Ref,
-    doc: &ReleaseDoc,
-) -> Result<bool> {
-    let loaded = evaluate(ctx, &ctx.root.join(&rel.filename), rel)?;
-    let crate::sdk::FileContents::Release(package) = loaded.contents() else {
-        return Ok(false);
-    };
+/// What running a `check_envs` op did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OpReport {
+    /// The op (`<rel>/op/check_envs`).
+    #[serde(rename = "ref")]
+    pub r#ref: String,
+    /// The runs it added, pending (`<rel>/deploy/<env>/1`).
+    pub added: Vec<String>,
+}
+
+/// Run the op `<rel>/op/check_envs` (at the current commit): re-evaluate
+/// the release's file with the environments now in state, add the deploys
+/// it now makes that the release lacks, each in the phase the file puts it
+/// in as pending run 1, and remove the op, in one transaction. Nothing when
+/// the op is gone already (another agent ran it).
+pub(super) fn run_check_envs(ctx: &EngineContext, rel: &Ref) -> Result<Option<OpReport>> {
+    let (rel, doc) = load_release(ctx, rel)?;
+    let op = check_envs_ref(&rel);
+    if !ctx.state.exists(&op)? {
+        return Ok(None);
+    }
+    let loaded = evaluate(ctx, &ctx.root.join(&rel.filename), &rel)?;
     let mut updated = doc.clone();
     let mut new_runs = Vec::new();
-    for (phase_index, work) in package.work() {
-        let Work::Deploy(new) = work else {
-            continue;
-        };
-        if deploy_in(doc, new.environment.as_str()).is_some() {
-            continue;
+    if let crate::sdk::FileContents::Release(package) = loaded.contents() {
+        for (phase_index, work) in package.work() {
+            let Work::Deploy(new) = work else {
+                continue;
+            };
+            if deploy_in(&doc, new.environment.as_str()).is_some() {
+                continue;
+            }
+            // The phase of the same name in the release, else the same position.
+            let name = &package.phases[phase_index].name;
+            let target = updated
+                .package
+                .phases
+                .iter()
+                .position(|p| !name.is_empty() && p.name == *name)
+                .unwrap_or(phase_index.min(updated.package.phases.len().saturating_sub(1)));
+            let Some(phase) = updated.package.phases.get_mut(target) else {
+                continue;
+            };
+            phase.work.push(Work::Deploy(new.clone()));
+            let run = run_ref(&rel, &format!("deploy/{}", new.environment), 1)?;
+            let run_doc = RunDoc::new(
+                RunType::Up,
+                rel.to_string(),
+                RunFunction {
+                    function: new.up.clone(),
+                    inputs: new.inputs.clone(),
+                    resolved: None,
+                },
+            );
+            new_runs.push((run, run_doc));
         }
-        // The phase of the same name in the release, else the same position.
-        let name = &package.phases[phase_index].name;
-        let target = updated
-            .package
-            .phases
-            .iter()
-            .position(|p| !name.is_empty() && p.name == *name)
-            .unwrap_or(phase_index.min(updated.package.phases.len().saturating_sub(1)));
-        let Some(phase) = updated.package.phases.get_mut(target) else {
-            continue;
-        };
-        phase.work.push(Work::Deploy(new.clone()));
-        let run = run_ref(rel, &format!("deploy/{}", new.environment), 1)?;
-        let run_doc = RunDoc::new(
-            RunType::Up,
-            rel.to_string(),
-            RunFunction {
-                function: new.up.clone(),
-                inputs: new.inputs.clone(),
-                resolved: None,
-            },
-        );
-        new_runs.push((run, run_doc));
     }
-    if new_runs.is_empty() {
-        return Ok(false);
-    }
-    let before = serde_json::to_value(doc)?;
-    ctx.state.update(|tx| {
-        if tx.get(rel)?.as_ref() != Some(&before) {
+    let before = serde_json::to_value(&doc)?;
+    let done = ctx.state.update(|tx| {
+        if !tx.exists(&op)? {
+            return Ok(false);
+        }
+        if tx.get(&rel)?.as_ref() != Some(&before) {
             return Err(Error::conflict(format!(
                 "{rel} changed while adding deploys"
             )));
         }
-        tx.set(rel, serde_json::to_value(&updated)?)?;
+        if !new_runs.is_empty() {
+            tx.set(&rel, serde_json::to_value(&updated)?)?;
+        }
         for (run, run_doc) in &new_runs {
             tx.create(run, serde_json::to_value(run_doc)?)?;
             tx.create(&status_ref(run, RunStatus::Pending), json!({}))?;
         }
-        Ok(())
+        tx.delete(&op)?;
+        Ok(true)
     })?;
+    if !done {
+        return Ok(None);
+    }
     for (run, _) in &new_runs {
         ctx.journal.record(run);
     }
-    Ok(true)
+    Ok(Some(OpReport {
+        r#ref: op.to_string(),
+        added: new_runs
+            .into_iter()
+            .map(|(run, _)| run.to_string())
+            .collect(),
+    }))
 }
 
 /// A deleted environment: a `down` run for every deployment in it.

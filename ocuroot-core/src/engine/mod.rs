@@ -20,6 +20,7 @@ pub mod cascade;
 mod inputs;
 pub mod intent;
 pub mod plan;
+pub mod push;
 pub(crate) mod release;
 mod run;
 mod scheduler;

@@ -57,7 +57,7 @@ pub fn plan(ctx: &EngineContext) -> Result<Plan> {
     let finding = Finding {
         intent: true,
         waiting: true,
-        failed_redeploys: false,
+        ..Finding::WORK
     };
     let mut found = work::find(ctx, Scope::Everywhere, finding)?;
     order(&graph, &mut found)?;

@@ -55,7 +55,7 @@ pub struct Triggered {
 /// The distinct (repository, commit) pairs that have work to do now, sorted.
 pub fn commits_with_work(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
     let mut sites = BTreeSet::new();
-    for f in work::find(ctx, Scope::Everywhere, Finding::default())? {
+    for f in work::find(ctx, Scope::Everywhere, Finding::WORK)? {
         if let Some(commit) = f.todo.commit {
             sites.insert((f.repo, commit));
         }

@@ -104,15 +104,54 @@ pub(crate) enum Scope<'a> {
     Changes(&'a BTreeSet<String>),
 }
 
-/// What else to find.
+/// What to find.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Finding {
     /// Differences between intent and state.
     pub intent: bool,
+    /// `check_envs` ops.
+    pub ops: bool,
+    /// Ready runs and redeploys.
+    pub runs: bool,
     /// Work that waits (for a plan).
     pub waiting: bool,
     /// Redeploys whose last attempt failed, to try again (cascade).
     pub failed_redeploys: bool,
+}
+
+impl Finding {
+    /// Work to do at a commit: ops, ready runs and redeploys.
+    pub(crate) const WORK: Finding = Finding {
+        intent: false,
+        ops: true,
+        runs: true,
+        waiting: false,
+        failed_redeploys: false,
+    };
+}
+
+/// The `work` commands that work at the current commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkCommand {
+    /// `work continue`: ready runs and redeploys.
+    Continue,
+    /// `work ops`: the `check_envs` ops (new environments), which add
+    /// pending deploys.
+    Ops,
+    /// `work any`: intent differences, then ops, then ready runs and
+    /// redeploys.
+    Any,
+}
+
+impl WorkCommand {
+    fn finding(self) -> Finding {
+        Finding {
+            intent: self == WorkCommand::Any,
+            ops: self != WorkCommand::Continue,
+            runs: self != WorkCommand::Ops,
+            ..Finding::default()
+        }
+    }
 }
 
 /// A piece of work found, with what doing it takes.
@@ -148,28 +187,49 @@ pub(crate) struct Redeploy {
     pub retry_of: Option<u32>,
 }
 
-/// The work `work continue` (or, with `with_intent`, `work any`) would do
-/// now, in order.
-pub fn find_work(ctx: &EngineContext, with_intent: bool) -> Result<Vec<Todo>> {
-    let finding = Finding {
-        intent: with_intent,
-        ..Finding::default()
-    };
-    Ok(find(ctx, Scope::Here, finding)?
+/// The work a `work` command would do now, in order.
+pub fn find_work(ctx: &EngineContext, command: WorkCommand) -> Result<Vec<Todo>> {
+    Ok(find(ctx, Scope::Here, command.finding())?
         .into_iter()
         .map(|f| f.todo)
         .collect())
 }
 
-/// `work continue` (`with_intent` false) or `work any` (true): do the work
-/// [`find_work`] lists.
-pub fn work(ctx: &EngineContext, with_intent: bool) -> Result<WorkOutcome> {
+/// Do the work [`find_work`] lists: `work any` applies the intent
+/// differences first, then runs the ops and the releases with ready work;
+/// `work ops` only runs the ops (their new deploys wait for `work
+/// continue`).
+pub fn work(ctx: &EngineContext, command: WorkCommand) -> Result<WorkOutcome> {
     let mut out = WorkOutcome::default();
-    if with_intent {
+    let mut finding = command.finding();
+    if finding.intent {
         apply_intent(ctx, &mut out)?;
+        finding.intent = false;
     }
-    let found = find(ctx, Scope::Here, Finding::default())?;
-    execute(ctx, found, &mut out)?;
+    let found = find(ctx, Scope::Here, finding)?;
+    execute(ctx, found, command != WorkCommand::Ops, &mut out)?;
+    Ok(out)
+}
+
+/// `work any --comprehensive`: `work any` again until a round does nothing
+/// (or has failed work, or `max_rounds` rounds are done).
+pub fn work_comprehensive(ctx: &EngineContext, max_rounds: u32) -> Result<WorkOutcome> {
+    let mut out = WorkOutcome::default();
+    for _ in 0..max_rounds {
+        let round = work(ctx, WorkCommand::Any)?;
+        let (did, failed) = (round.did_something(), round.failed());
+        out.merge(round);
+        out.rounds += u32::from(did);
+        if !did || failed {
+            return Ok(out);
+        }
+    }
+    if !find(ctx, Scope::Here, WorkCommand::Any.finding())?.is_empty() {
+        out.stopped.push(format!(
+            "work any --comprehensive stopped after {max_rounds} rounds with work left at commit {}",
+            ctx.commit
+        ));
+    }
     Ok(out)
 }
 
@@ -210,10 +270,13 @@ pub(crate) fn find(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> R
             });
         }
     }
+    if !(finding.ops || finding.runs) {
+        return Ok(found);
+    }
     for rel in releases(ctx, scope, finding.waiting)? {
         let (rel, doc) = load_release(ctx, &rel)?;
         let op = intent::check_envs_ref(&rel);
-        if ctx.state.exists(&op)? && changed(scope, &op) {
+        if finding.ops && ctx.state.exists(&op)? && changed(scope, &op) {
             found.push(Found {
                 todo: Todo {
                     r#ref: op.to_string(),
@@ -226,25 +289,32 @@ pub(crate) fn find(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> R
                 action: Action::Op(rel.clone()),
             });
         }
-        found.extend(runs(ctx, &rel, &doc, scope, finding.waiting)?);
+        if finding.runs {
+            found.extend(runs(ctx, &rel, &doc, scope, finding.waiting)?);
+        }
     }
-    found.extend(redeploys(ctx, scope, finding)?);
+    if finding.runs {
+        found.extend(redeploys(ctx, scope, finding)?);
+    }
     Ok(found)
 }
 
 /// Do work found at this checkout (`ctx.commit`): intent applied, ops,
-/// redeploys, then every release with something to run is run (once).
-pub(crate) fn execute(ctx: &EngineContext, found: Vec<Found>, out: &mut WorkOutcome) -> Result<()> {
+/// redeploys, then (with `run`) every release with something to run is run
+/// (once).
+pub(crate) fn execute(
+    ctx: &EngineContext,
+    found: Vec<Found>,
+    run: bool,
+    out: &mut WorkOutcome,
+) -> Result<()> {
     let mut releases: Vec<Ref> = Vec::new();
     for f in found {
         match f.action {
             Action::Apply(r) => out.merge(intent::apply(ctx, &r)?),
             Action::Op(rel) => {
-                let (rel, doc) = load_release(ctx, &rel)?;
-                let op = intent::check_envs_ref(&rel);
-                if ctx.state.exists(&op)? {
-                    intent::add_missing_deploys(ctx, &rel, &doc)?;
-                    ctx.state.update(|tx| tx.delete(&op))?;
+                if let Some(report) = intent::run_check_envs(ctx, &rel)? {
+                    out.ops.push(report);
                 }
                 releases.push(rel);
             }
@@ -263,7 +333,10 @@ pub(crate) fn execute(ctx: &EngineContext, found: Vec<Found>, out: &mut WorkOutc
             Action::Wait => {}
         }
     }
-    intent::run_releases(ctx, releases, out)
+    if run {
+        intent::run_releases(ctx, releases, out)?;
+    }
+    Ok(())
 }
 
 /// Whether `r` is connected to the changes of a `Changes` scope (always

@@ -165,8 +165,14 @@ pub struct RunDoc {
     /// How many times an agent has started this run.
     #[serde(default)]
     pub attempt: u32,
-    /// Paths from `done(watch=...)`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Paths from `done(watch=...)`, stored as the original does
+    /// (`watch_files`); `ocuroot push` reads them.
+    #[serde(
+        rename = "watch_files",
+        alias = "watch",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub watch: Vec<String>,
 }
 

@@ -103,23 +103,9 @@ pub(crate) fn call(file: &LoadedFile, req: &CallRequest) -> CallResult {
         .modules
         .find(&req.function)
         .and_then(|(f, params)| run(&ctx, &f, &params, req));
-    let outcome = outcome.map_err(|e| mask_error(&secrets, e));
+    let outcome = outcome.map_err(|e| secrets.mask_error(e));
     let log = std::mem::take(&mut *ctx.log.borrow_mut());
     CallResult { outcome, log }
-}
-
-fn mask_error(secrets: &super::Secrets, e: Error) -> Error {
-    if secrets.is_empty() {
-        return e;
-    }
-    let mut masked = Error::new(e.kind(), secrets.mask(e.message()));
-    if let Some(l) = e.location() {
-        masked = masked.with_location(l.clone());
-    }
-    if let Some(s) = e.stack() {
-        masked = masked.with_stack(secrets.mask(s));
-    }
-    masked
 }
 
 fn run(

@@ -127,7 +127,7 @@ pub(crate) enum EvalFail {
 }
 
 impl EvalFail {
-    fn into_ocu(self) -> Error {
+    pub(super) fn into_ocu(self) -> Error {
         match self {
             EvalFail::Starlark(e, last) => starlark_to_ocu(&e, &last),
             EvalFail::Ocu(e) => e,
@@ -141,16 +141,18 @@ impl EvalFail {
     }
 }
 
-struct EvalState<'a> {
-    ctx: &'a Ctx,
-    root: &'a Path,
-    package_dir: &'a Path,
-    cache: RefCell<HashMap<PathBuf, FrozenModule>>,
-    stack: RefCell<Vec<PathBuf>>,
+/// One evaluation: the context, the root `load()` may not leave, the
+/// module cache and the stack of files being evaluated (for cycles).
+pub(super) struct EvalState<'a> {
+    pub ctx: &'a Ctx,
+    pub root: &'a Path,
+    pub package_dir: &'a Path,
+    pub cache: RefCell<HashMap<PathBuf, FrozenModule>>,
+    pub stack: RefCell<Vec<PathBuf>>,
 }
 
 impl EvalState<'_> {
-    fn display(&self, path: &Path) -> String {
+    pub fn display(&self, path: &Path) -> String {
         path.strip_prefix(self.root)
             .map(slash_path)
             .unwrap_or_else(|_| path.display().to_string())
@@ -302,10 +304,11 @@ impl EvalState<'_> {
     }
 }
 
-struct Loader<'a> {
-    state: &'a EvalState<'a>,
-    dir: PathBuf,
-    from: String,
+/// The `load()` of one file: paths resolve against its directory.
+pub(super) struct Loader<'a> {
+    pub state: &'a EvalState<'a>,
+    pub dir: PathBuf,
+    pub from: String,
 }
 
 impl FileLoader for Loader<'_> {
@@ -328,7 +331,7 @@ pub(crate) fn set_limits(eval: &mut Evaluator, limits: super::Limits) -> Result<
 }
 
 /// `ocuroot(...)` must be called with exactly one string literal.
-fn check_version_calls(ast: &AstModule) -> std::result::Result<(), EvalFail> {
+pub(super) fn check_version_calls(ast: &AstModule) -> std::result::Result<(), EvalFail> {
     let mut stmts = vec![ast.statement()];
     while let Some(s) = stmts.pop() {
         match &s.node {
@@ -371,7 +374,7 @@ fn check_version_calls(ast: &AstModule) -> std::result::Result<(), EvalFail> {
     Ok(())
 }
 
-fn def_table(ast: &AstModule) -> DefTable {
+pub(super) fn def_table(ast: &AstModule) -> DefTable {
     let mut defs = DefTable::new();
     let mut stmts = vec![ast.statement()];
     while let Some(s) = stmts.pop() {
@@ -487,7 +490,7 @@ fn assemble(collector: Collector) -> Result<(FileContents, Vec<Declared>)> {
     Ok((FileContents::Release(package), declared))
 }
 
-fn canonical(p: &Path) -> Result<PathBuf> {
+pub(super) fn canonical(p: &Path) -> Result<PathBuf> {
     p.canonicalize().map_err(|e| Error::io("cannot open", p, e))
 }
 

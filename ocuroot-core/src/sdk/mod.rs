@@ -16,6 +16,7 @@ mod context;
 mod errors;
 mod globals;
 mod loader;
+mod repl;
 mod secrets;
 mod version;
 
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use call::{CallRequest, CallResult, Outcome};
+pub use repl::{ReplIo, ReplValue, evaluate_expression, input_is_complete, repl};
 pub use secrets::Secrets;
 pub use version::SDK_VERSION;
 

@@ -8,6 +8,21 @@ use std::sync::{Arc, RwLock};
 pub struct Secrets(Arc<RwLock<Vec<String>>>);
 
 impl Secrets {
+    /// `e` with every registered secret masked in its message and stack.
+    pub fn mask_error(&self, e: crate::Error) -> crate::Error {
+        if self.is_empty() {
+            return e;
+        }
+        let mut masked = crate::Error::new(e.kind(), self.mask(e.message()));
+        if let Some(l) = e.location() {
+            masked = masked.with_location(l.clone());
+        }
+        if let Some(s) = e.stack() {
+            masked = masked.with_stack(self.mask(s));
+        }
+        masked
+    }
+
     /// Register a value; empty strings are ignored (they would mask everything).
     pub fn add(&self, value: &str) {
         if value.is_empty() {

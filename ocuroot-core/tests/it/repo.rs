@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ocuroot_core::ErrorKind;
-use ocuroot_core::repo::{RepoInfo, add_worktree, clone_at, clone_with, git_url_to_valid_path};
+use ocuroot_core::repo::{
+    NameSource, RepoInfo, add_worktree, clone_at, clone_with, git_url_to_valid_path,
+};
 
 /// An `env` closure backed by a map.
 fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -191,7 +193,10 @@ fn origin_url_gives_the_name() {
             "https://example.com/up/stream.git",
         ]
     );
-    assert_eq!(info.default_name(&no_env).unwrap(), "github.com/org/repo");
+    assert_eq!(
+        info.default_name(&no_env).unwrap(),
+        ("github.com/org/repo".to_string(), NameSource::Origin)
+    );
 }
 
 #[test]
@@ -201,22 +206,28 @@ fn url_override_gives_the_name() {
         .unwrap();
     let info = RepoInfo::discover(dir.path(), &no_env).unwrap();
     let env = env_of(&[("OCU_REPO_URL_OVERRIDE", "example.com/override")]);
-    assert_eq!(info.default_name(&env).unwrap(), "example.com/override");
+    assert_eq!(
+        info.default_name(&env).unwrap(),
+        ("example.com/override".to_string(), NameSource::UrlOverride)
+    );
 }
 
 #[test]
-fn missing_origin_is_a_clear_error() {
+fn without_origin_the_name_is_the_root_directory_name() {
     let (dir, repo, _) = repo_with_commit();
     repo.remote("upstream", "https://example.com/up/stream.git")
         .unwrap();
     let info = RepoInfo::discover(dir.path(), &no_env).unwrap();
     assert_eq!(info.origin_url, None);
     assert_eq!(info.remotes, vec!["https://example.com/up/stream.git"]);
-    let err = info.default_name(&no_env).unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Config);
-    assert!(err.message().contains("repo_alias"), "{err}");
-    assert!(err.message().contains("OCU_CFG_repo_alias"), "{err}");
-    assert!(err.message().contains("'origin'"), "{err}");
+    let expected = info.root.file_name().unwrap().to_str().unwrap().to_string();
+    assert_eq!(
+        info.default_name(&no_env).unwrap(),
+        (expected, NameSource::Directory)
+    );
+    // The URL override still comes first.
+    let env = env_of(&[("OCU_REPO_URL_OVERRIDE", "example.com/override")]);
+    assert_eq!(info.default_name(&env).unwrap().1, NameSource::UrlOverride);
 }
 
 #[test]

@@ -6,7 +6,11 @@
 //! closure, so the same code serves the CLI (`std::env::var`) and tests (a
 //! map).
 
+mod changes;
+
 use std::path::{Component, Path, PathBuf};
+
+pub use changes::{changed_between, files_at, has_commit, uncommitted_changes};
 
 use crate::{Error, Result};
 
@@ -21,6 +25,22 @@ pub const ENV_URL_OVERRIDE: &str = "OCU_REPO_URL_OVERRIDE";
 
 /// The commit reported when there is no git repository or it has no commits.
 pub const NULL_COMMIT: &str = "null";
+
+/// Where a repository's name in refs comes from, in order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameSource {
+    /// `OCU_CFG_repo_alias`.
+    AliasOverride,
+    /// `repo_alias` in `repo.ocu.star`.
+    Alias,
+    /// `OCU_REPO_URL_OVERRIDE`.
+    UrlOverride,
+    /// The URL of the `origin` remote.
+    Origin,
+    /// The name of the root directory: there is no alias and no `origin`.
+    Directory,
+}
 
 /// Facts about the repository a command runs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,26 +145,33 @@ impl RepoInfo {
         })
     }
 
-    /// The repo name used in refs when there is no alias.
+    /// The repo name used in refs when there is no alias, and where it
+    /// comes from.
     ///
     /// `OCU_REPO_URL_OVERRIDE` (looked up through `env`) if set and non-empty,
-    /// else [`git_url_to_valid_path`] of the `origin` URL, else a
-    /// [`Config`](crate::ErrorKind::Config) error explaining how to name the
-    /// repository.
-    pub fn default_name(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String> {
+    /// else [`git_url_to_valid_path`] of the `origin` URL, else the name of
+    /// the root directory, so that a first run in a fresh local repository
+    /// works. Only a root without a (UTF-8) name is an error.
+    pub fn default_name(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(String, NameSource)> {
         if let Some(name) = env(ENV_URL_OVERRIDE).filter(|n| !n.is_empty()) {
-            return Ok(name);
+            return Ok((name, NameSource::UrlOverride));
         }
         if let Some(url) = &self.origin_url {
             let name = git_url_to_valid_path(url);
             if !name.is_empty() {
-                return Ok(name);
+                return Ok((name, NameSource::Origin));
             }
         }
-        Err(Error::config(
-            "cannot determine the repository name: set repo_alias(...) in repo.ocu.star, \
-             OCU_CFG_repo_alias, or add an 'origin' remote",
-        ))
+        match self.root.file_name().and_then(|n| n.to_str()) {
+            Some(name) if !name.is_empty() => Ok((name.to_string(), NameSource::Directory)),
+            _ => Err(Error::config(
+                "cannot determine the repository name: set repo_alias(...) in repo.ocu.star, \
+                 OCU_CFG_repo_alias, or add an 'origin' remote",
+            )),
+        }
     }
 
     /// The path of `path` relative to the root, with `/` separators; used to

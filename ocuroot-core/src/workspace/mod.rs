@@ -19,16 +19,22 @@ use std::sync::Arc;
 use crate::engine::cascade::CascadeOptions;
 use crate::engine::intent::{IntentChange, WorkOutcome};
 use crate::engine::plan::Plan;
+use crate::engine::push::PushOutcome;
 use crate::engine::trigger::Triggered;
-use crate::engine::work::Todo;
+use crate::engine::work::{Todo, WorkCommand};
 use crate::engine::{self, EngineContext, EventSink, NewRelease};
 use crate::host::{Host, LocalHost};
-use crate::model::{Environment, Package, ReleaseReport, RepoConfig, StoreSpec};
+use crate::model::{Environment, ReleaseReport, RepoConfig, StoreSpec};
 use crate::refs::{Ref, RefGlob};
-use crate::repo::RepoInfo;
-use crate::sdk::{self, EvalOptions, FileContents, Limits, LoadedFile, Secrets};
+use crate::repo::{NameSource, RepoInfo};
+use crate::sdk::{self, EvalOptions, Limits, Secrets};
 use crate::store::{FsStore, PrefixStore, RefStore, Store};
 use crate::{Error, Result};
+
+mod args;
+mod evaluate;
+
+pub use evaluate::{EnvironmentSource, Lint};
 
 /// The directory (relative to the root) of the embedded default store used
 /// when there is no `repo.ocu.star` or it configures no store (SPEC §1).
@@ -120,12 +126,22 @@ impl WorkspaceBuilder {
             }
             None => RepoConfig::default(),
         };
-        let name = match var("OCU_CFG_repo_alias").or(config.alias.clone()) {
-            Some(alias) => alias,
-            None => info.default_name(&var)?,
+        let (name, name_source) = match (var("OCU_CFG_repo_alias"), &config.alias) {
+            (Some(alias), _) => (alias, NameSource::AliasOverride),
+            (None, Some(alias)) => (alias.clone(), NameSource::Alias),
+            (None, None) => info.default_name(&var)?,
         };
         crate::refs::validate_key(&name).map_err(|e| {
-            Error::config(format!("invalid repository name {name:?}: {}", e.message()))
+            let hint = if name_source == NameSource::Directory {
+                " (the name of the root directory, as there is no repo_alias and no 'origin' \
+                 remote: set repo_alias(...) in repo.ocu.star)"
+            } else {
+                ""
+            };
+            Error::config(format!(
+                "invalid repository name {name:?}{hint}: {}",
+                e.message()
+            ))
         })?;
         let (state, intent) = match (self.state, self.intent) {
             (Some(s), Some(i)) => (s, i),
@@ -136,6 +152,7 @@ impl WorkspaceBuilder {
             info,
             config,
             name,
+            name_source,
             cwd: start_dir,
             state: RefStore::new(state),
             intent: RefStore::new(intent),
@@ -197,6 +214,7 @@ pub struct Workspace {
     info: RepoInfo,
     config: RepoConfig,
     name: String,
+    name_source: NameSource,
     cwd: PathBuf,
     state: RefStore,
     intent: RefStore,
@@ -215,58 +233,6 @@ impl std::fmt::Debug for Workspace {
             .field("name", &self.name)
             .field("commit", &self.info.commit)
             .finish_non_exhaustive()
-    }
-}
-
-/// Where the environments shown by a lint came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EnvironmentSource {
-    /// `@/environment/*` in the state store.
-    State,
-    /// The state store has none; these files of the repository register them.
-    Files(Vec<String>),
-    /// None anywhere.
-    None,
-}
-
-/// The result of [`Workspace::lint`].
-#[derive(Debug)]
-pub struct Lint {
-    /// The package file, relative to the root.
-    pub file: String,
-    /// The ref relative refs resolved against (the release `release new`
-    /// would create next).
-    pub base: Ref,
-    /// The evaluated file.
-    pub loaded: LoadedFile,
-    /// Where `environments()` got its list.
-    pub environment_source: EnvironmentSource,
-}
-
-impl Lint {
-    /// The package, if the file declares a release.
-    pub fn package(&self) -> Option<&Package> {
-        self.loaded.package()
-    }
-
-    /// The JSON form of the lint (`release lint --format json`, and what
-    /// the C and Python bindings return): `file`, `base`, then `package`
-    /// (a release), `environments` (a file registering them) or nothing
-    /// more (an empty file).
-    pub fn to_json(&self) -> serde_json::Value {
-        let mut v = serde_json::json!({
-            "file": self.file,
-            "base": self.base.to_string(),
-        });
-        let extra = match self.loaded.contents() {
-            FileContents::Release(p) => Some(("package", serde_json::to_value(p))),
-            FileContents::Environments(e) => Some(("environments", serde_json::to_value(e))),
-            FileContents::Empty => None,
-        };
-        if let (Some((name, Ok(value))), Some(o)) = (extra, v.as_object_mut()) {
-            o.insert(name.to_string(), value);
-        }
-        v
     }
 }
 
@@ -298,6 +264,22 @@ impl Workspace {
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// Where [`name`](Self::name) comes from.
+    pub fn name_source(&self) -> NameSource {
+        self.name_source
+    }
+    /// A note for the first line of a report when the name is the root
+    /// directory's (no `repo_alias` and no `origin` remote): refs would
+    /// change if the directory were renamed, so say so.
+    pub fn name_note(&self) -> Option<String> {
+        (self.name_source == NameSource::Directory).then(|| {
+            format!(
+                "Repository name: {} (the root directory's name, as there is no repo_alias in \
+                 repo.ocu.star and no 'origin' remote; set repo_alias(...) to choose one)",
+                self.name
+            )
+        })
+    }
     /// The commit work is done at.
     pub fn commit(&self) -> &str {
         &self.info.commit
@@ -317,47 +299,6 @@ impl Workspace {
     /// The host.
     pub fn host(&self) -> &Arc<dyn Host> {
         &self.host
-    }
-
-    /// The ref of the working directory: relative refs given on the command
-    /// line resolve against it (`release.ocu.star` from the root is
-    /// `<repo>/-/release.ocu.star`).
-    pub fn cwd_ref(&self) -> Ref {
-        let filename = self.info.relative_path(&self.cwd).unwrap_or_default();
-        Ref {
-            repo: self.name.clone(),
-            filename,
-            ..Ref::default()
-        }
-    }
-
-    /// Parse a ref given by a user and make it absolute against the working
-    /// directory.
-    pub fn resolve_user_ref(&self, text: &str) -> Result<Ref> {
-        let r = Ref::parse(text)?;
-        let r = r.relative_to(&self.cwd_ref());
-        r.validate_storable()
-            .map_err(|e| e.context(format!("ref {text:?}")))?;
-        Ok(r)
-    }
-
-    /// The package ref of a package file (`<repo>/-/<path from root>`).
-    pub fn package_ref(&self, file: &Path) -> Result<Ref> {
-        let abs = self.abs(file);
-        let rel = self.info.relative_path(&abs)?;
-        Ok(Ref {
-            repo: self.name.clone(),
-            filename: rel,
-            ..Ref::default()
-        })
-    }
-
-    fn abs(&self, file: &Path) -> PathBuf {
-        if file.is_absolute() {
-            file.to_path_buf()
-        } else {
-            self.cwd.join(file)
-        }
     }
 
     /// The environments in state, sorted by name.
@@ -398,96 +339,28 @@ impl Workspace {
     /// commit and run it until nothing more can run. Refuses when the package
     /// already has a release at this commit, unless `force`. A file that
     /// registers environments writes them to intent and applies them.
+    ///
+    /// `file` is a path or a package ref (`//backend/package.ocu.star`); see
+    /// [`package_file`](Self::package_file).
     pub fn release_new(&self, file: impl AsRef<Path>, force: bool) -> Result<NewRelease> {
-        let abs = self.abs(file.as_ref());
+        let abs = self.package_file(file.as_ref())?;
         let package = self.package_ref(&abs)?;
         engine::release_new(&self.engine(), &abs, &package, force)
     }
 
-    /// `release continue <pkg>/@<id or tag>`: run a release further.
+    /// `release continue <pkg>/@<id or tag>`: run a release further. The
+    /// package is a path or a package ref; see
+    /// [`release_arg`](Self::release_arg).
     pub fn release_continue(&self, release: &str) -> Result<ReleaseReport> {
-        let r = self.resolve_user_ref(release)?;
+        let r = self.release_arg(release)?;
         engine::release_continue(&self.engine(), &r)
     }
 
     /// `release retry <pkg>[/@<id>]`: retry the failed work of a release
     /// (without an id, the latest release of the package at this commit).
     pub fn release_retry(&self, release: &str) -> Result<ReleaseReport> {
-        let r = self.resolve_user_ref(release)?;
+        let r = self.release_arg(release)?;
         engine::release_retry(&self.engine(), &r)
-    }
-
-    /// Options for evaluating a file of this repository.
-    pub fn eval_options(&self, base: Ref, environments: Vec<Environment>) -> EvalOptions {
-        let mut o = EvalOptions::new(self.host.clone(), self.info.root.clone(), base);
-        o.environments = environments.into();
-        o.limits = self.limits;
-        o.secrets = self.secrets.clone();
-        o
-    }
-
-    /// Evaluate a package file without touching state, for `release lint`.
-    ///
-    /// Relative refs resolve against the release `release new` would create
-    /// next. `environments()` returns the environments in state; when state
-    /// has none, those registered by the repository's environment files, so a
-    /// fresh checkout lints meaningfully.
-    pub fn lint(&self, file: impl AsRef<Path>) -> Result<Lint> {
-        let file = file.as_ref();
-        let abs = self.abs(file);
-        let package = self.package_ref(&abs)?;
-        let base = package.with_release(&self.next_release_id(&package)?);
-        let mut environments = self.environments()?;
-        let mut source = EnvironmentSource::State;
-        if environments.is_empty() {
-            let (envs, files) = self.registered_environments(&abs)?;
-            environments = envs;
-            source = if files.is_empty() {
-                EnvironmentSource::None
-            } else {
-                EnvironmentSource::Files(files)
-            };
-        }
-        let loaded = sdk::evaluate_package(&abs, &self.eval_options(base.clone(), environments))?;
-        Ok(Lint {
-            file: package.filename.clone(),
-            base,
-            loaded,
-            environment_source: source,
-        })
-    }
-
-    /// Environments registered by the repository's package files (other than
-    /// `except`), with the files that register them.
-    fn registered_environments(&self, except: &Path) -> Result<(Vec<Environment>, Vec<String>)> {
-        let mut files = Vec::new();
-        collect_package_files(&self.info.root, &mut files);
-        let except = except.canonicalize().ok();
-        let mut envs: Vec<Environment> = Vec::new();
-        let mut sources = Vec::new();
-        for f in files {
-            if Some(&f) == except.as_ref() {
-                continue;
-            }
-            let mut options = self.eval_options(Ref::default(), Vec::new());
-            // Looking for environments must not run anything: other files'
-            // top-level commands and requests are refused here.
-            options.host = Arc::new(ReadOnlyHost(self.host.clone()));
-            // Only files that evaluate cleanly and register environments count.
-            let Ok(loaded) = sdk::evaluate_package(&f, &options) else {
-                continue;
-            };
-            if let FileContents::Environments(list) = loaded.contents() {
-                sources.push(self.info.relative_path(&f)?);
-                for e in list {
-                    if !envs.iter().any(|x| x.name == e.name) {
-                        envs.push(e.clone());
-                    }
-                }
-            }
-        }
-        envs.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok((envs, sources))
     }
 
     /// A document (or `#fragment` of one) from the state store, following links.
@@ -502,6 +375,20 @@ impl Workspace {
             RefGlob::new(g.as_ref())?;
         }
         self.state.match_globs(globs)
+    }
+
+    /// [`state_match`](Self::state_match) without links and without refs
+    /// reached through a link (`state match --no-links`): only documents
+    /// stored under their own ref.
+    pub fn state_match_no_links(&self, globs: &[impl AsRef<str>]) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for text in self.state_match(globs)? {
+            let r = Ref::parse(&text)?;
+            if self.state.resolve(&r)? == r {
+                out.push(text);
+            }
+        }
+        Ok(out)
     }
 
     /// `state set`: write `value` to the intent store at `r` (intent refs
@@ -554,40 +441,77 @@ impl Workspace {
 
     /// `work continue`: run the ready runs of releases at the current commit
     /// and redeploy current deployments whose inputs changed. With `dryrun`,
-    /// only list that work.
+    /// only list that work. The `check_envs` ops new environments leave are
+    /// for [`work_ops`](Self::work_ops).
     pub fn work_continue(&self, dryrun: bool) -> Result<WorkResult> {
-        self.work(false, dryrun)
+        self.work(WorkCommand::Continue, dryrun)
     }
 
-    /// `work any`: apply every intent difference, then do what
-    /// [`work_continue`](Self::work_continue) does. With `dryrun`, only list
-    /// that work. When it did something, it then calls the triggers of the
-    /// commits that still have work (as [`work_trigger`](Self::work_trigger)
-    /// does; repositories without a trigger are left out of the outcome), so
-    /// a CI job running `work any` starts the next ones.
+    /// `work ops`: run the ops of releases at the current commit: each
+    /// `<rel>/op/check_envs` (left by a new environment) re-evaluates the
+    /// release's file, adds the deploys it now makes as pending runs, and is
+    /// removed. The deploys run with [`work_continue`](Self::work_continue).
+    /// With `dryrun`, only list the ops.
+    pub fn work_ops(&self, dryrun: bool) -> Result<WorkResult> {
+        self.work(WorkCommand::Ops, dryrun)
+    }
+
+    /// `work any`: apply every intent difference, then run the ops, then do
+    /// what [`work_continue`](Self::work_continue) does. With `dryrun`, only
+    /// list that work. When it did something, it then calls the triggers of
+    /// the commits that still have work (as
+    /// [`work_trigger`](Self::work_trigger) does; repositories without a
+    /// trigger are left out of the outcome), so a CI job running `work any`
+    /// starts the next ones.
     pub fn work_any(&self, dryrun: bool) -> Result<WorkResult> {
-        let mut result = self.work(true, dryrun)?;
-        if let WorkResult::Done(out) = &mut result
-            && !(out.applied.is_empty() && out.releases.is_empty())
-        {
+        let mut result = self.work(WorkCommand::Any, dryrun)?;
+        if let WorkResult::Done(out) = &mut result {
+            self.trigger_after(out)?;
+        }
+        Ok(result)
+    }
+
+    /// `work any --comprehensive`: [`work_any`](Self::work_any) again and
+    /// again until nothing is left at this commit, a round has failed work,
+    /// or the cascade's round bound is reached (reported in
+    /// [`WorkOutcome::stopped`]); then the triggers, as `work any` calls
+    /// them.
+    pub fn work_any_comprehensive(&self) -> Result<WorkOutcome> {
+        let mut out = engine::work::work_comprehensive(&self.engine(), self.cascade.max_rounds)?;
+        self.trigger_after(&mut out)?;
+        Ok(out)
+    }
+
+    /// After `work any` did something, call the triggers of the commits
+    /// still left with work.
+    fn trigger_after(&self, out: &mut WorkOutcome) -> Result<()> {
+        if out.did_something() {
             out.triggered = engine::trigger::work_trigger(&self.engine(), false)?
                 .into_iter()
                 .filter(|t| t.status != engine::trigger::TriggerStatus::NoTrigger)
                 .collect();
         }
-        Ok(result)
+        Ok(())
     }
 
-    fn work(&self, with_intent: bool, dryrun: bool) -> Result<WorkResult> {
+    fn work(&self, command: WorkCommand, dryrun: bool) -> Result<WorkResult> {
         let ctx = self.engine();
         if dryrun {
-            Ok(WorkResult::Planned(engine::work::find_work(
-                &ctx,
-                with_intent,
-            )?))
+            Ok(WorkResult::Planned(engine::work::find_work(&ctx, command)?))
         } else {
-            Ok(WorkResult::Done(engine::work::work(&ctx, with_intent)?))
+            Ok(WorkResult::Done(engine::work::work(&ctx, command)?))
         }
+    }
+
+    /// `push`: release every package file changed since the last push (all
+    /// of them the first time; also the packages whose runs
+    /// `done(watch=[...])` a prefix of a changed path; not those matching
+    /// `release_ignore`), then follow what they changed as
+    /// [`cascade`](Self::cascade) does, and record the push. Refuses with
+    /// uncommitted or untracked changes. With `dryrun`, only list the
+    /// packages.
+    pub fn push(&self, dryrun: bool) -> Result<PushOutcome> {
+        engine::push::push(&self.engine(), self.cascade, dryrun)
     }
 
     /// `work cascade`: do everything outstanding (intent, ready runs,
@@ -637,80 +561,6 @@ impl Workspace {
     pub fn state_checkpoint(&self) -> Result<()> {
         self.state.store().checkpoint()?;
         self.intent.store().checkpoint()
-    }
-}
-
-/// A host for evaluating files only to see what they declare: reads go
-/// through, commands, writes and requests are refused.
-struct ReadOnlyHost(Arc<dyn Host>);
-
-impl ReadOnlyHost {
-    fn refuse(&self, what: &str) -> Error {
-        Error::host(format!(
-            "{what} is not run while looking for environments (release lint)"
-        ))
-    }
-}
-
-impl Host for ReadOnlyHost {
-    fn shell(
-        &self,
-        _req: &crate::host::ShellRequest,
-        _on_line: &mut dyn FnMut(crate::host::Stream, &str),
-    ) -> Result<crate::host::ShellOutput> {
-        Err(self.refuse("host.shell"))
-    }
-    fn env(&self) -> std::collections::BTreeMap<String, String> {
-        self.0.env()
-    }
-    fn os(&self) -> String {
-        self.0.os()
-    }
-    fn arch(&self) -> String {
-        self.0.arch()
-    }
-    fn read_file(&self, path: &Path) -> Result<String> {
-        self.0.read_file(path)
-    }
-    fn write_file(&self, _path: &Path, _contents: &str) -> Result<()> {
-        Err(self.refuse("host.write_file"))
-    }
-    fn read_dir(&self, path: &Path) -> Result<Vec<String>> {
-        self.0.read_dir(path)
-    }
-    fn is_dir(&self, path: &Path) -> Result<bool> {
-        self.0.is_dir(path)
-    }
-    fn http(&self, _req: &crate::host::HttpRequest) -> Result<crate::host::HttpResponse> {
-        Err(self.refuse("http"))
-    }
-    fn now(&self) -> std::time::SystemTime {
-        self.0.now()
-    }
-}
-
-/// Every `*.ocu.star` file below `dir` except `repo.ocu.star`, skipping
-/// hidden directories, `target` and `node_modules`; sorted.
-fn collect_package_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<_> = entries.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let path = e.path();
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_dir() {
-            if !name.starts_with('.') && name != "target" && name != "node_modules" {
-                collect_package_files(&path, out);
-            }
-        } else if name.ends_with(".ocu.star")
-            && name != "repo.ocu.star"
-            && let Ok(p) = path.canonicalize()
-        {
-            out.push(p);
-        }
     }
 }
 

@@ -1,0 +1,279 @@
+//! The command line: every command, argument and flag (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Ocuroot: release orchestration from `*.ocu.star` files.
+#[derive(Parser, Debug)]
+#[command(name = "ocuroot", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Work with releases of a package.
+    Release {
+        #[command(subcommand)]
+        command: ReleaseCommand,
+    },
+    /// Read state; write, compare and apply intent.
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
+    },
+    /// Find and do outstanding work at the current commit.
+    Work {
+        #[command(subcommand)]
+        command: WorkCommand,
+    },
+    /// Release every package file changed since the last push (all of them
+    /// the first time), then redeploy what reads what they changed, and
+    /// record the push. Refuses with uncommitted or untracked changes.
+    Push {
+        /// List the packages that would be released, and change nothing.
+        #[arg(short = 'n', long)]
+        dryrun: bool,
+        #[command(flatten)]
+        cascade_args: CascadeArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Evaluate a file, then Starlark typed at a prompt (or given with
+    /// `-c`, or read from stdin) with the file's globals and every SDK
+    /// global, printing each value.
+    Repl {
+        /// The file (a path or a package ref; default: `repo.ocu.star` at
+        /// the root, if there is one).
+        file: Option<PathBuf>,
+        /// Evaluate this and exit (1 when it fails).
+        #[arg(short = 'c', long = "command", value_name = "EXPR")]
+        command: Option<String>,
+    },
+    /// List the outstanding work everywhere in dependency order, with why
+    /// each item would run or what it waits for; or render the dependency
+    /// graph.
+    Plan {
+        /// Output format: the work as text or JSON, or the graph as Mermaid
+        /// or DOT.
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PlanFormat {
+    /// Readable text.
+    Text,
+    /// JSON: `{"work": [...], "graph": [...]}`.
+    Json,
+    /// A Mermaid flowchart of the dependency graph.
+    Mermaid,
+    /// A Graphviz DOT digraph of the dependency graph.
+    Dot,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum ReleaseCommand {
+    /// Create a release of a package at the current commit and run it.
+    New {
+        /// The package file (`*.ocu.star`), as a path or a package ref
+        /// (`//backend/package.ocu.star`, `./-/backend/package.ocu.star`).
+        file: PathBuf,
+        /// Create the release even if the package has one at this commit.
+        #[arg(short, long)]
+        force: bool,
+        /// Then redeploy every deployment that reads what the release
+        /// changed, at its own commit, until nothing is left.
+        #[arg(long)]
+        cascade: bool,
+        #[command(flatten)]
+        cascade_args: CascadeArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Run a release further: `<package>/@r<N>` or `<package>/@<tag>`.
+    Continue {
+        /// The release; the package as a path or a package ref.
+        release: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Retry the failed work of a release, then run it further.
+    Retry {
+        /// `<package>` (its latest release at this commit) or
+        /// `<package>/@r<N>`; the package as a path or a package ref.
+        release: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Evaluate a package file and print its phases and work, without touching state.
+    #[command(alias = "check")]
+    Lint {
+        /// The package file (`*.ocu.star`), as a path or a package ref.
+        file: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum StateCommand {
+    /// Print a document (or a `#fragment` of one) as JSON; exit 1 if absent.
+    Get {
+        /// The ref, absolute or relative to the current directory.
+        r#ref: String,
+    },
+    /// Print the refs matching any of the globs, one per line, sorted.
+    Match {
+        /// Globs: `*` within a segment, `**` across segments, `?`, `[abc]`, `{a,b}`.
+        #[arg(required = true)]
+        globs: Vec<String>,
+        /// Leave out links, and refs reached through a link.
+        #[arg(short = 'l', long)]
+        no_links: bool,
+    },
+    /// Write intent: custom state (`@/custom/<name>`,
+    /// `<package>/@[<release or tag>]/custom/<name>`), an environment
+    /// (`@/environment/<name>`) or a deploy intent
+    /// (`<package>/@/deploy/<env>`). Apply it with `state apply`.
+    Set {
+        /// The intent ref, absolute or relative to the current directory.
+        r#ref: String,
+        /// The value; `-` reads it from stdin.
+        value: String,
+        /// How to read the value: `string` stores it as a JSON string, `json`
+        /// parses it, `starlark` evaluates it as an expression with the SDK
+        /// globals.
+        #[arg(short, long, value_enum, default_value_t = ValueFormat::String)]
+        format: ValueFormat,
+    },
+    /// Delete intent (apply it to undo it in state).
+    Delete {
+        /// The intent ref.
+        r#ref: String,
+    },
+    /// Make state match the intent at a ref, and run the work that creates.
+    Apply {
+        /// The intent ref.
+        r#ref: String,
+        /// Then redeploy every deployment that reads what changed, at its
+        /// own commit, until nothing is left.
+        #[arg(long)]
+        cascade: bool,
+        #[command(flatten)]
+        cascade_args: CascadeArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Print the intent refs whose state differs, one per line (for
+    /// `ocuroot state diff | xargs -n1 ocuroot state apply`).
+    Diff,
+    /// Write the state and intent stores' files from their logs, durably, so
+    /// that tools reading the files directly (the original Ocuroot, a `git
+    /// commit` of the store) see every change.
+    Checkpoint,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum WorkCommand {
+    /// Run the ready work of releases at the current commit, and redeploy
+    /// deployments whose inputs changed.
+    Continue {
+        /// Print the work as JSON instead of doing it.
+        #[arg(short, long)]
+        dryrun: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Run the ops of releases at the current commit: `op/check_envs`, left
+    /// by a new environment, adds the deploys the package file now makes
+    /// (`work continue` runs them).
+    Ops {
+        /// Print the ops as JSON instead of running them.
+        #[arg(short, long)]
+        dryrun: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Apply every intent difference, run the ops, then do what `work
+    /// continue` does.
+    Any {
+        /// Print the work as JSON instead of doing it.
+        #[arg(short, long, conflicts_with = "comprehensive")]
+        dryrun: bool,
+        /// Repeat until nothing is left at this commit (or work fails).
+        #[arg(long)]
+        comprehensive: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Do everything outstanding at every commit of every repository, each
+    /// in a checkout of its commit (a git worktree, or a clone of another
+    /// repository), repeating until nothing is left.
+    Cascade {
+        /// Print the work of the first round as JSON instead of doing it.
+        #[arg(short, long)]
+        dryrun: bool,
+        #[command(flatten)]
+        cascade_args: CascadeArgs,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Call `repo.ocu.star`'s `trigger(commit)` for each commit with
+    /// outstanding work (the hook that starts `ocuroot work continue` there).
+    Trigger {
+        /// List the commits instead of calling the triggers.
+        #[arg(short, long)]
+        dryrun: bool,
+        /// Print the results as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Options of the commands that cascade.
+#[derive(clap::Args, Debug)]
+pub(crate) struct CascadeArgs {
+    /// Failures of one redeploy after which a cascade stops retrying it.
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_attempts: u32,
+}
+
+/// How `state set` reads its value.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ValueFormat {
+    /// A string, stored as a JSON string (`1` becomes `"1"`).
+    String,
+    /// A JSON document.
+    Json,
+    /// A Starlark expression, evaluated with the SDK globals.
+    Starlark,
+}
+
+/// Options of the commands that run work.
+#[derive(clap::Args, Debug)]
+pub(crate) struct RunArgs {
+    /// How many work items may run at once (default: the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) parallel: Option<u32>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Do not print progress and logs to stderr.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// Readable text.
+    Text,
+    /// JSON.
+    Json,
+}

@@ -1,0 +1,104 @@
+//! What changed in a repository: uncommitted changes in the work tree, the
+//! files of a commit, and the files that differ between two commits (for
+//! `ocuroot push`). Paths are relative to the git work-tree root, with `/`
+//! separators.
+
+use std::path::Path;
+
+use crate::{Error, Result};
+
+fn open(git_root: &Path) -> Result<git2::Repository> {
+    git2::Repository::open(git_root).map_err(|e| {
+        Error::git(
+            &format!("cannot open the git repository at {}", git_root.display()),
+            e,
+        )
+    })
+}
+
+fn tree_of<'r>(repo: &'r git2::Repository, commit: &str) -> Result<git2::Tree<'r>> {
+    repo.revparse_single(commit)
+        .and_then(|obj| obj.peel_to_tree())
+        .map_err(|e| Error::git(&format!("cannot find commit {commit}"), e))
+}
+
+/// Paths with changes not committed: modified, staged, deleted and untracked
+/// files (ignored ones excluded), except those under one of the `skip`
+/// prefixes (directories relative to the work-tree root, such as a store
+/// kept inside the repository). Sorted.
+pub fn uncommitted_changes(git_root: &Path, skip: &[String]) -> Result<Vec<String>> {
+    let repo = open(git_root)?;
+    let mut options = git2::StatusOptions::new();
+    options
+        .include_untracked(true)
+        .recurse_untracked_dirs(true)
+        .include_ignored(false)
+        .exclude_submodules(false);
+    let statuses = repo
+        .statuses(Some(&mut options))
+        .map_err(|e| Error::git("cannot read the status of the work tree", e))?;
+    let mut out: Vec<String> = statuses
+        .iter()
+        .filter(|s| s.status() != git2::Status::CURRENT && !s.status().is_ignored())
+        .filter_map(|s| s.path().ok().map(str::to_string))
+        .filter(|p| !skip.iter().any(|dir| under(p, dir)))
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Whether `path` is `dir` or below it.
+fn under(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    dir.is_empty() || path == dir || path.starts_with(&format!("{dir}/"))
+}
+
+/// Every file (blob) in the tree of `commit`, sorted.
+pub fn files_at(git_root: &Path, commit: &str) -> Result<Vec<String>> {
+    let repo = open(git_root)?;
+    let tree = tree_of(&repo, commit)?;
+    let mut out = Vec::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob)
+            && let Ok(name) = entry.name()
+        {
+            out.push(format!("{dir}{name}"));
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .map_err(|e| Error::git(&format!("cannot list the files of {commit}"), e))?;
+    out.sort();
+    Ok(out)
+}
+
+/// Whether `commit` names a commit of the repository.
+pub fn has_commit(git_root: &Path, commit: &str) -> Result<bool> {
+    let repo = open(git_root)?;
+    Ok(repo
+        .revparse_single(commit)
+        .and_then(|obj| obj.peel_to_commit())
+        .is_ok())
+}
+
+/// The files that differ between the trees of `from` and `to` (added,
+/// modified, deleted or renamed: both names), sorted.
+pub fn changed_between(git_root: &Path, from: &str, to: &str) -> Result<Vec<String>> {
+    let repo = open(git_root)?;
+    let old = tree_of(&repo, from)?;
+    let new = tree_of(&repo, to)?;
+    let diff = repo
+        .diff_tree_to_tree(Some(&old), Some(&new), None)
+        .map_err(|e| Error::git(&format!("cannot compare {from} with {to}"), e))?;
+    let mut out = Vec::new();
+    for delta in diff.deltas() {
+        for file in [delta.old_file(), delta.new_file()] {
+            if let Some(p) = file.path().and_then(Path::to_str) {
+                out.push(p.replace('\\', "/"));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
