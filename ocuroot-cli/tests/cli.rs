@@ -15,6 +15,8 @@
 //! - `compat`: repositories and scripts written for the original: keyword
 //!   spellings, private functions, package refs as arguments, `op/check_envs`,
 //!   flag spellings.
+//! - `push`: releasing what changed since the last push, the push index.
+//! - `repl`: `-c`, stdin, and the interactive prompt on a pty (`script`).
 
 #[path = "cli/support.rs"]
 mod support;
@@ -39,3 +41,9 @@ mod cascade;
 
 #[path = "cli/compat.rs"]
 mod compat;
+
+#[path = "cli/push.rs"]
+mod push;
+
+#[path = "cli/repl.rs"]
+mod repl;

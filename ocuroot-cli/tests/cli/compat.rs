@@ -335,7 +335,9 @@ fn new_environments_are_scheduled_as_check_envs_ops() {
     )
     .success();
     assert!(
-        out.stdout.starts_with("Registered environments: staging, qa\nApplied @/environment/qa (created)\n"),
+        out.stdout.starts_with(
+            "Registered environments: staging, qa\nApplied @/environment/qa (created)\n"
+        ),
         "{}",
         out.stdout
     );

@@ -6,7 +6,8 @@
 //! changed since the pushed commit plus the packages that `done(watch=[...])`
 //! a prefix of a changed path. Files matching a `release_ignore` glob of
 //! `repo.ocu.star` are left out. Each is released at the current commit (a
-//! release at this commit already is no reason to skip it), in path order,
+//! release at this commit already is no reason to skip it), the files that
+//! register environments first and then the others, each in path order;
 //! then what the releases changed is cascaded. The push is recorded as
 //! `<repo>/-/repo.ocu.star/@<commit>/push/index` (`{"commit",
 //! "previous_commit", "release_configs": {"<package>": {"watch_files"}}}`),
@@ -18,6 +19,7 @@
 //! be of the commit.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -25,9 +27,11 @@ use super::EngineContext;
 use super::cascade::{self, CascadeOptions};
 use super::intent::WorkOutcome;
 use super::release::{NewRelease, release_new, releases_at};
+use crate::host::ReadOnlyHost;
 use crate::model::{RunDoc, StoreSpec};
 use crate::refs::{Ref, SubPathType};
 use crate::repo::{self, REPO_CONFIG_FILE};
+use crate::sdk::{self, EvalOptions, FileContents};
 use crate::{Error, Result};
 
 /// The push index: what a push released, and the watch prefixes of each
@@ -177,6 +181,9 @@ pub fn push(ctx: &EngineContext, options: CascadeOptions, dryrun: bool) -> Resul
             error: None,
         })
         .collect();
+    // Files registering environments first, so that the packages released
+    // after them deploy to those environments in their first release.
+    packages.sort_by_cached_key(|p| !registers_environments(ctx, &p.package));
     let mut outcome = PushOutcome {
         commit: ctx.commit.clone(),
         previous_commit: previous.as_ref().map(|i| i.commit.clone()),
@@ -221,6 +228,17 @@ fn slash_path(p: &std::path::Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// Whether the package file `path` registers environments: evaluated
+/// without running commands or writing anything; a file that fails to
+/// evaluate so does not (its error comes when it is released).
+fn registers_environments(ctx: &EngineContext, path: &str) -> bool {
+    let host = ReadOnlyHost::new(ctx.host.clone(), "while ordering the packages of a push");
+    let mut options = EvalOptions::new(Arc::new(host), ctx.root.clone(), Ref::default());
+    options.limits = ctx.limits;
+    sdk::evaluate_package(&ctx.root.join(path), &options)
+        .is_ok_and(|f| matches!(f.contents(), FileContents::Environments(_)))
 }
 
 /// Whether `path` (relative to the root) is a package file.

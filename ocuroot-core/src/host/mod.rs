@@ -7,12 +7,14 @@
 //! defaults to the local behaviour.
 
 mod local;
+mod read_only;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub use local::LocalHost;
+pub use read_only::ReadOnlyHost;
 
 use crate::Result;
 

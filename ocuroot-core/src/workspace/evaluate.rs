@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Workspace;
-use crate::host::Host;
+use crate::Result;
+use crate::host::ReadOnlyHost;
 use crate::model::{Environment, Package};
 use crate::refs::Ref;
 use crate::sdk::{self, EvalOptions, FileContents, LoadedFile, ReplIo};
-use crate::{Error, Result};
 
 /// Where the environments shown by a lint came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +140,10 @@ impl Workspace {
             let mut options = self.eval_options(Ref::default(), Vec::new());
             // Looking for environments must not run anything: other files'
             // top-level commands and requests are refused here.
-            options.host = Arc::new(ReadOnlyHost(self.host.clone()));
+            options.host = Arc::new(ReadOnlyHost::new(
+                self.host.clone(),
+                "while looking for environments (release lint)",
+            ));
             // Only files that evaluate cleanly and register environments count.
             let Ok(loaded) = sdk::evaluate_package(&f, &options) else {
                 continue;
@@ -156,55 +159,6 @@ impl Workspace {
         }
         envs.sort_by(|a, b| a.name.cmp(&b.name));
         Ok((envs, sources))
-    }
-}
-
-/// A host for evaluating files only to see what they declare: reads go
-/// through, commands, writes and requests are refused.
-struct ReadOnlyHost(Arc<dyn Host>);
-
-impl ReadOnlyHost {
-    fn refuse(&self, what: &str) -> Error {
-        Error::host(format!(
-            "{what} is not run while looking for environments (release lint)"
-        ))
-    }
-}
-
-impl Host for ReadOnlyHost {
-    fn shell(
-        &self,
-        _req: &crate::host::ShellRequest,
-        _on_line: &mut dyn FnMut(crate::host::Stream, &str),
-    ) -> Result<crate::host::ShellOutput> {
-        Err(self.refuse("host.shell"))
-    }
-    fn env(&self) -> std::collections::BTreeMap<String, String> {
-        self.0.env()
-    }
-    fn os(&self) -> String {
-        self.0.os()
-    }
-    fn arch(&self) -> String {
-        self.0.arch()
-    }
-    fn read_file(&self, path: &Path) -> Result<String> {
-        self.0.read_file(path)
-    }
-    fn write_file(&self, _path: &Path, _contents: &str) -> Result<()> {
-        Err(self.refuse("host.write_file"))
-    }
-    fn read_dir(&self, path: &Path) -> Result<Vec<String>> {
-        self.0.read_dir(path)
-    }
-    fn is_dir(&self, path: &Path) -> Result<bool> {
-        self.0.is_dir(path)
-    }
-    fn http(&self, _req: &crate::host::HttpRequest) -> Result<crate::host::HttpResponse> {
-        Err(self.refuse("http"))
-    }
-    fn now(&self) -> std::time::SystemTime {
-        self.0.now()
     }
 }
 
