@@ -5,6 +5,20 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Debian packages the tests need that a minimal machine may lack, installed
+# with apt-get when missing: script(1) (bsdutils) gives the repl's prompt
+# test a terminal.
+missing=()
+command -v script > /dev/null 2>&1 || missing+=(bsdutils)
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get install -y "${missing[@]}" || {
+    $sudo apt-get update && $sudo apt-get install -y "${missing[@]}"
+  }
+fi
+
 step "format"
 cargo fmt --all --check
 

@@ -99,19 +99,26 @@
 //!
 //! [`Workspace`] finds the repository root (`repo.ocu.star`, else the git
 //! root), evaluates `repo.ocu.star`, and opens the configured stores (by
-//! default `.ocuroot/store`). Shell execution and storage can be replaced
-//! through [`WorkspaceBuilder::host`](workspace::WorkspaceBuilder::host) and
+//! default `.ocuroot/store`). The repository's name in refs is its
+//! `repo_alias`, else the `origin` remote's URL, else the root directory's
+//! name ([`Workspace::name_source`]). Shell execution and storage can be
+//! replaced through
+//! [`WorkspaceBuilder::host`](workspace::WorkspaceBuilder::host) and
 //! [`WorkspaceBuilder::store`](workspace::WorkspaceBuilder::store).
 //!
 //! ## Releases, intent and dependencies
 //!
 //! The operations are methods of [`Workspace`], named as the CLI's
-//! commands: `release_new`, `release_continue`, `release_retry`,
-//! `state_set`/`state_apply`, `work_continue`, `work_any`, and for
-//! dependencies across packages `work_cascade` (everything outstanding, at
-//! every commit, each in a git worktree or clone of its commit), `cascade`
-//! (after `release_new` or `state_apply`: follow only what they changed),
-//! `plan` (the work in dependency order, why or what it waits for, and the
+//! commands: `release_new` (a package file as a path or a package ref,
+//! `//backend/package.ocu.star`), `release_continue`, `release_retry`,
+//! `lint`, `state_set`/`state_apply`, `work_continue`, `work_ops` (the
+//! `op/check_envs` a new environment leaves on the latest release of each
+//! package), `work_any` and `work_any_comprehensive`, `push` (release what
+//! changed since the last push), `repl`, and for dependencies across
+//! packages `work_cascade` (everything outstanding, at every commit, each
+//! in a git worktree or clone of its commit), `cascade` (after
+//! `release_new` or `state_apply`: follow only what they changed), `plan`
+//! (the work in dependency order, why or what it waits for, and the
 //! [`graph::DependencyGraph`] as Mermaid or DOT) and `work_trigger`.
 //!
 //! ## Layout
