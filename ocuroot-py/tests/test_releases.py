@@ -168,12 +168,28 @@ def test_an_empty_file_and_environments_for_an_existing_release(quickstart: Path
     first = ws.release_new("release.ocu.star")
     assert isinstance(first, ocuroot.Report)
     assert [w.path for w in first.work] == ["task/build"]
-    # Registering environments deploys the latest release to them.
+    # Registering environments leaves an op/check_envs on the latest
+    # release, as the original does; deploying nothing yet.
     envs = ws.release_new("environments.ocu.star")
     assert isinstance(envs, ocuroot.EnvironmentsReport)
     assert not envs.failed
-    assert len(envs.outcome.releases) == 1
-    deployed = envs.outcome.releases[0]
+    assert envs.outcome.releases == ()
+    op = "quickstart/-/release.ocu.star/@r1/op/check_envs"
+    assert ws.state_match("**/op/check_envs") == [op]
+    assert any(op in note for note in envs.outcome.deferred)
+    assert not any(c.startswith("./deploy.sh") for c in shell.commands)
+    # Following it runs the op (the deploys are added) and deploys.
+    followed = ws.cascade()
+    assert not followed.failed
+    assert [o.ref for o in followed.ops] == [op]
+    assert sorted(followed.ops[0].added) == [
+        f"quickstart/-/release.ocu.star/@r1/deploy/{env}/1"
+        for env in ("production", "production2", "staging")
+    ]
+    assert ws.state_match("**/op/check_envs") == []
+    assert ocuroot.WorkOutcome.from_dict(followed.to_dict()) == followed
+    assert len(followed.releases) == 1
+    deployed = followed.releases[0]
     assert deployed.release == "quickstart/-/release.ocu.star/@r1"
     assert sorted(w.path for w in deployed.work if w.path.startswith("deploy/")) == [
         "deploy/production",

@@ -193,12 +193,29 @@ class IntentChange(_Model):
 
 
 @dataclass(frozen=True)
+class OpReport(_Model):
+    """What running an ``op/check_envs`` did: the deploys it added to its
+    release, as pending runs."""
+
+    ref: str
+    """The op (``<release>/op/check_envs``)."""
+    added: Tuple[str, ...] = ()
+    """The runs it added (``<release>/deploy/<env>/1``)."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> OpReport:
+        return cls(ref=d["ref"], added=tuple(d.get("added", ())))
+
+
+@dataclass(frozen=True)
 class WorkOutcome(_Model):
-    """What applying intent or a cascade did: the intent applied, the
-    releases that ran, the work left for later and (cascades) the rounds
-    done and the work given up."""
+    """What applying intent or a cascade did: the intent applied, the ops
+    run, the releases that ran, the work left for later and (cascades) the
+    rounds done and the work given up."""
 
     applied: Tuple[IntentChange, ...] = ()
+    ops: Tuple[OpReport, ...] = ()
+    """The ``op/check_envs`` run (a new environment's deploys added)."""
     releases: Tuple[Report, ...] = ()
     """The report of each release that ran (its latest, when it ran more
     than once)."""
@@ -222,6 +239,7 @@ class WorkOutcome(_Model):
     def from_dict(cls, d: Mapping[str, Any]) -> WorkOutcome:
         return cls(
             applied=tuple(IntentChange.from_dict(c) for c in d.get("applied", ())),
+            ops=tuple(OpReport.from_dict(o) for o in d.get("ops", ())),
             releases=tuple(Report.from_dict(r) for r in d.get("releases", ())),
             deferred=tuple(d.get("deferred", ())),
             rounds=d.get("rounds", 0),
@@ -350,8 +368,9 @@ class EnvironmentsReport(_Model):
     environments: Tuple[Environment, ...]
     """The environments the file registers."""
     outcome: WorkOutcome
-    """What applying them did (deploys of the latest releases to new
-    environments)."""
+    """What applying them did: a new environment leaves an
+    ``op/check_envs`` on the latest release of each package, listed in
+    ``deferred``."""
 
     @property
     def failed(self) -> bool:
