@@ -166,6 +166,7 @@ deploy(environment=environment("staging"), up=up, down=down, inputs={
 
 const BACKEND: &str = "compat/-/backend/package.ocu.star";
 const FRONTEND: &str = "compat/-/frontend/package.ocu.star";
+const ALL: &str = "compat/-/all.ocu.star";
 
 #[test]
 fn package_refs_are_arguments_of_the_release_commands() {
@@ -282,13 +283,23 @@ fn package_refs_are_arguments_of_the_release_commands() {
 #[test]
 fn new_environments_are_scheduled_as_check_envs_ops() {
     let repo = dependencies();
-    ocu(&repo, &["release", "new", "environments.ocu.star", "-q"]).success();
-    ocu(&repo, &["release", "new", "backend/package.ocu.star", "-q"]).success();
-    ocu(
-        &repo,
-        &["release", "new", "frontend/package.ocu.star", "-q"],
-    )
-    .success();
+    // A package deploying to every environment, beside two that deploy to
+    // staging only.
+    repo.write(
+        "all.ocu.star",
+        "def up(environment):\n    return done(outputs={\"env\": environment[\"name\"]})\n\n\
+         def down(environment):\n    return done()\n\n\
+         [deploy(up=up, down=down, environment=e) for e in environments()]\n",
+    );
+    repo.commit("all");
+    for file in [
+        "environments.ocu.star",
+        "all.ocu.star",
+        "backend/package.ocu.star",
+        "frontend/package.ocu.star",
+    ] {
+        ocu(&repo, &["release", "new", file, "-q"]).success();
+    }
 
     // The -f=json spelling of the original's scripts.
     ocu(
@@ -307,14 +318,17 @@ fn new_environments_are_scheduled_as_check_envs_ops() {
         &["state", "apply", "@/environment/production3", "-q"],
     )
     .success();
+    // The exact refs the original writes, which CI scripts check for.
     assert_eq!(
         matches(&repo, "**/op/check_envs"),
         [
+            format!("{ALL}/@r1/op/check_envs"),
             format!("{BACKEND}/@r1/op/check_envs"),
             format!("{FRONTEND}/@r1/op/check_envs"),
         ]
     );
-    // These packages deploy to staging only: the ops add nothing.
+    assert_eq!(get(&repo, &format!("{ALL}/@/deploy/production3")), None);
+    // The staging-only packages' ops add nothing; all's adds its deploy.
     let out = ocu(&repo, &["work", "ops"]).success();
     assert!(
         out.stdout
@@ -322,9 +336,22 @@ fn new_environments_are_scheduled_as_check_envs_ops() {
         "{}",
         out.stdout
     );
+    assert!(
+        out.stdout.contains(&format!(
+            "Ran {ALL}/@r1/op/check_envs: added {ALL}/@r1/deploy/production3/1 (pending)"
+        )),
+        "{}",
+        out.stdout
+    );
     assert_eq!(matches(&repo, "**/op/check_envs"), Vec::<String>::new());
+    ocu(&repo, &["work", "continue", "-q"]).success();
+    assert_eq!(
+        get(&repo, &format!("{ALL}/@/deploy/production3#output/env")),
+        Some(json!("production3"))
+    );
 
-    // An environments file registering a new environment records ops too.
+    // An environments file registering a new environment records ops too;
+    // the one registered again as it is, nothing.
     repo.write(
         "environments.ocu.star",
         &format!("{ENVIRONMENTS}register_environment(environment(\"qa\"))\n"),
@@ -341,17 +368,18 @@ fn new_environments_are_scheduled_as_check_envs_ops() {
         "{}",
         out.stdout
     );
-    assert_eq!(matches(&repo, "**/op/check_envs").len(), 2);
-    // --cascade runs the ops and what they add, in one command.
+    assert_eq!(matches(&repo, "**/op/check_envs").len(), 3);
+    // --cascade runs the ops and what they add, in one command. An op is
+    // per release, so the ops recorded again for prod also add qa's deploy.
     ocu(
         &repo,
         &[
             "state",
             "set",
-            "@/environment/prod",
-            r#"{"name": "prod", "attributes": {}}"#,
             "-f",
             "json",
+            "@/environment/prod",
+            r#"{"name": "prod", "attributes": {}}"#,
         ],
     )
     .success();
@@ -360,7 +388,17 @@ fn new_environments_are_scheduled_as_check_envs_ops() {
         &["state", "apply", "@/environment/prod", "--cascade", "-q"],
     )
     .success();
+    for env in ["prod", "qa"] {
+        assert_eq!(
+            get(&repo, &format!("{ALL}/@/deploy/{env}#output/env")),
+            Some(json!(env))
+        );
+    }
     assert_eq!(matches(&repo, "**/op/check_envs"), Vec::<String>::new());
+    assert_eq!(
+        ocu(&repo, &["work", "any", "-q"]).success().stdout,
+        "Nothing to do\n"
+    );
 }
 
 /// The original's flag spellings and exit codes.

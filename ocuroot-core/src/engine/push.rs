@@ -369,20 +369,16 @@ fn watched(ctx: &EngineContext, package: &Ref) -> Result<Vec<String>> {
 /// The directories (relative to the git root) of filesystem stores kept
 /// inside the work tree, which a push does not count as changes.
 fn store_dirs(ctx: &EngineContext, git_root: &std::path::Path) -> Vec<String> {
-    let default = StoreSpec::Fs {
-        path: crate::workspace::DEFAULT_STORE_DIR.to_string(),
-    };
-    let specs = [
-        ctx.site.config.state.as_ref().unwrap_or(&default),
-        ctx.site.config.intent.as_ref().unwrap_or(&default),
-    ];
+    let config = &ctx.site.config;
     let mut out = Vec::new();
-    for spec in specs {
-        if let StoreSpec::Fs { path } = spec {
-            let abs = ctx.root.join(path);
-            if let Ok(rel) = abs.strip_prefix(git_root) {
-                out.push(slash_path(rel));
-            }
+    for spec in [Some(config.state_store()), config.intent.clone()]
+        .into_iter()
+        .flatten()
+    {
+        if let StoreSpec::Fs { path } = spec
+            && let Ok(rel) = ctx.root.join(path).strip_prefix(git_root)
+        {
+            out.push(slash_path(rel));
         }
     }
     out

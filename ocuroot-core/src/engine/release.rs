@@ -34,8 +34,8 @@ pub enum NewRelease {
     Environments {
         /// The environments the file registers.
         environments: Vec<Environment>,
-        /// What applying them did: deploys of the latest releases to new
-        /// environments.
+        /// What applying them did: each new environment leaves an
+        /// `op/check_envs` on the latest release of each package.
         outcome: WorkOutcome,
     },
     /// The file declares neither a release nor environments.

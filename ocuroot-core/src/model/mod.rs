@@ -12,7 +12,8 @@ mod release;
 
 pub use names::{EnvironmentName, Tag, TaskName};
 pub use package::{
-    Deploy, Environment, FunctionId, InputSpec, Package, Phase, RepoConfig, StoreSpec, Task, Work,
+    DEFAULT_STORE_DIR, Deploy, Environment, FunctionId, InputSpec, Package, Phase, RepoConfig,
+    StoreSpec, Task, Work,
 };
 pub use release::{
     ReleaseDoc, ReleaseReport, ReleaseStatus, RunDoc, RunError, RunFunction, RunStatus, RunType,

@@ -288,6 +288,20 @@ fn default_true() -> bool {
     true
 }
 
+/// The directory (relative to the root) of the embedded default store used
+/// when there is no `repo.ocu.star` or it configures no store.
+pub const DEFAULT_STORE_DIR: &str = ".ocuroot/store";
+
+impl RepoConfig {
+    /// The state store: the configured one, else the embedded default
+    /// (`store.fs(".ocuroot/store")`, which then holds intent too).
+    pub fn state_store(&self) -> StoreSpec {
+        self.state.clone().unwrap_or_else(|| StoreSpec::Fs {
+            path: DEFAULT_STORE_DIR.to_string(),
+        })
+    }
+}
+
 /// The settings of `repo.ocu.star`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct RepoConfig {

@@ -66,23 +66,10 @@ fn evaluate_inner(
     mode: Mode,
 ) -> Result<(LoadedFile, Result<RepoConfig>)> {
     let root = canonical(&options.root)?;
-    let path = canonical(path)?;
-    if !path.starts_with(&root) {
-        return Err(Error::invalid_input(format!(
-            "{} is outside the repository root {}",
-            path.display(),
-            root.display()
-        )));
-    }
+    let path = inside_root(&root, path)?;
     let package_dir = path.parent().unwrap_or(&root).to_path_buf();
     let ctx = Ctx::new(options.clone(), mode, package_dir.clone());
-    let state = EvalState {
-        ctx: &ctx,
-        root: &root,
-        package_dir: &package_dir,
-        cache: RefCell::new(HashMap::new()),
-        stack: RefCell::new(Vec::new()),
-    };
+    let state = EvalState::new(&ctx, &root, &package_dir);
     let main = state.eval_file(&path).map_err(|e| e.into_ocu())?;
     let repo_settings = main.repo_settings.clone();
     let mut modules = std::mem::take(&mut *ctx.modules.borrow_mut());
@@ -151,7 +138,18 @@ pub(super) struct EvalState<'a> {
     pub stack: RefCell<Vec<PathBuf>>,
 }
 
-impl EvalState<'_> {
+impl<'a> EvalState<'a> {
+    /// A fresh evaluation: no module loaded yet.
+    pub fn new(ctx: &'a Ctx, root: &'a Path, package_dir: &'a Path) -> EvalState<'a> {
+        EvalState {
+            ctx,
+            root,
+            package_dir,
+            cache: RefCell::new(HashMap::new()),
+            stack: RefCell::new(Vec::new()),
+        }
+    }
+
     pub fn display(&self, path: &Path) -> String {
         path.strip_prefix(self.root)
             .map(slash_path)
@@ -488,6 +486,19 @@ fn assemble(collector: Collector) -> Result<(FileContents, Vec<Declared>)> {
             .push(crate::model::Phase { name, work: items });
     }
     Ok((FileContents::Release(package), declared))
+}
+
+/// `path`, canonical, which must be inside the (canonical) `root`.
+pub(super) fn inside_root(root: &Path, path: &Path) -> Result<PathBuf> {
+    let path = canonical(path)?;
+    if !path.starts_with(root) {
+        return Err(Error::invalid_input(format!(
+            "{} is outside the repository root {}",
+            path.display(),
+            root.display()
+        )));
+    }
+    Ok(path)
 }
 
 pub(super) fn canonical(p: &Path) -> Result<PathBuf> {

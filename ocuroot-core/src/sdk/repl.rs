@@ -2,8 +2,6 @@
 //! expressions typed after it, with the file's globals and every SDK global
 //! (`ocuroot repl`), or one expression's value (`state set -f starlark`).
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::Path;
 
 use starlark::environment::Module;
@@ -14,8 +12,8 @@ use starlark::values::Value;
 use super::context::{self, Ctx, Mode};
 use super::errors::{LastStatement, starlark_to_ocu};
 use super::loader::{
-    EvalFail, EvalState, Loader, canonical, check_version_calls, def_table, dialect, relative_to,
-    set_limits, shared_globals,
+    EvalFail, EvalState, Loader, canonical, check_version_calls, def_table, dialect, inside_root,
+    relative_to, set_limits, shared_globals,
 };
 use super::{EvalOptions, LogLine};
 use crate::{Error, Result};
@@ -48,16 +46,7 @@ pub trait ReplIo {
 /// error goes to [`ReplIo::result`].
 pub fn repl(file: Option<&Path>, options: &EvalOptions, io: &mut dyn ReplIo) -> Result<()> {
     let root = canonical(&options.root)?;
-    let file = file.map(canonical).transpose()?;
-    if let Some(f) = &file
-        && !f.starts_with(&root)
-    {
-        return Err(Error::invalid_input(format!(
-            "{} is outside the repository root {}",
-            f.display(),
-            root.display()
-        )));
-    }
+    let file = file.map(|f| inside_root(&root, f)).transpose()?;
     let is_repo_file = file
         .as_ref()
         .and_then(|f| f.file_name())
@@ -72,13 +61,7 @@ pub fn repl(file: Option<&Path>, options: &EvalOptions, io: &mut dyn ReplIo) -> 
         None => options.root.clone(),
     };
     let ctx = Ctx::new(options.clone(), mode, package_dir.clone());
-    let state = EvalState {
-        ctx: &ctx,
-        root: &root,
-        package_dir: &package_dir,
-        cache: RefCell::new(HashMap::new()),
-        stack: RefCell::new(Vec::new()),
-    };
+    let state = EvalState::new(&ctx, &root, &package_dir);
     session(&state, file.as_deref(), io)
 }
 

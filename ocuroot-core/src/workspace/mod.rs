@@ -36,9 +36,7 @@ mod evaluate;
 
 pub use evaluate::{EnvironmentSource, Lint};
 
-/// The directory (relative to the root) of the embedded default store used
-/// when there is no `repo.ocu.star` or it configures no store (SPEC §1).
-pub const DEFAULT_STORE_DIR: &str = ".ocuroot/store";
+pub use crate::model::DEFAULT_STORE_DIR;
 
 /// Builds a [`Workspace`].
 pub struct WorkspaceBuilder {
@@ -189,10 +187,7 @@ fn open_configured_stores(
             ))),
         }
     };
-    let default = StoreSpec::Fs {
-        path: DEFAULT_STORE_DIR.to_string(),
-    };
-    let state_spec = config.state.as_ref().unwrap_or(&default);
+    let state_spec = &config.state_store();
     match &config.intent {
         Some(intent_spec) => Ok((
             Arc::new(FsStore::open(fs_dir(state_spec)?, "state")?),
