@@ -24,11 +24,14 @@ pip_install "$tools" "maturin>=1.16,<2"
 # maturin gets its own target directory: it builds pyo3 for an extension
 # module (and ocuroot-py's dependencies with one package's features), which
 # would otherwise rebuild those crates in target/ on every switch between it
-# and cargo. The dev profile optimises the dependencies (Starlark) already
-# and compiles much faster than --release.
-step "wheel (dev profile, CARGO_TARGET_DIR=target/maturin)"
+# and cargo. A one-off run on a fresh machine (CI) sets
+# OCUROOT_MATURIN_TARGET=target instead: most dependencies are built there
+# already, and nothing runs cargo after it. The dev profile optimises the
+# dependencies (Starlark) already and compiles much faster than --release.
+maturin_target="${OCUROOT_MATURIN_TARGET:-$top/target/maturin}"
+step "wheel (dev profile, CARGO_TARGET_DIR=$maturin_target)"
 rm -rf "$wheels"
-(cd ocuroot-py && CARGO_TARGET_DIR="$top/target/maturin" "$tools/bin/maturin" build --quiet --out "$wheels")
+(cd ocuroot-py && CARGO_TARGET_DIR="$maturin_target" "$tools/bin/maturin" build --quiet --out "$wheels")
 wheel=("$wheels"/ocuroot-*.whl)
 
 step "fresh virtual environment ($venv) with ${wheel[0]##*/}"
