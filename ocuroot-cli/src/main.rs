@@ -121,15 +121,6 @@ fn report_release(
     )
 }
 
-/// Whether what `release new` did failed.
-fn new_release_failed(released: &NewRelease) -> bool {
-    match released {
-        NewRelease::Release(r) => r.is_failed(),
-        NewRelease::Environments { outcome, .. } => outcome.failed(),
-        NewRelease::Empty => false,
-    }
-}
-
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
         Command::Version => write(&format!(
@@ -182,7 +173,7 @@ fn release(command: ReleaseCommand) -> Result<ExitCode, Error> {
             let released = ws.release_new(&file, force)?;
             if cascade {
                 let followed = ws.cascade()?;
-                let failed = followed.failed() || new_release_failed(&released);
+                let failed = followed.failed() || released.failed();
                 let value = serde_json::json!({"release": released, "cascade": followed});
                 return report(
                     &ws,
@@ -197,7 +188,7 @@ fn release(command: ReleaseCommand) -> Result<ExitCode, Error> {
                     failed,
                 );
             }
-            let failed = new_release_failed(&released);
+            let failed = released.failed();
             match &released {
                 NewRelease::Release(r) => report_release(&ws, run.json, r),
                 NewRelease::Environments {

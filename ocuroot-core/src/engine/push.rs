@@ -96,14 +96,10 @@ impl PushOutcome {
     /// Whether a package could not be released, or released work failed.
     pub fn failed(&self) -> bool {
         self.cascade.failed()
-            || self.packages.iter().any(|p| {
-                p.error.is_some()
-                    || match &p.release {
-                        Some(NewRelease::Release(r)) => r.is_failed(),
-                        Some(NewRelease::Environments { outcome, .. }) => outcome.failed(),
-                        _ => false,
-                    }
-            })
+            || self
+                .packages
+                .iter()
+                .any(|p| p.error.is_some() || p.release.as_ref().is_some_and(NewRelease::failed))
     }
 }
 
@@ -197,11 +193,7 @@ pub fn push(ctx: &EngineContext, options: CascadeOptions, dryrun: bool) -> Resul
         return Ok(outcome);
     }
     for p in &mut packages {
-        let package = Ref {
-            repo: ctx.site.repo.clone(),
-            filename: p.package.clone(),
-            ..Ref::default()
-        };
+        let package = package_ref(ctx, &p.package);
         match release_new(ctx, &ctx.root.join(&p.package), &package, true) {
             Ok(released) => p.release = Some(released),
             Err(e) => p.error = Some(e.to_string()),
@@ -239,6 +231,15 @@ fn registers_environments(ctx: &EngineContext, path: &str) -> bool {
     options.limits = ctx.limits;
     sdk::evaluate_package(&ctx.root.join(path), &options)
         .is_ok_and(|f| matches!(f.contents(), FileContents::Environments(_)))
+}
+
+/// The ref of this repository's package file `path`.
+fn package_ref(ctx: &EngineContext, path: &str) -> Ref {
+    Ref {
+        repo: ctx.site.repo.clone(),
+        filename: path.to_string(),
+        ..Ref::default()
+    }
 }
 
 /// Whether `path` (relative to the root) is a package file.
@@ -327,11 +328,7 @@ fn new_index(
         })
         .collect();
     for p in pushed {
-        let package = Ref {
-            repo: ctx.site.repo.clone(),
-            filename: p.package.clone(),
-            ..Ref::default()
-        };
+        let package = package_ref(ctx, &p.package);
         configs.insert(
             package.to_string(),
             ReleaseConfig {

@@ -42,6 +42,18 @@ pub enum NewRelease {
     Empty,
 }
 
+impl NewRelease {
+    /// Whether the release has failed work, or a release run by applying
+    /// the environments did.
+    pub fn failed(&self) -> bool {
+        match self {
+            NewRelease::Release(r) => r.is_failed(),
+            NewRelease::Environments { outcome, .. } => outcome.failed(),
+            NewRelease::Empty => false,
+        }
+    }
+}
+
 /// The environments in state, sorted by name.
 pub(crate) fn environments(ctx: &EngineContext) -> Result<Vec<Environment>> {
     let mut envs = Vec::new();
