@@ -542,7 +542,7 @@ pub fn add_worktree(git_root: &Path, commit: &str, under: &Path) -> Result<Workt
 }
 
 /// Whether `url` needs a network transport (not a path or `file://`).
-fn is_network_url(url: &str) -> bool {
+pub(crate) fn is_network_url(url: &str) -> bool {
     (url.contains("://") && !url.starts_with("file://")) || scp_like(url).is_some()
 }
 

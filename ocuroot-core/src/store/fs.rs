@@ -8,13 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard};
 
+use super::marker::{MARKER_FILE, marker_update};
 use super::{
     Durability, Entry, Op, Planned, Store, Version, plan_batch, validate_key, validate_prefix,
 };
 use crate::{Error, Result};
 
-const MARKER_FILE: &str = ".ocuroot-store";
-const STORE_FORMAT: u64 = 3;
 const REFS_DIR: &str = "refs";
 const OBJECT_FILE: &str = "@object.json";
 const OBJECT_TEMP: &str = "@object.json.tmp";
@@ -684,66 +683,12 @@ impl FsStore {
             )));
         }
         let path = self.dir.join(MARKER_FILE);
-        let mut marker = match fs::read(&path) {
-            Ok(bytes) => {
-                let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::store(format!("corrupt store marker {}: {e}", path.display()))
-                })?;
-                let serde_json::Value::Object(map) = value else {
-                    return Err(Error::store(format!(
-                        "corrupt store marker {}: not a JSON object",
-                        path.display()
-                    )));
-                };
-                map
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => serde_json::Map::new(),
+        let existing = match fs::read(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(Error::io("read store marker", &path, e)),
         };
-        let mut changed = false;
-        match marker.get("version") {
-            None if marker.is_empty() => {
-                marker.insert("version".into(), STORE_FORMAT.into());
-                changed = true;
-            }
-            Some(v) if v.as_u64() == Some(STORE_FORMAT) => {}
-            other => {
-                let found = other.map_or("(none)".to_string(), |v| v.to_string());
-                return Err(Error::store(format!(
-                    "incompatible store version {found} at {} (this Ocuroot reads version {STORE_FORMAT})",
-                    path.display()
-                )));
-            }
-        }
-        let tags = marker
-            .entry("Tags")
-            .or_insert_with(|| serde_json::Value::Object(Default::default()));
-        if tags.is_null() {
-            *tags = serde_json::Value::Object(Default::default());
-        }
-        let Some(tags) = tags.as_object_mut() else {
-            return Err(Error::store(format!(
-                "corrupt store marker {}: \"Tags\" is not an object",
-                path.display()
-            )));
-        };
-        if !tags.contains_key(&self.tag) {
-            if !tags.is_empty() {
-                tracing::warn!(
-                    store = %self.dir.display(),
-                    tags = ?tags.keys().collect::<Vec<_>>(),
-                    tag = %self.tag,
-                    "adding a tag to a store that already has others"
-                );
-            }
-            tags.insert(self.tag.clone(), serde_json::json!({}));
-            changed = true;
-        }
-        Ok(if changed {
-            Some(serde_json::to_vec(&marker)?)
-        } else {
-            None
-        })
+        marker_update(existing.as_deref(), &self.tag, &path.display().to_string())
     }
 
     // ----- the log -----------------------------------------------------------
@@ -1314,7 +1259,7 @@ impl Store for FsStore {
         match (appended, durability) {
             (Some(pos), Durability::Immediate) => self.sync_log(pos),
             // Deferred: durable within about a second even if nobody syncs.
-            (Some(pos), Durability::Deferred)
+            (Some(pos), Durability::Deferred | Durability::Shared)
                 if lock(&self.last_sync).elapsed() >= DEFERRED_SYNC_INTERVAL =>
             {
                 self.sync_log(pos)

@@ -5,8 +5,10 @@
 //! - [`Store`], the seam a host replaces: a small key/value interface with
 //!   [`get`](Store::get), [`list`](Store::list) by prefix and an atomic
 //!   [`commit`](Store::commit) of puts and deletes with expected versions. A
-//!   backend is a few dozen lines: [`MemoryStore`] and [`FsStore`] are the two
-//!   built in, [`PrefixStore`] puts one store's keys under a prefix of another
+//!   backend is a few dozen lines: [`MemoryStore`], [`FsStore`] (a directory)
+//!   and [`GitStore`] (a branch of a git remote shared by CI agents, each
+//!   batch one commit pushed with compare-and-swap) are built in,
+//!   [`PrefixStore`] puts one store's keys under a prefix of another
 //!   (state and intent sharing one backend), and the C and Python layers adapt
 //!   callbacks to it.
 //! - [`RefStore`], built once on top of any `Store`: JSON documents addressed by
@@ -41,11 +43,14 @@ use std::sync::Arc;
 use crate::{Error, Result};
 
 mod fs;
+mod git;
+mod marker;
 mod memory;
 mod prefix;
 mod refstore;
 
 pub use fs::{FsStore, FsStoreBuilder};
+pub use git::{GitBranch, GitOptions, GitStats, GitStore};
 pub use memory::MemoryStore;
 pub use prefix::PrefixStore;
 pub use refstore::{RefStore, Transaction};
@@ -204,21 +209,31 @@ impl Op {
     }
 }
 
-/// How soon a committed batch must survive a machine crash.
+/// How soon a committed batch must survive a machine crash, and be seen by
+/// other agents sharing the store.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Durability {
-    /// Durable when [`Store::commit_with`] returns.
+    /// Durable, and visible to every agent, when [`Store::commit_with`]
+    /// returns.
     #[default]
     Immediate,
-    /// Visible to every reader when the commit returns, and durable soon
-    /// after: no later than the next [`Immediate`](Durability::Immediate)
-    /// commit or [`Store::sync`] returns, or the store is closed (backends may
-    /// bound the delay; [`FsStore`] syncs within about a second). A machine
-    /// crash may lose the last deferred batches, never part of one: what
-    /// survives is the store as of some earlier moment. The engine commits
-    /// run claims and outcomes this way and syncs before it reports, so what
-    /// a command reports is durable; a crash mid-release can only make
-    /// recently finished runs run again.
+    /// Visible to every agent sharing the store when the commit returns
+    /// (the engine claims runs this way: a claim must be seen before the
+    /// work runs), and durable soon after, as [`Deferred`](Durability::Deferred).
+    /// For [`FsStore`], where every reader sees a batch at once, this is
+    /// `Deferred`; a [`GitStore`] pushes before it returns.
+    Shared,
+    /// Visible to readers of this instance when the commit returns, and
+    /// durable and visible to every agent soon after: no later than the next
+    /// [`Immediate`](Durability::Immediate) or [`Shared`](Durability::Shared)
+    /// commit or [`Store::sync`] returns, or the store is dropped (backends
+    /// may bound the delay; [`FsStore`] syncs within about a second, and its
+    /// other readers see the batch at once; a [`GitStore`] pushes with the
+    /// next commit a second or more later). A machine crash may lose the last
+    /// deferred batches, never part of one: what survives is the store as of
+    /// some earlier moment. The engine commits run outcomes this way and
+    /// syncs before it reports, so what a command reports is durable; a crash
+    /// mid-release can only leave recently finished runs to run again.
     Deferred,
 }
 
@@ -258,6 +273,15 @@ pub trait Store: Send + Sync {
     /// [`Deferred`](Durability::Deferred) ones. Backends whose commits are
     /// always durable (or never) keep the default, which does nothing.
     fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Publish what this instance deferred and read what other agents have
+    /// committed since: after it returns, reads see every batch any agent
+    /// had made visible before it was called. A [`GitStore`] pushes its
+    /// deferred batches and fetches; backends whose readers see every
+    /// commit at once keep the default, which does nothing.
+    fn refresh(&self) -> Result<()> {
         Ok(())
     }
 
@@ -306,6 +330,9 @@ macro_rules! forward_store {
             }
             fn sync(&self) -> Result<()> {
                 (**self).sync()
+            }
+            fn refresh(&self) -> Result<()> {
+                (**self).refresh()
             }
             fn describe(&self) -> String {
                 (**self).describe()

@@ -119,6 +119,10 @@ impl<S: Store> Store for PrefixStore<S> {
         self.inner.sync()
     }
 
+    fn refresh(&self) -> Result<()> {
+        self.inner.refresh()
+    }
+
     fn describe(&self) -> String {
         format!("{} under {}", self.inner.describe(), self.prefix)
     }

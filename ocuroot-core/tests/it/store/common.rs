@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ocuroot_core::store::{FsStore, MemoryStore, PrefixStore, Store};
+use ocuroot_core::store::{FsStore, GitBranch, GitOptions, MemoryStore, PrefixStore, Store};
 
 /// A backend under test, keeping its temporary directory alive.
 pub struct Backend {
@@ -62,7 +62,42 @@ pub fn backends() -> Vec<Backend> {
             store: Arc::new(PrefixStore::new(shared, "intent/").unwrap()),
             _dir: Some(shared_dir),
         },
+        git_backend("git", ""),
+        git_backend("git(under intent/)", "intent"),
     ]
+}
+
+/// A bare repository on disk, initialised by the `git` binary.
+pub fn bare_remote(dir: &Path) -> PathBuf {
+    let remote = dir.join("remote.git");
+    let status = std::process::Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(&remote)
+        .status()
+        .expect("run git init");
+    assert!(status.success());
+    remote
+}
+
+/// Options for a git store on `remote`, cloned under `home`, reading the
+/// remote before every read.
+pub fn git_options(remote: &Path, home: &Path, branch: &str) -> GitOptions {
+    let mut options = GitOptions::new(remote.to_string_lossy(), home);
+    options.branch = Some(branch.to_string());
+    options.fetch_interval = std::time::Duration::ZERO;
+    options
+}
+
+fn git_backend(name: &'static str, prefix: &str) -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let options = git_options(&remote, &dir.path().join("home"), "state");
+    let branch = GitBranch::open(options).unwrap();
+    Backend {
+        name,
+        store: Arc::new(branch.store(prefix, "state").unwrap()),
+        _dir: Some(dir),
+    }
 }
 
 /// Every file and directory under `root`, relative, sorted.

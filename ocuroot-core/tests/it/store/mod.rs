@@ -6,5 +6,6 @@ mod common;
 mod concurrency;
 mod conformance;
 mod fs;
+mod git;
 mod refstore;
 mod security;

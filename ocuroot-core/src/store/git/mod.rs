@@ -1,0 +1,704 @@
+//! [`GitStore`]: state and intent kept in a branch of a git remote that CI
+//! agents on many machines share (`store.git(...)` in `repo.ocu.star`).
+//!
+//! # Layout
+//!
+//! The branch holds the files a directory store ([`FsStore`](super::FsStore))
+//! holds, as the original Ocuroot writes them, so a person browsing the
+//! branch, the original binary and a checkout used as a directory store all
+//! see the same state:
+//!
+//! ```text
+//! .ocuroot-store                     {"version":3,"Tags":{"state":{}}}
+//! refs/<key>/@object.json            the value of <key>
+//! support.txt ...                    support_files, at the branch root
+//! ```
+//!
+//! When state and intent share one branch, each has its files under
+//! `state/` and `intent/` (with its own `.ocuroot-store`).
+//!
+//! # Commits and pushes
+//!
+//! Each batch ([`Store::commit`]) becomes one commit whose parent is the
+//! remote's branch as this agent last saw it, with a message saying what
+//! happened (`release r3 created`, `run .../deploy/prod/1 running`) and the
+//! keys it wrote. No working tree is checked out: blobs and trees are built
+//! in the object database of a bare clone under `$OCUROOT_HOME/stores/`.
+//!
+//! The commit is pushed as a compare-and-swap: the remote's branch moves
+//! only if it still points at the parent. When another agent pushed first,
+//! the branch is fetched, the batch's expectations (the blob ids of what the
+//! transaction read) are checked against the new tip, and the batch is
+//! applied again as a new commit on it and pushed again, with a jittered
+//! backoff, a bounded number of times. An expectation that no longer holds
+//! is a [`Conflict`](crate::ErrorKind::Conflict), the error the engine
+//! already handles (so a run another agent claimed is not executed twice).
+//! There is never a merge commit or a force push, and the history stays
+//! linear. The local clone is never ahead of the remote: a commit becomes
+//! this agent's view of the branch only once the remote has taken it.
+//!
+//! [`Durability::Deferred`] batches (run outcomes) are committed locally
+//! and pushed together with the next batch that must reach the remote
+//! (a claim, [`Durability::Shared`], or an [`Durability::Immediate`] batch)
+//! once a second has passed, or by [`Store::sync`]: several outcomes share
+//! one push, while a claim always reaches the remote before its work runs.
+//!
+//! Reads come from the last fetched tip plus this agent's own commits; the
+//! branch is fetched again before a read when the last fetch is older than
+//! the refresh interval ([`GitOptions::fetch_interval`], 5 s by default).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use git2::{Oid, Repository};
+
+use super::marker::{MARKER_FILE, marker_update};
+use super::{Durability, Entry, Expect, Op, Store, validate_key, validate_prefix};
+use crate::{Error, Result};
+
+mod message;
+mod transport;
+mod tree;
+
+use transport::{Pushed, Transport};
+use tree::{Action, Change};
+
+/// How a [`GitBranch`] is opened: the remote, the branch, and how this agent
+/// commits and pushes.
+#[derive(Debug, Clone)]
+pub struct GitOptions {
+    /// The remote: a URL (`ssh://`, `https://`, `git@host:path`, `file://`)
+    /// or an absolute path.
+    pub remote: String,
+    /// The branch; the remote's default branch when `None`.
+    pub branch: Option<String>,
+    /// Create the branch on the remote when it does not exist.
+    pub create_branch: bool,
+    /// Files written at the branch root whenever a repository's config is
+    /// recorded for a new commit (`{path: content}`).
+    pub support_files: BTreeMap<String, String>,
+    /// `OCUROOT_HOME`: the local clone lives under `<home>/stores/`.
+    pub home: PathBuf,
+    /// The commit author's name (`Ocuroot` by default).
+    pub author_name: String,
+    /// The commit author's email (`contact@ocuroot.com` by default).
+    pub author_email: String,
+    /// Fetch before a read when the last fetch is older than this.
+    pub fetch_interval: Duration,
+    /// How long deferred batches may wait for a push.
+    pub defer_interval: Duration,
+    /// How many times a rejected push is fetched, re-applied and tried
+    /// again before the commit fails.
+    pub push_attempts: u32,
+}
+
+impl GitOptions {
+    /// The defaults for `remote`, cloned under `home`.
+    pub fn new(remote: impl Into<String>, home: impl Into<PathBuf>) -> GitOptions {
+        GitOptions {
+            remote: remote.into(),
+            branch: None,
+            create_branch: true,
+            support_files: BTreeMap::new(),
+            home: home.into(),
+            author_name: "Ocuroot".to_string(),
+            author_email: "contact@ocuroot.com".to_string(),
+            fetch_interval: Duration::from_secs(5),
+            defer_interval: Duration::from_secs(1),
+            push_attempts: 30,
+        }
+    }
+}
+
+/// Counters of what a [`GitBranch`] did, for benchmarks and reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GitStats {
+    /// Commits made (including re-applied ones).
+    pub commits: u64,
+    /// Pushes the remote accepted.
+    pub pushes: u64,
+    /// Pushes the remote rejected (then fetched and tried again).
+    pub rejected: u64,
+    /// Fetches.
+    pub fetches: u64,
+}
+
+/// One branch of a remote, cloned locally: the shared part of the
+/// [`GitStore`]s (state, intent) kept in it.
+pub struct GitBranch {
+    options: GitOptions,
+    branch: String,
+    transport: Transport,
+    clone_dir: PathBuf,
+    inner: Mutex<Inner>,
+    commits: AtomicU64,
+    pushes: AtomicU64,
+    rejected: AtomicU64,
+    fetches: AtomicU64,
+}
+
+impl std::fmt::Debug for GitBranch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitBranch")
+            .field("remote", &self.options.remote)
+            .field("branch", &self.branch)
+            .field("clone", &self.clone_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    repo: Repository,
+    /// The remote's branch as last seen (`None`: it does not exist yet).
+    tip: Option<Oid>,
+    /// Commits on `tip` not pushed yet, oldest first.
+    pending: Vec<Pending>,
+    fetched: Option<Instant>,
+}
+
+/// A committed batch waiting for its push.
+struct Pending {
+    changes: Vec<Change>,
+    message: String,
+    commit: Oid,
+    /// When it was committed, if deferred.
+    deferred: Option<Instant>,
+}
+
+impl Inner {
+    /// The commit reads see: the tip and this agent's unpushed commits.
+    fn head(&self) -> Option<Oid> {
+        self.pending.last().map(|p| p.commit).or(self.tip)
+    }
+}
+
+impl GitBranch {
+    /// Clone (or open the clone of) the remote, fetch the branch, and
+    /// create it on the remote if it is missing and `create_branch` allows.
+    pub fn open(options: GitOptions) -> Result<Arc<GitBranch>> {
+        let transport = Transport::for_url(&options.remote);
+        let name = crate::repo::git_url_to_valid_path(&options.remote);
+        if name.is_empty() {
+            return Err(Error::config(format!(
+                "store.git({:?}): not a usable remote URL or path",
+                options.remote
+            )));
+        }
+        let clone_dir = options.home.join("stores").join(format!("{name}.git"));
+        let repo = open_clone(&clone_dir, &options.remote)?;
+        let branch = match &options.branch {
+            Some(b) => b.clone(),
+            None => transport.default_branch(&repo)?,
+        };
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+            return Err(Error::config(format!(
+                "store.git({:?}): {branch:?} is not a valid branch name",
+                options.remote
+            )));
+        }
+        let store = GitBranch {
+            options,
+            branch,
+            transport,
+            clone_dir,
+            inner: Mutex::new(Inner {
+                repo,
+                tip: None,
+                pending: Vec::new(),
+                fetched: None,
+            }),
+            commits: AtomicU64::new(0),
+            pushes: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            fetches: AtomicU64::new(0),
+        };
+        {
+            let mut inner = store.lock();
+            store.fetch(&mut inner)?;
+            if inner.tip.is_none() && !store.options.create_branch {
+                return Err(Error::config(format!(
+                    "branch {:?} does not exist on {} and create_branch is False",
+                    store.branch, store.options.remote
+                )));
+            }
+        }
+        Ok(Arc::new(store))
+    }
+
+    /// The store of the files under `prefix` (`""`, or `state`/`intent`
+    /// when both share the branch), tagged `tag` in its `.ocuroot-store`,
+    /// which is created (committed and pushed) if it is missing.
+    pub fn store(self: &Arc<Self>, prefix: &str, tag: &str) -> Result<GitStore> {
+        let prefix = match prefix.trim_matches('/') {
+            "" => String::new(),
+            p => {
+                validate_key(p).map_err(|e| e.context("invalid store prefix"))?;
+                format!("{p}/")
+            }
+        };
+        let store = GitStore {
+            branch: self.clone(),
+            prefix,
+            tag: tag.to_string(),
+        };
+        let path = format!("{}{MARKER_FILE}", store.prefix);
+        let place = format!(
+            "{path} in branch {} of {}",
+            self.branch, self.options.remote
+        );
+        let mut inner = self.lock();
+        // Another agent may create the marker at the same moment: read it
+        // again after a conflict.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let current = {
+                let tree = tree_of(&inner.repo, inner.head())?;
+                tree::read(&inner.repo, tree.as_ref(), &path)?
+            };
+            let existing = current.as_ref().map(|e| e.value.as_slice());
+            let Some(bytes) = marker_update(existing, tag, &place)? else {
+                break;
+            };
+            let change = Change {
+                path: path.clone(),
+                label: path.clone(),
+                action: Action::Put(bytes),
+                expect: Expect::unchanged(current.map(|e| e.version)),
+            };
+            let message = format!("{tag} store initialised\n\nstore: {tag}\n+ {path}\n");
+            match self.commit_locked(&mut inner, vec![change], message, Durability::Immediate) {
+                Err(e) if e.is_conflict() && attempt < 5 => continue,
+                other => other?,
+            }
+            break;
+        }
+        drop(inner);
+        Ok(store)
+    }
+
+    /// The branch (resolved from the remote's `HEAD` when none was given).
+    pub fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    /// The remote, as configured.
+    pub fn remote(&self) -> &str {
+        &self.options.remote
+    }
+
+    /// The local bare clone.
+    pub fn clone_dir(&self) -> &Path {
+        &self.clone_dir
+    }
+
+    /// What this branch has done so far.
+    pub fn stats(&self) -> GitStats {
+        GitStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            pushes: self.pushes.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            fetches: self.fetches.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Push every deferred batch now.
+    pub fn sync(&self) -> Result<()> {
+        let mut inner = self.lock();
+        if inner.pending.is_empty() {
+            return Ok(());
+        }
+        self.publish(&mut inner, false)
+    }
+
+    /// Push every deferred batch, then fetch: reads see what every agent
+    /// had pushed before this call.
+    pub fn refresh(&self) -> Result<()> {
+        let mut inner = self.lock();
+        if !inner.pending.is_empty() {
+            self.publish(&mut inner, false)?;
+        }
+        self.fetch(&mut inner)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fetch the branch; the tip becomes the remote's. Only with nothing
+    /// pending (pending commits are re-applied by `publish`).
+    fn fetch(&self, inner: &mut Inner) -> Result<()> {
+        let tip = self.transport.fetch(&inner.repo, &self.branch)?;
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        inner.fetched = Some(Instant::now());
+        if let Some(oid) = tip {
+            // A hint for people looking at the clone; the tip in memory is
+            // what counts, so a failure here (a lock another process holds)
+            // is harmless.
+            let name = format!("refs/remotes/origin/{}", self.branch);
+            if let Err(e) = inner.repo.reference(&name, oid, true, "ocuroot: fetch") {
+                tracing::debug!(error = %e, "could not update {name}");
+            }
+        }
+        inner.tip = tip;
+        Ok(())
+    }
+
+    /// Fetch before a read when the last fetch is old and nothing is
+    /// pending.
+    fn refresh_if_due(&self, inner: &mut Inner) -> Result<()> {
+        let due = inner
+            .fetched
+            .is_none_or(|at| at.elapsed() >= self.options.fetch_interval);
+        if due && inner.pending.is_empty() {
+            self.fetch(inner)?;
+        }
+        Ok(())
+    }
+
+    /// Commit `changes` on the head, then push unless the batch may wait.
+    fn commit_locked(
+        &self,
+        inner: &mut Inner,
+        mut changes: Vec<Change>,
+        message: String,
+        durability: Durability,
+    ) -> Result<()> {
+        let head = inner.head();
+        let now = Instant::now();
+        let deferred = durability == Durability::Deferred;
+        let added = match self.make_commit(inner, head, &changes, &message)? {
+            Some(commit) => {
+                inner.pending.push(Pending {
+                    changes: std::mem::take(&mut changes),
+                    message,
+                    commit,
+                    deferred: deferred.then_some(now),
+                });
+                true
+            }
+            None => false,
+        };
+        let oldest = inner.pending.iter().filter_map(|p| p.deferred).min();
+        let may_wait =
+            deferred && oldest.is_none_or(|t| now.duration_since(t) < self.options.defer_interval);
+        if may_wait || inner.pending.is_empty() {
+            return Ok(());
+        }
+        self.publish(inner, added)
+    }
+
+    /// The commit of `changes` on `parent`, or `None` if they change nothing.
+    fn make_commit(
+        &self,
+        inner: &Inner,
+        parent: Option<Oid>,
+        changes: &[Change],
+        message: &str,
+    ) -> Result<Option<Oid>> {
+        let repo = &inner.repo;
+        let base = tree_of(repo, parent)?;
+        let Some(tree) = tree::apply(repo, base.as_ref(), changes)? else {
+            return Ok(None);
+        };
+        if base.as_ref().is_some_and(|b| b.id() == tree) {
+            return Ok(None);
+        }
+        let tree = repo
+            .find_tree(tree)
+            .map_err(|e| Error::git("read the new tree", e))?;
+        let signature = git2::Signature::now(&self.options.author_name, &self.options.author_email)
+            .map_err(|e| Error::git("make the commit's author", e))?;
+        let parent = match parent {
+            Some(p) => Some(
+                repo.find_commit(p)
+                    .map_err(|e| Error::git("read the parent commit", e))?,
+            ),
+            None => None,
+        };
+        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+        let oid = repo
+            .commit(None, &signature, &signature, message, &tree, &parents)
+            .map_err(|e| Error::git("commit", e))?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(oid))
+    }
+
+    /// Push the pending commits; on a rejection fetch, re-apply them on the
+    /// new tip and push again. With `last_is_current`, a conflict of the
+    /// newest batch (the one being committed) is returned after the others
+    /// are pushed. On any other failure every pending batch is dropped, so
+    /// the clone's view is the remote's again.
+    fn publish(&self, inner: &mut Inner, last_is_current: bool) -> Result<()> {
+        let mut outcome: Result<()> = Ok(());
+        let mut lost: Vec<String> = Vec::new();
+        let mut last_reason = String::new();
+        for attempt in 0..self.options.push_attempts.max(1) {
+            let Some(head) = inner.head().filter(|_| !inner.pending.is_empty()) else {
+                return finish(outcome, lost);
+            };
+            let pushed = self
+                .transport
+                .push(&inner.repo, &self.branch, head, inner.tip);
+            match pushed {
+                Ok(Pushed::Accepted) => {
+                    self.pushes.fetch_add(1, Ordering::Relaxed);
+                    inner.tip = Some(head);
+                    inner.pending.clear();
+                    let name = format!("refs/remotes/origin/{}", self.branch);
+                    if let Err(e) = inner.repo.reference(&name, head, true, "ocuroot: push") {
+                        tracing::debug!(error = %e, "could not update {name}");
+                    }
+                    return finish(outcome, lost);
+                }
+                Ok(Pushed::Rejected(reason)) => {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(attempt, reason = %reason, "push rejected; fetching and re-applying");
+                    last_reason = reason;
+                }
+                Err(e) => {
+                    inner.pending.clear();
+                    return Err(e.context(format!(
+                        "push to branch {} of {}",
+                        self.branch, self.options.remote
+                    )));
+                }
+            }
+            std::thread::sleep(backoff(attempt));
+            if let Err(e) = self.fetch(inner) {
+                inner.pending.clear();
+                return Err(e);
+            }
+            // Re-apply every pending batch, in order, on the new tip.
+            let batches = std::mem::take(&mut inner.pending);
+            let count = batches.len();
+            for (i, batch) in batches.into_iter().enumerate() {
+                let parent = inner.head();
+                match self.make_commit(inner, parent, &batch.changes, &batch.message) {
+                    Ok(Some(commit)) => inner.pending.push(Pending { commit, ..batch }),
+                    Ok(None) => {}
+                    Err(e) if e.is_conflict() && last_is_current && i + 1 == count => {
+                        outcome = Err(e);
+                    }
+                    Err(e) if e.is_conflict() => {
+                        let subject = batch.message.lines().next().unwrap_or_default().to_string();
+                        lost.push(format!("{subject} ({})", e.message()));
+                    }
+                    Err(e) => {
+                        inner.pending.clear();
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        inner.pending.clear();
+        Err(Error::store(format!(
+            "the push to branch {} of {} was rejected {} times (last: {last_reason}); nothing \
+             was pushed",
+            self.branch,
+            self.options.remote,
+            self.options.push_attempts.max(1)
+        )))
+    }
+}
+
+/// The result of a publish: `outcome`, unless deferred batches were lost.
+fn finish(outcome: Result<()>, lost: Vec<String>) -> Result<()> {
+    if lost.is_empty() {
+        return outcome;
+    }
+    Err(Error::store(format!(
+        "deferred batches no longer applied after another agent pushed, and were dropped: {}",
+        lost.join("; ")
+    )))
+}
+
+impl Drop for GitBranch {
+    fn drop(&mut self) {
+        let mut inner = self.lock();
+        if !inner.pending.is_empty()
+            && let Err(e) = self.publish(&mut inner, false)
+        {
+            tracing::warn!(error = %e, "could not push the last deferred batches");
+        }
+    }
+}
+
+/// Up to 10 ms * 2^attempt (capped at 1 s), randomised so agents spread out.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let max_micros = 10_000u64 << attempt.min(7);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(attempt);
+    let random = hasher.finish();
+    Duration::from_micros((max_micros / 2 + random % (max_micros / 2 + 1)).min(1_000_000))
+}
+
+/// The tree of `commit`.
+fn tree_of(repo: &Repository, commit: Option<Oid>) -> Result<Option<git2::Tree<'_>>> {
+    let Some(commit) = commit else {
+        return Ok(None);
+    };
+    repo.find_commit(commit)
+        .and_then(|c| c.tree())
+        .map(Some)
+        .map_err(|e| Error::git(&format!("read commit {commit}"), e))
+}
+
+/// Open the bare clone at `dir`, creating it; a damaged one is made again
+/// (it holds nothing that is not on the remote).
+fn open_clone(dir: &Path, remote: &str) -> Result<Repository> {
+    if dir.exists() {
+        match Repository::open_bare(dir) {
+            Ok(repo) => return Ok(repo),
+            Err(e) => {
+                tracing::warn!(clone = %dir.display(), error = %e, "the store clone is damaged; making it again");
+                std::fs::remove_dir_all(dir)
+                    .map_err(|e| Error::io("remove the damaged store clone", dir, e))?;
+            }
+        }
+    }
+    let repo = Repository::init_bare(dir)
+        .map_err(|e| Error::git(&format!("create the store clone {}", dir.display()), e))?;
+    if let Err(e) = repo.remote("origin", remote) {
+        tracing::debug!(error = %e, "could not record the remote in the clone");
+    }
+    Ok(repo)
+}
+
+/// A [`Store`] kept in a branch of a git remote (see the [module
+/// docs](self)): the files under one prefix of a [`GitBranch`].
+#[derive(Debug, Clone)]
+pub struct GitStore {
+    branch: Arc<GitBranch>,
+    prefix: String,
+    tag: String,
+}
+
+impl GitStore {
+    /// Open the branch `options` name and its files at the branch root as a store
+    /// tagged `tag` (`state` or `intent`).
+    pub fn open(options: GitOptions, tag: &str) -> Result<GitStore> {
+        GitBranch::open(options)?.store("", tag)
+    }
+
+    /// The branch this store is in.
+    pub fn branch(&self) -> &Arc<GitBranch> {
+        &self.branch
+    }
+
+    fn path(&self, key: &str) -> Result<String> {
+        validate_key(key)?;
+        Ok(tree::key_path(&self.prefix, key))
+    }
+
+    /// Support files to write with a batch that records a repository's
+    /// config for a commit (`<repo>/-/repo.ocu.star/@<commit>`).
+    fn support_changes(&self, ops: &[Op]) -> Vec<Change> {
+        let records_config = ops.iter().any(|op| {
+            matches!(op, Op::Put { .. })
+                && crate::refs::Ref::parse(op.key()).is_ok_and(|r| {
+                    r.filename == crate::repo::REPO_CONFIG_FILE
+                        && r.release.is_some()
+                        && r.subpath_type.is_none()
+                })
+        });
+        if !records_config {
+            return Vec::new();
+        }
+        self.branch
+            .options
+            .support_files
+            .iter()
+            .map(|(path, content)| Change {
+                path: path.clone(),
+                label: format!("support file {path}"),
+                action: Action::Put(content.clone().into_bytes()),
+                expect: Expect::Any,
+            })
+            .collect()
+    }
+}
+
+impl Store for GitStore {
+    fn get(&self, key: &str) -> Result<Option<Entry>> {
+        let path = self.path(key)?;
+        let mut inner = self.branch.lock();
+        self.branch.refresh_if_due(&mut inner)?;
+        let tree = tree_of(&inner.repo, inner.head())?;
+        tree::read(&inner.repo, tree.as_ref(), &path)
+    }
+
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Entry>>> {
+        let paths = keys
+            .iter()
+            .map(|k| self.path(k))
+            .collect::<Result<Vec<_>>>()?;
+        let mut inner = self.branch.lock();
+        self.branch.refresh_if_due(&mut inner)?;
+        let tree = tree_of(&inner.repo, inner.head())?;
+        paths
+            .iter()
+            .map(|p| tree::read(&inner.repo, tree.as_ref(), p))
+            .collect()
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        validate_prefix(prefix)?;
+        let mut inner = self.branch.lock();
+        self.branch.refresh_if_due(&mut inner)?;
+        let tree = tree_of(&inner.repo, inner.head())?;
+        let refs_dir = format!("{}refs", self.prefix);
+        tree::list(&inner.repo, tree.as_ref(), &refs_dir, prefix)
+    }
+
+    fn commit(&self, ops: &[Op]) -> Result<()> {
+        self.commit_with(ops, Durability::Immediate)
+    }
+
+    fn commit_with(&self, ops: &[Op], durability: Durability) -> Result<()> {
+        let mut changes = Vec::with_capacity(ops.len());
+        for op in ops {
+            let path = self.path(op.key())?;
+            let action = match op {
+                Op::Put { value, .. } => Action::Put(value.clone()),
+                Op::Delete { .. } => Action::Delete,
+                Op::Check { .. } => Action::Check,
+            };
+            changes.push(Change {
+                path,
+                label: op.key().to_string(),
+                action,
+                expect: op.expect(),
+            });
+        }
+        changes.extend(self.support_changes(ops));
+        let message = message::describe(&self.tag, ops);
+        let mut inner = self.branch.lock();
+        self.branch
+            .commit_locked(&mut inner, changes, message, durability)
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.branch.sync()
+    }
+
+    fn refresh(&self) -> Result<()> {
+        self.branch.refresh()
+    }
+
+    fn describe(&self) -> String {
+        let under = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!(" under {}", self.prefix.trim_end_matches('/'))
+        };
+        format!(
+            "git:{}#{}{under}",
+            self.branch.options.remote, self.branch.branch
+        )
+    }
+}

@@ -1,0 +1,365 @@
+//! Moving commits between the local clone and the remote: fetch, and push
+//! with compare-and-swap.
+//!
+//! - **Path and `file://` remotes** are read and written in-process: the
+//!   missing objects are copied between the two object databases (each
+//!   object after the ones it names, so an interrupted copy leaves nothing
+//!   dangling), and the branch is moved with
+//!   `git_reference_create_matching`, which takes git's lock file and
+//!   compares the branch's old value under it. That is a compare-and-swap
+//!   `git push` also respects; libgit2's own local transport moves the ref
+//!   without one, so it is not used. The remote's hooks do not run.
+//! - **Other URLs** (ssh, https, git) go through libgit2's transports; the
+//!   server checks the branch's old value when it updates it. Credentials
+//!   come from ssh-agent, then `~/.ssh/id_ed25519` and `~/.ssh/id_rsa`, and
+//!   for https from git's credential helpers.
+
+use std::path::{Path, PathBuf};
+
+use git2::{Direction, ErrorCode, ObjectType, Oid, Repository};
+
+use crate::{Error, Result};
+
+/// Where the remote is and how to reach it.
+#[derive(Debug, Clone)]
+pub(super) enum Transport {
+    /// A repository on this machine.
+    Local(PathBuf),
+    /// A URL for libgit2's transports.
+    Network(String),
+}
+
+/// How a push ended.
+#[derive(Debug)]
+pub(super) enum Pushed {
+    /// The branch now points at the pushed commit.
+    Accepted,
+    /// The remote refused: it moved, a lock was held, a hook declined.
+    Rejected(String),
+}
+
+impl Transport {
+    /// The transport for `url`: a path (absolute, or already resolved by
+    /// the caller) or `file://` URL is local; anything else is a network URL.
+    pub fn for_url(url: &str) -> Transport {
+        if let Some(path) = url.strip_prefix("file://") {
+            return Transport::Local(PathBuf::from(path));
+        }
+        if crate::repo::is_network_url(url) {
+            Transport::Network(url.to_string())
+        } else {
+            Transport::Local(PathBuf::from(url))
+        }
+    }
+
+    /// The branch the remote's `HEAD` names, for `store.git(url)` without
+    /// a branch.
+    pub fn default_branch(&self, local: &Repository) -> Result<String> {
+        let full = match self {
+            Transport::Local(path) => {
+                let remote = open_remote(path)?;
+                let head = remote
+                    .find_reference("HEAD")
+                    .map_err(|e| Error::git(&format!("read HEAD of {}", path.display()), e))?;
+                head.symbolic_target()
+                    .ok()
+                    .flatten()
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        Error::store(format!(
+                            "HEAD of {} names no branch: give store.git(...) a branch",
+                            path.display()
+                        ))
+                    })?
+            }
+            Transport::Network(url) => {
+                let mut remote = local
+                    .remote_anonymous(url)
+                    .map_err(|e| Error::git(&format!("open remote {url}"), e))?;
+                let conn = remote
+                    .connect_auth(Direction::Fetch, Some(callbacks()), None)
+                    .map_err(|e| Error::git(&format!("connect to {url}"), e))?;
+                let buf = conn
+                    .default_branch()
+                    .map_err(|e| Error::git(&format!("read the default branch of {url}"), e))?;
+                buf.as_str().unwrap_or_default().to_string()
+            }
+        };
+        Ok(full
+            .strip_prefix("refs/heads/")
+            .unwrap_or(&full)
+            .to_string())
+    }
+
+    /// Bring the remote's `branch` into `local`'s object database; its
+    /// commit, or `None` when the remote has no such branch.
+    pub fn fetch(&self, local: &Repository, branch: &str) -> Result<Option<Oid>> {
+        let refname = format!("refs/heads/{branch}");
+        match self {
+            Transport::Local(path) => {
+                let remote = open_remote(path)?;
+                let tip = match remote.refname_to_id(&refname) {
+                    Ok(oid) => oid,
+                    Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+                    Err(e) => {
+                        return Err(Error::git(
+                            &format!("read {refname} of {}", path.display()),
+                            e,
+                        ));
+                    }
+                };
+                copy_missing(&remote, local, tip)?;
+                Ok(Some(tip))
+            }
+            Transport::Network(url) => {
+                let mut remote = local
+                    .remote_anonymous(url)
+                    .map_err(|e| Error::git(&format!("open remote {url}"), e))?;
+                let mut conn = remote
+                    .connect_auth(Direction::Fetch, Some(callbacks()), None)
+                    .map_err(|e| Error::git(&format!("connect to {url}"), e))?;
+                let tip = conn
+                    .list()
+                    .map_err(|e| Error::git(&format!("list the branches of {url}"), e))?
+                    .iter()
+                    .find(|head| head.name() == refname)
+                    .map(|head| head.oid());
+                let missing = match tip {
+                    Some(oid) => !local
+                        .odb()
+                        .map_err(|e| Error::git("open the object database", e))?
+                        .exists(oid),
+                    None => false,
+                };
+                if missing {
+                    let mut options = git2::FetchOptions::new();
+                    options.remote_callbacks(callbacks());
+                    options.download_tags(git2::AutotagOption::None);
+                    conn.remote()
+                        .download(&[refname.as_str()], Some(&mut options))
+                        .map_err(|e| Error::git(&format!("fetch {refname} from {url}"), e))?;
+                }
+                Ok(tip)
+            }
+        }
+    }
+
+    /// Move the remote's `branch` from `old` (`None`: it must not exist) to
+    /// `new`, a descendant of `old` whose objects are in `local`.
+    pub fn push(
+        &self,
+        local: &Repository,
+        branch: &str,
+        new: Oid,
+        old: Option<Oid>,
+    ) -> Result<Pushed> {
+        let refname = format!("refs/heads/{branch}");
+        match self {
+            Transport::Local(path) => {
+                let remote = open_remote(path)?;
+                if !remote.is_bare()
+                    && remote
+                        .head()
+                        .ok()
+                        .and_then(|h| h.name().ok().map(str::to_string))
+                        == Some(refname.clone())
+                {
+                    return Err(Error::store(format!(
+                        "{} has {branch} checked out: a store's remote must be a bare \
+                         repository, or have another branch checked out",
+                        path.display()
+                    )));
+                }
+                copy_missing(local, &remote, new)?;
+                let message = "ocuroot: push";
+                let moved = match old {
+                    Some(old) => remote.reference_matching(&refname, new, true, old, message),
+                    None => remote.reference(&refname, new, false, message),
+                };
+                match moved {
+                    Ok(_) => Ok(Pushed::Accepted),
+                    Err(e)
+                        if matches!(
+                            e.code(),
+                            ErrorCode::Modified
+                                | ErrorCode::Exists
+                                | ErrorCode::Locked
+                                | ErrorCode::NotFound
+                        ) =>
+                    {
+                        Ok(Pushed::Rejected(e.message().to_string()))
+                    }
+                    Err(e) => Err(Error::git(
+                        &format!("update {refname} of {}", path.display()),
+                        e,
+                    )),
+                }
+            }
+            Transport::Network(url) => push_network(local, url, &refname, new),
+        }
+    }
+}
+
+/// Push over libgit2's transports, through a private ref naming `new`.
+fn push_network(local: &Repository, url: &str, refname: &str, new: Oid) -> Result<Pushed> {
+    let source = format!(
+        "refs/ocuroot/push/{}-{}",
+        std::process::id(),
+        new.to_string().get(..12).unwrap_or_default()
+    );
+    local
+        .reference(&source, new, true, "ocuroot: push")
+        .map_err(|e| Error::git("name the commit to push", e))?;
+    let mut rejected: Option<String> = None;
+    let mut said = String::new();
+    let result = {
+        let mut remote = local
+            .remote_anonymous(url)
+            .map_err(|e| Error::git(&format!("open remote {url}"), e))?;
+        let mut cbs = callbacks();
+        cbs.sideband_progress(|text| {
+            said.push_str(&String::from_utf8_lossy(text));
+            true
+        });
+        cbs.push_update_reference(|_, status| {
+            if let Some(status) = status {
+                rejected = Some(status.to_string());
+            }
+            Ok(())
+        });
+        let mut options = git2::PushOptions::new();
+        options.remote_callbacks(cbs);
+        remote.push(&[format!("{source}:{refname}")], Some(&mut options))
+    };
+    if let Ok(mut r) = local.find_reference(&source) {
+        let _ = r.delete();
+    }
+    let said: Vec<&str> = said
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let with_remote = |reason: String| match said.as_slice() {
+        [] => reason,
+        lines => format!("{reason}; the remote said: {}", lines.join(" / ")),
+    };
+    match result {
+        Ok(()) => Ok(match rejected {
+            Some(reason) => Pushed::Rejected(with_remote(reason)),
+            None => Pushed::Accepted,
+        }),
+        Err(e)
+            if e.code() == ErrorCode::NotFastForward
+                || e.class() == git2::ErrorClass::Reference =>
+        {
+            Ok(Pushed::Rejected(with_remote(e.message().to_string())))
+        }
+        Err(e) => Err(Error::git(&format!("push {refname} to {url}"), e)),
+    }
+}
+
+fn open_remote(path: &Path) -> Result<Repository> {
+    Repository::open(path).map_err(|e| {
+        Error::git(
+            &format!("open the store's remote repository {}", path.display()),
+            e,
+        )
+    })
+}
+
+/// Copy every object reachable from commit `tip` that `to` lacks, each
+/// after the objects it names.
+fn copy_missing(from: &Repository, to: &Repository, tip: Oid) -> Result<()> {
+    let src = from
+        .odb()
+        .map_err(|e| Error::git("open the object database", e))?;
+    let dst = to
+        .odb()
+        .map_err(|e| Error::git("open the object database", e))?;
+    let copy = |oid: Oid| -> Result<()> {
+        let object = src
+            .read(oid)
+            .map_err(|e| Error::git(&format!("read object {oid}"), e))?;
+        dst.write(object.kind(), object.data())
+            .map_err(|e| Error::git(&format!("write object {oid}"), e))?;
+        Ok(())
+    };
+    // (commit, its tree and parents are done)
+    let mut stack = vec![(tip, false)];
+    while let Some((oid, ready)) = stack.pop() {
+        if dst.exists(oid) {
+            continue;
+        }
+        let commit = from
+            .find_commit(oid)
+            .map_err(|e| Error::git(&format!("read commit {oid}"), e))?;
+        if ready {
+            copy_tree(from, &dst, commit.tree_id(), &copy)?;
+            copy(oid)?;
+        } else {
+            stack.push((oid, true));
+            stack.extend(commit.parent_ids().map(|p| (p, false)));
+        }
+    }
+    Ok(())
+}
+
+fn copy_tree(
+    from: &Repository,
+    dst: &git2::Odb<'_>,
+    tree: Oid,
+    copy: &dyn Fn(Oid) -> Result<()>,
+) -> Result<()> {
+    if dst.exists(tree) {
+        return Ok(());
+    }
+    let t = from
+        .find_tree(tree)
+        .map_err(|e| Error::git(&format!("read tree {tree}"), e))?;
+    for entry in t.iter() {
+        match entry.kind() {
+            Some(ObjectType::Tree) => copy_tree(from, dst, entry.id(), copy)?,
+            Some(ObjectType::Blob) if !dst.exists(entry.id()) => copy(entry.id())?,
+            _ => {}
+        }
+    }
+    copy(tree)
+}
+
+/// Callbacks that find credentials where git users keep them.
+fn callbacks<'a>() -> git2::RemoteCallbacks<'a> {
+    let mut cbs = git2::RemoteCallbacks::new();
+    let mut attempt = 0;
+    cbs.credentials(move |url, username, allowed| {
+        attempt += 1;
+        let user = username.unwrap_or("git");
+        if allowed.contains(git2::CredentialType::SSH_KEY) {
+            let home = std::env::var_os("HOME").map(PathBuf::from);
+            let key = |name: &str| home.as_ref().map(|h| h.join(".ssh").join(name));
+            return match attempt {
+                1 => git2::Cred::ssh_key_from_agent(user),
+                2 | 3 => {
+                    let name = if attempt == 2 { "id_ed25519" } else { "id_rsa" };
+                    match key(name).filter(|k| k.is_file()) {
+                        Some(k) => git2::Cred::ssh_key(user, None, &k, None),
+                        None => Err(git2::Error::from_str(&format!("no ~/.ssh/{name}"))),
+                    }
+                }
+                _ => Err(git2::Error::from_str(&format!(
+                    "no ssh credentials accepted for {url} (tried ssh-agent, ~/.ssh/id_ed25519, ~/.ssh/id_rsa)"
+                ))),
+            };
+        }
+        if attempt > 1 {
+            return Err(git2::Error::from_str(&format!(
+                "the credentials for {url} were refused"
+            )));
+        }
+        if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
+            let config = git2::Config::open_default()?;
+            return git2::Cred::credential_helper(&config, url, username);
+        }
+        git2::Cred::default()
+    });
+    cbs
+}

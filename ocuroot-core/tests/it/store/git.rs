@@ -1,0 +1,207 @@
+//! The git store against real bare repositories on disk: the branch's
+//! layout, compare-and-swap between agents with their own clones, deferred
+//! batches sharing a push, and a linear history.
+
+use std::path::Path;
+use std::process::Command;
+
+use ocuroot_core::store::{Durability, Expect, GitBranch, GitStore, Op, Store};
+
+use crate::store::common::{bare_remote, git_options};
+
+fn git(remote: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("--git-dir")
+        .arg(remote)
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn agent(remote: &Path, home: &Path) -> GitStore {
+    GitStore::open(git_options(remote, home, "state"), "state").unwrap()
+}
+
+fn put(key: &str, value: &str, expect: Expect) -> Op {
+    Op::put(key, value.as_bytes().to_vec(), expect)
+}
+
+#[test]
+fn the_branch_holds_the_directory_store_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let a = agent(&remote, &dir.path().join("a"));
+    a.commit(&[put("repo/-/pkg.ocu.star/@r1", "{}", Expect::Absent)])
+        .unwrap();
+    let files = git(&remote, &["ls-tree", "-r", "--name-only", "state"]);
+    assert_eq!(
+        files,
+        ".ocuroot-store\nrefs/repo/-/pkg.ocu.star/@r1/@object.json\n"
+    );
+    assert_eq!(
+        git(&remote, &["show", "state:.ocuroot-store"]),
+        r#"{"version":3,"Tags":{"state":{}}}"#
+    );
+    let log = git(&remote, &["log", "--format=%an <%ae>|%s", "state"]);
+    assert_eq!(
+        log,
+        "Ocuroot <contact@ocuroot.com>|release r1 created (repo/-/pkg.ocu.star)\n\
+         Ocuroot <contact@ocuroot.com>|state store initialised\n"
+    );
+    // A version is the blob id: the same bytes have the same version in
+    // another clone.
+    let b = agent(&remote, &dir.path().join("b"));
+    assert_eq!(
+        a.get("repo/-/pkg.ocu.star/@r1").unwrap(),
+        b.get("repo/-/pkg.ocu.star/@r1").unwrap()
+    );
+}
+
+#[test]
+fn a_stale_agent_conflicts_instead_of_overwriting() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let mut slow = git_options(&remote, &dir.path().join("b"), "state");
+    slow.fetch_interval = std::time::Duration::from_secs(3600);
+    let a = agent(&remote, &dir.path().join("a"));
+    let b = GitStore::open(slow, "state").unwrap();
+    a.commit(&[put("k", "1", Expect::Absent)]).unwrap();
+    // b read the branch before a's commit and does not fetch again.
+    assert_eq!(b.get("k").unwrap(), None);
+    let err = b.commit(&[put("k", "2", Expect::Absent)]).unwrap_err();
+    assert!(err.is_conflict(), "{err}");
+    // An unrelated write from the stale clone is re-applied on the new tip.
+    b.commit(&[put("other", "x", Expect::Absent)]).unwrap();
+    assert_eq!(a.get("k").unwrap().unwrap().value, b"1");
+    assert_eq!(a.get("other").unwrap().unwrap().value, b"x");
+    assert_eq!(b.get("k").unwrap().unwrap().value, b"1");
+    assert!(git(&remote, &["rev-list", "--merges", "state"]).is_empty());
+    assert_eq!(git(&remote, &["rev-list", "--count", "state"]).trim(), "3");
+    git(&remote, &["fsck", "--strict"]);
+    // b's clone is not ahead of the remote.
+    assert_eq!(
+        b.branch().stats().pushes,
+        1,
+        "only the accepted commit was pushed"
+    );
+}
+
+#[test]
+fn deferred_batches_share_a_push_and_sync_pushes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let a = agent(&remote, &dir.path().join("a"));
+    let before = a.branch().stats();
+    for i in 0..5 {
+        a.commit_with(
+            &[put(&format!("k{i}"), "v", Expect::Absent)],
+            Durability::Deferred,
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        a.branch().stats().pushes,
+        before.pushes,
+        "nothing pushed yet"
+    );
+    // This agent reads its own deferred batches.
+    assert!(a.get("k4").unwrap().is_some());
+    a.commit_with(&[put("claim", "v", Expect::Absent)], Durability::Shared)
+        .unwrap();
+    let after = a.branch().stats();
+    assert_eq!(after.pushes, before.pushes + 1);
+    assert_eq!(after.commits, before.commits + 6, "one commit per batch");
+    assert_eq!(git(&remote, &["rev-list", "--count", "state"]).trim(), "7");
+    a.commit_with(&[put("late", "v", Expect::Absent)], Durability::Deferred)
+        .unwrap();
+    a.sync().unwrap();
+    assert!(git(&remote, &["ls-tree", "-r", "--name-only", "state"]).contains("refs/late/"));
+}
+
+#[test]
+fn agents_in_threads_and_clones_never_lose_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let stores: Vec<GitStore> = (0..4)
+        .map(|i| agent(&remote, &dir.path().join(format!("home{i}"))))
+        .collect();
+    std::thread::scope(|s| {
+        for (i, store) in stores.iter().enumerate() {
+            s.spawn(move || {
+                for n in 0..10 {
+                    // A counter every agent increments, and a key of its own.
+                    store_increment(store);
+                    store
+                        .commit(&[put(&format!("agent{i}/{n}"), "x", Expect::Absent)])
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let fresh = agent(&remote, &dir.path().join("check"));
+    assert_eq!(fresh.get("counter").unwrap().unwrap().value, b"40");
+    assert_eq!(fresh.list("agent").unwrap().len(), 40);
+    assert!(git(&remote, &["rev-list", "--merges", "state"]).is_empty());
+    git(&remote, &["fsck", "--strict"]);
+}
+
+fn store_increment(store: &GitStore) {
+    loop {
+        let current = store.get("counter").unwrap();
+        let n: u64 = current
+            .as_ref()
+            .map(|e| String::from_utf8_lossy(&e.value).parse().unwrap())
+            .unwrap_or(0);
+        let op = put(
+            "counter",
+            &(n + 1).to_string(),
+            Expect::unchanged(current.map(|e| e.version)),
+        );
+        match store.commit(&[op]) {
+            Ok(()) => return,
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+#[test]
+fn state_and_intent_share_one_branch_under_prefixes() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let branch = GitBranch::open(git_options(&remote, &dir.path().join("a"), "store")).unwrap();
+    let state = branch.store("state", "state").unwrap();
+    let intent = branch.store("intent", "intent").unwrap();
+    state.commit(&[put("k", "s", Expect::Absent)]).unwrap();
+    intent.commit(&[put("k", "i", Expect::Absent)]).unwrap();
+    let files = git(&remote, &["ls-tree", "-r", "--name-only", "store"]);
+    assert_eq!(
+        files,
+        "intent/.ocuroot-store\nintent/refs/k/@object.json\nstate/.ocuroot-store\nstate/refs/k/@object.json\n"
+    );
+    assert_eq!(state.list("").unwrap(), ["k"]);
+    assert_eq!(intent.get("k").unwrap().unwrap().value, b"i");
+}
+
+#[test]
+fn a_missing_branch_is_refused_without_create_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let mut options = git_options(&remote, &dir.path().join("a"), "state");
+    options.create_branch = false;
+    let err = GitBranch::open(options).unwrap_err();
+    assert!(err.to_string().contains("create_branch is False"), "{err}");
+    let options = git_options(
+        &dir.path().join("missing.git"),
+        &dir.path().join("a"),
+        "state",
+    );
+    let err = GitBranch::open(options).unwrap_err();
+    assert!(err.to_string().contains("missing.git"), "{err}");
+}
