@@ -47,3 +47,6 @@ mod push;
 
 #[path = "cli/repl.rs"]
 mod repl;
+
+#[path = "cli/gitstore.rs"]
+mod gitstore;

@@ -16,6 +16,11 @@ const LEAKY_ENV: &[&str] = &[
     "OCU_REPO_URL_OVERRIDE",
     "OCU_REPO_COMMIT_OVERRIDE",
     "OCUROOT_LOG",
+    "OCUROOT_HOME",
+    "OCUROOT_GIT_USER_NAME",
+    "OCUROOT_GIT_USER_EMAIL",
+    "OCUROOT_GIT_FETCH_INTERVAL",
+    "OCUROOT_GIT_PUSH_ATTEMPTS",
 ];
 
 /// The directory of the fixture files of this test binary.

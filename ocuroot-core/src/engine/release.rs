@@ -185,6 +185,14 @@ pub fn release_new(
         });
         match created {
             Ok(()) => {
+                // The intent store records the repository too, as the
+                // original does (a git intent branch gets its support files
+                // with it, and a checkout of it knows its stores).
+                if let Some((r, record)) = &repo_record
+                    && !ctx.intent.exists(r)?
+                {
+                    ctx.intent.update(|tx| tx.set(r, record.clone()))?;
+                }
                 for (_, w) in doc.package.work() {
                     ctx.journal.record(run_ref(&rel, &w.path(), 1)?);
                 }

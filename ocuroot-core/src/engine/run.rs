@@ -39,12 +39,13 @@ pub(crate) struct Finished {
 /// Claim `run` (pending or paused -> running) with a compare-and-swap. Returns
 /// the run document, or `None` when someone else got it.
 ///
-/// The claim is committed with [`Durability::Deferred`]: if the machine
-/// crashes before the outcome commit makes it durable, the run is pending
-/// again, which is what it would be had the crash come just before the claim.
+/// The claim is committed with [`Durability::Shared`]: every agent sees it
+/// before the work runs (a git store pushes it), but if the machine crashes
+/// before the outcome commit makes it durable, the run is pending again,
+/// which is what it would be had the crash come just before the claim.
 fn claim(ctx: &EngineContext, refs: &RunRefs) -> Result<Option<(RunDoc, RunStatus)>> {
     let run = &refs.run;
-    ctx.state.update_with(Durability::Deferred, |tx| {
+    ctx.state.update_with(Durability::Shared, |tx| {
         let likely = [RunStatus::Pending, RunStatus::Paused];
         let Some(status) = status_in(tx, refs, &likely, &[run])? else {
             return Err(Error::store(format!("run {run} has no status marker")));

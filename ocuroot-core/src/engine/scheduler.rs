@@ -11,6 +11,7 @@ use super::status::{Latest, load_run, load_statuses, run_ref};
 use crate::model::{InputSpec, ReleaseDoc, RunStatus};
 use crate::refs::Ref;
 use crate::sdk::LoadedFile;
+use crate::store::Store;
 use crate::{Error, Result};
 
 /// What the scheduler learned about work it could not start.
@@ -101,8 +102,13 @@ impl<'a> View<'a> {
         })
     }
 
-    /// Forget what other agents may have changed.
+    /// Forget what other agents may have changed: publish this agent's
+    /// deferred batches and read theirs ([`Store::refresh`]), then reload.
+    /// Of two agents that each finish a run and look again, the one that
+    /// publishes last sees the other's outcome, so no phase is left with
+    /// nobody to start it.
     fn reload(&mut self, ctx: &EngineContext, rel: &Ref) -> Result<()> {
+        ctx.state.store().refresh()?;
         self.statuses = load_statuses(&ctx.state, rel)?;
         self.first_open = 0;
         self.open = None;

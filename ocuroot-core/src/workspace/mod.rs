@@ -24,15 +24,16 @@ use crate::engine::trigger::Triggered;
 use crate::engine::work::{Todo, WorkCommand};
 use crate::engine::{self, EngineContext, EventSink, NewRelease};
 use crate::host::{Host, LocalHost};
-use crate::model::{Environment, ReleaseReport, RepoConfig, StoreSpec};
+use crate::model::{Environment, ReleaseReport, RepoConfig};
 use crate::refs::{Ref, RefGlob};
 use crate::repo::{NameSource, RepoInfo};
 use crate::sdk::{self, EvalOptions, Limits, Secrets};
-use crate::store::{FsStore, PrefixStore, RefStore, Store};
+use crate::store::{PrefixStore, RefStore, Store};
 use crate::{Error, Result};
 
 mod args;
 mod evaluate;
+mod stores;
 
 pub use evaluate::{EnvironmentSource, Lint};
 
@@ -143,7 +144,7 @@ impl WorkspaceBuilder {
         })?;
         let (state, intent) = match (self.state, self.intent) {
             (Some(s), Some(i)) => (s, i),
-            _ => open_configured_stores(&info.root, &config)?,
+            _ => stores::open_configured(&info.root, &config, &var)?,
         };
         Ok(Workspace {
             host,
@@ -165,41 +166,6 @@ impl WorkspaceBuilder {
             journal: engine::Journal::default(),
             cascade: self.cascade,
         })
-    }
-}
-
-fn open_configured_stores(
-    root: &Path,
-    config: &RepoConfig,
-) -> Result<(Arc<dyn Store>, Arc<dyn Store>)> {
-    let fs_dir = |spec: &StoreSpec| -> Result<PathBuf> {
-        match spec {
-            StoreSpec::Fs { path } => {
-                let p = Path::new(path);
-                if p.is_absolute() {
-                    Ok(p.to_path_buf())
-                } else {
-                    Ok(root.join(p))
-                }
-            }
-            StoreSpec::Git { remote_url, .. } => Err(Error::config(format!(
-                "store.git({remote_url:?}) is not supported by this version of ocuroot yet; use store.fs(...)"
-            ))),
-        }
-    };
-    let state_spec = &config.state_store();
-    match &config.intent {
-        Some(intent_spec) => Ok((
-            Arc::new(FsStore::open(fs_dir(state_spec)?, "state")?),
-            Arc::new(FsStore::open(fs_dir(intent_spec)?, "intent")?),
-        )),
-        None => {
-            let base = fs_dir(state_spec)?;
-            Ok((
-                Arc::new(FsStore::open(base.join("state"), "state")?),
-                Arc::new(FsStore::open(base.join("intent"), "intent")?),
-            ))
-        }
     }
 }
 
