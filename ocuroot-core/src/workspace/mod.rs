@@ -517,7 +517,7 @@ impl Workspace {
 
     /// Bring the state and intent stores' files up to date for tools that
     /// read them directly (see [`Store::checkpoint`]):
-    /// the files of a [`FsStore`] are written from
+    /// the files of a [`FsStore`](crate::store::FsStore) are written from
     /// its log and made durable.
     pub fn state_checkpoint(&self) -> Result<()> {
         self.state.store().checkpoint()?;

@@ -1,51 +1,5 @@
-//! [`GitStore`]: state and intent kept in a branch of a git remote that CI
-//! agents on many machines share (`store.git(...)` in `repo.ocu.star`).
-//!
-//! # Layout
-//!
-//! The branch holds the files a directory store ([`FsStore`](super::FsStore))
-//! holds, as the original Ocuroot writes them, so a person browsing the
-//! branch, the original binary and a checkout used as a directory store all
-//! see the same state:
-//!
-//! ```text
-//! .ocuroot-store                     {"version":3,"Tags":{"state":{}}}
-//! refs/<key>/@object.json            the value of <key>
-//! support.txt ...                    support_files, at the branch root
-//! ```
-//!
-//! When state and intent share one branch, each has its files under
-//! `state/` and `intent/` (with its own `.ocuroot-store`).
-//!
-//! # Commits and pushes
-//!
-//! Each batch ([`Store::commit`]) becomes one commit whose parent is the
-//! remote's branch as this agent last saw it, with a message saying what
-//! happened (`release r3 created`, `run .../deploy/prod/1 running`) and the
-//! keys it wrote. No working tree is checked out: blobs and trees are built
-//! in the object database of a bare clone under `$OCUROOT_HOME/stores/`.
-//!
-//! The commit is pushed as a compare-and-swap: the remote's branch moves
-//! only if it still points at the parent. When another agent pushed first,
-//! the branch is fetched, the batch's expectations (the blob ids of what the
-//! transaction read) are checked against the new tip, and the batch is
-//! applied again as a new commit on it and pushed again, with a jittered
-//! backoff, a bounded number of times. An expectation that no longer holds
-//! is a [`Conflict`](crate::ErrorKind::Conflict), the error the engine
-//! already handles (so a run another agent claimed is not executed twice).
-//! There is never a merge commit or a force push, and the history stays
-//! linear. The local clone is never ahead of the remote: a commit becomes
-//! this agent's view of the branch only once the remote has taken it.
-//!
-//! [`Durability::Deferred`] batches (run outcomes) are committed locally
-//! and pushed together with the next batch that must reach the remote
-//! (a claim, [`Durability::Shared`], or an [`Durability::Immediate`] batch)
-//! once a second has passed, or by [`Store::sync`]: several outcomes share
-//! one push, while a claim always reaches the remote before its work runs.
-//!
-//! Reads come from the last fetched tip plus this agent's own commits; the
-//! branch is fetched again before a read when the last fetch is older than
-//! the refresh interval ([`GitOptions::fetch_interval`], 5 s by default).
+//! [`GitStore`]: state and intent in a branch of a git remote; the layout,
+//! commits and pushes are documented on the type.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -550,10 +504,16 @@ fn tree_of(repo: &Repository, commit: Option<Oid>) -> Result<Option<git2::Tree<'
 
 /// Open the bare clone at `dir`, creating it; a damaged one is made again
 /// (it holds nothing that is not on the remote).
+///
+/// The clone keeps loose objects only: with no `objects/pack` directory,
+/// libgit2 has no pack directory to rescan before writing each new object,
+/// which would cost several file-system calls per object (a commit writes
+/// a dozen: the blobs and every tree along their paths). A network fetch
+/// creates the directory again when it downloads a pack.
 fn open_clone(dir: &Path, remote: &str) -> Result<Repository> {
     if dir.exists() {
         match Repository::open_bare(dir) {
-            Ok(repo) => return Ok(repo),
+            Ok(repo) => return without_empty_pack_dir(dir, repo),
             Err(e) => {
                 tracing::warn!(clone = %dir.display(), error = %e, "the store clone is damaged; making it again");
                 std::fs::remove_dir_all(dir)
@@ -566,11 +526,70 @@ fn open_clone(dir: &Path, remote: &str) -> Result<Repository> {
     if let Err(e) = repo.remote("origin", remote) {
         tracing::debug!(error = %e, "could not record the remote in the clone");
     }
-    Ok(repo)
+    without_empty_pack_dir(dir, repo)
 }
 
-/// A [`Store`] kept in a branch of a git remote (see the [module
-/// docs](self)): the files under one prefix of a [`GitBranch`].
+/// `repo`, opened again without its pack directory if that was empty.
+fn without_empty_pack_dir(dir: &Path, repo: Repository) -> Result<Repository> {
+    let packs = dir.join("objects").join("pack");
+    let empty = std::fs::read_dir(&packs).is_ok_and(|mut d| d.next().is_none());
+    if !empty || std::fs::remove_dir(&packs).is_err() {
+        return Ok(repo);
+    }
+    drop(repo);
+    Repository::open_bare(dir)
+        .map_err(|e| Error::git(&format!("open the store clone {}", dir.display()), e))
+}
+
+/// A [`Store`] kept in a branch of a git remote that CI agents on many
+/// machines share (`store.git(...)` in `repo.ocu.star`): the files under one
+/// prefix of a [`GitBranch`].
+///
+/// # Layout
+///
+/// The branch holds the files a directory store ([`FsStore`](super::FsStore))
+/// holds, as the original Ocuroot writes them, so a person browsing the
+/// branch, the original binary and a checkout used as a directory store all
+/// see the same state:
+///
+/// ```text
+/// .ocuroot-store                     {"version":3,"Tags":{"state":{}}}
+/// refs/<key>/@object.json            the value of <key>
+/// support.txt ...                    support_files, at the branch root
+/// ```
+///
+/// When state and intent share one branch, each has its files under
+/// `state/` and `intent/` (with its own `.ocuroot-store`).
+///
+/// # Commits and pushes
+///
+/// Each batch ([`Store::commit`]) becomes one commit whose parent is the
+/// remote's branch as this agent last saw it, with a message saying what
+/// happened (`release r3 created`, `run .../deploy/prod/1 running`) and the
+/// keys it wrote. No working tree is checked out: blobs and trees are built
+/// in the object database of a bare clone under `$OCUROOT_HOME/stores/`.
+///
+/// The commit is pushed as a compare-and-swap: the remote's branch moves
+/// only if it still points at the parent. When another agent pushed first,
+/// the branch is fetched, the batch's expectations (the blob ids of what the
+/// transaction read) are checked against the new tip, and the batch is
+/// applied again as a new commit on it and pushed again, with a jittered
+/// backoff, a bounded number of times. An expectation that no longer holds
+/// is a [`Conflict`](crate::ErrorKind::Conflict), the error the engine
+/// already handles (so a run another agent claimed is not executed twice).
+/// There is never a merge commit or a force push, and the history stays
+/// linear. The local clone is never ahead of the remote: a commit becomes
+/// this agent's view of the branch only once the remote has taken it.
+///
+/// [`Durability::Deferred`] batches (run outcomes) are committed locally
+/// and pushed together with the next batch that must reach the remote
+/// (a claim, [`Durability::Shared`], or an [`Durability::Immediate`] batch)
+/// once a second has passed, or by [`Store::sync`]: several outcomes share
+/// one push, while a claim always reaches the remote before its work runs.
+///
+/// Reads come from the last fetched tip plus this agent's own commits; the
+/// branch is fetched again before a read when the last fetch is older than
+/// the refresh interval ([`GitOptions::fetch_interval`], 5 s by default).
 #[derive(Debug, Clone)]
 pub struct GitStore {
     branch: Arc<GitBranch>,

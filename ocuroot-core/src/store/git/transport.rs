@@ -170,7 +170,7 @@ impl Transport {
                         path.display()
                     )));
                 }
-                copy_missing(local, &remote, new)?;
+                send_pack(local, &remote, new, old)?;
                 let message = "ocuroot: push";
                 let moved = match old {
                     Some(old) => remote.reference_matching(&refname, new, true, old, message),
@@ -267,6 +267,40 @@ fn open_remote(path: &Path) -> Result<Repository> {
     })
 }
 
+/// Write the objects of the commits from `old` (exclusive) to `new` into
+/// `to` as one pack, as `git push` sends them: one file however many
+/// objects (writing them one by one makes libgit2 rescan the pack directory
+/// for each).
+fn send_pack(from: &Repository, to: &Repository, new: Oid, old: Option<Oid>) -> Result<()> {
+    use std::io::Write;
+    let pack = |e: git2::Error| Error::git("pack the commits to push", e);
+    let mut walk = from.revwalk().map_err(pack)?;
+    walk.push(new).map_err(pack)?;
+    if let Some(old) = old {
+        walk.hide(old).map_err(pack)?;
+    }
+    let mut builder = from.packbuilder().map_err(pack)?;
+    builder.insert_walk(&mut walk).map_err(pack)?;
+    if builder.object_count() == 0 {
+        return Ok(());
+    }
+    let mut buf = git2::Buf::new();
+    builder.write_buf(&mut buf).map_err(pack)?;
+    let odb = to
+        .odb()
+        .map_err(|e| Error::git("open the remote's object database", e))?;
+    let mut writer = odb
+        .packwriter()
+        .map_err(|e| Error::git("write a pack into the remote", e))?;
+    writer
+        .write_all(&buf)
+        .map_err(|e| Error::store(format!("write a pack into the remote: {e}")))?;
+    writer
+        .commit()
+        .map_err(|e| Error::git("index the pack written into the remote", e))?;
+    Ok(())
+}
+
 /// Copy every object reachable from commit `tip` that `to` lacks, each
 /// after the objects it names.
 fn copy_missing(from: &Repository, to: &Repository, tip: Oid) -> Result<()> {
@@ -287,7 +321,7 @@ fn copy_missing(from: &Repository, to: &Repository, tip: Oid) -> Result<()> {
     // (commit, its tree and parents are done)
     let mut stack = vec![(tip, false)];
     while let Some((oid, ready)) = stack.pop() {
-        if dst.exists(oid) {
+        if dst.exists_ext(oid, git2::OdbLookupFlags::NO_REFRESH) {
             continue;
         }
         let commit = from
@@ -310,7 +344,7 @@ fn copy_tree(
     tree: Oid,
     copy: &dyn Fn(Oid) -> Result<()>,
 ) -> Result<()> {
-    if dst.exists(tree) {
+    if dst.exists_ext(tree, git2::OdbLookupFlags::NO_REFRESH) {
         return Ok(());
     }
     let t = from
@@ -319,7 +353,11 @@ fn copy_tree(
     for entry in t.iter() {
         match entry.kind() {
             Some(ObjectType::Tree) => copy_tree(from, dst, entry.id(), copy)?,
-            Some(ObjectType::Blob) if !dst.exists(entry.id()) => copy(entry.id())?,
+            Some(ObjectType::Blob)
+                if !dst.exists_ext(entry.id(), git2::OdbLookupFlags::NO_REFRESH) =>
+            {
+                copy(entry.id())?
+            }
             _ => {}
         }
     }
