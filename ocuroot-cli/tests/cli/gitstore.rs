@@ -643,3 +643,97 @@ fn bad_git_store_settings_are_named() {
     let out = s.ocu("a", &[], &["state", "match", "**"]).failure();
     assert!(out.stderr.contains("../escape"), "{}", out.stderr);
 }
+
+#[test]
+fn commands_in_a_checkout_of_a_store_branch_open_the_recorded_stores() {
+    let s = Setup::new(
+        r#"store.set(store.git("{dir}/state.git", branch="state"), intent=store.git("{dir}/intent.git", branch="intent"))"#,
+        &[("release.ocu.star", SHIP)],
+    );
+    bare(&s.remote("state.git"));
+    bare(&s.remote("intent.git"));
+    s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
+        .success();
+    let checkout = |branch: &str| {
+        let dir = s.dir.path().join(format!("checkout-{branch}"));
+        let remote = s.remote(&format!("{branch}.git"));
+        git(
+            None,
+            &[
+                "clone",
+                "-q",
+                "-b",
+                branch,
+                &remote.to_string_lossy(),
+                &dir.to_string_lossy(),
+            ],
+        );
+        dir
+    };
+    let home = s.home("person").to_string_lossy().into_owned();
+    let in_dir = |dir: &Path, args: &[&str]| -> Output {
+        let out = crate::support::ocuroot_in(dir)
+            .env("OCUROOT_HOME", &home)
+            .args(args)
+            .timeout(TIMEOUT)
+            .output()
+            .expect("run ocuroot");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+
+    let state_dir = checkout("state");
+    let out = in_dir(
+        &state_dir,
+        &[
+            "state",
+            "get",
+            &format!("{PKG}/@r1/task/build/1/status/complete"),
+        ],
+    )
+    .success();
+    assert!(out.stdout.contains('{'), "{}", out.stdout);
+    let out = in_dir(
+        &state_dir.join("refs"),
+        &["state", "match", &format!("{PKG}/@r1/task/*/1/status/*")],
+    )
+    .success();
+    assert_eq!(
+        out.stdout.lines().collect::<Vec<_>>(),
+        [
+            format!("{PKG}/@r1/task/build/1/status/complete"),
+            format!("{PKG}/@r1/task/ship/1/status/pending"),
+        ]
+    );
+    let out = in_dir(&state_dir, &["state", "get", "release.ocu.star/@r1"]).failure();
+    assert!(out.stderr.contains("relative"), "{}", out.stderr);
+
+    // In an intent checkout: set intent, see it in the diff, apply it.
+    let intent_dir = checkout("intent");
+    in_dir(
+        &intent_dir,
+        &[
+            "state",
+            "set",
+            &format!("{PKG}/@/custom/approval"),
+            "from a checkout",
+        ],
+    )
+    .success();
+    let out = in_dir(&intent_dir, &["state", "diff"]).success();
+    assert_eq!(out.stdout.trim(), format!("{PKG}/@/custom/approval"));
+    in_dir(
+        &intent_dir,
+        &["state", "apply", &format!("{PKG}/@/custom/approval")],
+    )
+    .success();
+    assert_eq!(
+        s.get(&format!("{PKG}/@/custom/approval")),
+        Some(json!("from a checkout"))
+    );
+    // The checkout itself was not written: the remote was.
+    assert_eq!(git(Some(&intent_dir), &["status", "--porcelain"]), "");
+}

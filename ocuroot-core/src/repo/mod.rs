@@ -40,6 +40,9 @@ pub enum NameSource {
     Origin,
     /// The name of the root directory: there is no alias and no `origin`.
     Directory,
+    /// The repository whose config a checkout of a state or intent branch
+    /// records (the command runs in that checkout).
+    StoreCheckout,
 }
 
 /// Facts about the repository a command runs in.

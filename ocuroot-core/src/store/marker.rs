@@ -72,3 +72,16 @@ pub(crate) fn marker_update(
         None
     })
 }
+
+/// The tags a marker holds (`state`, `intent`), sorted; empty when it is not
+/// a readable marker.
+pub(crate) fn marker_tags(bytes: &[u8]) -> Vec<String> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .ok()
+        .and_then(|v| {
+            v.get("Tags")?
+                .as_object()
+                .map(|t| t.keys().cloned().collect())
+        })
+        .unwrap_or_default()
+}

@@ -44,7 +44,7 @@ use crate::{Error, Result};
 
 mod fs;
 mod git;
-mod marker;
+pub(crate) mod marker;
 mod memory;
 mod prefix;
 mod refstore;

@@ -24,6 +24,16 @@ impl Workspace {
     /// directory.
     pub fn resolve_user_ref(&self, text: &str) -> Result<Ref> {
         let r = Ref::parse(text)?;
+        if let Some(checkout) = &self.checkout
+            && r.is_relative()
+        {
+            return Err(Error::invalid_input(format!(
+                "ref {text:?} is relative, and this is a checkout of a {} store ({}): give                  the full ref, such as {}/-/<package>/@/custom/<name>",
+                checkout.tags.join(" and "),
+                checkout.dir.display(),
+                checkout.repo
+            )));
+        }
         let r = r.relative_to(&self.cwd_ref());
         r.validate_storable()
             .map_err(|e| e.context(format!("ref {text:?}")))?;

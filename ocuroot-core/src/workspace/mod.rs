@@ -32,8 +32,11 @@ use crate::store::{PrefixStore, RefStore, Store};
 use crate::{Error, Result};
 
 mod args;
+mod checkout;
 mod evaluate;
 mod stores;
+
+pub use checkout::StoreCheckout;
 
 pub use evaluate::{EnvironmentSource, Lint};
 
@@ -117,15 +120,29 @@ impl WorkspaceBuilder {
                 .unwrap_or(start.clone())
         };
         let info = RepoInfo::discover(&start_dir, &var)?;
-        let config = match &info.config_file {
-            Some(file) => {
+        // In a checkout of a state or intent branch, the repo.ocu.star
+        // recorded there names the stores (unless the caller gave some).
+        let checkout = match (&self.state, checkout::find(&start_dir)) {
+            (None, Some(dir)) => Some(checkout::open(&dir, &host, self.limits)?),
+            _ => None,
+        };
+        let config = match (&checkout, &info.config_file) {
+            (Some((_, config)), _) => config.clone(),
+            (None, Some(file)) => {
                 let mut options = EvalOptions::new(host.clone(), info.root.clone(), Ref::default());
                 options.limits = self.limits;
                 sdk::evaluate_repo_config(file, &options)?
             }
-            None => RepoConfig::default(),
+            (None, None) => RepoConfig::default(),
         };
         let (name, name_source) = match (var("OCU_CFG_repo_alias"), &config.alias) {
+            _ if checkout.is_some() => (
+                checkout
+                    .as_ref()
+                    .map(|(c, _)| c.repo.clone())
+                    .unwrap_or_default(),
+                NameSource::StoreCheckout,
+            ),
             (Some(alias), _) => (alias, NameSource::AliasOverride),
             (None, Some(alias)) => (alias.clone(), NameSource::Alias),
             (None, None) => info.default_name(&var)?,
@@ -165,6 +182,7 @@ impl WorkspaceBuilder {
             events: self.events,
             journal: engine::Journal::default(),
             cascade: self.cascade,
+            checkout: checkout.map(|(c, _)| c),
         })
     }
 }
@@ -185,6 +203,7 @@ pub struct Workspace {
     events: Option<EventSink>,
     journal: engine::Journal,
     cascade: CascadeOptions,
+    checkout: Option<StoreCheckout>,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -215,6 +234,13 @@ impl Workspace {
     /// Open the repository containing `path` with the defaults.
     pub fn open(path: impl Into<PathBuf>) -> Result<Workspace> {
         Self::builder(path).open()
+    }
+
+    /// The checkout of a state or intent branch this workspace was opened
+    /// in, if it was: its stores are the ones the `repo.ocu.star` recorded
+    /// there names, and refs given to it must be absolute.
+    pub fn store_checkout(&self) -> Option<&StoreCheckout> {
+        self.checkout.as_ref()
     }
 
     /// The repository root.
