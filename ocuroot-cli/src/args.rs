@@ -31,7 +31,9 @@ pub(crate) enum Command {
     },
     /// Release every package file changed since the last push (all of them
     /// the first time), then redeploy what reads what they changed, and
-    /// record the push. Refuses with uncommitted or untracked changes.
+    /// record the push. Refuses with uncommitted or untracked changes. In a
+    /// checkout of an intent branch: apply the intent changed since the last
+    /// such push, and record it at @/push/intent_commit.
     Push {
         /// List the packages that would be released, and change nothing.
         #[arg(short = 'n', long)]
@@ -231,6 +233,10 @@ pub(crate) enum WorkCommand {
         /// List the commits instead of calling the triggers.
         #[arg(short, long)]
         dryrun: bool,
+        /// Trigger every known repository at its latest recorded commit
+        /// (after intent changed), not only commits with outstanding work.
+        #[arg(short, long)]
+        intent: bool,
         /// Print the results as JSON.
         #[arg(long)]
         json: bool,

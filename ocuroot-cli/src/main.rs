@@ -146,6 +146,16 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             run,
         } => {
             let ws = cascade_workspace(&run, Some(&cascade_args))?;
+            if ws.store_checkout().is_some() {
+                let pushed = ws.push_intent(dryrun)?;
+                return report(
+                    &ws,
+                    run.json,
+                    &pushed,
+                    || render::intent_push_text(&pushed),
+                    pushed.outcome.failed(),
+                );
+            }
             let pushed = ws.push(dryrun)?;
             return report(
                 &ws,
@@ -345,8 +355,17 @@ fn work(command: WorkCommand) -> Result<ExitCode, Error> {
             let result = ws.work_cascade(dryrun)?;
             (ws, result, run.json)
         }
-        WorkCommand::Trigger { dryrun, json } => {
-            let triggered = workspace()?.work_trigger(dryrun)?;
+        WorkCommand::Trigger {
+            dryrun,
+            intent,
+            json,
+        } => {
+            let ws = workspace()?;
+            let triggered = if intent {
+                ws.work_trigger_intent(dryrun)?
+            } else {
+                ws.work_trigger(dryrun)?
+            };
             write(&if json {
                 render::json_pretty(&serde_json::to_value(&triggered)?)?
             } else {

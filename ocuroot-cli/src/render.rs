@@ -6,6 +6,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use ocuroot_core::engine::push::PushOutcome;
+use ocuroot_core::engine::push_intent::IntentPush;
 use ocuroot_core::engine::{Event, EventSink, NewRelease};
 use ocuroot_core::model::{InputSpec, ReleaseReport, Work, WorkState};
 use ocuroot_core::refs::Ref;
@@ -329,6 +330,32 @@ pub fn new_release_text(released: &NewRelease) -> String {
 
 /// `ocuroot push`: the packages, why each, what releasing each did, then
 /// the cascade and the index.
+/// `ocuroot push` in an intent checkout.
+pub fn intent_push_text(pushed: &IntentPush) -> String {
+    let since = match &pushed.previous_commit {
+        Some(c) => format!("changed since the push of {c}"),
+        None => "(first push: the whole diff)".to_string(),
+    };
+    if pushed.refs.is_empty() {
+        return format!("No intent to apply at {} {since}\n", pushed.commit);
+    }
+    let verb = if pushed.dryrun {
+        "Would apply"
+    } else {
+        "Applying"
+    };
+    let mut text = format!("{verb} the intent at {} {since}:\n", pushed.commit);
+    for r in &pushed.refs {
+        text.push_str(&format!("  {r}\n"));
+    }
+    if !pushed.dryrun {
+        text.push('\n');
+        text.push_str(&outcome_text(&pushed.outcome));
+    }
+    text
+}
+
+/// `ocuroot push` in a source repository.
 pub fn push_text(pushed: &PushOutcome) -> String {
     let mut text = String::new();
     let since = match &pushed.previous_commit {

@@ -737,3 +737,175 @@ fn commands_in_a_checkout_of_a_store_branch_open_the_recorded_stores() {
     // The checkout itself was not written: the remote was.
     assert_eq!(git(Some(&intent_dir), &["status", "--porcelain"]), "");
 }
+
+#[test]
+fn work_trigger_intent_in_an_intent_checkout_triggers_each_repository_at_its_latest_commit() {
+    let s = Setup::new(
+        r#"store.set(store.git("{dir}/state.git", branch="state"), intent=store.git("{dir}/intent.git", branch="intent"))
+
+def on_commit(commit):
+    host.shell("mkdir -p out && echo " + commit + " >> out/triggered.txt")
+    print("scheduled " + commit)
+
+trigger(on_commit)"#,
+        &[("release.ocu.star", SHIP)],
+    );
+    bare(&s.remote("state.git"));
+    bare(&s.remote("intent.git"));
+    s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
+        .success();
+    // A second commit and release: the latest.
+    s.repo.write("notes.txt", "second");
+    let second = s.repo.commit("second").to_string();
+    s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
+        .success();
+
+    let dir = s.dir.path().join("checkout-intent");
+    git(
+        None,
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "intent",
+            &s.remote("intent.git").to_string_lossy(),
+            &dir.to_string_lossy(),
+        ],
+    );
+    let home = s.home("person").to_string_lossy().into_owned();
+    let run = |args: &[&str]| {
+        let out = crate::support::ocuroot_in(&dir)
+            .env("OCUROOT_HOME", &home)
+            .args(args)
+            .timeout(TIMEOUT)
+            .output()
+            .expect("run ocuroot");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let planned: Value =
+        serde_json::from_str(&run(&["work", "trigger", "--intent", "--dryrun", "--json"])).unwrap();
+    assert_eq!(
+        planned,
+        json!([{"repo": "test", "commit": second, "status": "planned"}])
+    );
+    let out = run(&["work", "trigger", "-i"]);
+    assert_eq!(
+        out,
+        format!("test @ {second}: triggered\n  scheduled {second}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/triggered.txt"))
+            .unwrap()
+            .trim(),
+        second
+    );
+}
+
+#[test]
+fn push_in_an_intent_checkout_applies_the_intent_changed_since_the_last_push() {
+    let s = Setup::new(
+        r#"store.set(store.git("{dir}/state.git", branch="state"), intent=store.git("{dir}/intent.git", branch="intent"))"#,
+        &[("release.ocu.star", SHIP)],
+    );
+    bare(&s.remote("state.git"));
+    bare(&s.remote("intent.git"));
+    s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
+        .success();
+    let dir = s.dir.path().join("checkout-intent");
+    git(
+        None,
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "intent",
+            &s.remote("intent.git").to_string_lossy(),
+            &dir.to_string_lossy(),
+        ],
+    );
+    let home = s.home("intent-ci").to_string_lossy().into_owned();
+    let run = |args: &[&str]| -> Output {
+        let out = crate::support::ocuroot_in(&dir)
+            .env("OCUROOT_HOME", &home)
+            .args(args)
+            .timeout(TIMEOUT)
+            .output()
+            .expect("run ocuroot");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    // A person approves in the checkout and pushes; CI runs `ocuroot push`.
+    let file = dir.join("refs/test/-/release.ocu.star/@/custom/approval/@object.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, r#"{"kind":"ref","body":"yes"}"#).unwrap();
+    let out = run(&["push"]).failure();
+    assert!(out.stderr.contains("uncommitted changes"), "{}", out.stderr);
+    git(Some(&dir), &["add", "-A"]);
+    git(Some(&dir), &["commit", "-q", "-m", "approve"]);
+    git(Some(&dir), &["push", "-q", "origin", "intent"]);
+    let head = git(Some(&dir), &["rev-parse", "HEAD"]).trim().to_string();
+    let out = run(&["push"]).success();
+    assert!(
+        out.stdout.starts_with(&format!(
+            "Applying the intent at {head} (first push: the whole diff):\n  {PKG}/@/custom/approval\n"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        s.get(&format!("{PKG}/@/custom/approval")),
+        Some(json!("yes"))
+    );
+    let out = s.ocu("ci", &[], &["state", "get", "@/push/intent_commit"]);
+    // The record is intent; state has none.
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let recorded = in_remote(
+        &s.remote("intent.git"),
+        &["show", "intent:refs/@/push/intent_commit/@object.json"],
+    );
+    assert!(recorded.contains(&head), "{recorded}");
+
+    // Intent set elsewhere, not in this checkout's commits since the last
+    // push: not this push's business.
+    s.ocu(
+        "ci",
+        &[],
+        &["state", "set", "release.ocu.star/@/custom/other", "x"],
+    )
+    .success();
+    let out = run(&["push", "--dryrun"]).success();
+    assert_eq!(
+        out.stdout,
+        format!("No intent to apply at {head} changed since the push of {head}\n")
+    );
+
+    // A state checkout refuses.
+    let state_dir = s.dir.path().join("checkout-state");
+    git(
+        None,
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "state",
+            &s.remote("state.git").to_string_lossy(),
+            &state_dir.to_string_lossy(),
+        ],
+    );
+    let out = crate::support::ocuroot_in(&state_dir)
+        .env("OCUROOT_HOME", &home)
+        .args(["push"])
+        .timeout(TIMEOUT)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checkout of a state store"));
+}

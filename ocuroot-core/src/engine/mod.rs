@@ -21,6 +21,7 @@ mod inputs;
 pub mod intent;
 pub mod plan;
 pub mod push;
+pub mod push_intent;
 pub(crate) mod release;
 mod run;
 mod scheduler;

@@ -215,7 +215,7 @@ pub fn push(ctx: &EngineContext, options: CascadeOptions, dryrun: bool) -> Resul
 }
 
 /// `p` with `/` between its components.
-fn slash_path(p: &std::path::Path) -> String {
+pub(crate) fn slash_path(p: &std::path::Path) -> String {
     p.components()
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()

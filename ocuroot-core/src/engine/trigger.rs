@@ -17,6 +17,7 @@ use super::EngineContext;
 use super::cascade::{recorded_source, repo_doc};
 use super::work::{self, Finding, Scope};
 use crate::model::FunctionId;
+use crate::refs::Ref;
 use crate::repo::REPO_CONFIG_FILE;
 use crate::sdk::{self, CallRequest};
 use crate::{Error, Result};
@@ -67,8 +68,69 @@ pub fn commits_with_work(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
 /// (with `dryrun`, only list them). One failing trigger does not stop the
 /// others; each result says what happened.
 pub fn work_trigger(ctx: &EngineContext, dryrun: bool) -> Result<Vec<Triggered>> {
+    trigger_each(ctx, commits_with_work(ctx)?, dryrun)
+}
+
+/// `work trigger --intent`: call the trigger of every repository state
+/// knows, at its latest recorded commit (with `dryrun`, only list them),
+/// so that each one's CI compares its intent with state. The latest commit
+/// is the one of the repository's most recent release; a repository
+/// recorded without releases is triggered at its last recorded commit.
+pub fn work_trigger_intent(ctx: &EngineContext, dryrun: bool) -> Result<Vec<Triggered>> {
+    trigger_each(ctx, latest_commits(ctx)?, dryrun)
+}
+
+/// Each recorded repository and its latest commit, sorted by repository.
+pub fn latest_commits(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
+    use std::collections::BTreeMap;
+    // repo -> (time of its newest release, commit)
+    let mut latest: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let records = ctx
+        .state
+        .match_globs(&[format!("**/-/{REPO_CONFIG_FILE}/@*")])?;
+    for text in &records {
+        let r = Ref::parse(text)?;
+        if let Some(commit) = r.release {
+            // Records sort by commit id, not by time: a fallback only.
+            latest.insert(r.repo, (String::new(), commit));
+        }
+    }
+    let repos: Vec<String> = latest.keys().cloned().collect();
+    for repo in repos {
+        for text in ctx
+            .state
+            .match_globs(&[format!("{repo}/-/**/@r*/commit/*")])?
+        {
+            let r = Ref::parse(&text)?;
+            if r.repo != repo {
+                continue;
+            }
+            let time = ctx
+                .state
+                .get(&r)?
+                .and_then(|doc| doc.get("time").and_then(|t| t.as_str()).map(str::to_string))
+                .unwrap_or_default();
+            let commit = r.subpath.clone();
+            if let Some(entry) = latest.get_mut(&repo)
+                && time > entry.0
+            {
+                *entry = (time, commit);
+            }
+        }
+    }
+    Ok(latest
+        .into_iter()
+        .map(|(repo, (_, commit))| (repo, commit))
+        .collect())
+}
+
+fn trigger_each(
+    ctx: &EngineContext,
+    sites: Vec<(String, String)>,
+    dryrun: bool,
+) -> Result<Vec<Triggered>> {
     let mut out = Vec::new();
-    for (repo, commit) in commits_with_work(ctx)? {
+    for (repo, commit) in sites {
         let mut t = Triggered {
             repo,
             commit,

@@ -20,6 +20,7 @@ use crate::engine::cascade::CascadeOptions;
 use crate::engine::intent::{IntentChange, WorkOutcome};
 use crate::engine::plan::Plan;
 use crate::engine::push::PushOutcome;
+use crate::engine::push_intent::IntentPush;
 use crate::engine::trigger::Triggered;
 use crate::engine::work::{Todo, WorkCommand};
 use crate::engine::{self, EngineContext, EventSink, NewRelease};
@@ -498,7 +499,33 @@ impl Workspace {
     /// uncommitted or untracked changes. With `dryrun`, only list the
     /// packages.
     pub fn push(&self, dryrun: bool) -> Result<PushOutcome> {
+        if let Some(checkout) = &self.checkout {
+            return Err(Error::invalid_input(format!(
+                "{} is a checkout of a store: use push_intent (ocuroot push) in an intent checkout",
+                checkout.dir.display()
+            )));
+        }
         engine::push::push(&self.engine(), self.cascade, dryrun)
+    }
+
+    /// `push` in a checkout of an intent branch: apply the intent changed
+    /// since the last such push (all of the diff the first time) and record
+    /// the checkout's commit at `@/push/intent_commit` in the intent store.
+    /// With `dryrun`, only list the refs.
+    pub fn push_intent(&self, dryrun: bool) -> Result<IntentPush> {
+        match &self.checkout {
+            Some(c) if c.tags.iter().any(|t| t == "intent") => {
+                engine::push_intent::push_intent(&self.engine(), &c.dir, dryrun)
+            }
+            Some(c) => Err(Error::invalid_input(format!(
+                "{} is a checkout of a state store: push applies intent, so run it in a \
+                 checkout of the intent branch",
+                c.dir.display()
+            ))),
+            None => Err(Error::invalid_input(
+                "push_intent runs in a checkout of an intent branch (found by its .ocuroot-store)",
+            )),
+        }
     }
 
     /// `work cascade`: do everything outstanding (intent, ready runs,
@@ -539,6 +566,13 @@ impl Workspace {
     /// commit with outstanding work (with `dryrun`, only list them).
     pub fn work_trigger(&self, dryrun: bool) -> Result<Vec<Triggered>> {
         engine::trigger::work_trigger(&self.engine(), dryrun)
+    }
+
+    /// `work trigger --intent`: call the trigger of every repository state
+    /// knows, at its latest recorded commit (with `dryrun`, only list them).
+    /// How a person's push to an intent branch reaches each repository's CI.
+    pub fn work_trigger_intent(&self, dryrun: bool) -> Result<Vec<Triggered>> {
+        engine::trigger::work_trigger_intent(&self.engine(), dryrun)
     }
 
     /// Bring the state and intent stores' files up to date for tools that
