@@ -1,0 +1,55 @@
+"""A Workspace opened without a store callback uses the store
+``repo.ocu.star`` configures: here ``store.git(...)`` on a bare repository."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import ocuroot
+
+from conftest import make_repo
+
+PKG = "pygit/-/release.ocu.star"
+
+RELEASE = """ocuroot("0.3.0")
+
+def build():
+    return done(outputs={"ok": True})
+
+task(build, name="build")
+"""
+
+
+def remote_git(remote: Path, *args: str) -> str:
+    out = subprocess.run(
+        ["git", "--git-dir", str(remote), *args], check=True, capture_output=True, text=True
+    )
+    return out.stdout
+
+
+def test_a_configured_git_store_is_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    remote = tmp_path / "store.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    monkeypatch.setenv("OCUROOT_HOME", str(tmp_path / "home"))
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            "repo.ocu.star": f'ocuroot("0.3.0")\nrepo_alias("pygit")\n'
+            f'store.set(store.git("{remote}", branch="ocuroot"))\n',
+            "release.ocu.star": RELEASE,
+        },
+    )
+    ws = ocuroot.Workspace(repo)
+    ws.release_new("release.ocu.star")
+    assert ws.state_get(f"{PKG}/@r1/task/build#output/ok") is True
+    files = remote_git(remote, "ls-tree", "-r", "--name-only", "ocuroot").splitlines()
+    assert "state/.ocuroot-store" in files
+    assert f"state/refs/{PKG}/@r1/@object.json" in files
+    authors = set(remote_git(remote, "log", "--format=%an <%ae>", "ocuroot").splitlines())
+    assert authors == {"Ocuroot <contact@ocuroot.com>"}
+    # Another workspace, with its own clone, reads the same state.
+    monkeypatch.setenv("OCUROOT_HOME", str(tmp_path / "home2"))
+    assert ocuroot.Workspace(repo).state_get(f"{PKG}/@r1/task/build#output/ok") is True
