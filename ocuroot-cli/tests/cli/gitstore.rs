@@ -91,6 +91,39 @@ impl Setup {
         ocu_with(&self.repo, &all, TIMEOUT, args)
     }
 
+    /// A checkout (by `git clone`) of `branch` of the remote `<branch>.git`.
+    fn checkout(&self, branch: &str) -> PathBuf {
+        let dir = self.dir.path().join(format!("checkout-{branch}"));
+        let remote = self.remote(&format!("{branch}.git"));
+        git(
+            None,
+            &[
+                "clone",
+                "-q",
+                "-b",
+                branch,
+                &remote.to_string_lossy(),
+                &dir.to_string_lossy(),
+            ],
+        );
+        dir
+    }
+
+    /// `ocuroot <args>` in `dir` (a store checkout) as agent `agent`.
+    fn ocu_in(&self, dir: &Path, agent: &str, args: &[&str]) -> Output {
+        let out = crate::support::ocuroot_in(dir)
+            .env("OCUROOT_HOME", self.home(agent))
+            .args(args)
+            .timeout(TIMEOUT)
+            .output()
+            .expect("run ocuroot");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     fn get(&self, r: &str) -> Option<Value> {
         let out = self.ocu("reader", &[], &["state", "get", r]);
         (out.code == 0).then(|| serde_json::from_str(&out.stdout).expect("state get prints JSON"))
@@ -654,38 +687,9 @@ fn commands_in_a_checkout_of_a_store_branch_open_the_recorded_stores() {
     bare(&s.remote("intent.git"));
     s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
         .success();
-    let checkout = |branch: &str| {
-        let dir = s.dir.path().join(format!("checkout-{branch}"));
-        let remote = s.remote(&format!("{branch}.git"));
-        git(
-            None,
-            &[
-                "clone",
-                "-q",
-                "-b",
-                branch,
-                &remote.to_string_lossy(),
-                &dir.to_string_lossy(),
-            ],
-        );
-        dir
-    };
-    let home = s.home("person").to_string_lossy().into_owned();
-    let in_dir = |dir: &Path, args: &[&str]| -> Output {
-        let out = crate::support::ocuroot_in(dir)
-            .env("OCUROOT_HOME", &home)
-            .args(args)
-            .timeout(TIMEOUT)
-            .output()
-            .expect("run ocuroot");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    };
+    let in_dir = |dir: &Path, args: &[&str]| s.ocu_in(dir, "person", args);
 
-    let state_dir = checkout("state");
+    let state_dir = s.checkout("state");
     let out = in_dir(
         &state_dir,
         &[
@@ -712,7 +716,7 @@ fn commands_in_a_checkout_of_a_store_branch_open_the_recorded_stores() {
     assert!(out.stderr.contains("relative"), "{}", out.stderr);
 
     // In an intent checkout: set intent, see it in the diff, apply it.
-    let intent_dir = checkout("intent");
+    let intent_dir = s.checkout("intent");
     in_dir(
         &intent_dir,
         &[
@@ -760,33 +764,8 @@ trigger(on_commit)"#,
     s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
         .success();
 
-    let dir = s.dir.path().join("checkout-intent");
-    git(
-        None,
-        &[
-            "clone",
-            "-q",
-            "-b",
-            "intent",
-            &s.remote("intent.git").to_string_lossy(),
-            &dir.to_string_lossy(),
-        ],
-    );
-    let home = s.home("person").to_string_lossy().into_owned();
-    let run = |args: &[&str]| {
-        let out = crate::support::ocuroot_in(&dir)
-            .env("OCUROOT_HOME", &home)
-            .args(args)
-            .timeout(TIMEOUT)
-            .output()
-            .expect("run ocuroot");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let dir = s.checkout("intent");
+    let run = |args: &[&str]| s.ocu_in(&dir, "person", args).success().stdout;
     let planned: Value =
         serde_json::from_str(&run(&["work", "trigger", "--intent", "--dryrun", "--json"])).unwrap();
     assert_eq!(
@@ -816,32 +795,8 @@ fn push_in_an_intent_checkout_applies_the_intent_changed_since_the_last_push() {
     bare(&s.remote("intent.git"));
     s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
         .success();
-    let dir = s.dir.path().join("checkout-intent");
-    git(
-        None,
-        &[
-            "clone",
-            "-q",
-            "-b",
-            "intent",
-            &s.remote("intent.git").to_string_lossy(),
-            &dir.to_string_lossy(),
-        ],
-    );
-    let home = s.home("intent-ci").to_string_lossy().into_owned();
-    let run = |args: &[&str]| -> Output {
-        let out = crate::support::ocuroot_in(&dir)
-            .env("OCUROOT_HOME", &home)
-            .args(args)
-            .timeout(TIMEOUT)
-            .output()
-            .expect("run ocuroot");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    };
+    let dir = s.checkout("intent");
+    let run = |args: &[&str]| s.ocu_in(&dir, "intent-ci", args);
     // A person approves in the checkout and pushes; CI runs `ocuroot push`.
     let file = dir.join("refs/test/-/release.ocu.star/@/custom/approval/@object.json");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -888,24 +843,11 @@ fn push_in_an_intent_checkout_applies_the_intent_changed_since_the_last_push() {
     );
 
     // A state checkout refuses.
-    let state_dir = s.dir.path().join("checkout-state");
-    git(
-        None,
-        &[
-            "clone",
-            "-q",
-            "-b",
-            "state",
-            &s.remote("state.git").to_string_lossy(),
-            &state_dir.to_string_lossy(),
-        ],
+    let state_dir = s.checkout("state");
+    let out = s.ocu_in(&state_dir, "intent-ci", &["push"]).failure();
+    assert!(
+        out.stderr.contains("checkout of a state store"),
+        "{}",
+        out.stderr
     );
-    let out = crate::support::ocuroot_in(&state_dir)
-        .env("OCUROOT_HOME", &home)
-        .args(["push"])
-        .timeout(TIMEOUT)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("checkout of a state store"));
 }
