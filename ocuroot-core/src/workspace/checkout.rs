@@ -105,11 +105,10 @@ pub(crate) fn open(
             dir.display()
         ))
     })?;
-    let uses_dir = [config.state.as_ref(), config.intent.as_ref()]
-        .into_iter()
-        .any(|s| !matches!(s, Some(StoreSpec::Git { .. })) && s.is_some())
-        || config.state.is_none();
-    if uses_dir {
+    let is_git = |spec: &StoreSpec| matches!(spec, StoreSpec::Git { .. });
+    let git_only =
+        config.state.as_ref().is_some_and(is_git) && config.intent.as_ref().is_none_or(is_git);
+    if !git_only {
         return Err(Error::config(format!(
             "the {REPO_CONFIG_FILE} of {first} recorded in {} keeps state in a directory \
              (store.fs), which only that repository can reach: run ocuroot there",
