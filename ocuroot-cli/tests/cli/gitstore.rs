@@ -325,18 +325,7 @@ fn a_persons_edit_pushed_to_the_intent_branch_is_diffed_and_applied() {
     assert_eq!(log(&s.repo), ["build"]);
 
     // A person approves the release with git alone.
-    let person = s.dir.path().join("person");
-    git(
-        None,
-        &[
-            "clone",
-            "-q",
-            "-b",
-            "intent",
-            &s.remote("intent.git").to_string_lossy(),
-            &person.to_string_lossy(),
-        ],
-    );
+    let person = s.checkout("intent");
     let file = person.join("refs/test/-/release.ocu.star/@/custom/approval/@object.json");
     std::fs::create_dir_all(file.parent().unwrap()).unwrap();
     std::fs::write(&file, r#"{"kind":"ref","body":"approved by a person"}"#).unwrap();
