@@ -20,6 +20,9 @@ macro_rules! name_type {
             /// Validate and wrap a name.
             pub fn new(s: impl Into<String>) -> Result<Self> {
                 let s = s.into();
+                if s.len() > crate::refs::MAX_SEGMENT_BYTES {
+                    return Err(Error::validation(crate::refs::segment_too_long($what, &s)));
+                }
                 let check: fn(&str) -> bool = $check;
                 if check(&s) {
                     Ok($name(s))
@@ -118,5 +121,16 @@ mod tests {
         for bad in ["r1", "r123", "invalid/tag", ""] {
             assert!(Tag::new(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn names_fit_one_ref_segment() {
+        let at_limit = "a".repeat(crate::refs::MAX_SEGMENT_BYTES);
+        TaskName::new(at_limit.clone()).unwrap();
+        EnvironmentName::new(at_limit.clone()).unwrap();
+        let e = TaskName::new(format!("{at_limit}b")).unwrap_err();
+        assert!(e.message().contains("201 bytes long"), "{e}");
+        assert!(e.message().contains("at most 200 bytes"), "{e}");
+        assert!(EnvironmentName::new(format!("{at_limit}b")).is_err());
     }
 }

@@ -83,6 +83,14 @@ impl Parser<'_> {
         if s.is_empty() {
             return Ok(());
         }
+        if s.len() > super::MAX_KEY_BYTES {
+            return Err(Error::invalid_ref(format!(
+                "invalid ref {:?}: it is {} bytes long; refs may be at most {} bytes",
+                super::abbreviate(s),
+                s.len(),
+                super::MAX_KEY_BYTES
+            )));
+        }
         self.check_chars()?;
         // Rule 1: `//` is the root of the current repo.
         if s.starts_with("//") {
@@ -271,6 +279,13 @@ impl Parser<'_> {
                         self.found(offset)
                     ),
                 ));
+            }
+            if seg.len() > super::MAX_SEGMENT_BYTES {
+                return Err(Error::invalid_ref(format!(
+                    "invalid ref {:?} at offset {offset}: {}",
+                    super::abbreviate(self.src),
+                    super::segment_too_long(&format!("{} segment", part.name()), seg)
+                )));
             }
             if seg == "." || seg == ".." {
                 return Err(self.err(

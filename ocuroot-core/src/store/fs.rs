@@ -804,27 +804,76 @@ impl FsStore {
         // Deletions first (they remove emptied directories, which a put in
         // parallel could be about to use), then the puts from a few threads:
         // creating directories and files is most of a checkpoint's cost.
+        //
+        // A key whose file cannot be written (a name the filesystem refuses,
+        // a path taken by something else) must not stall every later
+        // checkpoint, nor be lost: it is reported, and carried over into the
+        // emptied log, while every other key is written back.
         let mut puts = Vec::new();
+        let failed = Mutex::new(Vec::new());
         for (key, value) in &overlay.values {
             match value {
                 Some(bytes) => puts.push((key.as_str(), bytes.as_slice())),
-                None => self.delete_file(key)?,
+                None => {
+                    if let Err(e) = self.delete_file(key) {
+                        lock(&failed).push((key.as_str(), e));
+                    }
+                }
             }
         }
-        self.in_parallel(&puts, |(key, bytes)| self.put_file(key, bytes))?;
-        if self.fsync {
-            self.sync_written(overlay.values.keys())?;
+        self.in_parallel(&puts, |(key, bytes)| {
+            if let Err(e) = self.put_file(key, bytes) {
+                lock(&failed).push((key, e));
+            }
+            Ok(())
+        })?;
+        let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
+        for (key, e) in failed.iter().take(10) {
+            tracing::warn!(
+                store = %self.dir.display(),
+                key = %crate::refs::abbreviate(key),
+                error = %e,
+                "a checkpoint could not write this key's file; it stays in the store log"
+            );
         }
-        let header = Header::fresh(generation);
+        let carried: Vec<(&str, Option<&[u8]>)> = failed
+            .iter()
+            .map(|(key, _)| (*key, overlay.values[*key].as_deref()))
+            .collect();
+        if self.fsync {
+            let written: Vec<&String> = overlay
+                .values
+                .keys()
+                .filter(|k| !failed.iter().any(|(f, _)| f == k))
+                .collect();
+            self.sync_written(written.into_iter())?;
+        }
+        let mut header = Header::fresh(generation);
+        let record = if carried.is_empty() {
+            None
+        } else {
+            let record = encode_record(&carried)?;
+            wal.write_at(&record, HEADER_LEN)?;
+            header.end = HEADER_LEN + record.len() as u64;
+            Some(record)
+        };
         wal.write_header(&header)?;
-        wal.truncate(HEADER_LEN)?;
+        wal.truncate(header.end)?;
         if self.fsync {
             self.synced(wal.file.sync_all(), wal.path)?;
         }
+        let kept: Vec<(String, Option<Vec<u8>>)> = carried
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+            .collect();
         overlay.reset(generation);
+        if record.is_some() {
+            overlay.fold(kept);
+            overlay.read_to = header.end;
+        }
         let now = LogPos {
             generation,
-            offset: HEADER_LEN,
+            offset: header.end,
         };
         let mut durable = lock(&self.durable);
         if !durable.covers(now) {
@@ -1658,7 +1707,9 @@ fn decode_batch(payload: &[u8], path: &Path, offset: u64) -> Result<Batch> {
             }
             OpIn::Delete { key } => (key, None),
         };
-        validate_key(&key).map_err(|e| corrupt_record(path, offset, format_args!("names {e}")))?;
+        // Without the length limits: a log written before them must replay.
+        crate::refs::validate_stored_key(&key)
+            .map_err(|e| corrupt_record(path, offset, format_args!("names {e}")))?;
         batch.push((key, value));
     }
     Ok(batch)

@@ -188,7 +188,7 @@ fn reopen_sees_the_data() {
 }
 
 /// The size of the store's log.
-fn wal_len(dir: &Path) -> u64 {
+pub(crate) fn wal_len(dir: &Path) -> u64 {
     fs::metadata(dir.join(".wal")).unwrap().len()
 }
 
@@ -209,7 +209,7 @@ fn crc32(data: &[u8]) -> u32 {
 }
 
 /// This machine's boot id as the store records it (zero where unknown).
-fn this_boot() -> [u8; 16] {
+pub(crate) fn this_boot() -> [u8; 16] {
     let text = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
     let hex: String = text.trim().chars().filter(|c| *c != '-').collect();
     let mut id = [0u8; 16];
@@ -246,20 +246,20 @@ fn header(boot: [u8; 16], generation: u64, end: u64) -> Vec<u8> {
 }
 
 /// A format 2 log holding `payloads`.
-fn hand_built_wal(boot: [u8; 16], payloads: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn hand_built_wal(boot: [u8; 16], payloads: &[Vec<u8>]) -> Vec<u8> {
     let records = records(payloads);
     let mut wal = header(boot, 7, 64 + records.len() as u64);
     wal.extend(records);
     wal
 }
 
-fn put(key: &str, text: &str) -> Vec<u8> {
+pub(crate) fn put(key: &str, text: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({"ops": [{"op": "put", "key": key, "text": text}]}))
         .unwrap()
 }
 
 /// A store with `init` committed, dropped (as by a process that exits).
-fn store_with(dir: &Path, init: &[Op]) {
+pub(crate) fn store_with(dir: &Path, init: &[Op]) {
     FsStore::open(dir, "state").unwrap().commit(init).unwrap();
 }
 

@@ -6,6 +6,7 @@ mod common;
 mod concurrency;
 mod conformance;
 mod fs;
+mod fs_damage;
 mod git;
 mod refstore;
 mod security;
