@@ -1,10 +1,102 @@
 //! The files of the directory store: one `@object.json` per key under
 //! `refs/`, written back by checkpoints and read where the log has no value.
 
+//!
+//! Nothing under the store's directory may be a symbolic link: a store is
+//! often checked in, and a link committed to it would point the agent's
+//! reads and writes anywhere it can reach. Every directory from the store's
+//! root down to a file is checked with `lstat` before use, files are opened
+//! with `O_NOFOLLOW`, and temporary files are created fresh (`O_EXCL`), so a
+//! link is refused with an error naming it, never followed. (The store's
+//! directory itself is the user's choice and may be a link.)
+
 use super::*;
+
+/// The error for a symbolic link found at `path` inside a store.
+pub(super) fn symlink_error(path: &Path) -> Error {
+    Error::store(format!(
+        "refusing to follow the symbolic link {}: nothing inside a store may be a symbolic \
+         link, since it could point reads and writes outside the store; replace it with the \
+         file or directory itself",
+        path.display()
+    ))
+}
+
+/// `e` from `op` on `path` as our error, naming a refused symbolic link as such.
+pub(super) fn io_error(op: &str, path: &Path, e: io::Error) -> Error {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+        return symlink_error(path);
+    }
+    Error::io(op, path, e)
+}
+
+/// Options that refuse to open a symbolic link as the last component.
+pub(super) fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    options
+}
+
+/// Read the file at `path`, which must not be a symbolic link.
+pub(super) fn read_no_follow(path: &Path) -> io::Result<Vec<u8>> {
+    #[cfg(not(unix))]
+    if fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Err(io::Error::other("is a symbolic link"));
+    }
+    let mut file = no_follow(OpenOptions::new().read(true)).open(path)?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut file, &mut bytes)?;
+    Ok(bytes)
+}
 
 impl FsStore {
     // ----- files -------------------------------------------------------------
+
+    /// Check that every directory from the store's root down to `dir` (a
+    /// path inside it) is a real directory, not a symbolic link. `Ok(false)`
+    /// when one is missing, unless `create`, which creates it.
+    pub(super) fn real_dir(&self, dir: &Path, create: bool) -> Result<bool> {
+        let rel = dir
+            .strip_prefix(&self.dir)
+            .map_err(|_| Error::internal(format!("{} is outside the store", dir.display())))?;
+        let mut current = self.dir.clone();
+        for part in rel.components() {
+            current.push(part);
+            let meta = match fs::symlink_metadata(&current) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                    match fs::create_dir(&current) {
+                        Ok(()) => continue,
+                        // Made meanwhile by another writer: check what it is.
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                            fs::symlink_metadata(&current)
+                                .map_err(|e| Error::io("stat", &current, e))?
+                        }
+                        Err(e) => return Err(Error::io("create directory", &current, e)),
+                    }
+                }
+                Err(e) if is_absent(&e) => return Ok(false),
+                Err(e) => return Err(Error::io("stat", &current, e)),
+            };
+            if meta.file_type().is_symlink() {
+                return Err(symlink_error(&current));
+            }
+            if !meta.is_dir() {
+                if create {
+                    return Err(Error::store(format!(
+                        "cannot store a key under {}: it is a file, not a directory",
+                        current.display()
+                    )));
+                }
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 
     /// `refs/<key>`, checking each segment can only name a child directory
     /// (the keys are validated already; this is a second line of defence).
@@ -75,26 +167,34 @@ impl FsStore {
     }
 
     pub(super) fn read_file(&self, key: &str) -> Result<Option<Entry>> {
-        let path = self.key_dir(key)?.join(OBJECT_FILE);
-        match fs::read(&path) {
+        let dir = self.key_dir(key)?;
+        if !self.real_dir(&dir, false)? {
+            return Ok(None);
+        }
+        let path = dir.join(OBJECT_FILE);
+        match read_no_follow(&path) {
             Ok(value) => Ok(Some(Entry {
                 version: Version::of_bytes(&value),
                 value,
             })),
             Err(e) if is_absent(&e) => Ok(None),
-            Err(e) => Err(Error::io("read", &path, e)),
+            Err(e) => Err(io_error("read", &path, e)),
         }
     }
 
     pub(super) fn put_file(&self, key: &str, bytes: &[u8]) -> Result<()> {
         let dir = self.key_dir(key)?;
-        fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
+        self.real_dir(&dir, true)?;
         self.write_atomic(&dir.join(OBJECT_FILE), &dir.join(OBJECT_TEMP), bytes, false)
     }
 
     pub(super) fn delete_file(&self, key: &str) -> Result<()> {
         let dir = self.key_dir(key)?;
+        if !self.real_dir(&dir, false)? {
+            return Ok(());
+        }
         let path = dir.join(OBJECT_FILE);
+        // (Removing a link removes the link, not what it points to.)
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if is_absent(&e) => return Ok(()),
@@ -113,7 +213,10 @@ impl FsStore {
     }
 
     /// Write `bytes` to `temp` and rename it to `path`; with `durable` (and
-    /// fsync on), fsync the file first. The caller fsyncs the directory.
+    /// fsync on), fsync the file first. The caller fsyncs the directory and
+    /// holds the exclusive lock, so an existing `temp` is a leftover of a
+    /// killed writer: it is removed, and `temp` created afresh, never opened
+    /// through a link. (The rename replaces a link at `path` itself.)
     pub(super) fn write_atomic(
         &self,
         path: &Path,
@@ -121,12 +224,10 @@ impl FsStore {
         bytes: &[u8],
         durable: bool,
     ) -> Result<()> {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
+        remove_if_exists(temp)?;
+        let mut file = no_follow(OpenOptions::new().write(true).create_new(true))
             .open(temp)
-            .map_err(|e| Error::io("create", temp, e))?;
+            .map_err(|e| io_error("create", temp, e))?;
         file.write_all(bytes)
             .map_err(|e| Error::io("write", temp, e))?;
         if durable && self.fsync {
@@ -222,12 +323,34 @@ impl FsStore {
         })
     }
 
+    /// After a checkpoint was killed: remove the temporary files it left
+    /// next to the documents (readers never list them, but other tools
+    /// reading the files would see them). Exclusive lock held.
+    pub(super) fn clean_interrupted_checkpoint(&self) -> Result<()> {
+        let mark = self.dir.join(CHECKPOINT_MARK);
+        if !exists(&mark)? {
+            return Ok(());
+        }
+        let mut removed = 0;
+        if self.real_dir(&self.refs, false)? {
+            remove_temps(&self.refs, &mut removed)?;
+        }
+        if removed > 0 {
+            tracing::info!(
+                store = %self.dir.display(),
+                removed,
+                "removed the temporary files of an interrupted checkpoint"
+            );
+        }
+        remove_if_exists(&mark)
+    }
+
     /// Fsync a file or directory if it exists.
     pub(super) fn sync_path(&self, path: &Path) -> Result<()> {
-        match File::open(path) {
+        match no_follow(OpenOptions::new().read(true)).open(path) {
             Ok(f) => self.synced(f.sync_all(), path),
             Err(e) if is_absent(&e) => Ok(()),
-            Err(e) => Err(Error::io("open for fsync", path, e)),
+            Err(e) => Err(io_error("open for fsync", path, e)),
         }
     }
 
@@ -276,6 +399,9 @@ impl FsStore {
             self.key_dir(dir_part)?
         };
         let mut keys = Vec::new();
+        if !self.real_dir(&start, false)? {
+            return Ok(keys);
+        }
         let entries = match fs::read_dir(&start) {
             Ok(entries) => entries,
             Err(e) if is_absent(&e) => return Ok(keys),
@@ -316,6 +442,12 @@ impl FsStore {
         for entry in entries {
             let entry = entry.map_err(|e| Error::io("list", dir, e))?;
             if entry.file_name() == OBJECT_FILE {
+                let file_type = entry
+                    .file_type()
+                    .map_err(|e| Error::io("list", &entry.path(), e))?;
+                if file_type.is_symlink() {
+                    return Err(symlink_error(&entry.path()));
+                }
                 has_object = true;
             } else if let Some(name) = child_dir_name(&entry)? {
                 children.push((entry.path(), name));
@@ -331,16 +463,41 @@ impl FsStore {
     }
 }
 
-/// The name of `entry` if it is a real directory (not a symlink) with a
-/// UTF-8 name.
+/// The name of `entry` if it is a directory with a UTF-8 name; a symbolic
+/// link is an error.
 pub(super) fn child_dir_name(entry: &fs::DirEntry) -> Result<Option<String>> {
     let file_type = entry
         .file_type()
         .map_err(|e| Error::io("list", &entry.path(), e))?;
+    if file_type.is_symlink() {
+        return Err(symlink_error(&entry.path()));
+    }
     if !file_type.is_dir() {
         return Ok(None);
     }
     Ok(entry.file_name().into_string().ok())
+}
+
+/// Remove every `@object.json.tmp` below `dir`, never entering a link.
+fn remove_temps(dir: &Path, removed: &mut usize) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if is_absent(&e) => return Ok(()),
+        Err(e) => return Err(Error::io("list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+        let file_type = entry
+            .file_type()
+            .map_err(|e| Error::io("list", &entry.path(), e))?;
+        if file_type.is_dir() {
+            remove_temps(&entry.path(), removed)?;
+        } else if entry.file_name() == OBJECT_TEMP {
+            remove_if_exists(&entry.path())?;
+            *removed += 1;
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn is_absent(e: &io::Error) -> bool {

@@ -25,6 +25,9 @@ const OBJECT_FILE: &str = "@object.json";
 const OBJECT_TEMP: &str = "@object.json.tmp";
 /// The log, which is also the lock file.
 const WAL_FILE: &str = ".wal";
+/// Present while a checkpoint writes files back: if a killed checkpoint left
+/// it, the next opening removes the temporary files it may have left too.
+const CHECKPOINT_MARK: &str = ".checkpoint";
 /// The crash journal of the store format before the log.
 const LEGACY_JOURNAL: &str = ".journal.json";
 const WAL_MAGIC: &[u8; 8] = b"OCUWAL1\0";
@@ -112,7 +115,24 @@ const SYNCFS_KEYS: usize = 32;
 /// - A checkpoint writes each file to a temporary file in the same directory
 ///   and renames it over `@object.json`, so even a reader that ignores the
 ///   lock sees the old or the new file, never part of one. Deleting a value
-///   removes directories left empty, up to (not including) `refs/`.
+///   removes directories left empty, up to (not including) `refs/`. A
+///   checkpoint that was killed leaves a `.checkpoint` mark: the next
+///   instance to open the store removes the temporary files it left. A key
+///   whose file cannot be written (a path taken by a file, say) is reported
+///   and kept in the emptied log, so it neither is lost nor stalls later
+///   checkpoints.
+///
+/// # Links and names
+///
+/// Nothing inside the store's directory may be a symbolic link (the
+/// directory itself may be): a store is often checked in, and a committed
+/// link would point the agent's reads and writes anywhere it can reach.
+/// Every directory down to a file is checked before use, files are opened
+/// with `O_NOFOLLOW` and temporary files created afresh, so a link is
+/// refused with an error naming it and never followed. Keys are at most
+/// [`MAX_KEY_BYTES`](crate::refs::MAX_KEY_BYTES) long, in segments of at
+/// most [`MAX_SEGMENT_BYTES`](crate::refs::MAX_SEGMENT_BYTES), so every key
+/// fits every filesystem.
 ///
 /// # Durability
 ///
@@ -362,7 +382,13 @@ impl FsStoreBuilder {
         if exists(&store.dir)? {
             if exists(&store.wal_path)? {
                 // A restart is dealt with on locking.
-                store.with_exclusive(false, |_| store.check_marker())?;
+                store.with_exclusive(false, |locked| {
+                    store.check_marker()?;
+                    if locked.wal.writable {
+                        store.clean_interrupted_checkpoint()?;
+                    }
+                    Ok(())
+                })?;
             } else {
                 // Never written by this version: nothing to check, and
                 // nothing to lock unless the marker needs writing.
@@ -470,12 +496,14 @@ impl FsStore {
             return Ok(Some(log));
         }
         let path = &self.wal_path;
-        let rw = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(create)
-            .truncate(false)
-            .open(path);
+        let rw = no_follow(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(create)
+                .truncate(false),
+        )
+        .open(path);
         let log = match rw {
             Ok(file) => LogFile {
                 file,
@@ -491,16 +519,16 @@ impl FsStore {
                         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
                     ) =>
             {
-                match File::open(path) {
+                match no_follow(OpenOptions::new().read(true)).open(path) {
                     Ok(file) => LogFile {
                         file,
                         writable: false,
                     },
                     Err(e) if is_absent(&e) => return Ok(None),
-                    Err(_) => return Err(Error::io("open store log", path, e)),
+                    Err(_) => return Err(io_error("open store log", path, e)),
                 }
             }
-            Err(e) => return Err(Error::io("open store log", path, e)),
+            Err(e) => return Err(io_error("open store log", path, e)),
         };
         // Another thread may have opened it meanwhile: either is fine.
         let _ = self.log.set(log);
@@ -689,10 +717,10 @@ impl FsStore {
             )));
         }
         let path = self.dir.join(MARKER_FILE);
-        let existing = match fs::read(&path) {
+        let existing = match read_no_follow(&path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-            Err(e) => return Err(Error::io("read store marker", &path, e)),
+            Err(e) => return Err(io_error("read store marker", &path, e)),
         };
         marker_update(existing.as_deref(), &self.tag, &path.display().to_string())
     }
@@ -815,6 +843,10 @@ impl FsStore {
         // a path taken by something else) must not stall every later
         // checkpoint, nor be lost: it is reported, and carried over into the
         // emptied log, while every other key is written back.
+        let mark = self.dir.join(CHECKPOINT_MARK);
+        no_follow(OpenOptions::new().write(true).create(true).truncate(true))
+            .open(&mark)
+            .map_err(|e| io_error("create", &mark, e))?;
         let mut puts = Vec::new();
         let failed = Mutex::new(Vec::new());
         for (key, value) in &overlay.values {
@@ -868,6 +900,7 @@ impl FsStore {
         if self.fsync {
             self.synced(wal.file.sync_all(), wal.path)?;
         }
+        remove_if_exists(&mark)?;
         let kept: Vec<(String, Option<Vec<u8>>)> = carried
             .iter()
             .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
