@@ -17,6 +17,10 @@
 //!   flag spellings.
 //! - `push`: releasing what changed since the last push, the push index.
 //! - `repl`: `-c`, stdin, and the interactive prompt on a pty (`script`).
+//! - `hardening`: hostile input: concurrent retries, refs with a subpath
+//!   where a release is expected, package files that are not regular files,
+//!   errors in `repo.ocu.star`, read-only commands that must not run
+//!   commands, command timeouts.
 
 #[path = "cli/support.rs"]
 mod support;
@@ -50,3 +54,6 @@ mod repl;
 
 #[path = "cli/gitstore.rs"]
 mod gitstore;
+
+#[path = "cli/hardening.rs"]
+mod hardening;

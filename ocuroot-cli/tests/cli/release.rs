@@ -64,11 +64,11 @@ def k():
 task(k, name="k")
 "#;
 
-const PKG: &str = "test/-/release.ocu.star";
+pub(crate) const PKG: &str = "test/-/release.ocu.star";
 
 /// A committed repository with the base fixture and `files` (each prefixed
 /// with [`PRELUDE`]), and the commit's sha.
-fn setup(files: &[(&str, &str)]) -> (Repo, String) {
+pub(crate) fn setup(files: &[(&str, &str)]) -> (Repo, String) {
     let repo = Repo::new();
     repo.copy_fixture_dir("release/base");
     for (path, body) in files {
@@ -111,7 +111,7 @@ fn store_object(repo: &Repo, r: &str) -> Value {
 
 /// The repository of the failing-deploy tests, with its environments
 /// registered.
-fn deploy_repo() -> (Repo, String) {
+pub(crate) fn deploy_repo() -> (Repo, String) {
     let (repo, sha) = setup(&[("release.ocu.star", DEPLOYS)]);
     let out = ocu(&repo, &["release", "new", "environments.ocu.star"]).success();
     assert!(

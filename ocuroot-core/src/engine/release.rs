@@ -334,9 +334,18 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
         }
         return Err(Error::invalid_input(msg));
     }
-    ctx.state.update(|tx| {
+    // Read again in each attempt: another agent retrying the same release
+    // at the same moment makes this transaction conflict, and on the next
+    // attempt the runs it retried are no longer failed.
+    let retried = ctx.state.update(|tx| {
+        let mut retried = 0;
         for (path, latest) in &retry {
             let old = run_ref(&rel, path, latest.run)?;
+            let next = run_ref(&rel, path, latest.run + 1)?;
+            if tx.get(&status_ref(&old, latest.status))?.is_none() || tx.get(&next)?.is_some() {
+                continue;
+            }
+            retried += 1;
             let old_doc: RunDoc = serde_json::from_value(
                 tx.get(&old)?
                     .ok_or_else(|| Error::store(format!("run {old} has no document")))?,
@@ -349,7 +358,7 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
                 .ok_or_else(|| Error::store(format!("run {old} has no function")))?;
             first.resolved = None;
             let new_doc = RunDoc::new(old_doc.run_type, old_doc.release, first);
-            let new = run_ref(&rel, path, latest.run + 1)?;
+            let new = next;
             // A failed run becomes failed_retried; one abandoned by a dead
             // agent becomes cancelled.
             let to = match latest.status {
@@ -366,8 +375,13 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
             tx.create_doc(&new, &new_doc)?;
             tx.create(&status_ref(&new, RunStatus::Pending), json!({}))?;
         }
-        Ok(())
+        Ok(retried)
     })?;
+    if retried == 0 {
+        return Err(Error::invalid_input(format!(
+            "no failed work to retry in {rel}: another agent retried it meanwhile"
+        )));
+    }
     let loaded = evaluate(ctx, &package_file(ctx, &rel), &rel)?;
     let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, false)?;
     report(ctx, &rel, &doc, &waiting)

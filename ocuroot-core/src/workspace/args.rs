@@ -103,6 +103,25 @@ impl Workspace {
     /// tag>]`, where `<package>` is a package file path or a package ref
     /// (see [`package_file`](Self::package_file)); made absolute.
     pub fn release_arg(&self, text: &str) -> Result<Ref> {
+        let r = self.release_or_package(text)?;
+        if r.global || r.subpath_type.is_some() || !r.fragment.is_empty() {
+            let mut release = r.clone();
+            release.subpath_type = None;
+            release.subpath.clear();
+            release.fragment.clear();
+            let hint = if r.global || release.release.is_none() {
+                "a package path, optionally with /@<release>".to_string()
+            } else {
+                format!("the release itself, {release}")
+            };
+            return Err(Error::invalid_ref(format!(
+                "{text:?} is not a release: it names {r} inside one; give {hint}"
+            )));
+        }
+        Ok(r)
+    }
+
+    fn release_or_package(&self, text: &str) -> Result<Ref> {
         let (package, release) = match text.find("/@") {
             Some(i) => (&text[..i], Some(&text[i + 1..])),
             None => (text, None),
