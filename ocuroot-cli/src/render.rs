@@ -16,15 +16,22 @@ use ocuroot_core::{Error, ErrorKind};
 
 /// An error for stderr: `Error: <message>`, except that evaluation errors,
 /// which Starlark already renders as `error: ...` with a traceback and the
-/// source line, are printed as they are.
+/// source line, are printed as they are. An error with a location is
+/// prefixed with it (`Error: repo.ocu.star:3:1: ...`) unless its message
+/// names it already.
 pub fn error(e: &Error) -> String {
     let text = e.to_string();
     let rendered = e.kind() == ErrorKind::Eval
         && (text.starts_with("error:") || text.starts_with("Traceback"));
     if rendered {
-        text
-    } else {
-        format!("Error: {text}")
+        return text;
+    }
+    match e.location() {
+        // Where the error has a place the message does not already name.
+        Some(l) if !text.contains(&format!("{}:{}", l.file, l.line)) => {
+            format!("Error: {l}: {text}")
+        }
+        _ => format!("Error: {text}"),
     }
 }
 

@@ -114,6 +114,14 @@ impl Error {
         self
     }
 
+    /// Attach `location` if there is one and the error has none yet.
+    pub fn with_location_opt(self, location: Option<Location>) -> Self {
+        match location {
+            Some(l) if self.location.is_none() => self.with_location(l),
+            _ => self,
+        }
+    }
+
     /// Attach a Starlark call stack (already formatted, one frame per line).
     pub fn with_stack(mut self, stack: impl Into<String>) -> Self {
         let s = stack.into();

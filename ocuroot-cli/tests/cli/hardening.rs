@@ -68,3 +68,55 @@ fn a_ref_inside_a_release_is_not_taken_for_the_release() {
     let out = ocu(&repo, &["release", "continue", "@/custom/x"]).expect_code(1);
     assert!(out.stderr.contains("is not a release"), "{}", out.stderr);
 }
+
+#[test]
+fn package_files_must_be_regular_files_of_a_bounded_size() {
+    let repo = crate::support::Repo::new();
+    repo.write("repo.ocu.star", "ocuroot(\"0.3.0\")\nrepo_alias(\"t\")\n");
+    let fifo = repo.path().join("f.ocu.star");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::create_dir(repo.path().join("d.ocu.star")).unwrap();
+    let big = "#".repeat(17 << 20);
+    repo.write("big.ocu.star", &big);
+    for (file, says) in [
+        ("f.ocu.star", "not a regular file"),
+        ("d.ocu.star", "not a regular file"),
+        ("big.ocu.star", "larger than 16 MiB"),
+    ] {
+        for cmd in ["new", "lint"] {
+            let out = ocu(&repo, &["release", cmd, file]).expect_code(1);
+            assert!(out.stderr.contains(says), "{cmd} {file}: {}", out.stderr);
+            assert!(out.stderr.contains(file), "{cmd} {file}: {}", out.stderr);
+        }
+    }
+    assert!(!repo.path().join(".store").exists());
+}
+
+#[test]
+fn mistakes_in_repo_ocu_star_name_the_file_and_line() {
+    let repo = crate::support::Repo::new();
+    repo.write("p.ocu.star", "ocuroot(\"0.3.0\")\n");
+    for (config, says) in [
+        ("store.set(store.s3(\"x\"))", "repo.ocu.star:3"),
+        ("store.set(\"nonsense\")", "repo.ocu.star:3"),
+        ("repo_alias(\"a/../b\")", "repo.ocu.star:3"),
+        ("repo_alias = \"a/../b\"", "repo.ocu.star:3:1"),
+        ("repo_alias = 5", "repo.ocu.star:3:1"),
+        ("state_store = \"x\"", "repo.ocu.star:3:1"),
+        (
+            "store.set(store.git(\"/nonexistent/x.git\"))",
+            "the store configured at repo.ocu.star:3:1",
+        ),
+    ] {
+        repo.write(
+            "repo.ocu.star",
+            &format!("ocuroot(\"0.3.0\")\n\n{config}\n"),
+        );
+        let out = ocu(&repo, &["release", "new", "p.ocu.star"]).expect_code(1);
+        assert!(out.stderr.contains(says), "{config}: {}", out.stderr);
+    }
+}

@@ -372,8 +372,42 @@ pub(super) fn go_arch() -> &'static str {
     }
 }
 
+/// The largest file `read_file` reads (package files, and files read with
+/// `host.read_file`): anything bigger is a mistake or an attack, and would be
+/// held in memory whole.
+pub const MAX_READ_BYTES: u64 = 16 << 20;
+
+/// Read a UTF-8 regular file of at most [`MAX_READ_BYTES`]. A FIFO, device or
+/// directory is refused before it is opened (reading a FIFO would wait for a
+/// writer forever).
 pub(super) fn read_file(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))
+    use std::io::Read;
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("read", path, e))?;
+    if !meta.is_file() {
+        return Err(Error::invalid_input(format!(
+            "cannot read {}: it is not a regular file",
+            path.display()
+        )));
+    }
+    let too_large = || {
+        Error::invalid_input(format!(
+            "cannot read {}: it is larger than {} MiB",
+            path.display(),
+            MAX_READ_BYTES >> 20
+        ))
+    };
+    if meta.len() > MAX_READ_BYTES {
+        return Err(too_large());
+    }
+    let file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let mut text = String::new();
+    file.take(MAX_READ_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io("read", path, e))?;
+    if text.len() as u64 > MAX_READ_BYTES {
+        return Err(too_large());
+    }
+    Ok(text)
 }
 
 pub(super) fn write_file(path: &Path, contents: &str) -> Result<()> {

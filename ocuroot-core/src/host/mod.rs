@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-pub use local::LocalHost;
+pub use local::{LocalHost, MAX_READ_BYTES};
 pub use read_only::ReadOnlyHost;
 
 use crate::Result;

@@ -13,7 +13,7 @@ mod release;
 pub use names::{EnvironmentName, Tag, TaskName};
 pub use package::{
     DEFAULT_STORE_DIR, Deploy, Environment, FunctionId, InputSpec, Package, Phase, RepoConfig,
-    StoreSpec, Task, Work,
+    RepoLocations, StoreSpec, Task, Work,
 };
 pub use release::{
     ReleaseDoc, ReleaseReport, ReleaseStatus, RunDoc, RunError, RunFunction, RunStatus, RunType,

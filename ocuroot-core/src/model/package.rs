@@ -323,4 +323,20 @@ pub struct RepoConfig {
     /// The `trigger(fn)` function, called with a commit that has outstanding work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<FunctionId>,
+    /// Where in `repo.ocu.star` the alias and the stores were set, so errors
+    /// found later (an alias that cannot be a ref, a store that cannot be
+    /// opened) name the line. Not stored.
+    #[serde(skip)]
+    pub locations: RepoLocations,
+}
+
+/// Where [`RepoConfig`]'s settings were made.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RepoLocations {
+    /// The `repo_alias(...)` call or `repo_alias = ...` assignment.
+    pub alias: Option<crate::Location>,
+    /// The `store.set(...)` call or `state_store = ...` assignment.
+    pub state: Option<crate::Location>,
+    /// The `store.set(..., intent=...)` call or `intent_store = ...` assignment.
+    pub intent: Option<crate::Location>,
 }

@@ -49,6 +49,7 @@ pub(crate) struct Collector {
 /// What repo.ocu.star configures through calls.
 #[derive(Default)]
 pub(crate) struct RepoCollector {
+    pub locations: crate::model::RepoLocations,
     pub alias: Option<String>,
     pub state: Option<StoreSpec>,
     pub intent: Option<StoreSpec>,
@@ -60,10 +61,31 @@ pub(crate) struct RepoCollector {
 impl RepoCollector {
     /// Combine the call-based settings with the top-level globals, which win.
     pub(crate) fn finish(self, globals: RepoGlobals, path: &Path) -> crate::Result<RepoConfig> {
-        let file = path.display();
-        let bad = |what: &str, v: &Json| {
-            Error::config(format!("{file}: {what} has an unexpected value {v}"))
+        let source = std::fs::read_to_string(path).unwrap_or_default();
+        let display = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        // The line of a top-level `name = ...`, for a setting made as a global.
+        let assigned = |name: &str| -> Location {
+            let line = source
+                .lines()
+                .position(|l| {
+                    l.strip_prefix(name)
+                        .is_some_and(|rest| rest.trim_start().starts_with('='))
+                })
+                .map_or(0, |i| i as u32 + 1);
+            Location {
+                file: display.clone(),
+                line,
+                column: 1,
+            }
         };
+        let bad = |what: &str, v: &Json| {
+            Error::config(format!("{what} has an unexpected value {v}"))
+                .with_location(assigned(what))
+        };
+        let mut locations = self.locations;
         let mut cfg = RepoConfig {
             alias: self.alias,
             state: self.state,
@@ -71,10 +93,18 @@ impl RepoCollector {
             remotes: self.remotes.unwrap_or_default(),
             release_ignore: Vec::new(),
             trigger: self.trigger,
+            locations: Default::default(),
         };
         if let Some(v) = globals.alias {
             match v {
-                Json::String(s) if !s.is_empty() => cfg.alias = Some(s),
+                Json::String(s) if !s.is_empty() => {
+                    crate::refs::validate_key(&s).map_err(|e| {
+                        Error::config(format!("invalid repo_alias {s:?}: {}", e.message()))
+                            .with_location(assigned("repo_alias"))
+                    })?;
+                    cfg.alias = Some(s);
+                    locations.alias = Some(assigned("repo_alias"));
+                }
                 Json::Null => {}
                 other => return Err(bad("repo_alias", &other)),
             }
@@ -91,11 +121,14 @@ impl RepoCollector {
         if let Some(v) = globals.state_store {
             cfg.state =
                 Some(serde_json::from_value(v.clone()).map_err(|_| bad("state_store", &v))?);
+            locations.state = Some(assigned("state_store"));
         }
         if let Some(v) = globals.intent_store {
             cfg.intent =
                 Some(serde_json::from_value(v.clone()).map_err(|_| bad("intent_store", &v))?);
+            locations.intent = Some(assigned("intent_store"));
         }
+        cfg.locations = locations;
         Ok(cfg)
     }
 }

@@ -159,10 +159,23 @@ impl WorkspaceBuilder {
                 "invalid repository name {name:?}{hint}: {}",
                 e.message()
             ))
+            .with_location_opt(config.locations.alias.clone())
         })?;
         let (state, intent) = match (self.state, self.intent) {
             (Some(s), Some(i)) => (s, i),
-            _ => stores::open_configured(&info.root, &config, &var)?,
+            _ => stores::open_configured(&info.root, &config, &var).map_err(|e| {
+                let at = config
+                    .locations
+                    .state
+                    .clone()
+                    .or(config.locations.intent.clone());
+                match &at {
+                    Some(l) => e
+                        .context(format!("the store configured at {l}"))
+                        .with_location_opt(at),
+                    None => e,
+                }
+            })?,
         };
         Ok(Workspace {
             host,

@@ -25,7 +25,11 @@ pub(super) fn repo_globals(builder: &mut GlobalsBuilder) {
         if alias.is_empty() {
             anyhow::bail!("repo_alias() needs a non-empty alias");
         }
-        ctx.repo.borrow_mut().alias = Some(alias.to_string());
+        crate::refs::validate_key(alias)
+            .map_err(|e| anyhow::anyhow!("invalid repo_alias {alias:?}: {}", e.message()))?;
+        let mut repo = ctx.repo.borrow_mut();
+        repo.alias = Some(alias.to_string());
+        repo.locations.alias = Some(super::call_location(eval));
         Ok(NoneType)
     }
 
@@ -76,6 +80,11 @@ pub(super) fn store_members(builder: &mut GlobalsBuilder) {
             anyhow::bail!("store already set");
         }
         r.store_set = true;
+        let at = super::call_location(eval);
+        r.locations.state = Some(at.clone());
+        if intent.is_some() {
+            r.locations.intent = Some(at);
+        }
         r.state = Some(state);
         r.intent = intent;
         Ok(NoneType)
