@@ -120,3 +120,66 @@ fn mistakes_in_repo_ocu_star_name_the_file_and_line() {
         assert!(out.stderr.contains(says), "{config}: {}", out.stderr);
     }
 }
+
+#[test]
+fn deep_values_fail_the_run_with_a_message_and_leave_a_readable_store() {
+    let (repo, _) = crate::release::setup(&[(
+        "release.ocu.star",
+        r#"
+def deep(n):
+    x = "leaf"
+    for i in range(n):
+        x = [x]
+    return x
+
+def out150():
+    return done(outputs={"v": deep(150)})
+
+def out1000():
+    return done(outputs={"v": deep(1000)})
+
+def enc():
+    print(json.encode(deep(1000)))
+    return done()
+
+phase("a", tasks=[task(out150, name="o150"), task(out1000, name="o1000"), task(enc, name="enc")])
+"#,
+    )]);
+    let out = ocu(&repo, &["release", "new", "release.ocu.star"]).expect_code(1);
+    assert!(!out.stderr.contains("overflow"), "{}", out.stderr);
+    for task in ["o150", "o1000", "enc"] {
+        let run = format!("{PKG}/@r1/task/{task}/1");
+        assert_eq!(crate::support::statuses(&repo, &run), ["failed"], "{task}");
+        let doc = crate::support::must_get(&repo, &run);
+        let error = doc["error"].to_string();
+        assert!(
+            error.contains("nested more than 100 deep"),
+            "{task}: {error}"
+        );
+    }
+    // Every document reads back.
+    for r in crate::support::matches(&repo, "**") {
+        crate::support::must_get(&repo, &r);
+    }
+}
+
+#[test]
+fn deeply_nested_source_is_refused_before_it_is_parsed() {
+    let repo = crate::support::Repo::new();
+    let cases = [
+        (
+            format!("x = {}{}", "[".repeat(5000), "]".repeat(5000)),
+            "nested more than 200 deep",
+        ),
+        (
+            format!("x = 1{}", "+1".repeat(300_000)),
+            "more than 1000 operators",
+        ),
+    ];
+    for (body, says) in cases {
+        repo.write("deep.ocu.star", &format!("ocuroot(\"0.3.0\")\n{body}\n"));
+        let out = ocu(&repo, &["release", "lint", "deep.ocu.star"]).expect_code(1);
+        assert!(out.stderr.contains("deep.ocu.star:2:"), "{}", out.stderr);
+        assert!(out.stderr.contains(says), "{}", out.stderr);
+    }
+}

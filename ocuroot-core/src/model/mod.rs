@@ -19,3 +19,31 @@ pub use release::{
     ReleaseDoc, ReleaseReport, ReleaseStatus, RunDoc, RunError, RunFunction, RunStatus, RunType,
     WorkDoc, WorkReport, WorkState,
 };
+
+/// How deeply values may nest (lists, dicts, structs, JSON arrays and
+/// objects) where they cross between Starlark, JSON and the store: task
+/// outputs and inputs, `json.encode`, `state set`. Store documents add a few
+/// levels of their own, and JSON readers stop at 128, so anything deeper
+/// could be stored but never read back.
+pub const MAX_VALUE_DEPTH: usize = 100;
+
+/// Refuse a JSON value nesting deeper than [`MAX_VALUE_DEPTH`]; `what` names
+/// it in the error. Iterative, so no input can exhaust the stack.
+pub fn check_json_depth(value: &serde_json::Value, what: &str) -> crate::Result<()> {
+    use serde_json::Value;
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(o) => Box::new(o.values()),
+            _ => continue,
+        };
+        if depth > MAX_VALUE_DEPTH {
+            return Err(crate::Error::invalid_input(format!(
+                "{what} is nested more than {MAX_VALUE_DEPTH} deep"
+            )));
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    Ok(())
+}

@@ -146,6 +146,8 @@ fn run(
             eval.eval_function(fv, &[], &named)
         };
         let v = result.map_err(|e| starlark_to_ocu(&e, &last))?;
+        super::values::check_depth(v, &format!("the value {} returned", req.function))
+            .map_err(|e| Error::new(ErrorKind::Eval, e.to_string()))?;
         v.to_json_value().map_err(|e| {
             Error::new(
                 ErrorKind::Eval,

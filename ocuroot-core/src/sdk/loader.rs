@@ -165,6 +165,7 @@ impl<'a> EvalState<'a> {
             .host
             .read_file(path)
             .map_err(|e| EvalFail::Ocu(e.context(format!("cannot read {display}"))))?;
+        super::nesting::check(&source, &display).map_err(EvalFail::Ocu)?;
         let ast = AstModule::parse(&display, source, &dialect())
             .map_err(|e| EvalFail::Starlark(e, LastStatement::default()))?;
         check_version_calls(&ast)?;
@@ -215,7 +216,7 @@ impl<'a> EvalState<'a> {
             if self.ctx.mode == Mode::Repo && self.stack.borrow().len() == 1 {
                 let get = |name: &str| -> std::result::Result<Option<serde_json::Value>, EvalFail> {
                     match module.get(name) {
-                        Some(v) => v.to_json_value().map(Some).map_err(|e| {
+                        Some(v) => super::values::to_json(v, name).map(Some).map_err(|e| {
                             EvalFail::Ocu(Error::config(format!(
                                 "{display}: global {name} cannot be converted to a setting: {e}"
                             )))

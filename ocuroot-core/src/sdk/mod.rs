@@ -16,8 +16,10 @@ mod context;
 mod errors;
 mod globals;
 mod loader;
+mod nesting;
 mod repl;
 mod secrets;
+mod values;
 mod version;
 
 use std::collections::BTreeMap;
@@ -50,7 +52,7 @@ impl Default for Limits {
         Limits {
             max_ticks: 50_000_000,
             max_callstack: 200,
-            max_heap_bytes: 1 << 30,
+            max_heap_bytes: 256 << 20,
         }
     }
 }
@@ -194,7 +196,10 @@ impl LoadedFile {
     }
     /// Call a work function; see [`CallRequest`].
     pub fn call(&self, request: &CallRequest) -> call::CallResult {
-        call::call(self, request)
+        on_eval_stack(|| Ok(call::call(self, request))).unwrap_or_else(|e| CallResult {
+            outcome: Err(e),
+            log: Vec::new(),
+        })
     }
 }
 
@@ -205,18 +210,57 @@ impl LoadedFile {
 /// deployed at most once, task names are unique, and a file does not both
 /// register environments and declare work.
 pub fn evaluate_package(path: &Path, options: &EvalOptions) -> Result<LoadedFile> {
-    loader::evaluate(path, options, context::Mode::Package)
+    on_eval_stack(|| loader::evaluate(path, options, context::Mode::Package))
 }
 
 /// Evaluate `repo.ocu.star` into its settings.
 pub fn evaluate_repo_config(path: &Path, options: &EvalOptions) -> Result<RepoConfig> {
-    loader::evaluate_repo(path, options)
+    on_eval_stack(|| loader::evaluate_repo(path, options))
 }
 
 /// Evaluate `repo.ocu.star` into its settings, keeping the evaluated file
 /// so that its `trigger` function can be called.
 pub fn evaluate_repo_file(path: &Path, options: &EvalOptions) -> Result<(LoadedFile, RepoConfig)> {
-    loader::evaluate_repo_file(path, options)
+    on_eval_stack(|| loader::evaluate_repo_file(path, options))
+}
+
+/// The stack size of the thread every evaluation and call runs on. Parsing,
+/// compiling and running Starlark recurse once per level of nesting in the
+/// source and in values; a thread of its own with a known, large stack
+/// (reserved, and only touched as deep as it is used) keeps a hostile file
+/// from overflowing whatever small stack the caller's thread has. The
+/// nesting itself is bounded by [`Limits`] and the value depth limit.
+pub const EVAL_STACK_BYTES: usize = 1 << 30;
+
+/// The stack tried when a thread with [`EVAL_STACK_BYTES`] cannot be made
+/// (a machine that refuses to reserve that much address space).
+const FALLBACK_STACK_BYTES: usize = 64 << 20;
+
+/// Run `f` on a thread with an [`EVAL_STACK_BYTES`] stack.
+fn on_eval_stack<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    // `spawn_scoped` consumes the closure even when it fails, so the closure
+    // is handed over through a slot that a failed spawn leaves full.
+    let slot = std::sync::Mutex::new(Some(f));
+    let take = || slot.lock().ok().and_then(|mut s| s.take());
+    std::thread::scope(|scope| {
+        let spawn = |size: usize| {
+            std::thread::Builder::new()
+                .name("ocuroot-eval".into())
+                .stack_size(size)
+                .spawn_scoped(scope, || match take() {
+                    Some(f) => f(),
+                    None => Err(crate::Error::internal("an evaluation ran twice")),
+                })
+        };
+        let handle = spawn(EVAL_STACK_BYTES)
+            .or_else(|_| spawn(FALLBACK_STACK_BYTES))
+            .map_err(|e| {
+                crate::Error::internal(format!("cannot start an evaluation thread: {e}"))
+            })?;
+        handle
+            .join()
+            .unwrap_or_else(|_| Err(crate::Error::internal("an evaluation panicked")))
+    })
 }
 
 /// Mask every registered secret in `text`.

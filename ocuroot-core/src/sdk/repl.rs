@@ -68,6 +68,10 @@ pub fn repl(file: Option<&Path>, options: &EvalOptions, io: &mut dyn ReplIo) -> 
 /// The JSON value of one Starlark expression evaluated with the SDK
 /// globals and nothing else (`state set -f starlark`).
 pub fn evaluate_expression(text: &str, options: &EvalOptions) -> Result<serde_json::Value> {
+    super::on_eval_stack(|| evaluate_expression_here(text, options))
+}
+
+fn evaluate_expression_here(text: &str, options: &EvalOptions) -> Result<serde_json::Value> {
     struct One<'a> {
         input: Option<&'a str>,
         value: Option<Result<Option<ReplValue>>>,
@@ -112,6 +116,10 @@ pub fn input_is_complete(text: &str) -> bool {
     if opens_block {
         return text.ends_with("\n\n");
     }
+    if super::nesting::check(text, "<repl>").is_err() {
+        // Complete enough to be refused when it is run.
+        return true;
+    }
     match AstModule::parse("<repl>", text.to_owned(), &dialect()) {
         Ok(_) => true,
         Err(e) => !e.to_string().contains("end of file"),
@@ -136,6 +144,7 @@ fn session(state: &EvalState<'_>, file: Option<&Path>, io: &mut dyn ReplIo) -> R
                     .host
                     .read_file(path)
                     .map_err(|e| e.context(format!("cannot read {display}")))?;
+                super::nesting::check(&source, &display)?;
                 let ast = AstModule::parse(&display, source, &dialect())
                     .map_err(|e| starlark_to_ocu(&e, &LastStatement::default()))?;
                 check_version_calls(&ast).map_err(EvalFail::into_ocu)?;
@@ -181,8 +190,11 @@ fn session(state: &EvalState<'_>, file: Option<&Path>, io: &mut dyn ReplIo) -> R
             result.map_err(|e| ctx.options.secrets.mask_error(e))?;
         }
         while let Some(input) = io.read() {
-            let result = AstModule::parse("<repl>", input, &dialect())
-                .map_err(|e| starlark_to_ocu(&e, &LastStatement::default()))
+            let result = super::nesting::check(&input, "<repl>")
+                .and_then(|()| {
+                    AstModule::parse("<repl>", input, &dialect())
+                        .map_err(|e| starlark_to_ocu(&e, &LastStatement::default()))
+                })
                 .and_then(run)
                 .map_err(|e| ctx.options.secrets.mask_error(e));
             flush(io);

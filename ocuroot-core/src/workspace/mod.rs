@@ -400,6 +400,7 @@ impl Workspace {
     pub fn state_set(&self, r: &str, value: serde_json::Value) -> Result<Ref> {
         let r = self.resolve_user_ref(r)?;
         no_fragment_in(&r)?;
+        crate::model::check_json_depth(&value, &format!("the value for {r}"))?;
         engine::intent::validate_intent(&r, &value)?;
         let ctx = self.engine();
         engine::intent::require_release(&ctx, &r)?;

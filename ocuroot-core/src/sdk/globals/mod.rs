@@ -49,8 +49,7 @@ pub(super) fn call_location(eval: &Evaluator) -> Location {
 }
 
 pub(super) fn to_json(v: Value, what: &str) -> anyhow::Result<Json> {
-    v.to_json_value()
-        .map_err(|e| anyhow::anyhow!("{what} must be JSON-compatible: {e}"))
+    super::values::to_json(v, what)
 }
 
 /// Find which module-level function `v` is.
@@ -151,11 +150,32 @@ fn module_global<'v>(eval: &Evaluator<'v, '_, '_>, name: &str) -> Option<Value<'
         .ok()
 }
 
+/// `json.encode` and `json.decode`, as Starlark's, with the depth limit of
+/// every value leaving Starlark (see [`MAX_VALUE_DEPTH`](crate::model::MAX_VALUE_DEPTH)).
+#[starlark::starlark_module]
+fn json_members(builder: &mut GlobalsBuilder) {
+    /// Encode a value as JSON text.
+    fn encode(#[starlark(require = pos)] x: Value) -> anyhow::Result<String> {
+        super::values::check_depth(x, "the value given to json.encode")?;
+        x.to_json()
+    }
+
+    /// Decode JSON text into a value.
+    fn decode<'v>(
+        #[starlark(require = pos)] x: &str,
+        heap: starlark::values::Heap<'v>,
+    ) -> anyhow::Result<Value<'v>> {
+        let v: Json = serde_json::from_str(x)
+            .map_err(|e| anyhow::anyhow!("json.decode: invalid JSON: {e}"))?;
+        crate::model::check_json_depth(&v, "the text given to json.decode")?;
+        Ok(heap.alloc(v))
+    }
+}
+
 /// Build the globals shared by every evaluation.
 pub(crate) fn build() -> Globals {
     GlobalsBuilder::extended_by(&[
         LibraryExtension::StructType,
-        LibraryExtension::Json,
         LibraryExtension::Print,
         LibraryExtension::Map,
         LibraryExtension::Filter,
@@ -166,6 +186,7 @@ pub(crate) fn build() -> Globals {
     .with(|b| b.namespace("host", host::host_members))
     .with(|b| b.namespace("http", host::http_members))
     .with(|b| b.namespace("store", repo::store_members))
+    .with(|b| b.namespace("json", json_members))
     .build()
 }
 
