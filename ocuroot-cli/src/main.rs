@@ -4,6 +4,7 @@
 //! output formats are in [`render`].
 
 mod args;
+mod log;
 mod render;
 mod repl;
 
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_env("OCUROOT_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log::MaskedStderr::default)
         .init();
     let cli = Cli::parse();
     match run(cli) {

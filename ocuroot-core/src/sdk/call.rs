@@ -180,7 +180,15 @@ fn parse_outcome(ctx: &Ctx, function: &FunctionId, v: Json) -> Result<Outcome> {
         other => return Err(bad(other.to_string())),
     };
     if let Some(done) = obj.get("done") {
+        let secrets = &ctx.options.secrets;
         let outputs = match done.get("outputs") {
+            Some(Json::Object(o)) if o.keys().any(|k| secrets.found_in(k)) => {
+                return Err(Error::validation(format!(
+                    "{function} returned an output whose name contains a value registered \
+                     with secret(); output names are stored and shown in the clear (and two \
+                     masked names would be one): use a fixed name, with the secret as the value"
+                )));
+            }
             Some(Json::Object(o)) => {
                 match ctx.options.secrets.mask_json(&Json::Object(o.clone())) {
                     Json::Object(o) => o,
@@ -190,6 +198,12 @@ fn parse_outcome(ctx: &Ctx, function: &FunctionId, v: Json) -> Result<Outcome> {
             None | Some(Json::Null) => Default::default(),
             Some(other) => return Err(bad(format!("outputs {other}"))),
         };
+        if done.get("tags").is_some_and(|t| secrets.found_in_json(t)) {
+            return Err(Error::validation(format!(
+                "{function} returned a tag containing a value registered with secret(): tags \
+                 become refs, which are stored and shown in the clear"
+            )));
+        }
         let tags = done
             .get("tags")
             .cloned()
@@ -211,6 +225,14 @@ fn parse_outcome(ctx: &Ctx, function: &FunctionId, v: Json) -> Result<Outcome> {
         });
     }
     if let Some(next) = obj.get("next") {
+        if next
+            .get("inputs")
+            .is_some_and(|i| ctx.options.secrets.found_in_json(i))
+        {
+            return Err(Error::validation(super::loader::secret_input_message(
+                &format!("an input of the next(...) that {function} returned"),
+            )));
+        }
         let function: FunctionId =
             serde_json::from_value(next.get("fn").cloned().unwrap_or(Json::Null))
                 .map_err(|e| bad(format!("next without a function ({e})")))?;

@@ -83,6 +83,7 @@ fn evaluate_inner(
     let collector = std::mem::take(&mut *ctx.collector.borrow_mut());
     let prints = std::mem::take(&mut *ctx.log.borrow_mut());
     let repo = std::mem::take(&mut *ctx.repo.borrow_mut());
+    refuse_secret_inputs(&collector, &ctx.options.secrets)?;
     let (contents, declared) = match mode {
         Mode::Repo => (FileContents::Empty, Vec::new()),
         _ => assemble(collector)?,
@@ -411,6 +412,40 @@ pub(super) fn def_table(ast: &AstModule) -> DefTable {
 
 /// Turn what the file declared into the package (or environments), and
 /// validate it.
+/// A static input holding a `secret()` would be stored in the release, run
+/// and task documents in the clear (and is shown by `release lint`): refuse
+/// it, whether `secret()` was called before or after the work was declared.
+fn refuse_secret_inputs(collector: &Collector, secrets: &super::Secrets) -> Result<()> {
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    for (work, loc) in collector.work.values() {
+        for (name, spec) in work.inputs() {
+            let value = match spec {
+                crate::model::InputSpec::Value(v) => Some(v),
+                crate::model::InputSpec::Ref { default, .. } => default.as_ref(),
+            };
+            if value.is_some_and(|v| secrets.found_in_json(v)) {
+                return Err(Error::validation(secret_input_message(&format!(
+                    "input {name:?} of {}",
+                    work.path()
+                )))
+                .with_location(loc.clone()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why a secret may not be an input stored with the work, and what to do.
+pub(super) fn secret_input_message(what: &str) -> String {
+    format!(
+        "{what} holds a value registered with secret(): inputs are stored in state, so a \
+         secret cannot be one; read it inside the work function instead, e.g. \
+         token = secret(host.env()[\"TOKEN\"])"
+    )
+}
+
 fn assemble(collector: Collector) -> Result<(FileContents, Vec<Declared>)> {
     let Collector {
         work,
