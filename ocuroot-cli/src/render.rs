@@ -178,6 +178,16 @@ pub fn lint_text(lint: &Lint) -> String {
             }
         }
     }
+    if !lint.skipped.is_empty() {
+        let _ = writeln!(
+            s,
+            "Not run while linting ({}; they succeed doing nothing):",
+            plural(lint.skipped.len(), "call")
+        );
+        for call in &lint.skipped {
+            let _ = writeln!(s, "  {call}");
+        }
+    }
     let _ = writeln!(s, "Config file evaluated successfully");
     s
 }

@@ -183,3 +183,46 @@ fn deeply_nested_source_is_refused_before_it_is_parsed() {
         assert!(out.stderr.contains(says), "{}", out.stderr);
     }
 }
+
+#[test]
+fn lint_runs_no_command_writes_no_file_and_makes_no_request() {
+    let repo = crate::support::Repo::new();
+    repo.write(
+        "evil.ocu.star",
+        r#"ocuroot("0.3.0")
+host.shell("touch pwned-by-shell")
+write("pwned-by-write", "x")
+http.get("http://127.0.0.1:9/exfiltrate")
+def build():
+    return done()
+task(build, name="b")
+"#,
+    );
+    let out = ocu(&repo, &["release", "lint", "evil.ocu.star"]).success();
+    assert!(!repo.path().join("pwned-by-shell").exists());
+    assert!(!repo.path().join("pwned-by-write").exists());
+    assert!(
+        out.stdout.contains("Not run while linting (3 calls"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("host.shell(\"touch pwned-by-shell\")"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("http GET http://127.0.0.1:9/exfiltrate"),
+        "{}",
+        out.stdout
+    );
+    let json = ocu(
+        &repo,
+        &["release", "lint", "evil.ocu.star", "--format", "json"],
+    )
+    .success();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(v["skipped"].as_array().map(Vec::len), Some(3), "{v:#}");
+    assert!(!repo.path().join("pwned-by-shell").exists());
+}

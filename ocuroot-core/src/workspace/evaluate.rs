@@ -34,6 +34,9 @@ pub struct Lint {
     pub loaded: LoadedFile,
     /// Where `environments()` got its list.
     pub environment_source: EnvironmentSource,
+    /// The commands, writes and requests the file made while it was
+    /// evaluated, which lint skipped (it never runs them), secrets masked.
+    pub skipped: Vec<String>,
 }
 
 impl Lint {
@@ -58,6 +61,9 @@ impl Lint {
         };
         if let (Some((name, Ok(value))), Some(o)) = (extra, v.as_object_mut()) {
             o.insert(name.to_string(), value);
+        }
+        if let Some(o) = v.as_object_mut() {
+            o.insert("skipped".to_string(), self.skipped.clone().into());
         }
         v
     }
@@ -94,12 +100,23 @@ impl Workspace {
                 EnvironmentSource::Files(files)
             };
         }
-        let loaded = sdk::evaluate_package(&abs, &self.eval_options(base.clone(), environments))?;
+        // Linting runs nothing: commands, writes and requests are skipped
+        // and listed (a file under review may be hostile).
+        let host = Arc::new(ReadOnlyHost::skipping(self.host.clone()));
+        let mut options = self.eval_options(base.clone(), environments);
+        options.host = host.clone();
+        let loaded = sdk::evaluate_package(&abs, &options)?;
+        let skipped = host
+            .skipped()
+            .iter()
+            .map(|s| self.secrets.mask(s))
+            .collect();
         Ok(Lint {
             file: package.filename.clone(),
             base,
             loaded,
             environment_source: source,
+            skipped,
         })
     }
 
