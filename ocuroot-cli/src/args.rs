@@ -274,6 +274,21 @@ pub(crate) struct RunArgs {
     /// Do not print progress and logs to stderr.
     #[arg(short, long)]
     pub(crate) quiet: bool,
+    /// How long each command a work function runs with `host.shell` may
+    /// take (`90s`, `10m`, `1h30m`) unless its call gives `timeout=`: then
+    /// the command and everything it started are killed, and the run fails.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) timeout: Option<std::time::Duration>,
+}
+
+/// A duration such as `90s`, `10m` or `1h30m`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (write a duration such as 90s, 10m or 1h30m)"))?;
+    if d.is_zero() {
+        return Err("the timeout must be longer than zero".into());
+    }
+    Ok(d)
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

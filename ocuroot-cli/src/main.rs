@@ -54,6 +54,12 @@ fn cascade_workspace(args: &RunArgs, cascade: Option<&CascadeArgs>) -> Result<Wo
     if let Some(n) = args.parallel {
         builder = builder.parallel(n as usize);
     }
+    if let Some(t) = args.timeout {
+        builder = builder.limits(ocuroot_core::sdk::Limits {
+            shell_timeout: Some(t),
+            ..Default::default()
+        });
+    }
     if !args.quiet {
         builder = builder.events(render::progress_sink());
     }

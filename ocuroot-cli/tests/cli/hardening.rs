@@ -226,3 +226,56 @@ task(build, name="b")
     assert_eq!(v["skipped"].as_array().map(Vec::len), Some(3), "{v:#}");
     assert!(!repo.path().join("pwned-by-shell").exists());
 }
+
+#[test]
+fn a_hung_command_fails_its_run_after_the_timeout_and_its_process_group_is_killed() {
+    let (repo, _) = crate::release::setup(&[(
+        "release.ocu.star",
+        r#"
+def hang():
+    host.shell("(sleep 300; touch survived) & sleep 300", timeout=0.5)
+    return done()
+
+def hang_default():
+    host.shell("sleep 300 > /dev/null 2>&1 < /dev/null")
+    return done()
+
+phase("a", tasks=[task(hang, name="hang"), task(hang_default, name="hang_default")])
+"#,
+    )]);
+    let started = std::time::Instant::now();
+    let out = ocu(
+        &repo,
+        &["release", "new", "release.ocu.star", "--timeout", "1s"],
+    )
+    .expect_code(1);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "it did not wait for sleep 300"
+    );
+    for (task, after) in [("hang", "500ms"), ("hang_default", "1s")] {
+        let run = format!("{PKG}/@r1/task/{task}/1");
+        assert_eq!(crate::support::statuses(&repo, &run), ["failed"], "{task}");
+        let error = crate::support::must_get(&repo, &run)["error"].to_string();
+        assert!(
+            error.contains(&format!("timed out after {after}")),
+            "{task}: {error}"
+        );
+    }
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+    let bad = ocu(
+        &repo,
+        &["release", "new", "release.ocu.star", "--timeout", "abc"],
+    )
+    .expect_code(2);
+    assert!(bad.stderr.contains("--timeout"), "{}", bad.stderr);
+    // The background `sleep 300; touch survived` was killed with its group.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", "sleep 300"])
+        .output();
+    if let Ok(ps) = ps {
+        let pids = String::from_utf8_lossy(&ps.stdout).trim().to_string();
+        assert!(pids.is_empty(), "processes left running: {pids}");
+    }
+}

@@ -326,6 +326,7 @@ pub(crate) fn open_site(
             ]
             .into_iter()
             .collect(),
+            timeout: None,
         };
         let out = host.shell(&req, &mut |_, _| {})?;
         if out.exit_code != 0 {

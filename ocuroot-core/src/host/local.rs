@@ -35,23 +35,30 @@ impl Host for LocalHost {
         on_line: &mut dyn FnMut(Stream, &str),
     ) -> Result<ShellOutput> {
         let program = self.program(&req.shell, req.env.get("PATH"));
-        let mut child = Command::new(&program)
+        let deadline = req.timeout.map(|t| std::time::Instant::now() + t);
+        let mut command = Command::new(&program);
+        command
             .arg("-c")
             .arg(&req.command)
             .current_dir(&req.dir)
             .envs(&req.env)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                Error::host(format!(
-                    "cannot run {:?} with {} in {}: {e}",
-                    req.command,
-                    req.shell,
-                    req.dir.display()
-                ))
-            })?;
+            .stderr(Stdio::piped());
+        // Its own process group, so a timeout kills everything it started.
+        #[cfg(unix)]
+        if deadline.is_some() {
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+        }
+        let mut child = command.spawn().map_err(|e| {
+            Error::host(format!(
+                "cannot run {:?} with {} in {}: {e}",
+                req.command,
+                req.shell,
+                req.dir.display()
+            ))
+        })?;
         let mut out = ShellOutput::default();
         let mut deliver = |stream: Stream, line: &str| {
             let text = line.strip_suffix('\n').unwrap_or(line);
@@ -68,24 +75,67 @@ impl Host for LocalHost {
             let _ = child.wait();
             return Err(Error::internal("a command's output pipes were not set up"));
         };
-        if let Err(e) = read_output(stdout, stderr, &mut deliver) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Error::host(format!(
-                "reading the output of {:?}: {e}",
-                req.command
-            )));
+        let timed_out = || {
+            Error::host(format!(
+                "{:?} timed out after {}: it and every process it started were killed",
+                req.command,
+                humantime::format_duration(req.timeout.unwrap_or_default())
+            ))
+        };
+        match read_output(stdout, stderr, &mut deliver, deadline) {
+            Ok(true) => {}
+            Ok(false) => {
+                kill_group(&mut child);
+                return Err(timed_out());
+            }
+            Err(e) => {
+                kill_group(&mut child);
+                return Err(Error::host(format!(
+                    "reading the output of {:?}: {e}",
+                    req.command
+                )));
+            }
         }
-        let status = child
-            .wait()
-            .map_err(|e| Error::host(format!("waiting for {:?}: {e}", req.command)))?;
+        let status = match deadline {
+            None => child.wait(),
+            // The output is closed, but the command may still run.
+            Some(deadline) => loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => break Ok(status),
+                    Ok(None) if std::time::Instant::now() >= deadline => {
+                        kill_group(&mut child);
+                        return Err(timed_out());
+                    }
+                    Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                    Err(e) => break Err(e),
+                }
+            },
+        }
+        .map_err(|e| Error::host(format!("waiting for {:?}: {e}", req.command)))?;
         out.exit_code = exit_code(status);
         Ok(out)
     }
 }
 
+/// Kill `child` and, where it has its own process group (a command with a
+/// timeout), everything it started; then reap it.
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The time left until `deadline` (zero once it has passed).
+fn left(deadline: std::time::Instant) -> std::time::Duration {
+    deadline.saturating_duration_since(std::time::Instant::now())
+}
+
 /// Read a child's stdout and stderr to their ends, handing each line (with
 /// its newline; a last line without one too) to `deliver` as it arrives.
+/// `Ok(false)` when `deadline` passed first.
 ///
 /// On Linux both pipes are read from this thread, waiting on them with
 /// `poll`: no thread and no hand-over per command.
@@ -94,7 +144,8 @@ fn read_output(
     stdout: std::process::ChildStdout,
     stderr: std::process::ChildStderr,
     deliver: &mut dyn FnMut(Stream, &str),
-) -> std::io::Result<()> {
+    deadline: Option<std::time::Instant>,
+) -> std::io::Result<bool> {
     use rustix::event::{PollFd, PollFlags, poll};
 
     // Each pipe: its stream, the reader until it closes, a partial line.
@@ -116,9 +167,25 @@ fn read_output(
                 }
             }
             if fds.is_empty() {
-                return Ok(());
+                return Ok(true);
             }
-            match poll(&mut fds, None) {
+            let wait = match deadline {
+                None => None,
+                Some(d) => {
+                    let left = left(d);
+                    if left.is_zero() {
+                        return Ok(false);
+                    }
+                    Some(rustix::event::Timespec::try_from(left).unwrap_or(
+                        rustix::event::Timespec {
+                            tv_sec: i64::MAX,
+                            tv_nsec: 0,
+                        },
+                    ))
+                }
+            };
+            match poll(&mut fds, wait.as_ref()) {
+                Ok(0) if deadline.is_some() => continue,
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => return Err(e.into()),
@@ -176,7 +243,8 @@ fn read_output(
     stdout: std::process::ChildStdout,
     stderr: std::process::ChildStderr,
     deliver: &mut dyn FnMut(Stream, &str),
-) -> std::io::Result<()> {
+    deadline: Option<std::time::Instant>,
+) -> std::io::Result<bool> {
     let (tx, rx) = mpsc::channel::<(Stream, String)>();
     let pipes: [(Stream, Box<dyn Read + Send>); 2] = [
         (Stream::Stdout, Box::new(stdout)),
@@ -204,10 +272,20 @@ fn read_output(
         }))?;
     }
     drop(tx);
-    for (stream, line) in rx {
-        deliver(stream, &line);
+    loop {
+        let next = match deadline {
+            None => rx.recv().ok(),
+            Some(d) => match rx.recv_timeout(left(d)) {
+                Ok(item) => Some(item),
+                Err(mpsc::RecvTimeoutError::Timeout) => return Ok(false),
+                Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        match next {
+            Some((stream, line)) => deliver(stream, &line),
+            None => return Ok(true),
+        }
     }
-    Ok(())
 }
 
 impl LocalHost {

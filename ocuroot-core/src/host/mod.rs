@@ -39,6 +39,9 @@ pub struct ShellRequest {
     pub dir: PathBuf,
     /// Extra environment variables, on top of the process environment.
     pub env: BTreeMap<String, String>,
+    /// How long the command may run: once it has run this long, its whole
+    /// process group is killed and the call fails. `None`: no limit.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// The result of a shell command.

@@ -45,6 +45,9 @@ pub struct Limits {
     pub max_callstack: usize,
     /// Maximum Starlark heap size in bytes (checked periodically).
     pub max_heap_bytes: usize,
+    /// How long a `host.shell` command may run when its call gives no
+    /// `timeout=` (`--timeout` on the CLI); `None`: no limit.
+    pub shell_timeout: Option<std::time::Duration>,
 }
 
 impl Default for Limits {
@@ -53,6 +56,7 @@ impl Default for Limits {
             max_ticks: 50_000_000,
             max_callstack: 200,
             max_heap_bytes: 256 << 20,
+            shell_timeout: None,
         }
     }
 }

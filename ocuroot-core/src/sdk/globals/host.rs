@@ -14,21 +14,43 @@ use starlark::values::structs::AllocStruct;
 use super::ctx;
 use crate::host::{HttpRequest, ShellRequest, Stream};
 
+/// How `host.shell` treats a command's output, failure and duration.
+struct ShellFlags {
+    mute: bool,
+    continue_on_error: bool,
+    /// Seconds, from `timeout=`.
+    timeout: Option<f64>,
+}
+
 fn shell_impl<'v>(
     eval: &mut Evaluator<'v, '_, '_>,
     command: &str,
     shell: &str,
     dir: &str,
     env: Option<SmallMap<String, String>>,
-    mute: bool,
-    continue_on_error: bool,
+    flags: ShellFlags,
 ) -> anyhow::Result<Value<'v>> {
+    let ShellFlags {
+        mute,
+        continue_on_error,
+        timeout,
+    } = flags;
     let ctx = ctx(eval)?;
+    let timeout = match timeout {
+        Some(t) if t.is_finite() && t > 0.0 && t < 1e9 => {
+            Some(std::time::Duration::from_secs_f64(t))
+        }
+        Some(t) => {
+            anyhow::bail!("host.shell: timeout must be a positive number of seconds, got {t}")
+        }
+        None => ctx.options.limits.shell_timeout,
+    };
     let req = ShellRequest {
         command: command.to_string(),
         shell: shell.to_string(),
         dir: ctx.path(dir),
         env: env.into_iter().flatten().collect(),
+        timeout,
     };
     let mut on_line = |stream: Stream, line: &str| {
         if !mute {
@@ -90,6 +112,8 @@ macro_rules! host_helpers {
         #[starlark_module]
         pub(super) fn $module(builder: &mut GlobalsBuilder) {
             /// Run a shell command; see SPEC §2.
+            // The original's keyword arguments, and `timeout`.
+            #[allow(clippy::too_many_arguments)]
             fn shell<'v>(
                 command: &str,
                 #[starlark(default = "sh")] shell: &str,
@@ -97,9 +121,25 @@ macro_rules! host_helpers {
                 env: Option<SmallMap<String, String>>,
                 #[starlark(default = false)] mute: bool,
                 #[starlark(default = false)] continue_on_error: bool,
+                timeout: Option<starlark::values::Value<'v>>,
                 eval: &mut Evaluator<'v, '_, '_>,
             ) -> anyhow::Result<Value<'v>> {
-                shell_impl(eval, command, shell, dir, env, mute, continue_on_error)
+                let timeout = match timeout {
+                    None => None,
+                    Some(v) if v.is_none() => None,
+                    Some(v) => Some(
+                        v.unpack_i32()
+                            .map(f64::from)
+                            .or_else(|| <starlark::values::float::StarlarkFloat as starlark::values::UnpackValue>::unpack_value(v).ok().flatten().map(|f| f.0))
+                            .ok_or_else(|| anyhow::anyhow!("host.shell: timeout must be a number of seconds, got {}", v.get_type()))?,
+                    ),
+                };
+                let flags = ShellFlags {
+                    mute,
+                    continue_on_error,
+                    timeout,
+                };
+                shell_impl(eval, command, shell, dir, env, flags)
             }
             /// The operating system (`linux`, `darwin`...).
             fn os(eval: &mut Evaluator<'_, '_, '_>) -> anyhow::Result<String> {
