@@ -233,11 +233,11 @@ fn a_hung_command_fails_its_run_after_the_timeout_and_its_process_group_is_kille
         "release.ocu.star",
         r#"
 def hang():
-    host.shell("(sleep 300; touch survived) & sleep 300", timeout=0.5)
+    host.shell("(sleep 313; touch survived) & sleep 313", timeout=0.5)
     return done()
 
 def hang_default():
-    host.shell("sleep 300 > /dev/null 2>&1 < /dev/null")
+    host.shell("sleep 317 > /dev/null 2>&1 < /dev/null")
     return done()
 
 phase("a", tasks=[task(hang, name="hang"), task(hang_default, name="hang_default")])
@@ -269,13 +269,21 @@ phase("a", tasks=[task(hang, name="hang"), task(hang_default, name="hang_default
     )
     .expect_code(2);
     assert!(bad.stderr.contains("--timeout"), "{}", bad.stderr);
-    // The background `sleep 300; touch survived` was killed with its group.
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let ps = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 300"])
-        .output();
-    if let Ok(ps) = ps {
-        let pids = String::from_utf8_lossy(&ps.stdout).trim().to_string();
-        assert!(pids.is_empty(), "processes left running: {pids}");
+    // The background `sleep 313; touch survived` was killed with its group
+    // (these durations are used by no other test).
+    let mut left = String::new();
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let Ok(ps) = std::process::Command::new("pgrep")
+            .args(["-f", "sleep 31[37]"])
+            .output()
+        else {
+            return;
+        };
+        left = String::from_utf8_lossy(&ps.stdout).trim().to_string();
+        if left.is_empty() {
+            break;
+        }
     }
+    assert!(left.is_empty(), "processes left running: {left}");
 }
