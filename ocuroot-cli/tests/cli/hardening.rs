@@ -251,7 +251,7 @@ phase("a", tasks=[task(hang, name="hang"), task(hang_default, name="hang_default
     .expect_code(1);
     assert!(
         started.elapsed() < std::time::Duration::from_secs(60),
-        "it did not wait for sleep 300"
+        "it did not wait for the sleeps"
     );
     for (task, after) in [("hang", "500ms"), ("hang_default", "1s")] {
         let run = format!("{PKG}/@r1/task/{task}/1");
