@@ -277,7 +277,7 @@ pub(crate) struct RunArgs {
     /// How long each command a work function runs with `host.shell` may
     /// take (`90s`, `10m`, `1h30m`) unless its call gives `timeout=`: then
     /// the command and everything it started are killed, and the run fails.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, allow_hyphen_values = true)]
     pub(crate) timeout: Option<std::time::Duration>,
 }
 

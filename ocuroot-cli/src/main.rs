@@ -291,7 +291,14 @@ fn state(command: StateCommand) -> Result<ExitCode, Error> {
             let value = match format {
                 ValueFormat::String => serde_json::Value::String(value),
                 ValueFormat::Json => serde_json::from_str(&value).map_err(|e| {
-                    Error::invalid_input(format!("state set {ref}: the value is not JSON: {e}"))
+                    if e.to_string().starts_with("recursion limit exceeded") {
+                        Error::invalid_input(format!(
+                            "state set {ref}: the value is nested more than {} deep ({e})",
+                            ocuroot_core::model::MAX_VALUE_DEPTH
+                        ))
+                    } else {
+                        Error::invalid_input(format!("state set {ref}: the value is not JSON: {e}"))
+                    }
                 })?,
                 ValueFormat::Starlark => ws
                     .eval_expression(&value)

@@ -182,6 +182,13 @@ fn parse_outcome(ctx: &Ctx, function: &FunctionId, v: Json) -> Result<Outcome> {
     if let Some(done) = obj.get("done") {
         let secrets = &ctx.options.secrets;
         let outputs = match done.get("outputs") {
+            Some(Json::Object(o)) if o.keys().any(|k| k.len() > crate::refs::MAX_SEGMENT_BYTES) => {
+                let long = o.keys().find(|k| k.len() > crate::refs::MAX_SEGMENT_BYTES);
+                return Err(Error::validation(format!(
+                    "{function} returned an output name that cannot be a ref segment: {}",
+                    crate::refs::segment_too_long("output name", long.map_or("", |k| k.as_str()))
+                )));
+            }
             Some(Json::Object(o)) if o.keys().any(|k| secrets.found_in(k)) => {
                 return Err(Error::validation(format!(
                     "{function} returned an output whose name contains a value registered \

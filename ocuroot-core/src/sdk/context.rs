@@ -102,6 +102,13 @@ impl RepoCollector {
                         Error::config(format!("invalid repo_alias {s:?}: {}", e.message()))
                             .with_location(assigned("repo_alias"))
                     })?;
+                    if s.split('/').any(|seg| seg == "-" || seg.starts_with('@')) {
+                        return Err(Error::config(format!(
+                            "invalid repo_alias {s:?}: a segment \"-\" or starting with \"@\" \
+                             would end the repository part of refs"
+                        ))
+                        .with_location(assigned("repo_alias")));
+                    }
                     cfg.alias = Some(s);
                     locations.alias = Some(assigned("repo_alias"));
                 }

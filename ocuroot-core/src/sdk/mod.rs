@@ -215,17 +215,20 @@ impl LoadedFile {
 /// register environments and declare work.
 pub fn evaluate_package(path: &Path, options: &EvalOptions) -> Result<LoadedFile> {
     on_eval_stack(|| loader::evaluate(path, options, context::Mode::Package))
+        .map_err(|e| options.secrets.mask_error(e))
 }
 
 /// Evaluate `repo.ocu.star` into its settings.
 pub fn evaluate_repo_config(path: &Path, options: &EvalOptions) -> Result<RepoConfig> {
     on_eval_stack(|| loader::evaluate_repo(path, options))
+        .map_err(|e| options.secrets.mask_error(e))
 }
 
 /// Evaluate `repo.ocu.star` into its settings, keeping the evaluated file
 /// so that its `trigger` function can be called.
 pub fn evaluate_repo_file(path: &Path, options: &EvalOptions) -> Result<(LoadedFile, RepoConfig)> {
     on_eval_stack(|| loader::evaluate_repo_file(path, options))
+        .map_err(|e| options.secrets.mask_error(e))
 }
 
 /// The stack size of the thread every evaluation and call runs on. Parsing,

@@ -23,6 +23,12 @@ impl Workspace {
     /// Parse a ref given by a user and make it absolute against the working
     /// directory.
     pub fn resolve_user_ref(&self, text: &str) -> Result<Ref> {
+        if text.trim().is_empty() || text.starts_with('#') {
+            return Err(Error::invalid_ref(format!(
+                "invalid ref {text:?}: it names nothing (give a ref such as @/custom/<name> or \
+                 <package>/@/deploy/<environment>)"
+            )));
+        }
         let r = Ref::parse(text)?;
         if let Some(checkout) = &self.checkout
             && r.is_relative()
@@ -103,6 +109,11 @@ impl Workspace {
     /// tag>]`, where `<package>` is a package file path or a package ref
     /// (see [`package_file`](Self::package_file)); made absolute.
     pub fn release_arg(&self, text: &str) -> Result<Ref> {
+        if text.trim().is_empty() || text.starts_with('#') {
+            return Err(Error::invalid_ref(format!(
+                "invalid release {text:?}: give a package path, optionally with /@<release>"
+            )));
+        }
         let r = self.release_or_package(text)?;
         if r.global || r.subpath_type.is_some() || !r.fragment.is_empty() {
             let mut release = r.clone();

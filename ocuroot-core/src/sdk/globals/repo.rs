@@ -27,6 +27,12 @@ pub(super) fn repo_globals(builder: &mut GlobalsBuilder) {
         }
         crate::refs::validate_key(alias)
             .map_err(|e| anyhow::anyhow!("invalid repo_alias {alias:?}: {}", e.message()))?;
+        if alias.split('/').any(|s| s == "-" || s.starts_with('@')) {
+            anyhow::bail!(
+                "invalid repo_alias {alias:?}: a segment \"-\" or starting with \"@\" would \
+                 end the repository part of refs"
+            );
+        }
         let mut repo = ctx.repo.borrow_mut();
         repo.alias = Some(alias.to_string());
         repo.locations.alias = Some(super::call_location(eval));

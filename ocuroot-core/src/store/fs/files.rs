@@ -86,9 +86,9 @@ impl FsStore {
                 return Err(symlink_error(&current));
             }
             if !meta.is_dir() {
-                if create {
+                if create || current == self.refs {
                     return Err(Error::store(format!(
-                        "cannot store a key under {}: it is a file, not a directory",
+                        "the store is damaged: {} is a file, not a directory",
                         current.display()
                     )));
                 }
