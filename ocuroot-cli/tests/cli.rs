@@ -17,6 +17,13 @@
 //!   flag spellings.
 //! - `push`: releasing what changed since the last push, the push index.
 //! - `repl`: `-c`, stdin, and the interactive prompt on a pty (`script`).
+//! - `bad_input`: the corpus of bad input under `tests/bad-input/` (each must
+//!   fail cleanly, in time, naming what and where, leaving the store as it
+//!   was), and names at the limits.
+//! - `secrets`: `secret()` values refused where they would be stored, masked
+//!   everywhere else, at every log level.
+//! - `symlinks`: symbolic links planted in the default fs store.
+//! - `crash`: releases killed with SIGKILL at random moments, then finished.
 //! - `hardening`: hostile input: concurrent retries, refs with a subpath
 //!   where a release is expected, package files that are not regular files,
 //!   errors in `repo.ocu.star`, read-only commands that must not run
@@ -57,3 +64,15 @@ mod gitstore;
 
 #[path = "cli/hardening.rs"]
 mod hardening;
+
+#[path = "cli/bad_input.rs"]
+mod bad_input;
+
+#[path = "cli/secrets.rs"]
+mod secrets;
+
+#[path = "cli/symlinks.rs"]
+mod symlinks;
+
+#[path = "cli/crash.rs"]
+mod crash;

@@ -10,3 +10,4 @@ mod fs_damage;
 mod git;
 mod refstore;
 mod security;
+mod symlinks;
