@@ -286,6 +286,8 @@ mod tests {
                     "env",
                     "mute",
                     "continue_on_error",
+                    // Ours: the original has no timeout.
+                    "timeout",
                 ],
             ),
             (
@@ -297,6 +299,8 @@ mod tests {
                     "env",
                     "mute",
                     "continue_on_error",
+                    // Ours: the original has no timeout.
+                    "timeout",
                 ],
             ),
             ("host.read_file", &["path"]),
