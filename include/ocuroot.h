@@ -37,10 +37,12 @@
  *   - The engine runs ready work in parallel: during ocuroot_release_new,
  *     _continue and _retry, ocuroot_cascade and ocuroot_work_cascade (any
  *     call that runs work), the shell, store and event callbacks are called
- *     from the calling thread AND from up to `parallel - 1` worker threads
- *     the library starts, several at once. They must be thread-safe unless
- *     parallel is 1. They are never called after the call that runs them
- *     has returned. A cascade runs work of other commits in temporary git
+ *     from the calling thread AND from threads the library starts: up to
+ *     `parallel - 1` worker threads, and the thread each Starlark evaluation
+ *     runs on (one of its own, with a large stack), so a shell callback is
+ *     never called on the calling thread. They must be thread-safe unless
+ *     parallel is 1 (then they are called one at a time). They are never
+ *     called after the call that runs them has returned. A cascade runs work of other commits in temporary git
  *     worktrees: the shell callback's `dir` is then inside one.
  *   - An ocuroot_workspace may be used from several threads at once; an
  *     ocuroot_workspace_options from one thread at a time. Error objects
