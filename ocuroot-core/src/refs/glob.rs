@@ -198,7 +198,8 @@ fn push_class(out: &mut String, negated: bool, ranges: &[(char, char)]) {
     let mut items: Vec<String> = safe
         .into_iter()
         .map(|r| {
-            if r.0 == r.1 {
+            // A lone `/` stays a class: classes never match `/`.
+            if r.0 == r.1 && r.0 != '/' {
                 let mut s = String::new();
                 push_lit(&mut s, r.0);
                 s

@@ -461,11 +461,13 @@ impl KeyedRef {
         let r = self.r.with_subpath(t, &subpath);
         let plain = |seg: &str| {
             !matches!(seg, "" | "." | "..")
+                && seg.len() <= MAX_SEGMENT_BYTES
                 && seg
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
         };
-        if path.split('/').all(plain) {
+        // (Anything else, or a key growing too long, takes the full check.)
+        if path.split('/').all(plain) && self.key.len() + 1 + path.len() <= MAX_KEY_BYTES {
             let key = format!("{}/{path}", self.key);
             Ok(KeyedRef { r, key })
         } else {

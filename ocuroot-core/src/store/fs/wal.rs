@@ -150,7 +150,14 @@ impl Wal<'_> {
         if end <= from {
             return Ok(scan);
         }
-        let mut buf = vec![0u8; (end - from) as usize];
+        // The header's end is trusted only as far as the file goes: a
+        // damaged (or hostile) header must not size the buffer.
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("read store log", self.path, e))?
+            .len();
+        let mut buf = vec![0u8; (end.min(len.max(from)) - from) as usize];
         let n = read_full_at(self.file, &mut buf, from)
             .map_err(|e| Error::io("read store log", self.path, e))?;
         buf.truncate(n);
