@@ -31,6 +31,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "tests"
 cargo test --workspace
 
+step "fuzz targets: build, and replay every corpus and reproducer (stable)"
+OCUROOT_FUZZ_NO_PENDING=1 ./scripts/fuzz.sh replay
+
 step "quickstart example"
 QUICKSTART_CLEANUP=1 ./examples/quickstart/run.sh >/dev/null
 echo "examples/quickstart/run.sh ok"

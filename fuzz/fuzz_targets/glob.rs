@@ -1,0 +1,12 @@
+//! libFuzzer target `glob`: see `ocuroot_fuzz::check_glob` and fuzz/README.md.
+#![no_main]
+
+use libfuzzer_sys::{Corpus, fuzz_target};
+
+fuzz_target!(|data: &[u8]| -> Corpus {
+    if ocuroot_fuzz::check_glob(data) {
+        Corpus::Keep
+    } else {
+        Corpus::Reject
+    }
+});
