@@ -6,8 +6,9 @@
 #                                          toolchain, without libFuzzer: CI
 #   scripts/fuzz.sh run <target> [secs]    fuzz one target (nightly, cargo-fuzz)
 #   scripts/fuzz.sh all [secs]             each target in turn
-#   scripts/fuzz.sh cmin <target>          merge what `run` found into
+#   scripts/fuzz.sh cmin <target> [max]    merge what `run` found into
 #                                          fuzz/corpus/<target>, minimised
+#                                          (at most max files, default 75)
 #   scripts/fuzz.sh tmin <target> <file>   minimise a crashing input
 #   scripts/fuzz.sh seeds                  rewrite the seeds (fuzz/corpus/*/seed-*)
 #
@@ -24,7 +25,7 @@ fuzz=$root/fuzz
 targets=(refs glob package fslog)
 
 usage() {
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -e/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
   exit 2
 }
 
@@ -44,7 +45,9 @@ sync_lock() {
 
 # Scratch files of the checks (package files, stores) go to a directory of
 # this run, in memory when there is /dev/shm, removed on exit.
+scratch=""
 scratch_dir() {
+  [ -n "$scratch" ] && return 0
   local base=${TMPDIR:-/tmp}
   [ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
   scratch=$(mktemp -d "$base/ocuroot-fuzz.XXXXXX")
@@ -114,11 +117,48 @@ case ${1:-} in
     is_target "$2"
     cargo_fuzz
     scratch_dir
-    work=$CARGO_TARGET_DIR/corpus/$2
-    if [ -d "$work" ]; then cp -n "$work"/* "$fuzz/corpus/$2/" 2> /dev/null || true; fi
+    t=$2 corpus=$fuzz/corpus/$2 work=$CARGO_TARGET_DIR/corpus/$2
+    if [ -d "$work" ]; then cp -n "$work"/* "$corpus/" 2> /dev/null || true; fi
+    # Edges only (no hit counts): the committed corpus stays small; fuzzing
+    # finds the rest again quickly.
     # shellcheck disable=SC2046
-    cargo +nightly fuzz cmin --fuzz-dir "$fuzz" --sanitizer "${FUZZ_SANITIZER:-address}" "$2" \
-      "$fuzz/corpus/$2" -- $(options "$2")
+    cargo +nightly fuzz cmin --fuzz-dir "$fuzz" --sanitizer "${FUZZ_SANITIZER:-address}" "$t" \
+      "$corpus" -- $(options "$t") -use_counters=0
+    # Then at most <max-files> (default 75): the inputs that cover the most
+    # edges, chosen greedily from the edges libFuzzer reports per input.
+    max=${3:-75}
+    if [ "$(find "$corpus" -type f | wc -l)" -gt "$max" ]; then
+      empty=$scratch/empty ctl=$scratch/merge.ctl
+      mkdir -p "$empty"
+      # shellcheck disable=SC2046
+      "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/$t" -merge=1 -use_counters=0 \
+        -merge_control_file="$ctl" $(options "$t") "$empty" "$corpus" > "$scratch/merge.log" 2>&1
+      python3 - "$ctl" "$max" << 'PY'
+import os, sys
+ctl, limit = sys.argv[1], int(sys.argv[2])
+lines = open(ctl).read().splitlines()
+n = int(lines[0])
+files = lines[2:2 + n]
+cov = {}
+for line in lines[2 + n:]:
+    parts = line.split()
+    if parts and parts[0] == "COV":
+        cov[int(parts[1])] = set(parts[2:])
+total = set().union(*cov.values()) if cov else set()
+covered, keep = set(), []
+while len(keep) < limit:
+    best = max(cov, key=lambda i: (len(cov[i] - covered), -os.path.getsize(files[i])), default=None)
+    if best is None or not cov[best] - covered:
+        break
+    keep.append(best)
+    covered |= cov.pop(best)
+kept = {files[i] for i in keep}
+for f in files:
+    if f not in kept:
+        os.remove(f)
+print(f"fuzz.sh: kept {len(kept)} of {n} inputs, covering {len(covered)} of {len(total)} edges")
+PY
+    fi
     ;;
   tmin)
     [ $# -ge 3 ] || usage

@@ -85,7 +85,11 @@ pub fn crc32(data: &[u8]) -> u32 {
     for b in data {
         c ^= u32::from(*b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -149,7 +153,11 @@ pub fn fslog_input(data: &[u8]) -> Option<(FslogMode, Vec<u8>)> {
             body
         }
     };
-    let format = if mode.layout() == FslogMode::FRAMED_V1 { 1 } else { 2 };
+    let format = if mode.layout() == FslogMode::FRAMED_V1 {
+        1
+    } else {
+        2
+    };
     let boot = if mode.has(FslogMode::THIS_BOOT) {
         this_boot()
     } else {
@@ -216,13 +224,19 @@ fn snapshot(store: &FsStore) -> ocuroot_core::Result<BTreeMap<String, Vec<u8>>> 
         let entry = store
             .get(k)?
             .unwrap_or_else(|| panic!("listed key {k:?} reads as absent"));
-        assert_eq!(entry.version, Version::of_bytes(&entry.value), "version of {k:?}");
+        assert_eq!(
+            entry.version,
+            Version::of_bytes(&entry.value),
+            "version of {k:?}"
+        );
         values.insert(k.clone(), entry.value);
     }
     let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let many = store.get_many(&refs)?;
     for (k, e) in keys.iter().zip(&many) {
-        let e = e.as_ref().unwrap_or_else(|| panic!("get_many: {k:?} absent"));
+        let e = e
+            .as_ref()
+            .unwrap_or_else(|| panic!("get_many: {k:?} absent"));
         assert_eq!(&e.value, &values[k], "get_many and get differ on {k:?}");
     }
     if let Some(first) = keys.first() {
@@ -231,7 +245,11 @@ fn snapshot(store: &FsStore) -> ocuroot_core::Result<BTreeMap<String, Vec<u8>>> 
             None => &first[..first.len().div_ceil(2)],
         };
         let under = store.list(prefix)?;
-        let expected: Vec<String> = keys.iter().filter(|k| k.starts_with(prefix)).cloned().collect();
+        let expected: Vec<String> = keys
+            .iter()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
         assert_eq!(under, expected, "list({prefix:?})");
     }
     Ok(values)

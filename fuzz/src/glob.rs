@@ -73,7 +73,10 @@ pub fn check_glob(data: &[u8]) -> bool {
     }
     for (i, p) in prefixes.iter().enumerate() {
         for (j, q) in prefixes.iter().enumerate() {
-            assert!(i == j || !p.starts_with(q.as_str()), "{p:?} extends {q:?} in {prefixes:?}");
+            assert!(
+                i == j || !p.starts_with(q.as_str()),
+                "{p:?} extends {q:?} in {prefixes:?}"
+            );
         }
     }
     for c in rest.iter().chain(patterns.iter()) {
@@ -97,8 +100,15 @@ fn check_one(g: &RefGlob, pattern: &str, candidates: &[&str], oracle: Option<&Or
         // "The longest literal prefix of the pattern that ends at a `/` (or
         // the whole pattern if it has no metacharacters)", escapes resolved.
         if o.literal {
-            assert_eq!(prefix, o.head, "{pattern:?} is literal: its prefix is all of it");
-            assert!(g.is_match(&o.head), "literal pattern {pattern:?} does not match {:?}", o.head);
+            assert_eq!(
+                prefix, o.head,
+                "{pattern:?} is literal: its prefix is all of it"
+            );
+            assert!(
+                g.is_match(&o.head),
+                "literal pattern {pattern:?} does not match {:?}",
+                o.head
+            );
         } else {
             let cut = o.head.rfind('/').map_or(0, |i| i + 1);
             assert_eq!(prefix, &o.head[..cut], "{pattern:?}: literal prefix");

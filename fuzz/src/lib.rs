@@ -20,9 +20,13 @@ pub use glob::check_glob;
 pub use package::check_package;
 pub use refs::check_ref;
 
+/// A target's check: panics when a property does not hold; `false` when it
+/// skipped the input.
+pub type Check = fn(&[u8]) -> bool;
+
 /// The fuzz targets, by name: the names of `fuzz_targets/*.rs`, of
 /// `corpus/<name>/` and of `regressions/<name>/`.
-pub const TARGETS: [(&str, fn(&[u8]) -> bool); 4] = [
+pub const TARGETS: [(&str, Check); 4] = [
     ("refs", check_ref),
     ("glob", check_glob),
     ("package", check_package),
@@ -30,7 +34,7 @@ pub const TARGETS: [(&str, fn(&[u8]) -> bool); 4] = [
 ];
 
 /// The check function of a target.
-pub fn target(name: &str) -> Option<fn(&[u8]) -> bool> {
+pub fn target(name: &str) -> Option<Check> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

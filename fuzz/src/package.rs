@@ -52,9 +52,7 @@ impl FuzzHost {
         } else {
             self.root.join(path)
         };
-        let escapes = full
-            .components()
-            .any(|c| matches!(c, Component::ParentDir));
+        let escapes = full.components().any(|c| matches!(c, Component::ParentDir));
         if escapes || !full.starts_with(&self.root) {
             return Err(Error::host(format!(
                 "{} is outside the package directory",
@@ -89,7 +87,10 @@ impl Host for FuzzHost {
         let full = self.inside(path)?;
         let meta = std::fs::symlink_metadata(&full).map_err(|e| Error::io("stat", &full, e))?;
         if !meta.is_file() || meta.len() > MAX_READ {
-            return Err(Error::host(format!("{} is not a small file", path.display())));
+            return Err(Error::host(format!(
+                "{} is not a small file",
+                path.display()
+            )));
         }
         std::fs::read_to_string(&full).map_err(|e| Error::io("read", &full, e))
     }
@@ -206,7 +207,11 @@ pub fn check_package(data: &[u8]) -> bool {
     for (_, work) in package.work() {
         let (functions, inputs, env) = match work {
             Work::Task(t) => (vec![&t.function], &t.inputs, None),
-            Work::Deploy(d) => (vec![&d.up, &d.down], &d.inputs, Some(d.environment.as_str())),
+            Work::Deploy(d) => (
+                vec![&d.up, &d.down],
+                &d.inputs,
+                Some(d.environment.as_str()),
+            ),
         };
         for f in functions {
             let mut function = f.clone();
@@ -232,7 +237,10 @@ fn round_trip(package: &Package) {
         .unwrap_or_else(|e| panic!("an evaluated package does not serialize: {e}\n{package:?}"));
     let back: Package = serde_json::from_value(stored.clone())
         .unwrap_or_else(|e| panic!("a stored package does not read back: {e}\n{stored}"));
-    assert_eq!(&back, package, "the stored package reads back different: {stored}");
+    assert_eq!(
+        &back, package,
+        "the stored package reads back different: {stored}"
+    );
 }
 
 /// `$OCUROOT_FUZZ_DEBUG` is set: print what evaluations and calls give.

@@ -1,11 +1,11 @@
-//! PENDING (issue 15): filters for known problems that are being fixed.
+//! PENDING: filters for problems the fuzzers found that are not fixed yet.
 //!
-//! While a fix is pending, the fuzzers would otherwise rediscover the same
-//! crash all the time (libFuzzer stops at the first one). Each filter here skips the inputs of one known
-//! problem; the reproducers of those problems are in `fuzz/regressions/`
-//! and are skipped by the same filters. Once the fix is in, delete the
-//! filter (and this module when it is empty): the replay then checks the
-//! reproducers for real.
+//! Until a problem is fixed, the fuzzers would otherwise rediscover it all
+//! the time (libFuzzer stops at the first crash). Each filter here skips
+//! the inputs of one problem; its reproducer in `fuzz/regressions/` is
+//! skipped by the same filter (the replay counts it as skipped). Once the
+//! fix is in, delete the filter (and this module when it is empty): the
+//! replay then checks the reproducer for real.
 
 /// The filters are on unless `$OCUROOT_FUZZ_NO_PENDING` is set (to check a
 /// fix before deleting its filter: `OCUROOT_FUZZ_NO_PENDING=1

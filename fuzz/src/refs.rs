@@ -82,13 +82,18 @@ pub(crate) fn check_one(s: &str) -> Option<Ref> {
             return None;
         }
     };
-    assert_eq!(s.parse::<Ref>().ok().as_ref(), Some(&r), "FromStr differs from parse");
+    assert_eq!(
+        s.parse::<Ref>().ok().as_ref(),
+        Some(&r),
+        "FromStr differs from parse"
+    );
 
     // Round trip: the canonical form parses back to the same ref and prints
     // the same.
     let shown = r.to_string();
-    let again = Ref::parse(&shown)
-        .unwrap_or_else(|e| panic!("{s:?} parsed as {r:?}, whose string form {shown:?} does not parse: {e}"));
+    let again = Ref::parse(&shown).unwrap_or_else(|e| {
+        panic!("{s:?} parsed as {r:?}, whose string form {shown:?} does not parse: {e}")
+    });
     assert_eq!(again, r, "{s:?} -> {shown:?} parses to another ref");
     assert_eq!(again.to_string(), shown, "Display is not stable for {s:?}");
     let json = serde_json::to_string(&r).expect("serialize a ref");
@@ -108,13 +113,17 @@ pub(crate) fn check_one(s: &str) -> Option<Ref> {
     );
     if r.global {
         assert!(r.release.is_some(), "{s:?}: a global ref without a release");
-        assert!(r.repo.is_empty() && r.filename.is_empty(), "{s:?}: a global ref with a package");
+        assert!(
+            r.repo.is_empty() && r.filename.is_empty(),
+            "{s:?}: a global ref with a package"
+        );
     }
 
     // The store key: validated, and the string of the same document.
     match r.storable_key() {
         Ok(key) => {
-            validate_key(&key).unwrap_or_else(|e| panic!("{s:?}: storable key {key:?} fails validate_key: {e}"));
+            validate_key(&key)
+                .unwrap_or_else(|e| panic!("{s:?}: storable key {key:?} fails validate_key: {e}"));
             assert_eq!(
                 Ref::parse(&key).ok(),
                 Some(r.without_fragment()),
@@ -130,11 +139,19 @@ pub(crate) fn check_one(s: &str) -> Option<Ref> {
         }
     }
 
-    let _ = (r.is_relative(), r.release_number(), r.package(), r.release_ref());
+    let _ = (
+        r.is_relative(),
+        r.release_number(),
+        r.package(),
+        r.release_ref(),
+    );
     for base in bases() {
         let resolved = r.relative_to(base);
         if !r.is_relative() {
-            assert_eq!(resolved, r, "{s:?}: an absolute ref changed when resolved against {base}");
+            assert_eq!(
+                resolved, r,
+                "{s:?}: an absolute ref changed when resolved against {base}"
+            );
         }
         let _ = resolved.to_string();
         let _ = resolved.storable_key();
@@ -149,7 +166,10 @@ fn check_join(r: &Ref, path: &str) -> bool {
         return true;
     };
     let Some(t) = r.subpath_type else {
-        assert!(keyed.join(path).is_err(), "join onto {r} without a subpath type");
+        assert!(
+            keyed.join(path).is_err(),
+            "join onto {r} without a subpath type"
+        );
         return true;
     };
     if pending::skip_join(keyed.key(), path) {

@@ -56,7 +56,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn run(&mut self, name: &str, check: fn(&[u8]) -> bool, path: &Path, announce: bool) {
+    fn run(&mut self, name: &str, check: ocuroot_fuzz::Check, path: &Path, announce: bool) {
         let data = match std::fs::read(path) {
             Ok(d) => d,
             Err(e) => {
@@ -109,7 +109,11 @@ fn main() -> ExitCode {
         }
         for p in paths {
             let p = Path::new(p);
-            let list = if p.is_dir() { files(p) } else { vec![p.to_path_buf()] };
+            let list = if p.is_dir() {
+                files(p)
+            } else {
+                vec![p.to_path_buf()]
+            };
             for f in list {
                 tally.run(name, check, &f, true);
             }

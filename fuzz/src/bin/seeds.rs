@@ -180,7 +180,9 @@ fn literals(src: &str) -> Vec<(usize, String)> {
                         'u' => {
                             let close = (j..b.len()).find(|&k| b[k] == '}').unwrap_or(j);
                             let hex: String = b[(j + 2).min(close)..close].iter().collect();
-                            if let Some(ch) = u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                            if let Some(ch) =
+                                u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32)
+                            {
                                 s.push(ch);
                             }
                             j = close;
@@ -245,7 +247,13 @@ fn ref_seeds(root: &Path, core: &Path) -> BTreeSet<Vec<u8>> {
         "repo/-/release.ocu.star/@/task/build",
         ".",
     ];
-    for r in ["./@/deploy/staging#output/url", "//other/pkg.ocu.star", "pkg.ocu.star", "./task/build", "./@./task/x"] {
+    for r in [
+        "./@/deploy/staging#output/url",
+        "//other/pkg.ocu.star",
+        "pkg.ocu.star",
+        "./task/build",
+        "./@./task/x",
+    ] {
         for b in bases {
             seeds.insert(format!("{r}\n{b}").into_bytes());
         }
@@ -306,7 +314,7 @@ fn package_seeds(root: &Path, core: &Path) -> BTreeSet<Vec<u8>> {
         if let Some(start) = md.find("```python\n") {
             let body = &md[start + 10..];
             if let Some(end) = body.find("```") {
-                seeds.insert(body[..end].as_bytes().to_vec());
+                seeds.insert(body.as_bytes()[..end].to_vec());
                 break;
             }
         }
@@ -349,7 +357,10 @@ fn real_logs() -> Vec<Vec<u8>> {
         (vec![vec![put("a/b", b"1")]], false),
         (
             vec![
-                vec![put(k1, b"{\"kind\":\"ref\",\"body\":1}"), put(k3, b"{\"attributes\":{}}")],
+                vec![
+                    put(k1, b"{\"kind\":\"ref\",\"body\":1}"),
+                    put(k3, b"{\"attributes\":{}}"),
+                ],
                 vec![put(k2, b"{}"), del(k1)],
                 vec![put("x/@y", &[0, 159, 146, 150, 255])],
             ],
@@ -367,7 +378,10 @@ fn real_logs() -> Vec<Vec<u8>> {
     let mut logs = Vec::new();
     for (batches, checkpoint_first) in scenarios {
         let dir = tempfile::tempdir().unwrap();
-        let store = FsStore::builder(dir.path(), "state").fsync(false).open().unwrap();
+        let store = FsStore::builder(dir.path(), "state")
+            .fsync(false)
+            .open()
+            .unwrap();
         for (i, b) in batches.iter().enumerate() {
             store.commit(b).unwrap();
             if checkpoint_first && i == 0 {
@@ -397,7 +411,10 @@ fn fslog_seeds() -> BTreeSet<Vec<u8>> {
         seeds.insert(with(FslogMode::FRAMED | FslogMode::THIS_BOOT, &framed));
         seeds.insert(with(FslogMode::FRAMED, &framed));
         seeds.insert(with(FslogMode::FRAMED | FslogMode::DAMAGE, &framed));
-        seeds.insert(with(FslogMode::FRAMED | FslogMode::THIS_BOOT | FslogMode::DAMAGE, &framed));
+        seeds.insert(with(
+            FslogMode::FRAMED | FslogMode::THIS_BOOT | FslogMode::DAMAGE,
+            &framed,
+        ));
         seeds.insert(with(FslogMode::FRAMED_V1 | FslogMode::FILE, &framed));
         seeds.insert(with(
             FslogMode::FRAMED | FslogMode::THIS_BOOT | FslogMode::FILE | FslogMode::CHECKPOINT_MARK,
@@ -406,7 +423,10 @@ fn fslog_seeds() -> BTreeSet<Vec<u8>> {
         for delta in [-5i16, 100] {
             let mut body = delta.to_le_bytes().to_vec();
             body.extend_from_slice(&framed);
-            seeds.insert(with(FslogMode::FRAMED | FslogMode::END_DELTA | FslogMode::THIS_BOOT, &body));
+            seeds.insert(with(
+                FslogMode::FRAMED | FslogMode::END_DELTA | FslogMode::THIS_BOOT,
+                &body,
+            ));
         }
     }
     seeds
