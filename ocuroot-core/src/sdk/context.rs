@@ -46,6 +46,24 @@ pub(crate) struct Collector {
     pub package_declared: bool,
 }
 
+/// Check a `repo_alias`, given by the call or the global: it starts every
+/// ref of the repository, so it must be a valid key, and no segment may be
+/// `-` or start with `@` (either would end the repository part early).
+pub(crate) fn check_alias(alias: &str) -> crate::Result<()> {
+    crate::refs::validate_key(alias)
+        .map_err(|e| Error::config(format!("invalid repo_alias {alias:?}: {}", e.message())))?;
+    if alias
+        .split('/')
+        .any(|seg| seg == "-" || seg.starts_with('@'))
+    {
+        return Err(Error::config(format!(
+            "invalid repo_alias {alias:?}: a segment \"-\" or starting with \"@\" would end \
+             the repository part of refs"
+        )));
+    }
+    Ok(())
+}
+
 /// What repo.ocu.star configures through calls.
 #[derive(Default)]
 pub(crate) struct RepoCollector {
@@ -98,17 +116,7 @@ impl RepoCollector {
         if let Some(v) = globals.alias {
             match v {
                 Json::String(s) if !s.is_empty() => {
-                    crate::refs::validate_key(&s).map_err(|e| {
-                        Error::config(format!("invalid repo_alias {s:?}: {}", e.message()))
-                            .with_location(assigned("repo_alias"))
-                    })?;
-                    if s.split('/').any(|seg| seg == "-" || seg.starts_with('@')) {
-                        return Err(Error::config(format!(
-                            "invalid repo_alias {s:?}: a segment \"-\" or starting with \"@\" \
-                             would end the repository part of refs"
-                        ))
-                        .with_location(assigned("repo_alias")));
-                    }
+                    check_alias(&s).map_err(|e| e.with_location(assigned("repo_alias")))?;
                     cfg.alias = Some(s);
                     locations.alias = Some(assigned("repo_alias"));
                 }

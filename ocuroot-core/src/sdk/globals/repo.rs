@@ -25,14 +25,7 @@ pub(super) fn repo_globals(builder: &mut GlobalsBuilder) {
         if alias.is_empty() {
             anyhow::bail!("repo_alias() needs a non-empty alias");
         }
-        crate::refs::validate_key(alias)
-            .map_err(|e| anyhow::anyhow!("invalid repo_alias {alias:?}: {}", e.message()))?;
-        if alias.split('/').any(|s| s == "-" || s.starts_with('@')) {
-            anyhow::bail!(
-                "invalid repo_alias {alias:?}: a segment \"-\" or starting with \"@\" would \
-                 end the repository part of refs"
-            );
-        }
+        crate::sdk::context::check_alias(alias).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
         let mut repo = ctx.repo.borrow_mut();
         repo.alias = Some(alias.to_string());
         repo.locations.alias = Some(super::call_location(eval));
