@@ -380,6 +380,18 @@ fn symlinks_planted_in_the_store_never_reach_outside() {
         },
     ));
 
+    probes.push(probe(
+        ".checkpoint mark -> existing outside file",
+        ".checkpoint",
+        &["state"],
+        |s| {
+            let victim = s.outside.join("victim.txt");
+            fs::write(&victim, format!("precious {MARKER}")).unwrap();
+            replace_with_link(&s.store.join(".checkpoint"), &victim);
+            vec![victim]
+        },
+    ));
+
     let mut report = Vec::new();
     for p in &probes {
         println!(
@@ -432,6 +444,9 @@ fn temporary_files_of_a_killed_checkpoint_are_removed_on_open_and_never_listed()
 
     let store = FsStore::open(&scene.store, "state").expect("open");
     let mut problems = Vec::new();
+    if scene.store.join(".checkpoint").exists() {
+        problems.push("the .checkpoint mark is still there after the store opened".to_string());
+    }
     for tmp in [&beside, &alone] {
         if fs::symlink_metadata(tmp).is_ok() {
             problems.push(format!(
