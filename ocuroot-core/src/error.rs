@@ -80,14 +80,24 @@ impl ErrorKind {
 
 /// The error type of `ocuroot-core`.
 ///
-/// `Display` prints the full message, including the source location and the
-/// Starlark call stack where there is one.
+/// `Display` prints `file:line:col: message` where the error has a location
+/// its message does not already name (Starlark renders evaluation errors
+/// with their place and traceback already), else the message.
+/// [`Error::message`] is the message alone; the ref an error concerns is
+/// [`Error::reference`].
+///
+/// It is one pointer wide (its parts are boxed), so `Result`s stay small.
 #[derive(Debug, thiserror::Error)]
-#[error("{message}")]
-pub struct Error {
+#[error(transparent)]
+pub struct Error(Box<Inner>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}", Shown(.location.as_ref(), .message))]
+struct Inner {
     kind: ErrorKind,
     message: String,
     location: Option<Location>,
+    reference: Option<String>,
     stack: Option<String>,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
@@ -99,25 +109,33 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// A new error of `kind` with a message.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error {
+        Error(Box::new(Inner {
             kind,
             message: message.into(),
             location: None,
+            reference: None,
             stack: None,
             source: None,
-        }
+        }))
+    }
+
+    /// Record the ref the error concerns (a document, a release, a run).
+    /// The message is unchanged: it names the ref itself where it matters.
+    pub fn with_ref(mut self, r: impl fmt::Display) -> Self {
+        self.0.reference = Some(r.to_string());
+        self
     }
 
     /// Attach a source location (file:line:col).
     pub fn with_location(mut self, location: Location) -> Self {
-        self.location = Some(location);
+        self.0.location = Some(location);
         self
     }
 
     /// Attach `location` if there is one and the error has none yet.
     pub fn with_location_opt(self, location: Option<Location>) -> Self {
         match location {
-            Some(l) if self.location.is_none() => self.with_location(l),
+            Some(l) if self.0.location.is_none() => self.with_location(l),
             _ => self,
         }
     }
@@ -125,19 +143,49 @@ impl Error {
     /// Attach a Starlark call stack (already formatted, one frame per line).
     pub fn with_stack(mut self, stack: impl Into<String>) -> Self {
         let s = stack.into();
-        self.stack = if s.is_empty() { None } else { Some(s) };
+        self.0.stack = if s.is_empty() { None } else { Some(s) };
         self
     }
 
     /// Attach the underlying cause.
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        self.source = Some(Box::new(source));
+        self.0.source = Some(Box::new(source));
         self
+    }
+
+    /// The same error with `f` applied to every text it carries: the
+    /// message, the stack and each cause in its source chain (which is kept,
+    /// as plain messages). Used to mask secrets out of an error.
+    pub fn map_text(self, f: impl Fn(&str) -> String) -> Self {
+        let this = *self.0;
+        let mut causes = Vec::new();
+        let mut next = this
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static));
+        while let Some(cause) = next {
+            causes.push(f(&cause.to_string()));
+            next = cause.source();
+        }
+        let source = causes.into_iter().rev().fold(None, |inner, message| {
+            Some(Box::new(Cause {
+                message,
+                source: inner,
+            }))
+        });
+        Error(Box::new(Inner {
+            kind: this.kind,
+            message: f(&this.message),
+            location: this.location,
+            reference: this.reference.as_deref().map(&f),
+            stack: this.stack.as_deref().map(&f),
+            source: source.map(|c| c as Box<dyn std::error::Error + Send + Sync>),
+        }))
     }
 
     /// Prefix the message with context, keeping kind, location and source.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
-        self.message = format!("{context}: {}", self.message);
+        self.0.message = format!("{context}: {}", self.0.message);
         self
     }
 
@@ -195,32 +243,133 @@ impl Error {
 
     /// The kind of failure.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
     /// The message, without location or stack.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
     /// Where in a source file the error happened, if known.
     pub fn location(&self) -> Option<&Location> {
-        self.location.as_ref()
+        self.0.location.as_ref()
+    }
+    /// The ref the error concerns, if it concerns one.
+    pub fn reference(&self) -> Option<&str> {
+        self.0.reference.as_deref()
     }
     /// The Starlark call stack, if the error came from evaluation.
     pub fn stack(&self) -> Option<&str> {
-        self.stack.as_deref()
+        self.0.stack.as_deref()
     }
     /// True for optimistic-concurrency failures; the caller may retry.
     pub fn is_conflict(&self) -> bool {
-        self.kind == ErrorKind::Conflict
+        self.0.kind == ErrorKind::Conflict
     }
     /// True when something asked for does not exist.
     pub fn is_not_found(&self) -> bool {
-        self.kind == ErrorKind::NotFound
+        self.0.kind == ErrorKind::NotFound
+    }
+}
+
+/// How an error displays: its location first, where the message does not
+/// already name it.
+struct Shown<'a>(Option<&'a Location>, &'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(l) if !self.1.contains(&format!("{}:{}", l.file, l.line)) => {
+                write!(f, "{l}: {}", self.1)
+            }
+            _ => f.write_str(self.1),
+        }
+    }
+}
+
+/// A cause in a rewritten source chain ([`Error::map_text`]).
+#[derive(Debug)]
+struct Cause {
+    message: String,
+    source: Option<Box<Cause>>,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
     }
 }
 
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Error::new(ErrorKind::InvalidInput, format!("invalid JSON: {e}")).with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(line: u32) -> Location {
+        Location {
+            file: "repo.ocu.star".into(),
+            line,
+            column: 1,
+        }
+    }
+
+    #[test]
+    fn display_puts_the_location_first_unless_the_message_names_it() {
+        let e = Error::config("bad alias").with_location(at(3));
+        assert_eq!(e.to_string(), "repo.ocu.star:3:1: bad alias");
+        assert_eq!(e.message(), "bad alias");
+        let rendered =
+            Error::new(ErrorKind::Eval, "error: boom\n --> repo.ocu.star:3:1").with_location(at(3));
+        assert_eq!(rendered.to_string(), rendered.message());
+        assert_eq!(Error::store("x").to_string(), "x");
+    }
+
+    #[test]
+    fn an_error_is_one_pointer_wide() {
+        assert_eq!(std::mem::size_of::<Error>(), std::mem::size_of::<usize>());
+    }
+
+    #[test]
+    fn an_error_carries_the_ref_it_concerns() {
+        let e = Error::store("corrupt").with_ref("repo/-/a.ocu.star/@r1");
+        assert_eq!(e.reference(), Some("repo/-/a.ocu.star/@r1"));
+        assert_eq!(
+            e.context("reading").reference(),
+            Some("repo/-/a.ocu.star/@r1")
+        );
+    }
+
+    #[test]
+    fn map_text_rewrites_every_text_and_keeps_the_source_chain() {
+        let io = std::io::Error::other("token hunter2 refused");
+        let e = Error::host("calling with hunter2")
+            .with_location(at(2))
+            .with_stack("at f(hunter2)")
+            .with_ref("@/custom/hunter2")
+            .with_source(Error::io("open", std::path::Path::new("/x"), io));
+        let masked = e.map_text(|t| t.replace("hunter2", "***"));
+        assert_eq!(masked.message(), "calling with ***");
+        assert_eq!(masked.stack(), Some("at f(***)"));
+        assert_eq!(masked.reference(), Some("@/custom/***"));
+        assert_eq!(masked.location(), Some(&at(2)));
+        let mut chain = Vec::new();
+        let mut next = std::error::Error::source(&masked);
+        while let Some(cause) = next {
+            chain.push(cause.to_string());
+            next = cause.source();
+        }
+        assert_eq!(chain, ["open /x: token *** refused", "token *** refused"]);
     }
 }

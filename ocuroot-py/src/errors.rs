@@ -28,7 +28,7 @@ pub fn to_py_err(py: Python<'_>, e: &ocuroot_core::Error) -> PyErr {
         kwargs.set_item("line", location.map(|l| l.line))?;
         kwargs.set_item("column", location.map(|l| l.column))?;
         kwargs.set_item("stack", e.stack())?;
-        let exc = from_native.call((e.kind().as_str(), e.message()), Some(&kwargs))?;
+        let exc = from_native.call((e.kind().as_str(), e.to_string()), Some(&kwargs))?;
         Ok(PyErr::from_value(exc))
     };
     build().unwrap_or_else(|err| err)

@@ -177,7 +177,8 @@ mod tests {
 
     fn fails(src: &str) -> String {
         let e = check(src, "f.ocu.star").unwrap_err();
-        format!("{}: {}", e.location().unwrap(), e.message())
+        assert!(e.location().is_some());
+        e.to_string()
     }
 
     #[test]

@@ -25,14 +25,7 @@ impl Secrets {
         if self.is_empty() {
             return e;
         }
-        let mut masked = crate::Error::new(e.kind(), self.mask(e.message()));
-        if let Some(l) = e.location() {
-            masked = masked.with_location(l.clone());
-        }
-        if let Some(s) = e.stack() {
-            masked = masked.with_stack(self.mask(s));
-        }
-        masked
+        e.map_text(|text| self.mask(text))
     }
 
     /// Register a value; empty strings are ignored (they would mask everything).
