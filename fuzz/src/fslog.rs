@@ -28,8 +28,7 @@ pub const RECORD_SEPARATOR: u8 = 0xff;
 /// - `0..2`: 0 the bytes are the whole log; 1 a valid format 2 header,
 ///   then the bytes; 2 a valid format 2 header, then the bytes split at
 ///   each `0xff` into records with valid length and checksum; 3 the same
-///   behind a format 1 header (a log of an earlier version, which is
-///   upgraded on opening);
+///   behind a format 1 header (a format this version refuses);
 /// - `2`: the header's boot id is this boot's (else another boot's, so the
 ///   log is checked and cut at the first damaged record);
 /// - `3`: damage the last framed record's checksum;
@@ -81,18 +80,7 @@ fn this_boot() -> [u8; 16] {
 
 /// CRC-32 (IEEE), as the log uses.
 pub fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for b in data {
-        c ^= u32::from(*b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
+    crc32fast::hash(data)
 }
 
 /// A header as documented on `FsStore`.

@@ -84,7 +84,6 @@ impl FsStore {
             Read::Current(header) if self.boot_ok(&header) => header,
             Read::Current(header) => self.after_restart(&wal, header)?,
             Read::Empty => self.init_wal(&wal)?,
-            Read::Applied(end) => self.upgrade(&wal, end, &mut overlay)?,
         };
         self.refresh(&wal, &header, &mut overlay)?;
         let mut locked = Locked {
@@ -126,7 +125,7 @@ impl FsStore {
                     _ => {}
                 }
             }
-            // After a restart, or an old log: fix it under the exclusive
+            // After a restart: check the log under the exclusive
             // lock, then read.
             self.with_exclusive(false, |_| Ok(()))?;
         }

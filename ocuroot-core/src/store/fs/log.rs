@@ -1,5 +1,5 @@
 //! The directory store's log as the store uses it: starting it, checking
-//! it after a restart, upgrading format 1, appending batches, making them
+//! it after a restart, appending batches, making them
 //! durable, and checkpoints, which write the logged values back to the
 //! files and empty the log.
 
@@ -77,26 +77,6 @@ impl FsStore {
         }
         self.no_replay_needed();
         Ok(fixed)
-    }
-
-    /// A log of format 1 (every batch also written to the files, which may
-    /// not be durable): write its records back and start a format 2 log.
-    /// Exclusive lock held.
-    pub(super) fn upgrade(&self, wal: &Wal<'_>, end: u64, overlay: &mut Overlay) -> Result<Header> {
-        wal.require_writable("upgrade the store log from format 1")?;
-        overlay.reset(0);
-        // Its last record may be torn: that batch never committed.
-        for batch in wal.scan(HEADER_LEN, end, true)?.records {
-            overlay.fold(batch);
-        }
-        tracing::info!(
-            store = %self.dir.display(),
-            keys = overlay.values.len(),
-            "upgrading the store log to format 2"
-        );
-        let header = self.write_back(wal, initial_generation(), overlay)?;
-        self.no_replay_needed();
-        Ok(header)
     }
 
     /// Checkpoint if anything is logged. Exclusive lock held.

@@ -30,13 +30,8 @@ const WAL_FILE: &str = ".wal";
 /// Present while a checkpoint writes files back: if a killed checkpoint left
 /// it, the next opening removes the temporary files it may have left too.
 const CHECKPOINT_MARK: &str = ".checkpoint";
-/// The crash journal of the store format before the log.
-const LEGACY_JOURNAL: &str = ".journal.json";
 const WAL_MAGIC: &[u8; 8] = b"OCUWAL1\0";
 const WAL_FORMAT: u32 = 2;
-/// The format of the first log, which was applied to the files at every
-/// commit; such a log is checkpointed when found.
-const WAL_FORMAT_APPLIED: u32 = 1;
 const HEADER_LEN: u64 = 64;
 /// `[len u32][crc32 u32]` before each record's payload.
 const RECORD_HEAD: u64 = 8;
@@ -214,16 +209,8 @@ const SYNCFS_KEYS: usize = 32;
 /// header that fails its checksum is a [`Store`](crate::ErrorKind::Store)
 /// error naming the file.
 ///
-/// # Stores of earlier versions
-///
-/// A log of format 1 (written by an earlier version, which also wrote every
-/// file at each commit) is checkpointed when first locked, then used as
-/// format 2; such an earlier version refuses a format 2 log rather than
-/// misread it. Before the log, stores locked `<dir>/.lock` and journalled
-/// multi-key batches in `<dir>/.journal.json`. A `.lock` file is ignored. A
-/// `.journal.json` means such a version crashed in the middle of a batch;
-/// opening the store fails with an error asking to finish it with that
-/// version (or to inspect and delete the journal): it is not replayed.
+/// A log of another format is refused with an error naming the file and
+/// both formats.
 #[derive(Debug)]
 pub struct FsStore {
     dir: PathBuf,
@@ -529,18 +516,8 @@ impl FsStore {
         Ok(())
     }
 
-    /// Check the store's marker (and that no earlier version left a
-    /// journal); the new marker if it needs writing.
+    /// Check the store's marker; the new marker if it needs writing.
     fn marker_update(&self) -> Result<Option<Vec<u8>>> {
-        let journal = self.dir.join(LEGACY_JOURNAL);
-        if exists(&journal)? {
-            return Err(Error::store(format!(
-                "{} holds a batch interrupted by an earlier version of Ocuroot, which this \
-                 version does not replay: finish it by running that version once, or inspect \
-                 the files it names and delete it",
-                journal.display()
-            )));
-        }
         let path = self.dir.join(MARKER_FILE);
         let existing = match read_no_follow(&path) {
             Ok(bytes) => Some(bytes),

@@ -19,8 +19,6 @@ pub(super) enum Read {
     Empty,
     /// A format 2 header.
     Current(Header),
-    /// A format 1 header, with its end.
-    Applied(u64),
 }
 
 impl Header {
@@ -78,7 +76,6 @@ impl Header {
                     end,
                 }))
             }
-            WAL_FORMAT_APPLIED => Ok(Read::Applied(end)),
             _ => Err(Error::store(format!(
                 "store log {} has format {format}; this Ocuroot reads format {WAL_FORMAT}",
                 path.display()
@@ -345,33 +342,9 @@ pub(super) fn current_boot_id() -> Option<[u8; 16]> {
     })
 }
 
-pub(super) const CRC_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut c = i as u32;
-        let mut k = 0;
-        while k < 8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-            k += 1;
-        }
-        table[i] = c;
-        i += 1;
-    }
-    table
-};
-
 /// CRC-32 (IEEE 802.3, as zlib's `crc32`).
 pub(super) fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for b in data {
-        c = CRC_TABLE[((c ^ u32::from(*b)) & 0xff) as usize] ^ (c >> 8);
-    }
-    !c
+    crc32fast::hash(data)
 }
 
 pub(super) fn le_u64(b: &[u8]) -> u64 {

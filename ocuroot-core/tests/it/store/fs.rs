@@ -194,18 +194,7 @@ pub(crate) fn wal_len(dir: &Path) -> u64 {
 
 /// CRC-32 (IEEE), to build logs by hand.
 fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for b in data {
-        c ^= u32::from(*b);
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
+    crc32fast::hash(data)
 }
 
 /// This machine's boot id as the store records it (zero where unknown).
@@ -485,31 +474,32 @@ fn the_log_format_is_as_documented() {
 }
 
 #[test]
-fn a_format_1_log_is_written_back_and_replaced() {
+fn a_log_of_another_format_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     files_with(dir.path(), &[Op::put("old", b"1".to_vec(), Expect::Any)]);
-    // The earlier format: [last u64][end u64][applied u8] after the boot id,
-    // records as now. Its last record may not have reached the files.
-    let body = records(&[put("a", "1"), put("a", "2")]);
+    // Format 1, from before the first release: not read, not changed.
+    let body = records(&[put("a", "1")]);
     let mut h = vec![0u8; 64];
     h[0..8].copy_from_slice(b"OCUWAL1\0");
     h[8..12].copy_from_slice(&1u32.to_le_bytes());
     h[12..28].copy_from_slice(&this_boot());
-    let last = 64 + records(&[put("a", "1")]).len() as u64;
-    h[28..36].copy_from_slice(&last.to_le_bytes());
     h[36..44].copy_from_slice(&(64 + body.len() as u64).to_le_bytes());
     let crc = crc32(&h[..60]);
     h[60..64].copy_from_slice(&crc.to_le_bytes());
     h.extend(body);
-    fs::write(dir.path().join(".wal"), h).unwrap();
+    fs::write(dir.path().join(".wal"), &h).unwrap();
 
-    let store = FsStore::open(dir.path(), "state").unwrap();
-    assert_eq!(store.get("a").unwrap().unwrap().value, b"2");
-    assert_eq!(fs::read(store.object_path("a").unwrap()).unwrap(), b"2");
-    assert_eq!(store.get("old").unwrap().unwrap().value, b"1");
-    let wal = fs::read(dir.path().join(".wal")).unwrap();
-    assert_eq!(wal.len(), 64);
-    assert_eq!(u32::from_le_bytes(wal[8..12].try_into().unwrap()), 2);
+    let err = FsStore::open(dir.path(), "state")
+        .and_then(|s| s.get("a"))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Store);
+    let text = err.to_string();
+    assert!(
+        text.contains("has format 1; this Ocuroot reads format 2"),
+        "{text}"
+    );
+    assert!(text.contains(".wal"), "{text}");
+    assert_eq!(fs::read(dir.path().join(".wal")).unwrap(), h);
 }
 
 #[test]
@@ -839,22 +829,13 @@ fn reads_of_a_store_written_by_others_create_nothing() {
 }
 
 #[test]
-fn stores_of_earlier_versions() {
+fn a_lock_file_of_an_earlier_version_is_ignored() {
     let dir = tempfile::tempdir().unwrap();
     files_with(dir.path(), &[Op::put("k", b"1".to_vec(), Expect::Any)]);
     // A `.lock` holds no data and is ignored.
     fs::write(dir.path().join(".lock"), b"").unwrap();
     let store = FsStore::open(dir.path(), "state").unwrap();
     assert_eq!(store.get("k").unwrap().unwrap().value, b"1");
-    // A journal is a batch an earlier version left half done: refused.
-    fs::write(
-        dir.path().join(".journal.json"),
-        br#"{"format":1,"ops":[{"op":"put","key":"k","text":"2"}]}"#,
-    )
-    .unwrap();
-    let err = FsStore::open(dir.path(), "state").unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Store);
-    assert!(err.to_string().contains(".journal.json"), "{err}");
     assert_eq!(fs::read(store.object_path("k").unwrap()).unwrap(), b"1");
 }
 
