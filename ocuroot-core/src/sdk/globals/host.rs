@@ -204,57 +204,49 @@ macro_rules! host_helpers {
 host_helpers!(host_members, read_file, write_file);
 host_helpers!(bare_host, read, write);
 
-#[starlark_module]
-pub(super) fn http_members(builder: &mut GlobalsBuilder) {
-    /// HTTP GET.
-    fn get<'v>(
-        url: &str,
-        headers: Option<SmallMap<String, String>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Value<'v>> {
-        http_impl(eval, "GET", url, headers, "")
+/// `http.get(url, headers=None)` and the other methods: one function per
+/// method, those of the second list also taking `body=""`.
+macro_rules! http_module {
+    (
+        without a body { $($name:ident = $method:literal, $doc:literal;)* }
+        with a body { $($bname:ident = $bmethod:literal, $bdoc:literal;)* }
+    ) => {
+        #[starlark_module]
+        pub(super) fn http_members(builder: &mut GlobalsBuilder) {
+            $(
+                #[doc = $doc]
+                fn $name<'v>(
+                    url: &str,
+                    headers: Option<SmallMap<String, String>>,
+                    eval: &mut Evaluator<'v, '_, '_>,
+                ) -> anyhow::Result<Value<'v>> {
+                    http_impl(eval, $method, url, headers, "")
+                }
+            )*
+            $(
+                #[doc = $bdoc]
+                fn $bname<'v>(
+                    url: &str,
+                    headers: Option<SmallMap<String, String>>,
+                    #[starlark(default = "")] body: &str,
+                    eval: &mut Evaluator<'v, '_, '_>,
+                ) -> anyhow::Result<Value<'v>> {
+                    http_impl(eval, $bmethod, url, headers, body)
+                }
+            )*
+        }
+    };
+}
+
+http_module! {
+    without a body {
+        get = "GET", "HTTP GET.";
+        head = "HEAD", "HTTP HEAD.";
+        delete = "DELETE", "HTTP DELETE.";
     }
-    /// HTTP HEAD.
-    fn head<'v>(
-        url: &str,
-        headers: Option<SmallMap<String, String>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Value<'v>> {
-        http_impl(eval, "HEAD", url, headers, "")
-    }
-    /// HTTP DELETE.
-    fn delete<'v>(
-        url: &str,
-        headers: Option<SmallMap<String, String>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Value<'v>> {
-        http_impl(eval, "DELETE", url, headers, "")
-    }
-    /// HTTP POST.
-    fn post<'v>(
-        url: &str,
-        headers: Option<SmallMap<String, String>>,
-        #[starlark(default = "")] body: &str,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Value<'v>> {
-        http_impl(eval, "POST", url, headers, body)
-    }
-    /// HTTP PUT.
-    fn put<'v>(
-        url: &str,
-        headers: Option<SmallMap<String, String>>,
-        #[starlark(default = "")] body: &str,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Value<'v>> {
-        http_impl(eval, "PUT", url, headers, body)
-    }
-    /// HTTP PATCH.
-    fn patch<'v>(
-        url: &str,
-        headers: Option<SmallMap<String, String>>,
-        #[starlark(default = "")] body: &str,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Value<'v>> {
-        http_impl(eval, "PATCH", url, headers, body)
+    with a body {
+        post = "POST", "HTTP POST.";
+        put = "PUT", "HTTP PUT.";
+        patch = "PATCH", "HTTP PATCH.";
     }
 }

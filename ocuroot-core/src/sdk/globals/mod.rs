@@ -180,14 +180,21 @@ pub(crate) fn build() -> Globals {
         LibraryExtension::Map,
         LibraryExtension::Filter,
     ])
-    .with(package::package_globals)
-    .with(repo::repo_globals)
-    .with(host::bare_host)
-    .with(|b| b.namespace("host", host::host_members))
-    .with(|b| b.namespace("http", host::http_members))
-    .with(|b| b.namespace("store", repo::store_members))
+    .with(sdk_modules)
     .with(|b| b.namespace("json", json_members))
     .build()
+}
+
+/// The SDK's own functions and namespaces (the globals but for Starlark's
+/// library and `json`).
+fn sdk_modules(b: &mut GlobalsBuilder) {
+    package::package_globals(b);
+    package::task_globals(b);
+    repo::repo_globals(b);
+    host::bare_host(b);
+    b.namespace("host", host::host_members);
+    b.namespace("http", host::http_members);
+    b.namespace("store", repo::store_members);
 }
 
 #[cfg(test)]
@@ -226,14 +233,7 @@ mod tests {
     /// parameter.
     #[test]
     fn every_sdk_parameter_is_accepted_by_keyword() {
-        let globals = GlobalsBuilder::new()
-            .with(super::package::package_globals)
-            .with(super::repo::repo_globals)
-            .with(super::host::bare_host)
-            .with(|b| b.namespace("host", super::host::host_members))
-            .with(|b| b.namespace("http", super::host::http_members))
-            .with(|b| b.namespace("store", super::repo::store_members))
-            .build();
+        let globals = GlobalsBuilder::new().with(super::sdk_modules).build();
         let mut found = Vec::new();
         functions(&globals.documentation(), "", &mut found);
         let positional_only: Vec<String> = found
@@ -252,6 +252,16 @@ mod tests {
                 .2
                 .clone()
         };
+        const SHELL: &[&str] = &[
+            "command",
+            "shell",
+            "dir",
+            "env",
+            "mute",
+            "continue_on_error",
+            // Ours: the original has no timeout.
+            "timeout",
+        ];
         for (name, expected) in [
             ("task", &["fn", "name", "annotation", "inputs"][..]),
             ("call", &["fn", "name", "annotation", "inputs"]),
@@ -277,32 +287,8 @@ mod tests {
                 "store.git",
                 &["remote_url", "branch", "create_branch", "support_files"],
             ),
-            (
-                "host.shell",
-                &[
-                    "command",
-                    "shell",
-                    "dir",
-                    "env",
-                    "mute",
-                    "continue_on_error",
-                    // Ours: the original has no timeout.
-                    "timeout",
-                ],
-            ),
-            (
-                "shell",
-                &[
-                    "command",
-                    "shell",
-                    "dir",
-                    "env",
-                    "mute",
-                    "continue_on_error",
-                    // Ours: the original has no timeout.
-                    "timeout",
-                ],
-            ),
+            ("host.shell", SHELL),
+            ("shell", SHELL),
             ("host.read_file", &["path"]),
             ("read", &["path"]),
             ("host.write_file", &["path", "content"]),

@@ -164,34 +164,38 @@ fn env_value<'v>(heap: Heap<'v>, env: &Environment) -> Value<'v> {
     ]))
 }
 
+/// `task` and its older spelling `call`: the same function under two names.
+macro_rules! task_functions {
+    ($($name:ident, $doc:literal;)*) => {
+        #[starlark_module]
+        pub(super) fn task_globals(builder: &mut GlobalsBuilder) {
+            $(
+                #[doc = $doc]
+                fn $name<'v>(
+                    r#fn: Value<'v>,
+                    name: &str,
+                    #[starlark(default = "")] annotation: &str,
+                    inputs: Option<SmallMap<String, Value<'v>>>,
+                    eval: &mut Evaluator<'v, '_, '_>,
+                ) -> anyhow::Result<Value<'v>> {
+                    task_impl(eval, r#fn, name, annotation, inputs)
+                }
+            )*
+        }
+    };
+}
+
+task_functions! {
+    task, "A standalone task: `task(fn, name, annotation=\"\", inputs={})`.";
+    call, "Alias of `task` (older spelling).";
+}
+
 #[starlark_module]
 pub(super) fn package_globals(builder: &mut GlobalsBuilder) {
     /// Declare the SDK version the file is written for: `ocuroot("0.3.0")`.
     fn ocuroot(version: &str) -> anyhow::Result<NoneType> {
         crate::sdk::version::check(version).map_err(anyhow::Error::msg)?;
         Ok(NoneType)
-    }
-
-    /// A standalone task: `task(fn, name, annotation="", inputs={})`.
-    fn task<'v>(
-        r#fn: Value<'v>,
-        name: &str,
-        #[starlark(default = "")] annotation: &str,
-        inputs: Option<SmallMap<String, Value<'v>>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Value<'v>> {
-        task_impl(eval, r#fn, name, annotation, inputs)
-    }
-
-    /// Alias of `task` (older spelling).
-    fn call<'v>(
-        r#fn: Value<'v>,
-        name: &str,
-        #[starlark(default = "")] annotation: &str,
-        inputs: Option<SmallMap<String, Value<'v>>>,
-        eval: &mut Evaluator<'v, '_, '_>,
-    ) -> anyhow::Result<Value<'v>> {
-        task_impl(eval, r#fn, name, annotation, inputs)
     }
 
     /// A deployment to one environment: `deploy(environment, up, down, inputs={})`.
