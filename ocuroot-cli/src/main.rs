@@ -16,8 +16,7 @@ use args::{
     ValueFormat, WorkCommand,
 };
 use clap::Parser;
-use ocuroot_core::engine::NewRelease;
-use ocuroot_core::engine::intent::WorkOutcome;
+use ocuroot_core::model::{NewRelease, TriggerStatus, WorkOutcome};
 use ocuroot_core::{Error, WorkResult, Workspace};
 
 fn main() -> ExitCode {
@@ -385,9 +384,7 @@ fn work(command: WorkCommand) -> Result<ExitCode, Error> {
             } else {
                 render::triggered_text(&triggered)
             });
-            let failed = triggered
-                .iter()
-                .any(|t| t.status == ocuroot_core::engine::trigger::TriggerStatus::Failed);
+            let failed = triggered.iter().any(|t| t.status == TriggerStatus::Failed);
             return Ok(code(failed));
         }
     };

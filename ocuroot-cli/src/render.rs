@@ -5,20 +5,20 @@ use std::fmt::Write;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use ocuroot_core::engine::push::PushOutcome;
-use ocuroot_core::engine::push_intent::IntentPush;
-use ocuroot_core::engine::{Event, EventSink, NewRelease};
+use ocuroot_core::model::{
+    ChangeKind, Event, EventSink, IntentPush, NewRelease, Plan, PushOutcome, TriggerStatus,
+    Triggered, WorkOutcome,
+};
 use ocuroot_core::model::{InputSpec, ReleaseReport, Work, WorkState};
 use ocuroot_core::refs::Ref;
 use ocuroot_core::sdk::FileContents;
 use ocuroot_core::workspace::{EnvironmentSource, Lint};
 use ocuroot_core::{Error, ErrorKind};
 
-/// An error for stderr: `Error: <message>`, except that evaluation errors,
-/// which Starlark already renders as `error: ...` with a traceback and the
-/// source line, are printed as they are. An error with a location is
-/// prefixed with it (`Error: repo.ocu.star:3:1: ...`) unless its message
-/// names it already.
+/// An error for stderr: `Error: <error>` (an error with a location displays
+/// it first: `Error: repo.ocu.star:3:1: ...`), except that evaluation
+/// errors, which Starlark already renders as `error: ...` with a traceback
+/// and the source line, are printed as they are.
 pub fn error(e: &Error) -> String {
     let text = e.to_string();
     let rendered = e.kind() == ErrorKind::Eval
@@ -26,13 +26,7 @@ pub fn error(e: &Error) -> String {
     if rendered {
         return text;
     }
-    match e.location() {
-        // Where the error has a place the message does not already name.
-        Some(l) if !text.contains(&format!("{}:{}", l.file, l.line)) => {
-            format!("Error: {l}: {text}")
-        }
-        _ => format!("Error: {text}"),
-    }
+    format!("Error: {text}")
 }
 
 /// Pretty JSON with a trailing newline (2-space indent, as the original).
@@ -285,13 +279,13 @@ pub fn report_text(report: &ReleaseReport) -> String {
 
 /// What applying intent or a `work` command did: each intent applied, the
 /// report of each release that ran, and the work left for later.
-pub fn outcome_text(outcome: &ocuroot_core::engine::intent::WorkOutcome) -> String {
+pub fn outcome_text(outcome: &WorkOutcome) -> String {
     let mut text = String::new();
     for change in &outcome.applied {
         let verb = match change.change {
-            ocuroot_core::engine::intent::ChangeKind::Create => "created",
-            ocuroot_core::engine::intent::ChangeKind::Update => "updated",
-            ocuroot_core::engine::intent::ChangeKind::Delete => "deleted",
+            ChangeKind::Create => "created",
+            ChangeKind::Update => "updated",
+            ChangeKind::Delete => "deleted",
         };
         text.push_str(&format!("Applied {} ({verb})\n", change.r#ref));
     }
@@ -302,7 +296,11 @@ pub fn outcome_text(outcome: &ocuroot_core::engine::intent::WorkOutcome) -> Stri
             text.push_str(&format!(
                 "Ran {}: added {} (pending)\n",
                 op.r#ref,
-                op.added.join(", ")
+                op.added
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
     }
@@ -416,7 +414,7 @@ pub fn push_text(pushed: &PushOutcome) -> String {
 
 /// `ocuroot plan`: each item on a line (dependencies first), ready ones
 /// with why, waiting ones with what for.
-pub fn plan_text(plan: &ocuroot_core::engine::plan::Plan) -> String {
+pub fn plan_text(plan: &Plan) -> String {
     if plan.work.is_empty() {
         return "Nothing to do\n".to_string();
     }
@@ -445,8 +443,7 @@ pub fn plan_text(plan: &ocuroot_core::engine::plan::Plan) -> String {
 }
 
 /// `ocuroot work trigger`: a line per commit.
-pub fn triggered_text(triggered: &[ocuroot_core::engine::trigger::Triggered]) -> String {
-    use ocuroot_core::engine::trigger::TriggerStatus;
+pub fn triggered_text(triggered: &[Triggered]) -> String {
     if triggered.is_empty() {
         return "No commits with outstanding work\n".to_string();
     }

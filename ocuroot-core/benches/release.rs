@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_main};
 use ocuroot_core::Workspace;
-use ocuroot_core::engine::NewRelease;
 use ocuroot_core::host::{Host, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::model::NewRelease;
 use ocuroot_core::model::ReleaseStatus;
 use ocuroot_core::store::{MemoryStore, Store};
 

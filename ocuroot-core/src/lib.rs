@@ -123,22 +123,24 @@
 //!
 //! ## Layout
 //!
+//! Each module imports only those above it in this table (the crate's
+//! ARCHITECTURE.md says more, and a test checks it):
+//!
 //! | module | what |
 //! |---|---|
-//! | [`refs`] | ref grammar, relative resolution, globs |
-//! | [`store`] | the `Store` seam, memory and filesystem backends, the ref layer |
-//! | [`model`] | plain serde types: packages, work, inputs, environments |
-//! | [`sdk`] | the Starlark SDK (the only module that imports `starlark`) |
+//! | [`error`] | [`Error`]: kind, message, location, the ref it concerns |
+//! | [`refs`] | ref grammar, relative resolution, globs, release ids and work paths |
 //! | [`host`] | the `Host` seam: shell, files, HTTP, clock |
-//! | [`repo`] | git discovery: root, commit, repository name, worktrees, clones |
-//! | [`graph`] | the dependency graph across packages (petgraph): order, cycles, rendering |
-//! | [`engine`] | releases, intent, work discovery, cascades, plans, triggers |
-//! | [`workspace`] | the facade used by the CLI and the bindings |
+//! | [`model`] | plain serde types: packages, documents, and what every operation returns (outcomes, todos, plans, events, the dependency [`graph`]) |
+//! | [`repo`] | git discovery: root, commit, repository name, worktrees, clones; paths |
+//! | [`store`] | the `Store` seam, memory, filesystem and git backends, the ref layer |
+//! | [`sdk`] | the Starlark SDK (the only module that imports `starlark`) |
+//! | `engine` (private) | releases, intent, work discovery, cascades, plans, triggers, pushes |
+//! | [`workspace`] | the facade the CLI and the bindings use |
 #![warn(missing_docs)]
 
-pub mod engine;
+mod engine;
 pub mod error;
-pub mod graph;
 pub mod host;
 pub mod model;
 pub mod refs;
@@ -148,4 +150,9 @@ pub mod store;
 pub mod workspace;
 
 pub use error::{Error, ErrorKind, Location, Result};
+pub use model::graph;
+pub use model::{
+    Event, EventSink, IntentChange, IntentPush, NewRelease, Plan, PushOutcome, ReleaseReport, Todo,
+    Triggered, WorkOutcome,
+};
 pub use workspace::{WorkResult, Workspace};

@@ -4,8 +4,8 @@
 use std::ffi::{CString, c_char, c_void};
 use std::sync::Arc;
 
-use ocuroot_core::engine::{Event, EventSink};
 use ocuroot_core::host::{Host, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::model::{Event, EventSink};
 use ocuroot_core::store::{Entry, Expect, Op, Store, Version, validate_key, validate_prefix};
 use ocuroot_core::{Error, Result};
 

@@ -4,8 +4,8 @@ use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
 use ocuroot_core::Workspace;
-use ocuroot_core::engine::EventSink;
 use ocuroot_core::host::Host;
+use ocuroot_core::model::EventSink;
 use ocuroot_core::model::ReleaseReport;
 use ocuroot_core::store::Store;
 

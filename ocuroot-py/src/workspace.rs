@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ocuroot_core::engine::{Event, EventSink};
+use ocuroot_core::model::{Event, EventSink};
 use ocuroot_core::store::Store;
 use pyo3::PyTraverseError;
 use pyo3::exceptions::{PyTypeError, PyValueError};

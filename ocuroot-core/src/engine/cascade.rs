@@ -28,15 +28,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use base64::Engine as _;
-use serde_json::{Value, json};
-
 use super::EngineContext;
-use super::intent::{self, WorkOutcome};
-use super::release::load_release;
-use super::work::{self, Action, Finding, Found, Scope, Todo};
-use crate::graph::{DependencyGraph, Node};
-use crate::model::Package;
+use super::deps::graph;
+use super::record::remotes_of;
+use super::releases::load_release;
+use super::work::{self, Action, Finding, Found, Scope};
+use crate::model::{DependencyGraph, Node, Todo, WorkOutcome};
 use crate::refs::Ref;
 use crate::repo::{self, RepoClone, Worktree};
 use crate::{Error, ErrorKind, Result};
@@ -160,7 +157,7 @@ fn run(ctx: &EngineContext, options: CascadeOptions, everything: bool) -> Result
          Something keeps changing what it reads; `ocuroot plan` shows the work",
         options.max_rounds,
         left.iter()
-            .map(|f| f.todo.r#ref.as_str())
+            .map(|f| f.todo.r#ref.to_string())
             .collect::<Vec<_>>()
             .join(", ")
     ));
@@ -183,32 +180,6 @@ fn give_up_message(ctx: &EngineContext, deployment: &Ref, failures: u32) -> Resu
     ))
 }
 
-/// The dependency graph of the latest release of every package in state.
-pub fn graph(ctx: &EngineContext) -> Result<DependencyGraph> {
-    graph_with(ctx, None)
-}
-
-/// The dependency graph of the latest release of every package in state,
-/// with `replace`'s package (about to be released) in place of its latest
-/// release.
-pub(crate) fn graph_with(
-    ctx: &EngineContext,
-    replace: Option<(&Ref, &Package)>,
-) -> Result<DependencyGraph> {
-    let mut g = DependencyGraph::new();
-    for rel in intent::latest_releases(ctx)? {
-        if replace.is_some_and(|(p, _)| p.package() == rel.package()) {
-            continue;
-        }
-        let (rel, doc) = load_release(ctx, &rel)?;
-        g.add_package(&rel.package(), &doc.package);
-    }
-    if let Some((p, package)) = replace {
-        g.add_package(&p.package(), package);
-    }
-    Ok(g)
-}
-
 /// Sort work by the graph: intent first, then work items in dependency
 /// order (stable otherwise). A cycle is an error naming every node on it.
 pub(crate) fn order(graph: &DependencyGraph, found: &mut [Found]) -> Result<()> {
@@ -222,9 +193,7 @@ pub(crate) fn order(graph: &DependencyGraph, found: &mut [Found]) -> Result<()> 
         if matches!(f.action, Action::Apply(_)) {
             return 0;
         }
-        Ref::parse(&f.todo.r#ref)
-            .ok()
-            .and_then(|r| Node::of_ref(&r))
+        Node::of_ref(&f.todo.r#ref)
             .and_then(|n| position.get(&n).copied())
             .map_or(1, |p| p + 2)
     };
@@ -358,102 +327,4 @@ pub(crate) fn open_site(
         _worktree: None,
         _clone: Some(clone),
     })
-}
-
-/// `<repo>/-/repo.ocu.star/@<commit>`: what is known of a repository at a
-/// commit (its git remotes, its `remotes()` and the source of its
-/// `repo.ocu.star`), written by `release new`.
-pub(crate) fn repo_doc_ref(repo: &str, commit: &str) -> Ref {
-    Ref {
-        repo: repo.to_string(),
-        filename: repo::REPO_CONFIG_FILE.to_string(),
-        release: Some(commit.to_string()),
-        ..Ref::default()
-    }
-}
-
-/// The record of this repository at the current commit, unless state has
-/// it already: `release new` writes it with the release, so that cascades
-/// started elsewhere can clone the repository and `work trigger` can call
-/// its trigger.
-pub(crate) fn repo_record(ctx: &EngineContext) -> Result<Option<(Ref, Value)>> {
-    if ctx.commit == repo::NULL_COMMIT {
-        return Ok(None);
-    }
-    let r = repo_doc_ref(&ctx.site.repo, &ctx.commit);
-    if ctx.state.exists(&r)? {
-        return Ok(None);
-    }
-    let source = match &ctx.site.config_file {
-        Some(f) => ctx.host.read_file(f)?,
-        None => String::new(),
-    };
-    let doc = json!({
-        "Remotes": ctx.site.remotes,
-        "remotes": ctx.site.config.remotes,
-        "source": base64::engine::general_purpose::STANDARD.encode(source),
-    });
-    Ok(Some((r, doc)))
-}
-
-/// The recorded document of `repo` at `commit`, else at any commit.
-pub(crate) fn repo_doc(ctx: &EngineContext, repo: &str, commit: &str) -> Result<Option<Value>> {
-    if let Some(doc) = ctx.state.get(&repo_doc_ref(repo, commit))? {
-        return Ok(Some(doc));
-    }
-    let glob = format!("{repo}/-/{}/@*", repo::REPO_CONFIG_FILE);
-    for text in ctx.state.match_globs(&[glob])?.into_iter().rev() {
-        if let Some(doc) = ctx.state.get(&Ref::parse(&text)?)? {
-            return Ok(Some(doc));
-        }
-    }
-    Ok(None)
-}
-
-/// The source of `repo.ocu.star` recorded in a repository document.
-pub(crate) fn recorded_source(doc: &Value) -> Result<Option<String>> {
-    let Some(text) = doc.get("source").and_then(Value::as_str) else {
-        return Ok(None);
-    };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .map_err(|e| Error::store(format!("recorded repo.ocu.star is not base64: {e}")))?;
-    let source = String::from_utf8(bytes)
-        .map_err(|_| Error::store("recorded repo.ocu.star is not UTF-8"))?;
-    Ok(Some(source).filter(|s| !s.is_empty()))
-}
-
-/// The URLs to clone `repo` from: its `remotes()`, else its git remotes.
-fn remotes_of(ctx: &EngineContext, repo: &str, commit: &str) -> Result<Vec<String>> {
-    let doc = repo_doc(ctx, repo, commit)?.ok_or_else(|| {
-        Error::not_found(format!(
-            "cannot clone {repo} to work at commit {commit}: state has no {} \
-             (written by `ocuroot release new` in that repository) saying where it lives",
-            repo_doc_ref(repo, commit)
-        ))
-    })?;
-    let list = |key: &str| -> Vec<String> {
-        doc.get(key)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let configured = list("remotes");
-    let urls = if configured.is_empty() {
-        list("Remotes")
-    } else {
-        configured
-    };
-    if urls.is_empty() {
-        return Err(Error::not_found(format!(
-            "cannot clone {repo} to work at commit {commit}: it has no remotes \
-             (add `remotes([...])` to its repo.ocu.star, or a git remote)"
-        )));
-    }
-    Ok(urls)
 }

@@ -18,20 +18,20 @@
 //! release is at the current commit; others stay pending for a `work
 //! continue` at that commit.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::EngineContext;
-use super::release::{evaluate, load_release, report};
-use super::scheduler::run_until_blocked;
-use super::status::{Latest, RunRefs, load_run, load_statuses, run_ref, set_status, status_ref};
+use super::releases::{check_envs_ref, evaluate, latest_releases, load_release};
+use super::report::run_releases;
+use super::status::{load_run, new_run, run_ref, status_ref};
 use crate::model::{
-    Deploy, Environment, EnvironmentName, InputSpec, ReleaseDoc, ReleaseReport, ReleaseStatus,
-    RunDoc, RunFunction, RunStatus, RunType, Work,
+    ChangeKind, Deploy, Environment, EnvironmentName, InputSpec, IntentChange, OpReport,
+    ReleaseDoc, RunDoc, RunFunction, RunStatus, RunType, Work, WorkOutcome,
 };
-use crate::refs::{Ref, SubPathType, is_release_id};
+use crate::refs::{Ref, SubPathType, WorkPath, is_release_id};
 use crate::{Error, Result};
 
 /// The intent refs that are compared with state.
@@ -95,28 +95,6 @@ impl IntentKind {
         }
         Ok(kind)
     }
-}
-
-/// How intent differs from state for one ref.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ChangeKind {
-    /// In intent, not in state.
-    Create,
-    /// In both, different.
-    Update,
-    /// In state, not in intent.
-    Delete,
-}
-
-/// One difference between intent and state: applying `ref` removes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct IntentChange {
-    /// The intent ref to apply.
-    #[serde(rename = "ref")]
-    pub r#ref: String,
-    /// What applying it does.
-    pub change: ChangeKind,
 }
 
 /// Check an intent document before it is written or applied: environments
@@ -231,10 +209,15 @@ pub fn diff(ctx: &EngineContext) -> Result<Vec<IntentChange>> {
             changes.insert(text, ChangeKind::Delete);
         }
     }
-    Ok(changes
+    changes
         .into_iter()
-        .map(|(r#ref, change)| IntentChange { r#ref, change })
-        .collect())
+        .map(|(text, change)| {
+            Ok(IntentChange {
+                r#ref: Ref::parse(&text)?,
+                change,
+            })
+        })
+        .collect()
 }
 
 /// Whether state already holds what intent wants.
@@ -258,69 +241,6 @@ fn deployed(ctx: &EngineContext, r: &Ref) -> Result<Option<(Ref, Value)>> {
         return Ok(None);
     };
     Ok(ctx.state.get(&target)?.map(|doc| (target, doc)))
-}
-
-/// What applying intent or finding work did.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
-pub struct WorkOutcome {
-    /// Intent applied, in order.
-    pub applied: Vec<IntentChange>,
-    /// `check_envs` ops run: the deploys each added to its release.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ops: Vec<OpReport>,
-    /// Releases that ran, with their reports.
-    pub releases: Vec<ReleaseReport>,
-    /// Work left for later, and why (a release at another commit, an
-    /// environment that still has deployments).
-    pub deferred: Vec<String>,
-    /// Cascades: the rounds done.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub rounds: u32,
-    /// Cascades: why work was given up (a redeploy that kept failing, too
-    /// many rounds). Any makes the outcome failed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub stopped: Vec<String>,
-    /// `work any`: the triggers called afterwards for commits that still
-    /// have work (the repositories' `trigger(commit)`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub triggered: Vec<super::trigger::Triggered>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-impl WorkOutcome {
-    /// Whether anything was done: intent applied, an op run or a release
-    /// run further.
-    pub fn did_something(&self) -> bool {
-        !(self.applied.is_empty() && self.ops.is_empty() && self.releases.is_empty())
-    }
-
-    /// Whether any release that ran has failed work.
-    pub fn failed(&self) -> bool {
-        !self.stopped.is_empty()
-            || self
-                .releases
-                .iter()
-                .any(|r| r.status == ReleaseStatus::Failed)
-    }
-
-    /// Add what `other` did; a later report of a release replaces an
-    /// earlier one.
-    pub fn merge(&mut self, other: WorkOutcome) {
-        self.applied.extend(other.applied);
-        self.ops.extend(other.ops);
-        self.deferred.extend(other.deferred);
-        self.stopped.extend(other.stopped);
-        self.triggered.extend(other.triggered);
-        self.rounds = self.rounds.max(other.rounds);
-        for report in other.releases {
-            // The later report of a release supersedes an earlier one.
-            self.releases.retain(|r| r.release != report.release);
-            self.releases.push(report);
-        }
-    }
 }
 
 /// Apply the intent at `r` to state (`state apply`). Runs the work this
@@ -368,7 +288,7 @@ pub fn apply(ctx: &EngineContext, r: &Ref) -> Result<WorkOutcome> {
     };
     ctx.journal.record(r);
     out.applied.push(IntentChange {
-        r#ref: r.to_string(),
+        r#ref: r.clone(),
         change,
     });
     run_releases(ctx, touched, &mut out)?;
@@ -410,14 +330,14 @@ pub fn conflicting_intent(ctx: &EngineContext, r: &Ref, value: &Value) -> Result
     if IntentKind::of(r) != Some(IntentKind::Custom) {
         return Ok(None);
     }
-    let target = ctx.state.resolve(r)?.to_string();
+    let target = ctx.state.resolve(r)?;
     let glob = format!("{}/@*/custom/{}", r.package(), r.subpath);
     for other in ctx.intent.match_globs(&[glob.as_str()])? {
-        if other == r.to_string() {
+        if *r == other {
             continue;
         }
         let other_ref = Ref::parse(&other)?;
-        if ctx.state.resolve(&other_ref)?.to_string() == target
+        if ctx.state.resolve(&other_ref)? == target
             && ctx.intent.get(&other_ref)?.as_ref() != Some(value)
         {
             return Ok(Some(other));
@@ -426,106 +346,12 @@ pub fn conflicting_intent(ctx: &EngineContext, r: &Ref, value: &Value) -> Result
     Ok(None)
 }
 
-/// Run each release (once) if it is at the current commit; note the others.
-pub(super) fn run_releases(
-    ctx: &EngineContext,
-    releases: Vec<Ref>,
-    out: &mut WorkOutcome,
-) -> Result<()> {
-    let unique: BTreeSet<Ref> = releases.into_iter().collect();
-    for rel in unique {
-        let (rel, doc) = load_release(ctx, &rel)?;
-        if doc.commit != ctx.commit {
-            out.deferred.push(format!(
-                "{rel}: at commit {}, so its new runs wait for `work continue` there",
-                doc.commit
-            ));
-            continue;
-        }
-        let loaded = evaluate(ctx, &ctx.root.join(&rel.filename), &rel)?;
-        let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, false)?;
-        let report = report(ctx, &rel, &doc, &waiting)?;
-        out.releases.retain(|r| r.release != report.release);
-        out.releases.push(report);
-    }
-    Ok(())
-}
-
 /// The deploy of `env` in a release's package, with its phase.
 fn deploy_in<'d>(doc: &'d ReleaseDoc, env: &str) -> Option<&'d Deploy> {
     doc.package.work().find_map(|(_, w)| match w {
         Work::Deploy(d) if d.environment.as_str() == env => Some(d),
         _ => None,
     })
-}
-
-/// The latest run of `path` in `rel`, if it has any.
-pub(super) fn latest_run(
-    ctx: &EngineContext,
-    rel: &Ref,
-    path: &str,
-) -> Result<Option<(Latest, RunDoc)>> {
-    let statuses = load_statuses(&ctx.state, rel)?;
-    let Some(latest) = statuses.get(path).copied() else {
-        return Ok(None);
-    };
-    let run = run_ref(rel, path, latest.run)?;
-    let doc = load_run(&ctx.state, &run)?
-        .ok_or_else(|| Error::store(format!("run {run} has a status but no document")))?;
-    Ok(Some((latest, doc)))
-}
-
-/// Create run `n + 1` of `path` in `rel` (pending), unless its latest run
-/// is still to run with the same function and inputs. Returns whether a run
-/// was created. When `replaces` is the latest run and it failed, it
-/// becomes `failed_retried` in the same transaction, as `release retry`
-/// does.
-pub(super) fn new_run(
-    ctx: &EngineContext,
-    rel: &Ref,
-    path: &str,
-    run_type: RunType,
-    function: RunFunction,
-    replaces: Option<u32>,
-) -> Result<bool> {
-    let latest = latest_run(ctx, rel, path)?;
-    if let Some((latest, doc)) = &latest {
-        let waiting = matches!(
-            latest.status,
-            RunStatus::Pending | RunStatus::Paused | RunStatus::Running
-        );
-        let first = doc.functions.first();
-        if waiting
-            && doc.run_type == run_type
-            && first.is_some_and(|f| f.function == function.function && f.inputs == function.inputs)
-        {
-            return Ok(false);
-        }
-    }
-    let n = latest.as_ref().map_or(0, |(l, _)| l.run) + 1;
-    let run = run_ref(rel, path, n)?;
-    let failed = match &latest {
-        Some((l, _)) if l.status == RunStatus::Failed && Some(l.run) == replaces => {
-            Some(RunRefs::new(&run_ref(rel, path, l.run)?)?)
-        }
-        _ => None,
-    };
-    let doc = RunDoc::new(run_type, rel.to_string(), function);
-    ctx.state.update(|tx| {
-        if let Some(old) = &failed {
-            set_status(
-                tx,
-                old,
-                RunStatus::Failed,
-                RunStatus::FailedRetried,
-                json!({"retried_by": run.to_string()}),
-            )?;
-        }
-        tx.create(&run, serde_json::to_value(&doc)?)?;
-        tx.create(&status_ref(&run, RunStatus::Pending), json!({}))
-    })?;
-    ctx.journal.record(&run);
-    Ok(true)
 }
 
 /// A deploy intent present: redeploy its release with its inputs, unless
@@ -557,7 +383,7 @@ fn redeploy_to_intent(ctx: &EngineContext, r: &Ref, intent: &DeployIntent) -> Re
         inputs,
         resolved: None,
     };
-    let path = format!("deploy/{env}");
+    let path = WorkPath::deploy(env.as_str());
     new_run(ctx, &rel, &path, RunType::Up, function, None)?;
     Ok(Some(rel))
 }
@@ -609,28 +435,12 @@ fn undeploy(ctx: &EngineContext, r: &Ref) -> Result<Option<Ref>> {
     new_run(
         ctx,
         &rel,
-        &format!("deploy/{env}"),
+        &WorkPath::deploy(env.as_str()),
         RunType::Down,
         function,
         None,
     )?;
     Ok(Some(rel))
-}
-
-/// The latest release of every package (by release number).
-pub(super) fn latest_releases(ctx: &EngineContext) -> Result<Vec<Ref>> {
-    let mut latest: BTreeMap<Ref, (u64, Ref)> = BTreeMap::new();
-    for text in ctx.state.match_globs(&["**/@r*/commit/*"])? {
-        let rel = Ref::parse(&text)?.release_ref();
-        let Some(n) = rel.release_number() else {
-            continue;
-        };
-        let package = rel.package();
-        if latest.get(&package).is_none_or(|(m, _)| *m < n) {
-            latest.insert(package, (n, rel));
-        }
-    }
-    Ok(latest.into_values().map(|(_, r)| r).collect())
 }
 
 /// A new environment, as the original schedules it: the latest release of
@@ -656,28 +466,12 @@ fn add_environment_ops(ctx: &EngineContext, env: &str, out: &mut WorkOutcome) ->
     Ok(())
 }
 
-/// `<rel>/op/check_envs`: the release must be checked for environments
-/// added since it was created.
-pub(super) fn check_envs_ref(rel: &Ref) -> Ref {
-    rel.with_subpath(SubPathType::Op, "check_envs")
-}
-
-/// What running a `check_envs` op did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OpReport {
-    /// The op (`<rel>/op/check_envs`).
-    #[serde(rename = "ref")]
-    pub r#ref: String,
-    /// The runs it added, pending (`<rel>/deploy/<env>/1`).
-    pub added: Vec<String>,
-}
-
 /// Run the op `<rel>/op/check_envs` (at the current commit): re-evaluate
 /// the release's file with the environments now in state, add the deploys
 /// it now makes that the release lacks, each in the phase the file puts it
 /// in as pending run 1, and remove the op, in one transaction. Nothing when
 /// the op is gone already (another agent ran it).
-pub(super) fn run_check_envs(ctx: &EngineContext, rel: &Ref) -> Result<Option<OpReport>> {
+pub(crate) fn run_check_envs(ctx: &EngineContext, rel: &Ref) -> Result<Option<OpReport>> {
     let (rel, doc) = load_release(ctx, rel)?;
     let op = check_envs_ref(&rel);
     if !ctx.state.exists(&op)? {
@@ -706,10 +500,10 @@ pub(super) fn run_check_envs(ctx: &EngineContext, rel: &Ref) -> Result<Option<Op
                 continue;
             };
             phase.work.push(Work::Deploy(new.clone()));
-            let run = run_ref(&rel, &format!("deploy/{}", new.environment), 1)?;
+            let run = run_ref(&rel, &WorkPath::deploy(new.environment.as_str()), 1);
             let run_doc = RunDoc::new(
                 RunType::Up,
-                rel.to_string(),
+                rel.clone(),
                 RunFunction {
                     function: new.up.clone(),
                     inputs: new.inputs.clone(),
@@ -746,11 +540,8 @@ pub(super) fn run_check_envs(ctx: &EngineContext, rel: &Ref) -> Result<Option<Op
         ctx.journal.record(run);
     }
     Ok(Some(OpReport {
-        r#ref: op.to_string(),
-        added: new_runs
-            .into_iter()
-            .map(|(run, _)| run.to_string())
-            .collect(),
+        r#ref: op.clone(),
+        added: new_runs.into_iter().map(|(run, _)| run).collect(),
     }))
 }
 

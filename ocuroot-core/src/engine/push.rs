@@ -21,91 +21,24 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use super::EngineContext;
 use super::cascade::{self, CascadeOptions};
-use super::intent::WorkOutcome;
-use super::release::{NewRelease, release_new, releases_at};
+use super::record::repo_doc_ref;
+use super::release::release_new;
+use super::releases::releases_at;
 use crate::host::ReadOnlyHost;
-use crate::model::{RunDoc, StoreSpec};
+use crate::model::{
+    PushIndex, PushOutcome, Pushed, ReleaseConfig, RunDoc, StoreSpec, WorkOutcome, parse_doc,
+};
 use crate::refs::{Ref, SubPathType};
+use crate::repo::paths::slash_path;
 use crate::repo::{self, REPO_CONFIG_FILE};
 use crate::sdk::{self, EvalOptions, FileContents};
 use crate::{Error, Result};
 
-/// The push index: what a push released, and the watch prefixes of each
-/// package, read by the next push.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PushIndex {
-    /// The commit pushed.
-    pub commit: String,
-    /// The commit of the push before it (empty for the first).
-    #[serde(default)]
-    pub previous_commit: String,
-    /// Per package ref: what its runs watch.
-    #[serde(default)]
-    pub release_configs: BTreeMap<String, ReleaseConfig>,
-}
-
-/// What a pushed package's runs asked to watch (`done(watch=[...])`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReleaseConfig {
-    /// Repository paths (prefixes) whose changes release the package.
-    #[serde(default)]
-    pub watch_files: Vec<String>,
-}
-
-/// One package a push released (or could not).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Pushed {
-    /// The package file, relative to the root.
-    pub package: String,
-    /// Why it was released: `first push`, `changed`, or the watched prefix
-    /// a changed path is under.
-    pub reason: String,
-    /// What releasing it did (absent on a dry run or an error).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub release: Option<NewRelease>,
-    /// Why it could not be released.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// What `push` did, or (dry run) would do.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PushOutcome {
-    /// The commit pushed.
-    pub commit: String,
-    /// The commit of the previous push, if there was one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_commit: Option<String>,
-    /// The packages, in the order they were released.
-    pub packages: Vec<Pushed>,
-    /// What the cascade after the releases did.
-    pub cascade: WorkOutcome,
-    /// The index written (`<repo>/-/repo.ocu.star/@<commit>/push/index`);
-    /// none on a dry run or when a package could not be released.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<String>,
-    /// Whether nothing was changed.
-    pub dryrun: bool,
-}
-
-impl PushOutcome {
-    /// Whether a package could not be released, or released work failed.
-    pub fn failed(&self) -> bool {
-        self.cascade.failed()
-            || self
-                .packages
-                .iter()
-                .any(|p| p.error.is_some() || p.release.as_ref().is_some_and(NewRelease::failed))
-    }
-}
-
 /// `<repo>/-/repo.ocu.star/@<release>/push/index`.
 fn index_ref(repo: &str, release: &str) -> Ref {
-    cascade::repo_doc_ref(repo, release).with_subpath(SubPathType::Push, "index")
+    repo_doc_ref(repo, release).with_subpath(SubPathType::Push, "index")
 }
 
 /// `ocuroot push [--dryrun]`.
@@ -214,14 +147,6 @@ pub fn push(ctx: &EngineContext, options: CascadeOptions, dryrun: bool) -> Resul
     Ok(outcome)
 }
 
-/// `p` with `/` between its components.
-pub(crate) fn slash_path(p: &std::path::Path) -> String {
-    p.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
 /// Whether the package file `path` registers environments: evaluated
 /// without running commands or writing anything; a file that fails to
 /// evaluate so does not (its error comes when it is released).
@@ -254,9 +179,7 @@ fn previous_index(ctx: &EngineContext) -> Result<Option<PushIndex>> {
     let Some(doc) = ctx.state.get(&link)? else {
         return Ok(None);
     };
-    serde_json::from_value(doc)
-        .map(Some)
-        .map_err(|e| Error::store(format!("{link}: invalid push index: {e}")))
+    parse_doc(&link, "push index", doc).map(Some)
 }
 
 /// The packages to release after the push `index`, given the paths that

@@ -5,35 +5,18 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use serde::Serialize;
 use serde_json::json;
 
 use super::EngineContext;
-use super::intent::{self, WorkOutcome};
-use super::push::slash_path;
+use super::intent;
+use crate::model::{IntentPush, WorkOutcome};
 use crate::refs::Ref;
 use crate::repo;
+use crate::repo::paths::slash_path;
 use crate::{Error, Result};
 
 /// The ref recording the intent commit of the last push.
 pub const INTENT_COMMIT_REF: &str = "@/push/intent_commit";
-
-/// What a push from an intent checkout did.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IntentPush {
-    /// The checkout's commit.
-    pub commit: String,
-    /// The commit of the previous push from an intent checkout, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub previous_commit: Option<String>,
-    /// The intent refs applied (all of the diff when there was no previous
-    /// push, or it is not in this checkout's history).
-    pub refs: Vec<String>,
-    /// What applying them did.
-    pub outcome: WorkOutcome,
-    /// Whether nothing was changed.
-    pub dryrun: bool,
-}
 
 /// Push from the intent checkout whose store files are in `store_dir`.
 pub fn push_intent(ctx: &EngineContext, store_dir: &Path, dryrun: bool) -> Result<IntentPush> {
@@ -76,14 +59,17 @@ pub fn push_intent(ctx: &EngineContext, store_dir: &Path, dryrun: bool) -> Resul
     };
     let mut refs = Vec::new();
     for change in intent::diff(ctx)? {
-        if changed.as_ref().is_none_or(|c| c.contains(&change.r#ref)) {
+        if changed
+            .as_ref()
+            .is_none_or(|c| c.contains(&change.r#ref.to_string()))
+        {
             refs.push(change.r#ref);
         }
     }
     let mut outcome = WorkOutcome::default();
     if !dryrun {
-        for text in &refs {
-            outcome.merge(intent::apply(ctx, &Ref::parse(text)?)?);
+        for r in &refs {
+            outcome.merge(intent::apply(ctx, r)?);
         }
         ctx.intent
             .update(|tx| tx.set(&record, json!({"commit": ctx.commit})))?;

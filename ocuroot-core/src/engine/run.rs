@@ -5,12 +5,15 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
+use super::EngineContext;
 use super::inputs::resolve_inputs;
-use super::status::{RunRefs, current_ref, set_status, status_in, work_ref};
-use super::{EngineContext, Event, millis_between};
-use crate::model::{RunDoc, RunError, RunFunction, RunStatus, RunType, WorkDoc};
-use crate::refs::{KeyedRef, Ref};
-use crate::sdk::{CallRequest, LoadedFile, LogLine, Outcome};
+use super::status::{RunRefs, current_ref, set_status, status_in};
+use crate::model::{
+    Event, LogLine, RunDoc, RunError, RunFunction, RunStatus, RunType, StatusMarker, WorkDoc,
+    parse_doc,
+};
+use crate::refs::{KeyedRef, Ref, WorkPath};
+use crate::sdk::{CallRequest, LoadedFile, Outcome};
 use crate::store::Durability;
 use crate::{Error, Result};
 
@@ -53,11 +56,10 @@ fn claim(ctx: &EngineContext, refs: &RunRefs) -> Result<Option<(RunDoc, RunStatu
         if !status.is_runnable() {
             return Ok(None);
         }
-        let doc = tx
-            .get(run)?
-            .ok_or_else(|| Error::store(format!("run {run} has a status but no document")))?;
-        let mut doc: RunDoc = serde_json::from_value(doc)
-            .map_err(|e| Error::store(format!("{run}: invalid run document: {e}")))?;
+        let doc = tx.get(run)?.ok_or_else(|| {
+            Error::store(format!("run {run} has a status but no document")).with_ref(run)
+        })?;
+        let mut doc: RunDoc = parse_doc(run, "run document", doc)?;
         doc.attempt += 1;
         doc.started_at = Some(ctx.timestamp());
         doc.finished_at = None;
@@ -66,7 +68,11 @@ fn claim(ctx: &EngineContext, refs: &RunRefs) -> Result<Option<(RunDoc, RunStatu
             refs,
             status,
             RunStatus::Running,
-            json!({"agent": ctx.host.agent(), "since": ctx.timestamp()}),
+            StatusMarker {
+                agent: Some(ctx.host.agent()),
+                since: Some(ctx.timestamp()),
+                ..StatusMarker::default()
+            },
         )?;
         tx.set_doc(run, &doc)?;
         Ok(Some((doc, status)))
@@ -78,7 +84,7 @@ pub(crate) fn execute(
     ctx: &EngineContext,
     loaded: &LoadedFile,
     rel: &Ref,
-    work_path: &str,
+    work_path: &WorkPath,
     run: &Ref,
     run_no: u32,
 ) -> Result<Executed> {
@@ -88,14 +94,14 @@ pub(crate) fn execute(
     };
     let started = Instant::now();
     ctx.emit(|| Event::RunStarted {
-        release: rel.to_string(),
-        work: work_path.to_string(),
+        release: rel.clone(),
+        work: work_path.clone(),
         run: run_no,
     });
     let mut log: Vec<LogLine> = Vec::new();
     let sink: Option<crate::sdk::LogSink> = ctx.events.as_ref().map(|events| {
         let events = events.clone();
-        let work = work_path.to_string();
+        let work = work_path.clone();
         Arc::new(move |line: &LogLine| {
             events(&Event::Log {
                 work: work.clone(),
@@ -156,9 +162,9 @@ pub(crate) fn execute(
             doc.output = Some(outputs.clone());
             doc.watch = watch.clone();
             Some(WorkDoc {
-                run_ref: run.to_string(),
+                run_ref: run.clone(),
                 run_type: doc.run_type,
-                release: rel.to_string(),
+                release: rel.clone(),
                 input: doc
                     .functions
                     .first()
@@ -169,8 +175,8 @@ pub(crate) fn execute(
         }
         _ => None,
     };
-    let work_doc_ref = KeyedRef::new(work_ref(rel, work_path)?)?;
-    let link_ref = KeyedRef::new(current_ref(rel, work_path)?)?;
+    let work_doc_ref = KeyedRef::new(work_path.in_release(rel))?;
+    let link_ref = KeyedRef::new(current_ref(rel, work_path))?;
     let logs = refs.logs()?;
     // Everything the commit reads, read in one go with the status.
     let also = [&logs, &work_doc_ref, &link_ref, refs.marker(status)?];
@@ -190,7 +196,10 @@ pub(crate) fn execute(
             &refs,
             RunStatus::Running,
             status,
-            json!({"time": doc.finished_at}),
+            StatusMarker {
+                time: doc.finished_at,
+                ..StatusMarker::default()
+            },
         )?;
         tx.set_doc(&refs.run, &doc)?;
         if !log.is_empty() {
@@ -218,19 +227,19 @@ pub(crate) fn execute(
     });
     committed?;
     if work_doc.is_some() {
-        ctx.journal.record(&*work_doc_ref);
+        ctx.journal.record(&work_doc_ref);
     }
     let error = error.map(|e| e.message);
     ctx.emit(|| Event::RunFinished {
-        release: rel.to_string(),
-        work: work_path.to_string(),
+        release: rel.clone(),
+        work: work_path.clone(),
         run: run_no,
         status,
         duration_ms: started.elapsed().as_millis() as u64,
         error: error.clone(),
     });
     let duration_ms = match (&doc.started_at, &doc.finished_at) {
-        (Some(s), Some(e)) => millis_between(s, e),
+        (Some(s), Some(e)) => e.millis_since(*s),
         _ => None,
     };
     Ok(Executed::Finished(Finished {
@@ -248,14 +257,14 @@ pub(crate) fn execute(
 fn write_deploy_intent(
     ctx: &EngineContext,
     rel: &Ref,
-    work_path: &str,
+    work_path: &WorkPath,
     run_type: RunType,
     input: &std::collections::BTreeMap<String, Value>,
 ) -> Result<()> {
     if run_type == RunType::Task {
         return Ok(());
     }
-    let intent_ref = current_ref(rel, work_path)?;
+    let intent_ref = current_ref(rel, work_path);
     ctx.intent
         .update_with(Durability::Deferred, |tx| match run_type {
             RunType::Down => tx.delete(&intent_ref),

@@ -9,7 +9,7 @@ use super::inputs::resolve_inputs;
 use super::run::{Executed, Finished, execute};
 use super::status::{Latest, load_run, load_statuses, run_ref};
 use crate::model::{InputSpec, ReleaseDoc, RunStatus};
-use crate::refs::Ref;
+use crate::refs::{Ref, WorkPath};
 use crate::sdk::LoadedFile;
 use crate::store::Store;
 use crate::{Error, Result};
@@ -18,13 +18,13 @@ use crate::{Error, Result};
 #[derive(Debug, Default)]
 pub(crate) struct Waiting {
     /// Refs each blocked or paused work item waits for.
-    pub missing: BTreeMap<String, Vec<Ref>>,
+    pub missing: BTreeMap<WorkPath, Vec<Ref>>,
     /// The latest run of each work item when the scheduler stopped (read
     /// from the store after the last run finished).
-    pub statuses: BTreeMap<String, Latest>,
+    pub statuses: BTreeMap<WorkPath, Latest>,
     /// The runs this scheduler finished, by work item: what the report would
     /// otherwise read back from their run documents.
-    pub finished: HashMap<String, Finished>,
+    pub finished: HashMap<WorkPath, Finished>,
 }
 
 struct Job {
@@ -49,13 +49,13 @@ struct OpenPhase {
 /// What one scheduling session knows about a release.
 struct View<'a> {
     /// The work paths of each phase, in package order.
-    paths: &'a [Vec<String>],
+    paths: &'a [Vec<WorkPath>],
     /// The latest run of each work item.
-    statuses: BTreeMap<String, Latest>,
+    statuses: BTreeMap<WorkPath, Latest>,
     /// Work items handed to a worker and not back yet.
-    inflight: HashSet<String>,
+    inflight: HashSet<WorkPath>,
     /// The inputs of each run's current function.
-    inputs: HashMap<(String, u32), BTreeMap<String, InputSpec>>,
+    inputs: HashMap<(WorkPath, u32), BTreeMap<String, InputSpec>>,
     /// Phases before this one are complete.
     first_open: usize,
     /// The phase at `first_open`, once scanned.
@@ -74,7 +74,7 @@ impl<'a> View<'a> {
         ctx: &EngineContext,
         rel: &Ref,
         doc: &ReleaseDoc,
-        paths: &'a [Vec<String>],
+        paths: &'a [Vec<WorkPath>],
         fresh: bool,
     ) -> Result<View<'a>> {
         let statuses = load_statuses(&ctx.state, rel)?;
@@ -220,12 +220,19 @@ fn run_job(
     ctx: &EngineContext,
     loaded: &LoadedFile,
     rel: &Ref,
-    paths: &[Vec<String>],
+    paths: &[Vec<WorkPath>],
     job: &Job,
 ) -> Result<Executed> {
     let path = &paths[job.phase][job.index];
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_ref(rel, path, job.run).and_then(|run| execute(ctx, loaded, rel, path, &run, job.run))
+        execute(
+            ctx,
+            loaded,
+            rel,
+            path,
+            &run_ref(rel, path, job.run),
+            job.run,
+        )
     }))
     .unwrap_or_else(|panic| {
         let what = panic
@@ -248,7 +255,7 @@ pub(crate) fn run_until_blocked(
     fresh: bool,
 ) -> Result<Waiting> {
     let workers = ctx.parallel.max(1);
-    let paths: &[Vec<String>] = &doc
+    let paths: &[Vec<WorkPath>] = &doc
         .package
         .phases
         .iter()
@@ -359,7 +366,7 @@ fn ready_work(ctx: &EngineContext, rel: &Ref, view: &mut View) -> Result<Vec<Job
             };
             let key = (path.clone(), latest.run);
             if !view.inputs.contains_key(&key) {
-                let run = run_ref(rel, path, latest.run)?;
+                let run = run_ref(rel, path, latest.run);
                 let Some(run_doc) = load_run(&ctx.state, &run)? else {
                     // Not there (yet): look again next time.
                     still.push(index);

@@ -3,40 +3,22 @@
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
-use crate::model::RunStatus;
-use crate::refs::{KeyedRef, Ref, SubPathType};
+use serde_json::json;
+
+use super::EngineContext;
+use crate::model::{RunDoc, RunFunction, RunStatus, RunType, StatusMarker, parse_doc};
+use crate::refs::{KeyedRef, Ref, SubPathType, WorkPath};
 use crate::store::{RefStore, Transaction};
 use crate::{Error, Result};
 
-/// `task/<name>` or `deploy/<env>` split into its ref type and name.
-pub(crate) fn split_path(work_path: &str) -> Result<(SubPathType, &str)> {
-    let (kind, name) = work_path
-        .split_once('/')
-        .ok_or_else(|| Error::internal(format!("bad work path {work_path:?}")))?;
-    let t = match kind {
-        "task" => SubPathType::Task,
-        "deploy" => SubPathType::Deploy,
-        _ => return Err(Error::internal(format!("bad work path {work_path:?}"))),
-    };
-    Ok((t, name))
-}
-
-/// `<rel>/task/<name>` or `<rel>/deploy/<env>`.
-pub(crate) fn work_ref(rel: &Ref, work_path: &str) -> Result<Ref> {
-    let (t, name) = split_path(work_path)?;
-    Ok(rel.with_subpath(t, name))
-}
-
 /// `<pkg>/@/task/<name>`: the link to the latest successful run's work doc.
-pub(crate) fn current_ref(rel: &Ref, work_path: &str) -> Result<Ref> {
-    let (t, name) = split_path(work_path)?;
-    Ok(rel.package().with_release("").with_subpath(t, name))
+pub(crate) fn current_ref(rel: &Ref, work: &WorkPath) -> Ref {
+    work.in_release(&rel.package().with_release(""))
 }
 
 /// `<rel>/<work>/<n>`.
-pub(crate) fn run_ref(rel: &Ref, work_path: &str, n: u32) -> Result<Ref> {
-    let (t, name) = split_path(work_path)?;
-    Ok(rel.with_subpath(t, &format!("{name}/{n}")))
+pub(crate) fn run_ref(rel: &Ref, work: &WorkPath, n: u32) -> Ref {
+    rel.with_subpath(work.subpath_type(), &format!("{}/{n}", work.name()))
 }
 
 /// `<run>/status/<status>`.
@@ -56,10 +38,10 @@ pub(crate) struct Latest {
 
 /// The latest run (highest number) of every work item of a release that has
 /// one, with its status.
-pub(crate) fn load_statuses(state: &RefStore, rel: &Ref) -> Result<BTreeMap<String, Latest>> {
+pub(crate) fn load_statuses(state: &RefStore, rel: &Ref) -> Result<BTreeMap<WorkPath, Latest>> {
     let prefix = format!("{rel}/");
     let glob = format!("{rel}/{{task,deploy}}/*/*/status/*");
-    let mut out: BTreeMap<String, Latest> = BTreeMap::new();
+    let mut out: BTreeMap<WorkPath, Latest> = BTreeMap::new();
     for r in state.match_globs(&[glob.as_str()])? {
         let Some(rest) = r.strip_prefix(&prefix) else {
             continue;
@@ -71,7 +53,10 @@ pub(crate) fn load_statuses(state: &RefStore, rel: &Ref) -> Result<BTreeMap<Stri
         let (Ok(n), Ok(status)) = (n.parse::<u32>(), status.parse::<RunStatus>()) else {
             continue;
         };
-        let path = format!("{kind}/{name}");
+        let path = match *kind {
+            "task" => WorkPath::task(*name),
+            _ => WorkPath::deploy(*name),
+        };
         match out.get(&path) {
             Some(l) if l.run > n => {}
             _ => {
@@ -166,19 +151,88 @@ pub(crate) fn set_status(
     run: &RunRefs,
     from: RunStatus,
     to: RunStatus,
-    marker: serde_json::Value,
+    marker: StatusMarker,
 ) -> Result<()> {
     tx.delete(run.marker(from)?)?;
-    tx.create(run.marker(to)?, marker)
+    tx.create(run.marker(to)?, serde_json::to_value(marker)?)
 }
 
 /// The run document at `run`, if there is one.
 pub(crate) fn load_run(state: &RefStore, run: &Ref) -> Result<Option<crate::model::RunDoc>> {
     state
         .get(run)?
-        .map(|doc| {
-            serde_json::from_value(doc)
-                .map_err(|e| Error::store(format!("{run}: invalid run document: {e}")))
-        })
+        .map(|doc| parse_doc(run, "run document", doc))
         .transpose()
+}
+
+/// The latest run of `path` in `rel`, if it has any.
+pub(crate) fn latest_run(
+    ctx: &EngineContext,
+    rel: &Ref,
+    path: &WorkPath,
+) -> Result<Option<(Latest, RunDoc)>> {
+    let statuses = load_statuses(&ctx.state, rel)?;
+    let Some(latest) = statuses.get(path).copied() else {
+        return Ok(None);
+    };
+    let run = run_ref(rel, path, latest.run);
+    let doc = load_run(&ctx.state, &run)?
+        .ok_or_else(|| Error::store(format!("run {run} has a status but no document")))?;
+    Ok(Some((latest, doc)))
+}
+
+/// Create run `n + 1` of `path` in `rel` (pending), unless its latest run
+/// is still to run with the same function and inputs. Returns whether a run
+/// was created. When `replaces` is the latest run and it failed, it
+/// becomes `failed_retried` in the same transaction, as `release retry`
+/// does.
+pub(crate) fn new_run(
+    ctx: &EngineContext,
+    rel: &Ref,
+    path: &WorkPath,
+    run_type: RunType,
+    function: RunFunction,
+    replaces: Option<u32>,
+) -> Result<bool> {
+    let latest = latest_run(ctx, rel, path)?;
+    if let Some((latest, doc)) = &latest {
+        let waiting = matches!(
+            latest.status,
+            RunStatus::Pending | RunStatus::Paused | RunStatus::Running
+        );
+        let first = doc.functions.first();
+        if waiting
+            && doc.run_type == run_type
+            && first.is_some_and(|f| f.function == function.function && f.inputs == function.inputs)
+        {
+            return Ok(false);
+        }
+    }
+    let n = latest.as_ref().map_or(0, |(l, _)| l.run) + 1;
+    let run = run_ref(rel, path, n);
+    let failed = match &latest {
+        Some((l, _)) if l.status == RunStatus::Failed && Some(l.run) == replaces => {
+            Some(RunRefs::new(&run_ref(rel, path, l.run))?)
+        }
+        _ => None,
+    };
+    let doc = RunDoc::new(run_type, rel.clone(), function);
+    ctx.state.update(|tx| {
+        if let Some(old) = &failed {
+            set_status(
+                tx,
+                old,
+                RunStatus::Failed,
+                RunStatus::FailedRetried,
+                StatusMarker {
+                    retried_by: Some(run.clone()),
+                    ..StatusMarker::default()
+                },
+            )?;
+        }
+        tx.create(&run, serde_json::to_value(&doc)?)?;
+        tx.create(&status_ref(&run, RunStatus::Pending), json!({}))
+    })?;
+    ctx.journal.record(&run);
+    Ok(true)
 }

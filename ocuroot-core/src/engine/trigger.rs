@@ -11,47 +11,14 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
-
 use super::EngineContext;
-use super::cascade::{recorded_source, repo_doc};
+use super::record::repo_doc;
 use super::work::{self, Finding, Scope};
-use crate::model::FunctionId;
+use crate::model::{CommitRecord, FunctionId, Timestamp, TriggerStatus, Triggered};
 use crate::refs::Ref;
 use crate::repo::REPO_CONFIG_FILE;
 use crate::sdk::{self, CallRequest};
 use crate::{Error, Result};
-
-/// What happened to one commit's trigger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TriggerStatus {
-    /// `--dryrun`: it would be called.
-    Planned,
-    /// It was called and returned.
-    Called,
-    /// The repository's `repo.ocu.star` has no `trigger(fn)`.
-    NoTrigger,
-    /// Evaluating the file or calling the function failed.
-    Failed,
-}
-
-/// One commit with outstanding work and its trigger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Triggered {
-    /// The repository.
-    pub repo: String,
-    /// The commit.
-    pub commit: String,
-    /// What happened.
-    pub status: TriggerStatus,
-    /// What the trigger printed.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub log: Vec<String>,
-    /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
 
 /// The distinct (repository, commit) pairs that have work to do now, sorted.
 pub fn commits_with_work(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
@@ -84,7 +51,7 @@ pub fn work_trigger_intent(ctx: &EngineContext, dryrun: bool) -> Result<Vec<Trig
 pub fn latest_commits(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
     use std::collections::BTreeMap;
     // repo -> (time of its newest release, commit)
-    let mut latest: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let mut latest: BTreeMap<String, (Option<Timestamp>, String)> = BTreeMap::new();
     let records = ctx
         .state
         .match_globs(&[format!("**/-/{REPO_CONFIG_FILE}/@*")])?;
@@ -92,7 +59,7 @@ pub fn latest_commits(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
         let r = Ref::parse(text)?;
         if let Some(commit) = r.release {
             // Records sort by commit id, not by time: a fallback only.
-            latest.insert(r.repo, (String::new(), commit));
+            latest.insert(r.repo, (None, commit));
         }
     }
     let repos: Vec<String> = latest.keys().cloned().collect();
@@ -108,8 +75,8 @@ pub fn latest_commits(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
             let time = ctx
                 .state
                 .get(&r)?
-                .and_then(|doc| doc.get("time").and_then(|t| t.as_str()).map(str::to_string))
-                .unwrap_or_default();
+                .and_then(|doc| serde_json::from_value::<CommitRecord>(doc).ok())
+                .and_then(|c| c.time);
             let commit = r.subpath.clone();
             if let Some(entry) = latest.get_mut(&repo)
                 && time > entry.0
@@ -149,7 +116,7 @@ fn trigger_each(
 
 fn call_trigger(ctx: &EngineContext, t: &mut Triggered) -> Result<()> {
     let recorded = match repo_doc(ctx, &t.repo, &t.commit)? {
-        Some(doc) => recorded_source(&doc)?,
+        Some(record) => record.source()?,
         None => None,
     };
     let source = match (recorded, &ctx.site.config_file) {

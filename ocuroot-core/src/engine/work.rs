@@ -21,76 +21,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
 use serde_json::Value;
 
 use super::EngineContext;
 use super::inputs::resolve_inputs;
-use super::intent::{self, ChangeKind, WorkOutcome};
-use super::release::load_release;
-use super::status::{Latest, load_run, load_statuses, run_ref};
+use super::intent::{self, IntentKind};
+use super::releases::{check_envs_ref, load_release};
+use super::report::run_releases;
+use super::status::{Latest, latest_run, load_run, load_statuses, new_run, run_ref};
 use crate::Result;
-use crate::model::{InputSpec, ReleaseDoc, RunDoc, RunFunction, RunStatus, RunType};
-use crate::refs::{Ref, SubPathType};
-
-/// What a piece of outstanding work is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TodoKind {
-    /// Intent to apply: in intent, not in state.
-    Create,
-    /// Intent to apply: different in state.
-    Update,
-    /// Intent to apply: in state, not in intent.
-    Delete,
-    /// A run to execute, or a deployment to redeploy.
-    Run,
-    /// A release to check for environments added since it was created
-    /// (`<rel>/op/check_envs`).
-    Op,
-}
-
-impl TodoKind {
-    /// Its name, as in JSON: `create`, `update`, `delete`, `run` or `op`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TodoKind::Create => "create",
-            TodoKind::Update => "update",
-            TodoKind::Delete => "delete",
-            TodoKind::Run => "run",
-            TodoKind::Op => "op",
-        }
-    }
-}
-
-/// One piece of outstanding work, as `--dryrun` prints it (the original's
-/// `{"ref", "work_type", "commit"}`), with why it is to be done or what it
-/// waits for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Todo {
-    /// The intent ref, run ref or deployment (`<rel>/deploy/<env>`).
-    #[serde(rename = "ref")]
-    pub r#ref: String,
-    /// What kind of work.
-    pub work_type: TodoKind,
-    /// The commit it must be done at (runs and redeploys).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub commit: Option<String>,
-    /// Why: `pending`, `paused`, or the inputs that changed.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub reason: String,
-    /// What it waits for (plans only): refs that do not exist yet, earlier
-    /// phases, a failure to retry. Empty when it can be done now.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub waits_for: Vec<String>,
-}
-
-impl Todo {
-    /// Whether it can be done now (it waits for nothing).
-    pub fn is_ready(&self) -> bool {
-        self.waits_for.is_empty()
-    }
-}
+use crate::model::{
+    ChangeKind, InputSpec, ReleaseDoc, RunDoc, RunFunction, RunStatus, RunType, Todo, TodoKind,
+    WorkOutcome,
+};
+use crate::refs::{Ref, SubPathType, WorkKind, WorkPath};
 
 /// Where work is looked for.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +45,7 @@ pub(crate) enum Scope<'a> {
     Everywhere,
     /// Like `Everywhere`, but only work connected to these changed refs:
     /// runs created, or reading refs written, by this workspace.
-    Changes(&'a BTreeSet<String>),
+    Changes(&'a BTreeSet<Ref>),
 }
 
 /// What to find.
@@ -181,7 +125,7 @@ pub(crate) enum Action {
 #[derive(Debug, Clone)]
 pub(crate) struct Redeploy {
     pub release: Ref,
-    pub path: String,
+    pub path: WorkPath,
     pub function: RunFunction,
     /// The failed run this attempt replaces, if the last one failed.
     pub retry_of: Option<u32>,
@@ -236,7 +180,7 @@ pub fn work_comprehensive(ctx: &EngineContext, max_rounds: u32) -> Result<WorkOu
 /// Apply every difference between intent and state, in place.
 pub(crate) fn apply_intent(ctx: &EngineContext, out: &mut WorkOutcome) -> Result<()> {
     for change in intent::diff(ctx)? {
-        let r = Ref::parse(&change.r#ref)?;
+        let r = change.r#ref.clone();
         out.merge(intent::apply(ctx, &r)?);
     }
     Ok(())
@@ -247,7 +191,7 @@ pub(crate) fn find(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> R
     let mut found = Vec::new();
     if finding.intent {
         for change in intent::diff(ctx)? {
-            let r = Ref::parse(&change.r#ref)?;
+            let r = change.r#ref.clone();
             // A cascade following changes takes only intent it applied
             // itself (an environment emptied by its downs, say).
             if !changed(scope, &r) {
@@ -275,11 +219,11 @@ pub(crate) fn find(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> R
     }
     for rel in releases(ctx, scope, finding.waiting)? {
         let (rel, doc) = load_release(ctx, &rel)?;
-        let op = intent::check_envs_ref(&rel);
+        let op = check_envs_ref(&rel);
         if finding.ops && ctx.state.exists(&op)? && changed(scope, &op) {
             found.push(Found {
                 todo: Todo {
-                    r#ref: op.to_string(),
+                    r#ref: op.clone(),
                     work_type: TodoKind::Op,
                     commit: Some(doc.commit.clone()),
                     reason: "environments added since the release".into(),
@@ -320,7 +264,7 @@ pub(crate) fn execute(
             }
             Action::Run(rel) => releases.push(rel),
             Action::Redeploy(rd) => {
-                intent::new_run(
+                new_run(
                     ctx,
                     &rd.release,
                     &rd.path,
@@ -334,7 +278,7 @@ pub(crate) fn execute(
         }
     }
     if run {
-        intent::run_releases(ctx, releases, out)?;
+        run_releases(ctx, releases, out)?;
     }
     Ok(())
 }
@@ -344,11 +288,15 @@ pub(crate) fn execute(
 fn changed(scope: Scope<'_>, r: &Ref) -> bool {
     match scope {
         Scope::Changes(set) => {
-            let text = r.without_fragment().to_string();
-            set.contains(&text)
-                || set.iter().any(|c| {
-                    text.starts_with(&format!("{c}/")) || c.starts_with(&format!("{text}/"))
-                })
+            let r = r.without_fragment();
+            if set.contains(&r) {
+                return true;
+            }
+            let text = r.to_string();
+            set.iter().any(|c| {
+                let c = c.to_string();
+                text.starts_with(&format!("{c}/")) || c.starts_with(&format!("{text}/"))
+            })
         }
         _ => true,
     }
@@ -430,9 +378,9 @@ fn runs(
             if latest.status != RunStatus::Complete {
                 complete = false;
             }
-            let run = run_ref(rel, &path, latest.run)?;
+            let run = run_ref(rel, &path, latest.run);
             let todo = |reason: String, waits_for: Vec<String>| Todo {
-                r#ref: run.to_string(),
+                r#ref: run.clone(),
                 work_type: TodoKind::Run,
                 commit: Some(doc.commit.clone()),
                 reason,
@@ -512,14 +460,11 @@ fn runs(
 /// For a deploy of `rel`, the newer release of the package deployed to the
 /// same environment already, if any: running the older one would roll the
 /// deployment back.
-fn superseded(ctx: &EngineContext, rel: &Ref, path: &str) -> Result<Option<Ref>> {
-    let Some(env) = path.strip_prefix("deploy/") else {
+fn superseded(ctx: &EngineContext, rel: &Ref, path: &WorkPath) -> Result<Option<Ref>> {
+    if path.kind() != WorkKind::Deploy {
         return Ok(None);
-    };
-    let current = rel
-        .package()
-        .with_release("")
-        .with_subpath(SubPathType::Deploy, env);
+    }
+    let current = path.in_release(&rel.package().with_release(""));
     let Some(target) = ctx.state.is_link(&current)? else {
         return Ok(None);
     };
@@ -546,7 +491,7 @@ fn redeploys(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> Result<
         if matches!(scope, Scope::Here) && (doc.commit != ctx.commit || rel.repo != ctx.site.repo) {
             continue;
         }
-        let path = format!("deploy/{}", deployment.subpath);
+        let path = WorkPath::deploy(deployment.subpath.as_str());
         let statuses = load_statuses(&ctx.state, &rel)?;
         // Work still to run is a ready run, not a redeploy.
         let Some(latest) = statuses.get(&path).copied() else {
@@ -595,14 +540,14 @@ fn redeploys(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> Result<
             .collect::<Vec<_>>()
             .join(", ");
         let mut todo = Todo {
-            r#ref: target.to_string(),
+            r#ref: target.clone(),
             work_type: TodoKind::Run,
             commit: Some(doc.commit.clone()),
             reason: format!("inputs changed: {names}"),
             waits_for: Vec::new(),
         };
         if let Some(n) = retry_of {
-            let failed = run_ref(&rel, &path, n)?;
+            let failed = run_ref(&rel, &path, n);
             todo.reason = format!("inputs changed: {names}; its redeploy {failed} failed");
         }
         out.push(Found {
@@ -639,10 +584,8 @@ fn deployed_run(ctx: &EngineContext, work_doc: &Ref) -> Result<Option<RunDoc>> {
 /// deploy intent naming a release whose run for it failed.
 pub(crate) fn retried_failure(ctx: &EngineContext, f: &Found) -> Result<Option<Ref>> {
     let deployment = match &f.action {
-        Action::Redeploy(rd) if rd.retry_of.is_some() => {
-            super::status::work_ref(&rd.release, &rd.path)?
-        }
-        Action::Apply(r) if intent::IntentKind::of(r) == Some(intent::IntentKind::Deploy) => {
+        Action::Redeploy(rd) if rd.retry_of.is_some() => rd.path.in_release(&rd.release),
+        Action::Apply(r) if IntentKind::of(r) == Some(IntentKind::Deploy) => {
             let Some(release) = ctx
                 .intent
                 .get(r)?
@@ -657,7 +600,7 @@ pub(crate) fn retried_failure(ctx: &EngineContext, f: &Found) -> Result<Option<R
         }
         // An environment deleted: its deployments' downs.
         Action::Apply(r)
-            if intent::IntentKind::of(r) == Some(intent::IntentKind::Environment)
+            if IntentKind::of(r) == Some(IntentKind::Environment)
                 && ctx.intent.get(r)?.is_none() =>
         {
             for text in ctx
@@ -681,14 +624,10 @@ pub(crate) fn retried_failure(ctx: &EngineContext, f: &Found) -> Result<Option<R
 /// The latest run of a work item, if it failed: its number and error.
 pub(crate) fn failure(ctx: &EngineContext, deployment: &Ref) -> Result<Option<(Latest, String)>> {
     let rel = deployment.release_ref();
-    let Some((kind, name)) = deployment
-        .subpath_type
-        .zip(Some(deployment.subpath.as_str()))
-    else {
+    let Some(path) = WorkPath::of_ref(deployment) else {
         return Ok(None);
     };
-    let path = format!("{}/{name}", kind.as_str());
-    Ok(match intent::latest_run(ctx, &rel, &path)? {
+    Ok(match latest_run(ctx, &rel, &path)? {
         Some((latest, doc)) if latest.status == RunStatus::Failed => {
             let message = doc
                 .error

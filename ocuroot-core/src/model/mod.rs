@@ -6,19 +6,34 @@
 //! layout (`{"task": {...}}` / `{"deploy": {...}}`, input descriptors with
 //! `ref` / `default` / `value`) so existing state stays readable.
 
+mod event;
+pub mod graph;
 mod names;
+mod outcome;
 mod package;
+mod push;
+mod record;
 mod release;
+mod time;
 
+pub use event::{Event, EventSink, LogLine};
+pub use graph::{DependencyGraph, Node};
 pub use names::{EnvironmentName, Tag, TaskName};
+pub use outcome::{
+    ChangeKind, IntentChange, NewRelease, OpReport, Plan, Todo, TodoKind, TriggerStatus, Triggered,
+    WorkOutcome,
+};
 pub use package::{
     DEFAULT_STORE_DIR, Deploy, Environment, FunctionId, InputSpec, Package, Phase, RepoConfig,
     RepoLocations, StoreSpec, Task, Work,
 };
+pub use push::{IntentPush, PushIndex, PushOutcome, Pushed, ReleaseConfig};
+pub use record::{CommitRecord, RepoRecord};
 pub use release::{
     ReleaseDoc, ReleaseReport, ReleaseStatus, RunDoc, RunError, RunFunction, RunStatus, RunType,
-    WorkDoc, WorkReport, WorkState,
+    StatusMarker, WorkDoc, WorkReport, WorkState,
 };
+pub use time::Timestamp;
 
 /// How deeply values may nest (lists, dicts, structs, JSON arrays and
 /// objects) where they cross between Starlark, JSON and the store: task
@@ -26,6 +41,18 @@ pub use release::{
 /// levels of their own, and JSON readers stop at 128, so anything deeper
 /// could be stored but never read back.
 pub const MAX_VALUE_DEPTH: usize = 100;
+
+/// Read the document stored at `r` as a `T`; `what` names it in the error
+/// (`<ref>: invalid <what>: ...`, a [`Store`](crate::ErrorKind::Store)
+/// error carrying the ref).
+pub fn parse_doc<T: serde::de::DeserializeOwned>(
+    r: &dyn std::fmt::Display,
+    what: &str,
+    doc: serde_json::Value,
+) -> crate::Result<T> {
+    serde_json::from_value(doc)
+        .map_err(|e| crate::Error::store(format!("{r}: invalid {what}: {e}")).with_ref(r))
+}
 
 /// Refuse a JSON value nesting deeper than [`MAX_VALUE_DEPTH`]; `what` names
 /// it in the error. Iterative, so no input can exhaust the stack.

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{EnvironmentName, TaskName};
-use crate::refs::Ref;
+use crate::refs::{Ref, WorkPath};
 
 /// Identifies a module-level function so the engine can find it again when
 /// the package file is evaluated later (at the release's commit).
@@ -206,10 +206,10 @@ impl Work {
         }
     }
     /// `task/<name>` or `deploy/<environment>`: the work's path inside a release.
-    pub fn path(&self) -> String {
+    pub fn path(&self) -> WorkPath {
         match self {
-            Work::Task(t) => format!("task/{}", t.name),
-            Work::Deploy(d) => format!("deploy/{}", d.environment),
+            Work::Task(t) => WorkPath::task(t.name.as_str()),
+            Work::Deploy(d) => WorkPath::deploy(d.environment.as_str()),
         }
     }
     /// The function that starts the work (`fn` of a task, `up` of a deploy).

@@ -7,7 +7,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Timestamp;
 use super::{FunctionId, InputSpec, Package};
+use crate::host::Agent;
+use crate::refs::{Ref, WorkPath};
 use crate::{Error, Location};
 
 /// The state of one run. Exactly one `<run>/status/<status>` marker exists
@@ -101,6 +104,32 @@ impl RunType {
     }
 }
 
+/// A run's status marker, `<run>/status/<status>`: exactly one exists per
+/// run. Its document says who set it and when, where that is known.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusMarker {
+    /// `running`: the agent that claimed the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
+    /// `running`: when it was claimed.
+    #[serde(
+        default,
+        deserialize_with = "super::time::optional::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub since: Option<Timestamp>,
+    /// A finished run: when it finished.
+    #[serde(
+        default,
+        deserialize_with = "super::time::optional::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub time: Option<Timestamp>,
+    /// `failed_retried` and `cancelled`: the run that replaced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retried_by: Option<Ref>,
+}
+
 /// The release document `<pkg>/@r<N>`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseDoc {
@@ -108,9 +137,13 @@ pub struct ReleaseDoc {
     pub commit: String,
     /// The evaluated package, as it was when the release was created.
     pub package: Package,
-    /// RFC 3339 creation time.
-    #[serde(default)]
-    pub created_at: String,
+    /// When the release was created.
+    #[serde(
+        default,
+        deserialize_with = "super::time::optional::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub created_at: Option<Timestamp>,
 }
 
 /// One function call in a run's chain (`next()` appends one).
@@ -147,7 +180,7 @@ pub struct RunDoc {
     #[serde(rename = "type")]
     pub run_type: RunType,
     /// The release ref.
-    pub release: String,
+    pub release: Ref,
     /// The chain of functions; the last one is the one to run or resume.
     pub functions: Vec<RunFunction>,
     /// Outputs of `done()`.
@@ -156,12 +189,20 @@ pub struct RunDoc {
     /// The failure, if the run failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<RunError>,
-    /// RFC 3339 time the run last started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<String>,
-    /// RFC 3339 time the run finished.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
+    /// When the run last started.
+    #[serde(
+        default,
+        deserialize_with = "super::time::optional::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub started_at: Option<Timestamp>,
+    /// When the run finished.
+    #[serde(
+        default,
+        deserialize_with = "super::time::optional::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub finished_at: Option<Timestamp>,
     /// How many times an agent has started this run.
     #[serde(default)]
     pub attempt: u32,
@@ -178,7 +219,7 @@ pub struct RunDoc {
 
 impl RunDoc {
     /// A run that has not started: one function, no outcome yet.
-    pub fn new(run_type: RunType, release: String, first: RunFunction) -> RunDoc {
+    pub fn new(run_type: RunType, release: Ref, first: RunFunction) -> RunDoc {
         RunDoc {
             run_type,
             release,
@@ -207,12 +248,12 @@ impl RunDoc {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkDoc {
     /// The run that produced it.
-    pub run_ref: String,
+    pub run_ref: Ref,
     /// `task`, `up` or `down`.
     #[serde(rename = "type")]
     pub run_type: RunType,
     /// The release ref.
-    pub release: String,
+    pub release: Ref,
     /// The resolved inputs of the run's first function.
     #[serde(default)]
     pub input: BTreeMap<String, Value>,
@@ -283,7 +324,7 @@ pub enum WorkState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkReport {
     /// `task/<name>` or `deploy/<env>`.
-    pub path: String,
+    pub path: WorkPath,
     /// Index of the phase (0-based) and its name.
     pub phase: usize,
     /// The phase name (empty for work outside any phase).
@@ -293,21 +334,21 @@ pub struct WorkReport {
     /// The latest run's number.
     pub run: Option<u32>,
     /// The latest run's ref.
-    pub run_ref: Option<String>,
+    pub run_ref: Option<Ref>,
     /// How long the latest run took, in milliseconds, if it finished.
     pub duration_ms: Option<u64>,
     /// The failure message, if it failed.
     pub error: Option<String>,
     /// Refs it waits for, if blocked or paused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub waiting_for: Vec<String>,
+    pub waiting_for: Vec<Ref>,
 }
 
 /// The result of `release new`, `continue` and `retry`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseReport {
     /// The release ref (`<repo>/-/<pkg>/@r<N>`).
-    pub release: String,
+    pub release: Ref,
     /// The commit the release belongs to.
     pub commit: String,
     /// Overall status.

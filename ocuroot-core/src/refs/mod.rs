@@ -67,10 +67,12 @@ use std::str::FromStr;
 use crate::{Error, Result};
 
 mod glob;
+mod ids;
 mod key;
 mod parse;
 
 pub use glob::{RefGlob, RefGlobSet};
+pub use ids::{ReleaseId, WorkKind, WorkPath};
 pub use key::{MAX_KEY_BYTES, MAX_SEGMENT_BYTES, validate_key};
 pub(crate) use key::{abbreviate, segment_too_long, validate_stored_key};
 
@@ -291,10 +293,13 @@ impl Ref {
 
     /// `N` when the release is a release id `rN` (not a tag, not `@`).
     pub fn release_number(&self) -> Option<u64> {
-        self.release
-            .as_deref()
-            .filter(|id| is_release_id(id))
-            .and_then(|id| id[1..].parse().ok())
+        self.release_id().map(ReleaseId::number)
+    }
+
+    /// The release id, when the release segment is one (not a tag, a
+    /// commit or `@`).
+    pub fn release_id(&self) -> Option<ReleaseId> {
+        self.release.as_deref().and_then(ReleaseId::parse)
     }
 
     /// The release: repo, package path, global flag and release (no subpath or fragment).
@@ -564,6 +569,34 @@ impl FromStr for Ref {
 
     fn from_str(s: &str) -> Result<Ref> {
         Ref::parse(s)
+    }
+}
+
+/// A ref equals the text it is written as.
+impl PartialEq<str> for Ref {
+    fn eq(&self, other: &str) -> bool {
+        // Compared as it is written out, without building the string.
+        struct Expect<'a>(&'a str);
+        impl fmt::Write for Expect<'_> {
+            fn write_str(&mut self, s: &str) -> fmt::Result {
+                self.0 = self.0.strip_prefix(s).ok_or(fmt::Error)?;
+                Ok(())
+            }
+        }
+        let mut expect = Expect(other);
+        fmt::Write::write_fmt(&mut expect, format_args!("{self}")).is_ok() && expect.0.is_empty()
+    }
+}
+
+impl PartialEq<&str> for Ref {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+impl PartialEq<String> for Ref {
+    fn eq(&self, other: &String) -> bool {
+        *self == **other
     }
 }
 

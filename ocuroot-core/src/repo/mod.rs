@@ -7,6 +7,7 @@
 //! map).
 
 mod changes;
+pub(crate) mod paths;
 
 use std::path::{Component, Path, PathBuf};
 
@@ -191,7 +192,7 @@ impl RepoInfo {
         } else {
             self.root.join(path)
         };
-        let resolved = resolve(&lexical_normalize(&absolute));
+        let resolved = resolve(&paths::normalize(&absolute));
         let rel = resolved.strip_prefix(&self.root).map_err(|_| {
             Error::invalid_input(format!(
                 "{} is outside the repository root {}",
@@ -262,22 +263,6 @@ fn remote_urls(repo: &git2::Repository) -> Result<(Option<String>, Vec<String>)>
         }
     }
     Ok((origin, urls))
-}
-
-/// Resolve `.` and `..` without touching the filesystem. `..` at the root
-/// stays at the root.
-fn lexical_normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// Canonicalise the longest existing prefix of an absolute, normalised path

@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use starlark::environment::{FrozenModule, Globals, Module};
@@ -20,6 +20,7 @@ use super::errors::{LastStatement, ocu_to_starlark, starlark_to_ocu};
 use super::globals;
 use super::{Declared, EvalOptions, FileContents, LoadedFile};
 use crate::model::RepoConfig;
+use crate::repo::paths::{normalize, relative_to, slash_path};
 use crate::{Error, ErrorKind, Location, Result};
 
 /// The dialect: standard Starlark plus f-strings, keyword-only arguments and
@@ -258,7 +259,7 @@ impl<'a> EvalState<'a> {
                 "{from}: load path {raw:?} must be relative to the loading file (like \"./tasks.ocu.star\")"
             )));
         }
-        let joined = normalise(&dir.join(raw));
+        let joined = normalize(&dir.join(raw));
         if !joined.starts_with(self.root) {
             return Err(fail(format!(
                 "{from}: load({raw:?}) resolves to {} which is outside the repository root",
@@ -461,9 +462,9 @@ fn assemble(collector: Collector) -> Result<(FileContents, Vec<Declared>)> {
     }
     if package_declared && !environments.is_empty() {
         let (_, loc) = &environments[0];
-        return Err(Error::validation(format!(
-            "{loc}: environments and packages should not be declared in the same file"
-        ))
+        return Err(Error::validation(
+            "environments and packages should not be declared in the same file",
+        )
         .with_location(loc.clone()));
     }
     if !environments.is_empty() {
@@ -472,7 +473,7 @@ fn assemble(collector: Collector) -> Result<(FileContents, Vec<Declared>)> {
         for (env, loc) in environments {
             if let Some(first) = seen.get(env.name.as_str()) {
                 return Err(Error::validation(format!(
-                    "{loc}: environment {} is registered twice (first at {first})",
+                    "environment {} is registered twice (first at {first})",
                     env.name
                 ))
                 .with_location(loc));
@@ -487,7 +488,7 @@ fn assemble(collector: Collector) -> Result<(FileContents, Vec<Declared>)> {
     }
     let mut package = crate::model::Package::default();
     let mut declared = Vec::new();
-    let mut first_seen: BTreeMap<String, Location> = BTreeMap::new();
+    let mut first_seen: BTreeMap<crate::refs::WorkPath, Location> = BTreeMap::new();
     for (name, ids) in phases {
         let mut items = Vec::new();
         for id in ids {
@@ -506,7 +507,7 @@ fn assemble(collector: Collector) -> Result<(FileContents, Vec<Declared>)> {
                     }
                 };
                 return Err(Error::validation(format!(
-                    "{loc}: {what} more than once in this package (first at {first}); each task name and each environment may be used once"
+                    "{what} more than once in this package (first at {first}); each task name and each environment may be used once"
                 ))
                 .with_location(loc));
             }
@@ -539,40 +540,4 @@ pub(super) fn inside_root(root: &Path, path: &Path) -> Result<PathBuf> {
 
 pub(super) fn canonical(p: &Path) -> Result<PathBuf> {
     p.canonicalize().map_err(|e| Error::io("cannot open", p, e))
-}
-
-/// Lexically normalise `.` and `..` (the path need not exist).
-fn normalise(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
-pub(crate) fn slash_path(p: &Path) -> String {
-    p.components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-/// `path` relative to `dir`, with `..` where needed, `/`-separated.
-pub(crate) fn relative_to(path: &Path, dir: &Path) -> String {
-    let p: Vec<_> = path.components().collect();
-    let d: Vec<_> = dir.components().collect();
-    let common = p.iter().zip(&d).take_while(|(a, b)| a == b).count();
-    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), d.len() - common).collect();
-    parts.extend(
-        p[common..]
-            .iter()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
-    );
-    parts.join("/")
 }

@@ -26,12 +26,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use crate::model::LogLine;
 pub use call::{CallRequest, CallResult, Outcome};
 pub use repl::{ReplIo, ReplValue, evaluate_expression, input_is_complete, repl};
 pub use secrets::Secrets;
 pub use version::SDK_VERSION;
 
-use crate::host::{Host, Stream};
+use crate::host::Host;
 use crate::model::{Environment, FunctionId, Package, RepoConfig};
 use crate::refs::Ref;
 use crate::{Location, Result};
@@ -59,17 +60,6 @@ impl Default for Limits {
             shell_timeout: None,
         }
     }
-}
-
-/// One line of a run's (or an evaluation's) log.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LogLine {
-    /// Milliseconds since the Unix epoch.
-    pub timestamp: u64,
-    /// `stdout` for `print` and command output, `stderr` for command errors.
-    pub stream: Stream,
-    /// The text, with secrets masked.
-    pub message: String,
 }
 
 /// A callback receiving log lines as they are produced (live progress).
@@ -139,7 +129,7 @@ pub enum FileContents {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Declared {
     /// Work path inside the release (`task/build`, `deploy/staging`).
-    pub path: String,
+    pub path: crate::refs::WorkPath,
     /// Where the `task()` / `deploy()` call is.
     pub location: Location,
 }

@@ -13,9 +13,10 @@ use super::context::{self, Ctx, Mode};
 use super::errors::{LastStatement, starlark_to_ocu};
 use super::loader::{
     EvalFail, EvalState, Loader, canonical, check_version_calls, def_table, dialect, inside_root,
-    relative_to, set_limits, shared_globals,
+    set_limits, shared_globals,
 };
 use super::{EvalOptions, LogLine};
+use crate::repo::paths::relative_to;
 use crate::{Error, Result};
 
 /// The value of one input, when it is not `None`.

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::cascade::recorded_source;
 use crate::host::Host;
+use crate::model::RepoRecord;
 use crate::model::{RepoConfig, StoreSpec};
 use crate::refs::Ref;
 use crate::repo::REPO_CONFIG_FILE;
@@ -80,7 +80,7 @@ pub(crate) fn open(
             continue;
         }
         if let Some(doc) = store.get(&r)?
-            && let Some(s) = recorded_source(&doc)?
+            && let Some(s) = RepoRecord::from_doc(&r, doc)?.source()?
         {
             source = Some(s);
             break;

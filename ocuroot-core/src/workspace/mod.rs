@@ -17,15 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::engine::cascade::CascadeOptions;
-use crate::engine::intent::{IntentChange, WorkOutcome};
-use crate::engine::plan::Plan;
-use crate::engine::push::PushOutcome;
-use crate::engine::push_intent::IntentPush;
-use crate::engine::trigger::Triggered;
-use crate::engine::work::{Todo, WorkCommand};
-use crate::engine::{self, EngineContext, EventSink, NewRelease};
+use crate::engine::work::WorkCommand;
+use crate::engine::{self, EngineContext};
 use crate::host::{Host, LocalHost};
 use crate::model::{Environment, ReleaseReport, RepoConfig};
+use crate::model::{
+    EventSink, IntentChange, IntentPush, NewRelease, Plan, PushOutcome, Todo, TriggerStatus,
+    Triggered, WorkOutcome,
+};
 use crate::refs::{Ref, RefGlob};
 use crate::repo::{NameSource, RepoInfo};
 use crate::sdk::{self, EvalOptions, Limits, Secrets};
@@ -304,16 +303,16 @@ impl Workspace {
 
     /// The environments in state, sorted by name.
     pub fn environments(&self) -> Result<Vec<Environment>> {
-        engine::release::environments(&self.engine())
+        engine::releases::environments(&self.engine())
     }
 
     /// The release id `release new` would allocate next for a package.
     pub fn next_release_id(&self, package: &Ref) -> Result<String> {
-        engine::release::next_release_id(&self.engine(), package)
+        engine::releases::next_release_id(&self.engine(), package)
     }
 
     /// The engine's view of this workspace.
-    pub fn engine(&self) -> EngineContext {
+    pub(crate) fn engine(&self) -> EngineContext {
         EngineContext {
             state: self.state.clone(),
             intent: self.intent.clone(),
@@ -346,7 +345,7 @@ impl Workspace {
     pub fn release_new(&self, file: impl AsRef<Path>, force: bool) -> Result<NewRelease> {
         let abs = self.package_file(file.as_ref())?;
         let package = self.package_ref(&abs)?;
-        engine::release_new(&self.engine(), &abs, &package, force)
+        engine::release::release_new(&self.engine(), &abs, &package, force)
     }
 
     /// `release continue <pkg>/@<id or tag>`: run a release further. The
@@ -354,14 +353,14 @@ impl Workspace {
     /// [`release_arg`](Self::release_arg).
     pub fn release_continue(&self, release: &str) -> Result<ReleaseReport> {
         let r = self.release_arg(release)?;
-        engine::release_continue(&self.engine(), &r)
+        engine::release::release_continue(&self.engine(), &r)
     }
 
     /// `release retry <pkg>[/@<id>]`: retry the failed work of a release
     /// (without an id, the latest release of the package at this commit).
     pub fn release_retry(&self, release: &str) -> Result<ReleaseReport> {
         let r = self.release_arg(release)?;
-        engine::release_retry(&self.engine(), &r)
+        engine::release::release_retry(&self.engine(), &r)
     }
 
     /// A document (or `#fragment` of one) from the state store, following links.
@@ -490,7 +489,7 @@ impl Workspace {
         if out.did_something() {
             out.triggered = engine::trigger::work_trigger(&self.engine(), false)?
                 .into_iter()
-                .filter(|t| t.status != engine::trigger::TriggerStatus::NoTrigger)
+                .filter(|t| t.status != TriggerStatus::NoTrigger)
                 .collect();
         }
         Ok(())

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ocuroot_core::Workspace;
-use ocuroot_core::engine::NewRelease;
 use ocuroot_core::host::{Host, LocalHost, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::model::NewRelease;
 use ocuroot_core::store::{MemoryStore, Store};
 
 /// Runs commands for real, recording the directory of each.
@@ -145,15 +145,15 @@ fn a_redeploy_runs_entirely_inside_a_worktree_of_its_commit() {
 
     // The plan: the frontend's redeploy, at the first commit.
     let plan = ws.plan().unwrap();
-    let refs: Vec<(&str, Option<&str>)> = plan
+    let refs: Vec<(String, Option<&str>)> = plan
         .work
         .iter()
-        .map(|t| (t.r#ref.as_str(), t.commit.as_deref()))
+        .map(|t| (t.r#ref.to_string(), t.commit.as_deref()))
         .collect();
     assert_eq!(
         refs,
         [(
-            "deps/-/frontend.ocu.star/@r1/deploy/staging",
+            "deps/-/frontend.ocu.star/@r1/deploy/staging".to_string(),
             Some(first.as_str())
         )]
     );

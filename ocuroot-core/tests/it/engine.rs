@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use ocuroot_core::Workspace;
-use ocuroot_core::engine::{Event, NewRelease};
 use ocuroot_core::host::{Host, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::model::{Event, NewRelease};
 use ocuroot_core::model::{ReleaseStatus, WorkState};
 use ocuroot_core::store::{MemoryStore, Store};
 

@@ -68,7 +68,12 @@ fn every_global_takes_its_parameters_by_keyword() {
     let names: Vec<(&str, Vec<String>)> = package
         .phases
         .iter()
-        .map(|p| (p.name.as_str(), p.work.iter().map(|w| w.path()).collect()))
+        .map(|p| {
+            (
+                p.name.as_str(),
+                p.work.iter().map(|w| w.path().to_string()).collect(),
+            )
+        })
         .collect();
     assert_eq!(
         names,

@@ -160,7 +160,7 @@ task(a, name="after")
         .unwrap()
         .phases
         .iter()
-        .map(|p| p.work.iter().map(|w| w.path()).collect())
+        .map(|p| p.work.iter().map(|w| w.path().to_string()).collect())
         .collect();
     assert_eq!(
         phases,

@@ -18,7 +18,7 @@ use petgraph::algo::tarjan_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 
 use crate::model::{Package, Work};
-use crate::refs::{Ref, SubPathType};
+use crate::refs::{Ref, SubPathType, WorkPath};
 use crate::{Error, Result};
 
 /// A node of the [`DependencyGraph`].
@@ -46,7 +46,7 @@ pub enum Node {
 
 impl Node {
     /// The work item `work` (`task/<name>` or `deploy/<env>`) of `package`.
-    pub fn work(package: &Ref, work: &str) -> Node {
+    pub fn work(package: &Ref, work: &WorkPath) -> Node {
         Node::Work {
             package: package.package().to_string(),
             work: work.to_string(),
@@ -61,9 +61,7 @@ impl Node {
                 if r.global || r.filename.is_empty() {
                     return None;
                 }
-                let name = r.subpath.split('/').next().filter(|n| !n.is_empty())?;
-                let kind = r.subpath_type?.as_str();
-                Some(Node::work(r, &format!("{kind}/{name}")))
+                Some(Node::work(r, &WorkPath::of_ref(r)?))
             }
             SubPathType::Environment => {
                 let name = r.subpath.split('/').next().filter(|n| !n.is_empty())?;

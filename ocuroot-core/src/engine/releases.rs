@@ -1,0 +1,106 @@
+//! Finding and reading releases: the environments in state, evaluating a
+//! release's file, release ids, the releases of a package.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::EngineContext;
+use crate::model::{Environment, ReleaseDoc, parse_doc};
+use crate::refs::{Ref, SubPathType};
+use crate::sdk::{self, EvalOptions, LoadedFile};
+use crate::{Error, Result};
+
+/// The environments in state, sorted by name.
+pub(crate) fn environments(ctx: &EngineContext) -> Result<Vec<Environment>> {
+    let mut envs = Vec::new();
+    for r in ctx.state.match_globs(&["@/environment/*"])? {
+        let Some(doc) = ctx.state.get_str(&r)? else {
+            continue;
+        };
+        let env: Environment = parse_doc(&r, "environment document", doc)?;
+        envs.push(env);
+    }
+    envs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(envs)
+}
+
+/// Evaluate the package file of `base`'s package against current state.
+pub(crate) fn evaluate(ctx: &EngineContext, file: &Path, base: &Ref) -> Result<LoadedFile> {
+    let mut options = EvalOptions::new(ctx.host.clone(), ctx.root.clone(), base.clone());
+    options.environments = environments(ctx)?.into();
+    options.secrets = ctx.secrets.clone();
+    options.limits = ctx.limits;
+    sdk::evaluate_package(file, &options)
+}
+
+/// The releases of `package` at `commit`, ordered by release number.
+pub(crate) fn releases_at(ctx: &EngineContext, package: &Ref, commit: &str) -> Result<Vec<Ref>> {
+    let glob = format!("{package}/@*/commit/{commit}");
+    let mut out: Vec<(u64, Ref)> = Vec::new();
+    for r in ctx.state.match_globs(&[glob.as_str()])? {
+        let rel = Ref::parse(&r)?.release_ref();
+        out.push((rel.release_number().unwrap_or(0), rel));
+    }
+    out.sort_by_key(|(n, _)| *n);
+    Ok(out.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The largest release number of a package (0 when it has none).
+fn max_release(ctx: &EngineContext, package: &Ref) -> Result<u64> {
+    let glob = format!("{package}/@r*");
+    Ok(ctx
+        .state
+        .match_globs(&[glob.as_str()])?
+        .iter()
+        .filter_map(|r| r.rsplit("/@r").next()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0))
+}
+
+/// The release id `release new` would allocate next.
+pub(crate) fn next_release_id(ctx: &EngineContext, package: &Ref) -> Result<String> {
+    Ok(format!("r{}", max_release(ctx, package)? + 1))
+}
+
+/// Resolve a release ref (`<pkg>/@r1` or a tag `<pkg>/@v1`) to `<pkg>/@r<N>`
+/// and load its document.
+pub(crate) fn load_release(ctx: &EngineContext, r: &Ref) -> Result<(Ref, ReleaseDoc)> {
+    let rel = r.release_ref();
+    match rel.release.as_deref() {
+        None | Some("") => {
+            return Err(Error::invalid_input(format!(
+                "{r} does not name a release: give one like <package>/@r1 or a tag <package>/@v1"
+            )));
+        }
+        _ => {}
+    }
+    let resolved = ctx.state.resolve(&rel)?.release_ref();
+    let doc = ctx
+        .state
+        .get(&resolved)?
+        .ok_or_else(|| Error::not_found(format!("release {rel} not found")))?;
+    let doc: ReleaseDoc = parse_doc(&resolved, "release document", doc)?;
+    Ok((resolved, doc))
+}
+
+/// The latest release of every package (by release number).
+pub(crate) fn latest_releases(ctx: &EngineContext) -> Result<Vec<Ref>> {
+    let mut latest: BTreeMap<Ref, (u64, Ref)> = BTreeMap::new();
+    for text in ctx.state.match_globs(&["**/@r*/commit/*"])? {
+        let rel = Ref::parse(&text)?.release_ref();
+        let Some(n) = rel.release_number() else {
+            continue;
+        };
+        let package = rel.package();
+        if latest.get(&package).is_none_or(|(m, _)| *m < n) {
+            latest.insert(package, (n, rel));
+        }
+    }
+    Ok(latest.into_values().map(|(_, r)| r).collect())
+}
+
+/// `<rel>/op/check_envs`: the release must be checked for environments
+/// added since it was created.
+pub(crate) fn check_envs_ref(rel: &Ref) -> Ref {
+    rel.with_subpath(SubPathType::Op, "check_envs")
+}

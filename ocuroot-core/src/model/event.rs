@@ -1,0 +1,61 @@
+//! Live progress: what happens while a release runs, as it happens.
+
+use std::sync::Arc;
+
+use super::RunStatus;
+use crate::host::Stream;
+use crate::refs::{Ref, WorkPath};
+
+/// Something that happened while a release ran, for live progress.
+///
+/// Its JSON form is tagged by `event`: `run_started`, `log` or
+/// `run_finished`, with the fields below.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A run was claimed and its function is starting.
+    RunStarted {
+        /// The release ref.
+        release: Ref,
+        /// `task/<name>` or `deploy/<env>`.
+        work: WorkPath,
+        /// The run number.
+        run: u32,
+    },
+    /// A line of a run's log.
+    Log {
+        /// `task/<name>` or `deploy/<env>`.
+        work: WorkPath,
+        /// The line (secrets masked).
+        line: LogLine,
+    },
+    /// A run finished (complete, failed or paused).
+    RunFinished {
+        /// The release ref.
+        release: Ref,
+        /// `task/<name>` or `deploy/<env>`.
+        work: WorkPath,
+        /// The run number.
+        run: u32,
+        /// Its new status.
+        status: RunStatus,
+        /// How long it took.
+        duration_ms: u64,
+        /// The failure message, if it failed.
+        error: Option<String>,
+    },
+}
+
+/// Receives [`Event`]s, from worker threads.
+pub type EventSink = Arc<dyn Fn(&Event) + Send + Sync>;
+
+/// One line of a run's (or an evaluation's) log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LogLine {
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: u64,
+    /// `stdout` for `print` and command output, `stderr` for command errors.
+    pub stream: Stream,
+    /// The text, with secrets masked.
+    pub message: String,
+}
