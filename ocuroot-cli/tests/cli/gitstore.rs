@@ -11,18 +11,7 @@ use tempfile::TempDir;
 use crate::support::{Output, PRELUDE, Repo, TIMEOUT, log, ocu_with, out_lines, std_ocuroot_in};
 
 /// A build task, then a ship task gated on the package's custom state.
-const SHIP: &str = r#"
-def build():
-    mark("build")
-    return done()
-
-def ship(approval):
-    mark("ship {}".format(approval))
-    return done(outputs={"approval": approval})
-
-phase("build", tasks=[task(build, name="build")])
-phase("ship", tasks=[task(ship, name="ship", inputs={"approval": input(ref="./@/custom/approval")})])
-"#;
+const SHIP: &str = include_str!("../../../tests/packages/ship.ocu.star");
 
 /// Twelve tasks in two phases, each appending its name to `out/runs.txt`,
 /// all blocked on `key.ocu.star` until it is released.

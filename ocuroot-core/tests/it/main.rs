@@ -4,6 +4,7 @@
 mod cascade;
 mod engine;
 mod graph;
+mod intent;
 mod refs;
 mod repo;
 mod sdk;
