@@ -1,6 +1,7 @@
 //! Integration tests of ocuroot-core, in one test binary with a module per
 //! area.
 
+mod architecture;
 mod cascade;
 mod engine;
 mod graph;
