@@ -82,7 +82,12 @@ impl Host for LocalHost {
                 humantime::format_duration(req.timeout.unwrap_or_default())
             ))
         };
-        match read_output(stdout, stderr, &mut deliver, deadline) {
+        let output = ChildOutput {
+            stdout,
+            stderr,
+            deadline,
+        };
+        match output.read(&mut deliver) {
             Ok(true) => {}
             Ok(false) => {
                 kill_group(&mut child);
@@ -133,26 +138,39 @@ fn left(deadline: std::time::Instant) -> std::time::Duration {
     deadline.saturating_duration_since(std::time::Instant::now())
 }
 
-/// Read a child's stdout and stderr to their ends, handing each line (with
-/// its newline; a last line without one too) to `deliver` as it arrives.
-/// `Ok(false)` when `deadline` passed first.
-///
-/// On Linux both pipes are read from this thread, waiting on them with
-/// `poll`: no thread and no hand-over per command.
-#[cfg(target_os = "linux")]
-fn read_output(
+/// A child's output pipes, and when to stop reading them.
+struct ChildOutput {
     stdout: std::process::ChildStdout,
     stderr: std::process::ChildStderr,
-    deliver: &mut dyn FnMut(Stream, &str),
     deadline: Option<std::time::Instant>,
-) -> std::io::Result<bool> {
+}
+
+impl ChildOutput {
+    /// Read both pipes to their ends, handing each line (with its newline;
+    /// a last line without one too) to `deliver` as it arrives. `Ok(false)`
+    /// when the deadline passed first.
+    ///
+    /// On Linux both pipes are read from this thread, waiting on them with
+    /// `poll`: no thread and no hand-over per command. Elsewhere they are
+    /// read from two pooled threads.
+    fn read(self, deliver: &mut dyn FnMut(Stream, &str)) -> std::io::Result<bool> {
+        #[cfg(target_os = "linux")]
+        return read_polling(self, deliver);
+        #[cfg(not(target_os = "linux"))]
+        return read_threaded(self, deliver);
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn read_polling(out: ChildOutput, deliver: &mut dyn FnMut(Stream, &str)) -> std::io::Result<bool> {
     use rustix::event::{PollFd, PollFlags, poll};
 
+    let deadline = out.deadline;
     // Each pipe: its stream, the reader until it closes, a partial line.
     type Pipe = (Stream, Option<Box<dyn ReadFd>>, Vec<u8>);
     let mut pipes: [Pipe; 2] = [
-        (Stream::Stdout, Some(Box::new(stdout)), Vec::new()),
-        (Stream::Stderr, Some(Box::new(stderr)), Vec::new()),
+        (Stream::Stdout, Some(Box::new(out.stdout)), Vec::new()),
+        (Stream::Stderr, Some(Box::new(out.stderr)), Vec::new()),
     ];
     let mut chunk = vec![0u8; 64 * 1024];
     loop {
@@ -236,19 +254,13 @@ impl<T: Read + std::os::fd::AsFd> ReadFd for T {
     }
 }
 
-/// Read a child's stdout and stderr to their ends, handing each line to
-/// `deliver` as it arrives: elsewhere than Linux, from two pooled threads.
 #[cfg(not(target_os = "linux"))]
-fn read_output(
-    stdout: std::process::ChildStdout,
-    stderr: std::process::ChildStderr,
-    deliver: &mut dyn FnMut(Stream, &str),
-    deadline: Option<std::time::Instant>,
-) -> std::io::Result<bool> {
+fn read_threaded(out: ChildOutput, deliver: &mut dyn FnMut(Stream, &str)) -> std::io::Result<bool> {
+    let deadline = out.deadline;
     let (tx, rx) = mpsc::channel::<(Stream, String)>();
     let pipes: [(Stream, Box<dyn Read + Send>); 2] = [
-        (Stream::Stdout, Box::new(stdout)),
-        (Stream::Stderr, Box::new(stderr)),
+        (Stream::Stdout, Box::new(out.stdout)),
+        (Stream::Stderr, Box::new(out.stderr)),
     ];
     for (stream, pipe) in pipes {
         let tx = tx.clone();
