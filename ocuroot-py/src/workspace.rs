@@ -203,6 +203,77 @@ impl Workspace {
         detached(py, || self.inner.state_match(&globs))
     }
 
+    /// `state set`: write the JSON text `value` to the intent store at
+    /// `ref` (custom state, an environment or a deploy intent); the
+    /// absolute ref written.
+    #[pyo3(signature = (r#ref, value))]
+    fn state_set(&self, py: Python<'_>, r#ref: &str, value: &str) -> PyResult<String> {
+        let (r, value) = (r#ref.to_string(), value.to_string());
+        detached(py, || {
+            let value: serde_json::Value = serde_json::from_str(&value)?;
+            self.inner.state_set(&r, value).map(|r| r.to_string())
+        })
+    }
+
+    /// `state delete`: remove `ref` from the intent store; the absolute ref.
+    #[pyo3(signature = (r#ref))]
+    fn state_delete(&self, py: Python<'_>, r#ref: &str) -> PyResult<String> {
+        let r = r#ref.to_string();
+        detached(py, || self.inner.state_delete(&r).map(|r| r.to_string()))
+    }
+
+    /// `state apply`: the JSON form of the outcome of making state match the
+    /// intent at `ref`.
+    #[pyo3(signature = (r#ref))]
+    fn state_apply<'py>(&self, py: Python<'py>, r#ref: &str) -> PyResult<Bound<'py, PyAny>> {
+        let r = r#ref.to_string();
+        let outcome = detached(py, || self.inner.state_apply(&r))?;
+        to_py(py, &outcome)
+    }
+
+    /// `state diff`: the JSON form of each intent ref that differs from
+    /// state, and how.
+    fn state_diff<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let changes = detached(py, || self.inner.state_diff())?;
+        to_py(py, &changes)
+    }
+
+    /// `state checkpoint`: bring the stores' files up to date.
+    fn state_checkpoint(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || self.inner.state_checkpoint())
+    }
+
+    /// `work continue`: with `dryrun`, the JSON form of each piece of work
+    /// it would do; otherwise of the outcome.
+    #[pyo3(signature = (dryrun = false))]
+    fn work_continue<'py>(&self, py: Python<'py>, dryrun: bool) -> PyResult<Bound<'py, PyAny>> {
+        let result = detached(py, || self.inner.work_continue(dryrun))?;
+        to_py(py, &result)
+    }
+
+    /// `work ops`: as [`work_continue`](Self::work_continue), for the
+    /// `check_envs` ops new environments leave.
+    #[pyo3(signature = (dryrun = false))]
+    fn work_ops<'py>(&self, py: Python<'py>, dryrun: bool) -> PyResult<Bound<'py, PyAny>> {
+        let result = detached(py, || self.inner.work_ops(dryrun))?;
+        to_py(py, &result)
+    }
+
+    /// `work any`: intent, then ops, then ready runs and redeploys (as
+    /// [`work_continue`](Self::work_continue)).
+    #[pyo3(signature = (dryrun = false))]
+    fn work_any<'py>(&self, py: Python<'py>, dryrun: bool) -> PyResult<Bound<'py, PyAny>> {
+        let result = detached(py, || self.inner.work_any(dryrun))?;
+        to_py(py, &result)
+    }
+
+    /// `work any --comprehensive`: `work any` until nothing is left; the
+    /// JSON form of the outcome.
+    fn work_any_comprehensive<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let outcome = detached(py, || self.inner.work_any_comprehensive())?;
+        to_py(py, &outcome)
+    }
+
     /// `release lint`: the JSON form of the evaluated file.
     #[pyo3(signature = (file))]
     fn lint<'py>(&self, py: Python<'py>, file: PathBuf) -> PyResult<Bound<'py, PyAny>> {

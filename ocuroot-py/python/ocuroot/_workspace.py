@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from . import _ocuroot
 from ._store import Store
 from ._types import (
     Event,
+    IntentChange,
     Lint,
     NewRelease,
     Plan,
@@ -142,6 +144,76 @@ class Workspace:
         ``{a,b}``)."""
         return self._native.state_match(*globs)
 
+    def state_set(self, ref: str, value: Any) -> str:
+        """Write ``value`` (anything :func:`json.dumps` takes) to the intent
+        store at ``ref``: custom state (``@/custom/<name>``,
+        ``<package>/@[<release or tag>]/custom/<name>``), an environment
+        (``@/environment/<name>``) or a deploy intent
+        (``<package>/@/deploy/<environment>``). Returns the absolute ref
+        written; :meth:`state_apply` makes state match it."""
+        return self._native.state_set(ref, json.dumps(value, allow_nan=False))
+
+    def state_delete(self, ref: str) -> str:
+        """Remove ``ref`` from the intent store (applying that undoes it in
+        state). Returns the absolute ref."""
+        return self._native.state_delete(ref)
+
+    def state_apply(self, ref: str) -> WorkOutcome:
+        """Make state match the intent at ``ref``, running the work that
+        creates in releases at the current commit."""
+        return WorkOutcome.from_dict(self._native.state_apply(ref))
+
+    def state_diff(self) -> list[IntentChange]:
+        """The intent refs whose state differs, and how."""
+        return [IntentChange.from_dict(c) for c in self._native.state_diff()]
+
+    def state_checkpoint(self) -> None:
+        """Bring the stores' files up to date for tools that read them
+        directly (a directory store writes its log back)."""
+        self._native.state_checkpoint()
+
+    @overload
+    def work_continue(self, dryrun: Literal[False] = False) -> WorkOutcome: ...
+    @overload
+    def work_continue(self, dryrun: Literal[True]) -> list[Todo]: ...
+    @overload
+    def work_continue(self, dryrun: bool) -> Union[WorkOutcome, list[Todo]]: ...
+
+    def work_continue(self, dryrun: bool = False) -> Union[WorkOutcome, list[Todo]]:
+        """Run the ready runs and redeploys of releases at the current
+        commit. With ``dryrun``, changes nothing and returns the work."""
+        return _work(self._native.work_continue(dryrun))
+
+    @overload
+    def work_ops(self, dryrun: Literal[False] = False) -> WorkOutcome: ...
+    @overload
+    def work_ops(self, dryrun: Literal[True]) -> list[Todo]: ...
+    @overload
+    def work_ops(self, dryrun: bool) -> Union[WorkOutcome, list[Todo]]: ...
+
+    def work_ops(self, dryrun: bool = False) -> Union[WorkOutcome, list[Todo]]:
+        """Run the ``check_envs`` ops new environments left on releases at
+        the current commit (they add pending deploys). With ``dryrun``,
+        changes nothing and returns the work."""
+        return _work(self._native.work_ops(dryrun))
+
+    @overload
+    def work_any(self, dryrun: Literal[False] = False) -> WorkOutcome: ...
+    @overload
+    def work_any(self, dryrun: Literal[True]) -> list[Todo]: ...
+    @overload
+    def work_any(self, dryrun: bool) -> Union[WorkOutcome, list[Todo]]: ...
+
+    def work_any(self, dryrun: bool = False) -> Union[WorkOutcome, list[Todo]]:
+        """Apply intent that differs from state, then run ops, then ready
+        runs and redeploys, at the current commit. With ``dryrun``, changes
+        nothing and returns the work."""
+        return _work(self._native.work_any(dryrun))
+
+    def work_any_comprehensive(self) -> WorkOutcome:
+        """:meth:`work_any` round after round until nothing is left."""
+        return WorkOutcome.from_dict(self._native.work_any_comprehensive())
+
     def lint(self, file: Union[str, os.PathLike[str]]) -> Lint:
         """Evaluate a package file without touching state: its phases and
         work, or the environments it registers."""
@@ -164,10 +236,7 @@ class Workspace:
         reported, not raised. With ``dryrun``, changes nothing and returns
         the work the first round would do, in dependency order.
         """
-        result = self._native.work_cascade(dryrun)
-        if isinstance(result, list):
-            return [Todo.from_dict(t) for t in result]
-        return WorkOutcome.from_dict(result)
+        return _work(self._native.work_cascade(dryrun))
 
     def cascade(self) -> WorkOutcome:
         """Follow what this workspace changed since its last cascade (the
@@ -207,6 +276,13 @@ class Workspace:
 
     def __repr__(self) -> str:
         return f"ocuroot.Workspace(root={str(self.root)!r}, name={self.name!r})"
+
+
+def _work(result: Any) -> Union[WorkOutcome, list[Todo]]:
+    """A ``work`` result: the work planned (a list) or the outcome."""
+    if isinstance(result, list):
+        return [Todo.from_dict(t) for t in result]
+    return WorkOutcome.from_dict(result)
 
 
 def _typed_events(on_event: EventCallback) -> Callable[[Dict[str, Any]], object]:
