@@ -461,6 +461,76 @@ const char *ocuroot_error_stack(const ocuroot_error *error);
 void ocuroot_error_free(ocuroot_error *error);
 
 /**
+ * `ocuroot state set <ref> <value>`: write the JSON document `value_json`
+ * to the intent store at `ref`: custom state (`@/custom/<name>`,
+ * `<package>/@[<release or tag>]/custom/<name>`), an environment
+ * (`@/environment/<name>`) or a deploy intent
+ * (`<package>/@/deploy/<environment>`). Nothing is written when the ref is
+ * not intent or the document is not valid (`OCUROOT_RESULT_INVALID_INPUT`).
+ * On success `*written_ref` receives the absolute ref written (free it
+ * with `ocuroot_string_free`); `ocuroot_state_apply` makes state match it.
+ */
+ocuroot_result ocuroot_state_set(const ocuroot_workspace *workspace, const char *ref, const char *value_json, char **written_ref, ocuroot_error **error);
+
+/**
+ * `ocuroot state delete <ref>`: remove `ref` from the intent store
+ * (applying that undoes it in state). On success `*deleted_ref` receives
+ * the absolute ref.
+ */
+ocuroot_result ocuroot_state_delete(const ocuroot_workspace *workspace, const char *ref, char **deleted_ref, ocuroot_error **error);
+
+/**
+ * `ocuroot state apply <ref>`: make state match the intent at `ref`,
+ * running the work that creates in releases at the current commit
+ * (applying custom state runs nothing: `ocuroot_work_continue` then runs
+ * what it unblocked). On success `*outcome_json` receives the outcome, as
+ * `ocuroot_work_cascade` gives it.
+ */
+ocuroot_result ocuroot_state_apply(const ocuroot_workspace *workspace, const char *ref, char **outcome_json, ocuroot_error **error);
+
+/**
+ * `ocuroot state diff`: the intent refs whose state differs. On success
+ * `*changes_json` receives a JSON array of `{"ref", "change"}`, `change`
+ * being `"create"`, `"update"` or `"delete"`.
+ */
+ocuroot_result ocuroot_state_diff(const ocuroot_workspace *workspace, char **changes_json, ocuroot_error **error);
+
+/**
+ * `ocuroot state checkpoint`: bring the stores' files up to date for
+ * tools that read them directly (a directory store writes its log back).
+ */
+ocuroot_result ocuroot_state_checkpoint(const ocuroot_workspace *workspace, ocuroot_error **error);
+
+/**
+ * `ocuroot work continue`: run the ready runs and redeploys of releases
+ * at the current commit. On success `*result_json` receives, with
+ * `dryrun`, the work it would do (changing nothing), else the outcome, as
+ * `ocuroot_work_cascade` gives them.
+ */
+ocuroot_result ocuroot_work_continue(const ocuroot_workspace *workspace, bool dryrun, char **result_json, ocuroot_error **error);
+
+/**
+ * `ocuroot work ops`: run the `check_envs` ops new environments left on
+ * releases at the current commit (they add pending deploys). The result is
+ * as `ocuroot_work_continue`'s.
+ */
+ocuroot_result ocuroot_work_ops(const ocuroot_workspace *workspace, bool dryrun, char **result_json, ocuroot_error **error);
+
+/**
+ * `ocuroot work any`: apply intent that differs from state, then run ops,
+ * then ready runs and redeploys, at the current commit. The result is as
+ * `ocuroot_work_continue`'s.
+ */
+ocuroot_result ocuroot_work_any(const ocuroot_workspace *workspace, bool dryrun, char **result_json, ocuroot_error **error);
+
+/**
+ * `ocuroot work any --comprehensive`: `ocuroot_work_any` round after
+ * round until nothing is left. On success `*outcome_json` receives the
+ * outcome.
+ */
+ocuroot_result ocuroot_work_any_comprehensive(const ocuroot_workspace *workspace, char **outcome_json, ocuroot_error **error);
+
+/**
  * Options with the defaults: parallelism = the number of CPUs, 3 attempts
  * at a failing redeploy in a cascade, commands run by the local shell, the
  * store `repo.ocu.star` configures, no events.

@@ -27,6 +27,7 @@
 
 mod callbacks;
 mod error;
+mod intent;
 mod workspace;
 
 use std::ffi::{CString, c_char};
@@ -44,6 +45,11 @@ pub use error::{
     ocuroot_error, ocuroot_error_code, ocuroot_error_column, ocuroot_error_file,
     ocuroot_error_free, ocuroot_error_kind, ocuroot_error_line, ocuroot_error_message,
     ocuroot_error_stack, ocuroot_result,
+};
+pub use intent::{
+    ocuroot_state_apply, ocuroot_state_checkpoint, ocuroot_state_delete, ocuroot_state_diff,
+    ocuroot_state_set, ocuroot_work_any, ocuroot_work_any_comprehensive, ocuroot_work_continue,
+    ocuroot_work_ops,
 };
 pub use workspace::{
     ocuroot_cascade, ocuroot_lint, ocuroot_plan, ocuroot_release_continue, ocuroot_release_new,

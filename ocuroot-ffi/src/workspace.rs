@@ -37,7 +37,7 @@ pub struct ocuroot_workspace_options {
 /// Open with `ocuroot_workspace_open`; free with `ocuroot_workspace_free`.
 #[allow(non_camel_case_types)]
 pub struct ocuroot_workspace {
-    inner: Workspace,
+    pub(crate) inner: Workspace,
 }
 
 /// Options with the defaults: parallelism = the number of CPUs, 3 attempts
@@ -212,7 +212,10 @@ pub unsafe extern "C" fn ocuroot_workspace_free(workspace: *mut ocuroot_workspac
 }
 
 /// Write `json` to the out-parameter `out` as a string the caller frees.
-fn give_json(out: *mut *mut c_char, json: &impl serde::Serialize) -> Result<(), Failure> {
+pub(crate) fn give_json(
+    out: *mut *mut c_char,
+    json: &impl serde::Serialize,
+) -> Result<(), Failure> {
     let text = serde_json::to_string(json)?;
     // SAFETY: `out` was checked not NULL by the caller of this function.
     unsafe { *out = c_string(&text).into_raw() };
@@ -223,7 +226,7 @@ fn give_json(out: *mut *mut c_char, json: &impl serde::Serialize) -> Result<(), 
 ///
 /// # Safety
 /// As for every exported function: pointers are NULL or valid.
-unsafe fn ws_args<'a>(
+pub(crate) unsafe fn ws_args<'a>(
     workspace: *const ocuroot_workspace,
     out: *mut *mut c_char,
     out_name: &str,
@@ -239,7 +242,7 @@ unsafe fn ws_args<'a>(
 ///
 /// # Safety
 /// As for every exported function: pointers are NULL or valid.
-unsafe fn op_args<'a>(
+pub(crate) unsafe fn op_args<'a>(
     workspace: *const ocuroot_workspace,
     text: *const c_char,
     text_name: &str,
