@@ -62,13 +62,13 @@
 
 /**
  * `OCUROOT_STREAM_STDOUT`: standard output, for
- * [`ocuroot_shell_output_write`].
+ * `ocuroot_shell_output_write`.
  */
 #define OCUROOT_STREAM_STDOUT 1
 
 /**
  * `OCUROOT_STREAM_STDERR`: standard error, for
- * [`ocuroot_shell_output_write`].
+ * `ocuroot_shell_output_write`.
  */
 #define OCUROOT_STREAM_STDERR 2
 

@@ -9,7 +9,7 @@ use ocuroot_core::model::{
     ChangeKind, Event, EventSink, IntentPush, NewRelease, Plan, PushOutcome, TriggerStatus,
     Triggered, WorkOutcome,
 };
-use ocuroot_core::model::{InputSpec, ReleaseReport, Work, WorkState};
+use ocuroot_core::model::{InputSpec, ReleaseReport, Work};
 use ocuroot_core::refs::Ref;
 use ocuroot_core::sdk::FileContents;
 use ocuroot_core::workspace::{EnvironmentSource, Lint};
@@ -248,16 +248,7 @@ pub fn report_text(report: &ReleaseReport) -> String {
                 let _ = writeln!(s, "  Phase {} {:?}", w.phase + 1, w.phase_name);
             }
         }
-        let state = match w.state {
-            WorkState::Complete => "complete",
-            WorkState::Failed => "failed",
-            WorkState::Blocked => "blocked",
-            WorkState::Paused => "paused",
-            WorkState::Running => "running",
-            WorkState::Waiting => "waiting",
-            WorkState::Pending => "pending",
-        };
-        let mut line = format!("    {:<9} {}", state, w.path);
+        let mut line = format!("    {:<9} {}", w.state.as_str(), w.path);
         if let Some(run) = w.run {
             let _ = write!(line, "  run {run}");
         }

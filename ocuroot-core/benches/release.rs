@@ -75,7 +75,6 @@ fn workspace(root: &Path, parallel: usize) -> Workspace {
     Workspace::builder(root)
         .host(Arc::new(NoShell))
         .store(Arc::new(MemoryStore::new()) as Arc<dyn Store>)
-        .unwrap()
         .parallel(parallel)
         .open()
         .unwrap()

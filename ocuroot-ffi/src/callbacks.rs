@@ -50,10 +50,10 @@ fn callback_failed(what: &str, code: u32, message: Option<String>) -> String {
 // ----- shell --------------------------------------------------------------
 
 /// `OCUROOT_STREAM_STDOUT`: standard output, for
-/// [`ocuroot_shell_output_write`].
+/// `ocuroot_shell_output_write`.
 pub const OCUROOT_STREAM_STDOUT: u32 = 1;
 /// `OCUROOT_STREAM_STDERR`: standard error, for
-/// [`ocuroot_shell_output_write`].
+/// `ocuroot_shell_output_write`.
 pub const OCUROOT_STREAM_STDERR: u32 = 2;
 
 /// A command for the shell callback to run: `<shell> -c <command>` in `dir`,

@@ -188,7 +188,7 @@ pub unsafe extern "C" fn ocuroot_workspace_open(
                 builder = builder.host(host.clone());
             }
             if let Some(store) = &options.store {
-                builder = builder.store(store.clone())?;
+                builder = builder.store(store.clone());
             }
             if let Some(events) = &options.events {
                 builder = builder.events(events.clone());

@@ -101,7 +101,7 @@ impl Workspace {
             let store = Arc::new(store.clone().unbind());
             callbacks.push(store.clone());
             let store: Arc<dyn Store> = Arc::new(PyStore::new(py, store)?);
-            builder = builder.store(store).map_err(|e| to_py_err(py, &e))?;
+            builder = builder.store(store);
         }
         if let Some(n) = parallel {
             let n = usize::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {

@@ -320,6 +320,27 @@ pub enum WorkState {
     Pending,
 }
 
+impl WorkState {
+    /// The name used in JSON and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkState::Complete => "complete",
+            WorkState::Failed => "failed",
+            WorkState::Blocked => "blocked",
+            WorkState::Paused => "paused",
+            WorkState::Running => "running",
+            WorkState::Waiting => "waiting",
+            WorkState::Pending => "pending",
+        }
+    }
+}
+
+impl fmt::Display for WorkState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One work item in a [`ReleaseReport`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkReport {
@@ -361,5 +382,28 @@ impl ReleaseReport {
     /// True when some work failed (the CLI exits 1).
     pub fn is_failed(&self) -> bool {
         self.status == ReleaseStatus::Failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_display_as_their_json_names() {
+        use WorkState::*;
+        for s in [Complete, Failed, Blocked, Paused, Running, Waiting, Pending] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.to_string());
+        }
+        for s in [
+            ReleaseStatus::Complete,
+            ReleaseStatus::Failed,
+            ReleaseStatus::Blocked,
+            ReleaseStatus::Paused,
+            ReleaseStatus::Running,
+            ReleaseStatus::Pending,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.to_string());
+        }
     }
 }

@@ -29,6 +29,16 @@ impl<S: Store> PrefixStore<S> {
         })
     }
 
+    /// Wrap `inner` under one of the crate's own prefixes (`state`,
+    /// `intent`): a constant segment, valid by construction.
+    pub(crate) fn fixed(inner: S, prefix: &'static str) -> PrefixStore<S> {
+        debug_assert!(validate_key(prefix).is_ok() && !prefix.contains('/'));
+        PrefixStore {
+            inner,
+            prefix: format!("{prefix}/"),
+        }
+    }
+
     /// The prefix, ending with `/`.
     pub fn prefix(&self) -> &str {
         &self.prefix

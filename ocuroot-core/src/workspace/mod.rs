@@ -84,10 +84,10 @@ impl WorkspaceBuilder {
 
     /// Keep state and intent in one store, under `state/` and `intent/`,
     /// instead of the store `repo.ocu.star` configures.
-    pub fn store(mut self, store: Arc<dyn Store>) -> Result<Self> {
-        self.state = Some(Arc::new(PrefixStore::new(store.clone(), "state")?));
-        self.intent = Some(Arc::new(PrefixStore::new(store, "intent")?));
-        Ok(self)
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.state = Some(Arc::new(PrefixStore::fixed(store.clone(), "state")));
+        self.intent = Some(Arc::new(PrefixStore::fixed(store, "intent")));
+        self
     }
 
     /// Use separate state and intent stores.

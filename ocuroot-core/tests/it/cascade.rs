@@ -85,7 +85,6 @@ fn commit(repo: &git2::Repository, message: &str) -> String {
 fn open(dir: &Path, store: &Arc<MemoryStore>, host: &Arc<Dirs>) -> Workspace {
     Workspace::builder(dir)
         .store(store.clone() as Arc<dyn Store>)
-        .unwrap()
         .host(host.clone())
         .parallel(1)
         .open()

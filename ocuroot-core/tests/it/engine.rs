@@ -63,7 +63,6 @@ fn quickstart_with_a_memory_store_and_a_recording_host() {
     let ws = Workspace::builder(dir.path())
         .host(host.clone())
         .store(store.clone() as Arc<dyn Store>)
-        .unwrap()
         .parallel(2)
         .events(Arc::new(move |e: &Event| {
             if let Event::RunFinished { work, status, .. } = e {
@@ -168,7 +167,6 @@ phase("two", tasks=[task(last, name="c")])
     let ws = Workspace::builder(dir.path())
         .host(host.clone())
         .store(Arc::new(MemoryStore::new()))
-        .unwrap()
         .open()
         .unwrap();
     let NewRelease::Release(report) = ws.release_new("release.ocu.star", false).unwrap() else {
@@ -258,7 +256,6 @@ phase("two", tasks=[
         let ws = Workspace::builder(dir.path())
             .host(Arc::new(Recorder::default()))
             .store(Arc::new(MemoryStore::new()))
-            .unwrap()
             .parallel(parallel)
             .open()
             .unwrap();
@@ -293,7 +290,6 @@ fn json_forms_of_results_and_events() {
     let ws = Workspace::builder(dir.path())
         .host(Arc::new(Recorder::default()))
         .store(Arc::new(MemoryStore::new()))
-        .unwrap()
         .events(Arc::new(move |e: &Event| {
             sink.lock().unwrap().push(serde_json::to_value(e).unwrap());
         }))
@@ -385,7 +381,6 @@ fn parallel_n_runs_exactly_n_at_once() {
         let ws = Workspace::builder(dir.path())
             .host(gate.clone())
             .store(Arc::new(MemoryStore::new()))
-            .unwrap()
             .parallel(parallel)
             .open()
             .unwrap();
@@ -424,7 +419,6 @@ fn what_a_release_reports_is_durable_when_it_returns() {
     let ws = Workspace::builder(dir.path())
         .host(Arc::new(Recorder::default()))
         .store(store.clone() as Arc<dyn Store>)
-        .unwrap()
         .parallel(2)
         .open()
         .unwrap();

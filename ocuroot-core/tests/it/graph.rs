@@ -16,7 +16,6 @@ fn workspace(files: &[(&str, &str)]) -> (tempfile::TempDir, Workspace) {
     git2::Repository::init(dir.path()).unwrap();
     let ws = Workspace::builder(dir.path())
         .store(Arc::new(MemoryStore::new()))
-        .unwrap()
         .open()
         .unwrap();
     (dir, ws)

@@ -175,7 +175,6 @@ fn open(root: &Path, host: Arc<Recorder>, store: &Arc<MemoryStore>) -> Workspace
     Workspace::builder(root)
         .host(host)
         .store(store.clone() as Arc<dyn Store>)
-        .unwrap()
         .parallel(2)
         .open()
         .unwrap()
