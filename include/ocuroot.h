@@ -177,6 +177,16 @@ enum ocuroot_result
    */
   OCUROOT_RESULT_CONFIG = 210,
   /**
+   * `ocuroot_release_new` at a commit that has a release of the package
+   * already (pass `force` to make another).
+   */
+  OCUROOT_RESULT_ALREADY_RELEASED = 211,
+  /**
+   * `ocuroot_release_retry` found no failed work (none failed, or
+   * another agent retried it first).
+   */
+  OCUROOT_RESULT_NOTHING_TO_RETRY = 212,
+  /**
    * A bug in the library: an invariant did not hold.
    */
   OCUROOT_RESULT_INTERNAL = 900,

@@ -26,7 +26,12 @@ pub fn error(e: &Error) -> String {
     if rendered {
         return text;
     }
-    format!("Error: {text}")
+    // The library's messages name no CLI flag; the CLI adds its own hints.
+    let hint = match e.kind() {
+        ErrorKind::AlreadyReleased => "\nYou can force a new release with the --force flag",
+        _ => "",
+    };
+    format!("Error: {text}{hint}")
 }
 
 /// Pretty JSON with a trailing newline (2-space indent, as the original).

@@ -54,6 +54,12 @@ pub enum ErrorKind {
     Host,
     /// The repository configuration is missing or wrong.
     Config,
+    /// `release new` at a commit that has a release of the package already
+    /// (the caller may force another).
+    AlreadyReleased,
+    /// `release retry` found no failed work (none failed, or another agent
+    /// retried it first).
+    NothingToRetry,
     /// A bug: an invariant did not hold.
     Internal,
 }
@@ -73,6 +79,8 @@ impl ErrorKind {
             ErrorKind::Store => "store",
             ErrorKind::Host => "host",
             ErrorKind::Config => "config",
+            ErrorKind::AlreadyReleased => "already_released",
+            ErrorKind::NothingToRetry => "nothing_to_retry",
             ErrorKind::Internal => "internal",
         }
     }

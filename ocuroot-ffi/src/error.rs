@@ -48,6 +48,12 @@ pub enum ocuroot_result {
     Host = 209,
     /// The repository configuration is missing or wrong.
     Config = 210,
+    /// `ocuroot_release_new` at a commit that has a release of the package
+    /// already (pass `force` to make another).
+    AlreadyReleased = 211,
+    /// `ocuroot_release_retry` found no failed work (none failed, or
+    /// another agent retried it first).
+    NothingToRetry = 212,
     /// A bug in the library: an invariant did not hold.
     Internal = 900,
     /// The library panicked; the call did nothing more.
@@ -69,6 +75,8 @@ impl ocuroot_result {
             ErrorKind::Store => ocuroot_result::Store,
             ErrorKind::Host => ocuroot_result::Host,
             ErrorKind::Config => ocuroot_result::Config,
+            ErrorKind::AlreadyReleased => ocuroot_result::AlreadyReleased,
+            ErrorKind::NothingToRetry => ocuroot_result::NothingToRetry,
             _ => ocuroot_result::Internal,
         }
     }

@@ -1,6 +1,7 @@
 //! Intent and the `work` commands through the C ABI: an approval set and
 //! applied, a deletion done by `work any`, a new environment deployed by
-//! `work ops` and `work continue`, a checkpoint, and bad arguments.
+//! `work ops` and `work continue`, a checkpoint, and bad arguments; and the
+//! codes of the release conditions a C agent acts on.
 
 use std::ffi::c_char;
 use std::path::Path;
@@ -244,6 +245,36 @@ fn bad_intent_and_bad_arguments_are_refused_with_their_codes() {
     assert_eq!(code, ocuroot_result::NullArgument);
     assert!(take_error(err).1.contains("result_json"));
     assert_eq!(state_diff(ws), json!([]));
+    // SAFETY: a workspace from ocuroot_workspace_open, freed once.
+    unsafe { ocuroot_workspace_free(ws) };
+}
+
+#[test]
+fn a_second_release_and_a_retry_of_nothing_have_codes_of_their_own() {
+    let dir = repo();
+    let ws = open(dir.path());
+    release_new(ws, "environments.ocu.star");
+    release_new(ws, "release.ocu.star");
+    let file = c("release.ocu.star");
+    let (mut out, mut err) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: valid arguments.
+    let code = unsafe { ocuroot_release_new(ws, file.as_ptr(), false, &mut out, &mut err) };
+    assert_eq!(code, ocuroot_result::AlreadyReleased);
+    assert_eq!(code as u32, 211);
+    let (_, message) = take_error(err);
+    assert!(
+        message.contains("There are already 1 releases"),
+        "{message}"
+    );
+    assert!(!message.contains("--force"), "{message}");
+
+    let rel = c(&format!("{PKG}/@r1"));
+    let mut err = ptr::null_mut();
+    // SAFETY: valid arguments.
+    let code = unsafe { ocuroot_release_retry(ws, rel.as_ptr(), &mut out, &mut err) };
+    assert_eq!(code, ocuroot_result::NothingToRetry);
+    assert_eq!(code as u32, 212);
+    assert!(take_error(err).1.contains("no failed work to retry"));
     // SAFETY: a workspace from ocuroot_workspace_open, freed once.
     unsafe { ocuroot_workspace_free(ws) };
 }

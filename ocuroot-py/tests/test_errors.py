@@ -24,6 +24,8 @@ KINDS = {
     "store": ocuroot.StoreError,
     "host": ocuroot.HostError,
     "config": ocuroot.ConfigError,
+    "already_released": ocuroot.AlreadyReleasedError,
+    "nothing_to_retry": ocuroot.NothingToRetryError,
     "internal": ocuroot.InternalError,
 }
 
@@ -129,3 +131,28 @@ def test_errors_of_other_kinds(tmp_path: Path) -> None:
         ocuroot.Workspace(tmp_path / "does-not-exist")
     with pytest.raises(ValueError, match="parallel must be 1 or more"):
         ocuroot.Workspace(repo, parallel=0)
+
+
+def test_a_second_release_and_a_retry_of_nothing_have_classes_of_their_own(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "r",
+        {
+            "repo.ocu.star": 'repo_alias("t")\n',
+            "release.ocu.star": "def build():\n    return done()\n\ntask(build, name='build')\n",
+        },
+    )
+    ws = ocuroot.Workspace(repo, shell=Recorder(), store=ocuroot.MemoryStore())
+    ws.release_new("release.ocu.star")
+    with pytest.raises(ocuroot.AlreadyReleasedError) as again:
+        ws.release_new("release.ocu.star")
+    assert again.value.kind == "already_released"
+    assert "There are already 1 releases" in again.value.message
+    assert "--force" not in again.value.message
+    # Code that caught InvalidInputError before still catches it.
+    assert isinstance(again.value, ocuroot.InvalidInputError)
+    forced = ws.release_new("release.ocu.star", force=True)
+    assert isinstance(forced, ocuroot.Report) and forced.release == "t/-/release.ocu.star/@r2"
+    with pytest.raises(ocuroot.NothingToRetryError, match="no failed work to retry") as nothing:
+        ws.release_retry("release.ocu.star/@r1")
+    assert nothing.value.kind == "nothing_to_retry"
+    assert isinstance(nothing.value, ocuroot.InvalidInputError)

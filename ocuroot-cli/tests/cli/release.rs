@@ -229,6 +229,15 @@ fn second_release_at_the_same_commit_needs_force() {
         refused.stderr
     );
     assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    // The original's words: the library's message, then the CLI's hint.
+    assert!(
+        refused.stderr.contains(
+            "There are already 1 releases for this commit (listed above).\n\
+             You can force a new release with the --force flag"
+        ),
+        "{}",
+        refused.stderr
+    );
     assert!(matches(&repo, &format!("{PKG}/@r2")).is_empty());
     assert!(matches(&repo, &format!("{PKG}/@r2/**")).is_empty());
     assert_eq!(log(&repo), ["build 1"], "nothing ran");

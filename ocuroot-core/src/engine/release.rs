@@ -32,11 +32,15 @@ pub fn release_new(
         let existing = releases_at(ctx, package, &ctx.commit)?;
         if !existing.is_empty() {
             let list: Vec<String> = existing.iter().map(|r| format!("  {r}")).collect();
-            return Err(Error::invalid_input(format!(
-                "{}\nThere are already {} releases for this commit (listed above).\nYou can force a new release with the --force flag",
-                list.join("\n"),
-                existing.len()
-            )));
+            return Err(Error::new(
+                ErrorKind::AlreadyReleased,
+                format!(
+                    "{}\nThere are already {} releases for this commit (listed above).",
+                    list.join("\n"),
+                    existing.len()
+                ),
+            )
+            .with_ref(package));
         }
     }
     // Written with the first release at this commit (once, not per try).
@@ -226,7 +230,7 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
                 elsewhere.join(", ")
             ));
         }
-        return Err(Error::invalid_input(msg));
+        return Err(Error::new(ErrorKind::NothingToRetry, msg).with_ref(&rel));
     }
     // Read again in each attempt: another agent retrying the same release
     // at the same moment makes this transaction conflict, and on the next
@@ -277,9 +281,11 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
         Ok(retried)
     })?;
     if retried == 0 {
-        return Err(Error::invalid_input(format!(
-            "no failed work to retry in {rel}: another agent retried it meanwhile"
-        )));
+        return Err(Error::new(
+            ErrorKind::NothingToRetry,
+            format!("no failed work to retry in {rel}: another agent retried it meanwhile"),
+        )
+        .with_ref(&rel));
     }
     let loaded = evaluate(ctx, &package_file(ctx, &rel), &rel)?;
     let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, false)?;

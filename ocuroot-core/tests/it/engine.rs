@@ -435,3 +435,38 @@ fn what_a_release_reports_is_durable_when_it_returns() {
     Store::sync(store.as_ref()).unwrap();
     assert_eq!(store.sync_count(), syncs, "the release left work unsynced");
 }
+
+/// The conditions a program acts on have kinds of their own, and the
+/// library's messages name no CLI flag.
+#[test]
+fn already_released_and_nothing_to_retry_have_their_own_kinds() {
+    let dir = quickstart();
+    let ws = Workspace::builder(dir.path())
+        .host(Arc::new(Recorder::default()))
+        .store(Arc::new(MemoryStore::new()))
+        .open()
+        .unwrap();
+    ws.release_new("environments.ocu.star", false).unwrap();
+    ws.release_new("release.ocu.star", false).unwrap();
+
+    let again = ws.release_new("release.ocu.star", false).unwrap_err();
+    assert_eq!(again.kind(), ocuroot_core::ErrorKind::AlreadyReleased);
+    assert_eq!(again.kind().as_str(), "already_released");
+    assert!(
+        again
+            .message()
+            .contains("There are already 1 releases for this commit"),
+        "{again}"
+    );
+    assert!(!again.message().contains("--force"), "{again}");
+    assert_eq!(again.reference(), Some("quickstart/-/release.ocu.star"));
+    assert!(ws.release_new("release.ocu.star", true).is_ok());
+
+    let retry = ws.release_retry("release.ocu.star/@r1").unwrap_err();
+    assert_eq!(retry.kind(), ocuroot_core::ErrorKind::NothingToRetry);
+    assert!(
+        retry.message().starts_with("no failed work to retry in"),
+        "{retry}"
+    );
+    assert_eq!(retry.reference(), Some("quickstart/-/release.ocu.star/@r1"));
+}

@@ -18,6 +18,7 @@ your own shell runner and state store.
 from __future__ import annotations
 
 from ._errors import (
+    AlreadyReleasedError,
     ConfigError,
     ConflictError,
     EvalError,
@@ -27,6 +28,7 @@ from ._errors import (
     InvalidInputError,
     InvalidRefError,
     NotFoundError,
+    NothingToRetryError,
     OcurootError,
     OcurootIOError,
     StoreError,
@@ -114,5 +116,7 @@ __all__ = [
     "StoreError",
     "HostError",
     "ConfigError",
+    "AlreadyReleasedError",
+    "NothingToRetryError",
     "InternalError",
 ]

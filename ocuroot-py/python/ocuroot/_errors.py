@@ -130,6 +130,22 @@ class InvalidInputError(OcurootError):
     kind = "invalid_input"
 
 
+class AlreadyReleasedError(InvalidInputError):
+    """``release_new`` at a commit that has a release of the package already
+    (``force=True`` makes another). An :class:`InvalidInputError`, as it was
+    before it had a class of its own."""
+
+    kind = "already_released"
+
+
+class NothingToRetryError(InvalidInputError):
+    """``release_retry`` found no failed work: none failed, or another agent
+    retried it first. An :class:`InvalidInputError`, as it was before it had a
+    class of its own."""
+
+    kind = "nothing_to_retry"
+
+
 class OcurootIOError(OcurootError):
     """Reading or writing the filesystem failed."""
 
@@ -181,6 +197,8 @@ _BY_KIND: dict[str, type[OcurootError]] = {
         StoreError,
         HostError,
         ConfigError,
+        AlreadyReleasedError,
+        NothingToRetryError,
         InternalError,
     )
 }
