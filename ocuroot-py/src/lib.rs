@@ -15,7 +15,7 @@
 //! - [`PyShell`](host::PyShell): a [`Host`](ocuroot_core::host::Host) whose
 //!   `shell` is a Python callable.
 //! - [`PyStore`](store::PyStore): a [`Store`](ocuroot_core::store::Store)
-//!   backed by a Python object with `get`, `list` and `commit`, and
+//!   backed by a Python object with `get`, `keys` and `commit`, and
 //!   [`Op`](store::Op), the operations handed to its `commit`.
 //! - [`to_py_err`](errors::to_py_err): the one place a core error becomes a
 //!   Python exception (`ocuroot.OcurootError` and its subclasses).

@@ -6,8 +6,10 @@
 //! - `get(key: str) -> tuple[bytes, int] | None`: the value and its version
 //!   (an opaque integer in `0..2**64` that changes whenever the value does),
 //!   or `None` when absent.
-//! - `list(prefix: str) -> list[str]`: the keys starting with `prefix` (a
-//!   plain string prefix), sorted.
+//! - `keys(prefix: str) -> list[str]`: the keys starting with `prefix` (a
+//!   plain string prefix), sorted. A store with `list` instead (the
+//!   method's name until 0.2, which shadows the builtin inside implementing
+//!   classes) still works, with a `DeprecationWarning`.
 //! - `commit(ops: list[Op]) -> None`: apply every op or none. Each op's
 //!   `expect` is checked in order against the store as left by the earlier
 //!   ops of the batch; when one fails, nothing is written and the store
@@ -30,10 +32,12 @@ use pyo3::types::{PyByteArray, PyBytes, PyInt, PyList, PyString, PyTuple};
 use crate::convert::{describe_py_err, type_name};
 use crate::errors::is_conflict;
 
-/// A store whose `get`, `list` and `commit` are methods of a Python object.
+/// A store whose `get`, `keys` and `commit` are methods of a Python object.
 pub struct PyStore {
     object: Arc<Py<PyAny>>,
     description: String,
+    /// `keys`, or the deprecated `list`.
+    keys_method: &'static str,
 }
 
 impl PyStore {
@@ -43,14 +47,31 @@ impl PyStore {
     /// methods.
     pub fn new(py: Python<'_>, object: Arc<Py<PyAny>>) -> PyResult<PyStore> {
         let bound = object.bind(py);
-        for method in ["get", "list", "commit"] {
-            let callable = bound
+        let callable = |method: &str| {
+            bound
                 .getattr(method)
                 .map(|m| m.is_callable())
-                .unwrap_or(false);
-            if !callable {
+                .unwrap_or(false)
+        };
+        let keys_method = if callable("keys") {
+            "keys"
+        } else if callable("list") {
+            let message = format!(
+                "{}: the store method `list` is now `keys` (`list` shadows the builtin in the \
+                 class); rename it, `list` will stop working in a later version",
+                type_name(bound)
+            );
+            let message = std::ffi::CString::new(message).unwrap_or_default();
+            let category = py.get_type::<pyo3::exceptions::PyDeprecationWarning>();
+            PyErr::warn(py, &category, &message, 2)?;
+            "list"
+        } else {
+            "keys"
+        };
+        for method in ["get", keys_method, "commit"] {
+            if !callable(method) {
                 return Err(PyTypeError::new_err(format!(
-                    "store must have get, list and commit methods; {} has no callable `{method}`",
+                    "store must have get, keys and commit methods; {} has no callable `{method}`",
                     type_name(bound)
                 )));
             }
@@ -59,6 +80,7 @@ impl PyStore {
         Ok(PyStore {
             object,
             description,
+            keys_method,
         })
     }
 
@@ -137,7 +159,7 @@ impl Store for PyStore {
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
         core::validate_prefix(prefix)?;
         let mut keys = self.call(
-            "list",
+            self.keys_method,
             &format!("{prefix:?}"),
             |py| PyTuple::new(py, [prefix]),
             |result| {
@@ -161,10 +183,12 @@ impl Store for PyStore {
         for key in &keys {
             if !key.starts_with(prefix) {
                 return Err(Error::store(format!(
-                    "store.list({prefix:?}) returned {key:?}, which does not start with the prefix"
+                    "store.{}({prefix:?}) returned {key:?}, which does not start with the prefix",
+                    self.keys_method
                 )));
             }
-            core::validate_key(key).map_err(|e| e.context(format!("store.list({prefix:?})")))?;
+            core::validate_key(key)
+                .map_err(|e| e.context(format!("store.{}({prefix:?})", self.keys_method)))?;
         }
         keys.sort();
         keys.dedup();

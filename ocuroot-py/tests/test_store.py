@@ -4,6 +4,7 @@ misbehaves."""
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 from pathlib import Path
@@ -75,16 +76,16 @@ def test_expectations_see_earlier_ops_of_the_batch() -> None:
     assert "k/1" not in store
     # Deleting an absent key is fine.
     store.commit([Op("delete", "k/1")])
-    assert store.list("") == ["k/2"]
+    assert store.keys("") == ["k/2"]
 
 
 def test_list_by_plain_string_prefix_sorted() -> None:
     store = ocuroot.MemoryStore()
     store.commit([Op("put", k, value=b"") for k in ["b/2", "a/1", "b/10", "bc/1", "b/1"]])
-    assert store.list("b/") == ["b/1", "b/10", "b/2"]
-    assert store.list("b") == ["b/1", "b/10", "b/2", "bc/1"]
-    assert store.list("") == ["a/1", "b/1", "b/10", "b/2", "bc/1"]
-    assert list(store) == store.list("")
+    assert store.keys("b/") == ["b/1", "b/10", "b/2"]
+    assert store.keys("b") == ["b/1", "b/10", "b/2", "bc/1"]
+    assert store.keys("") == ["a/1", "b/1", "b/10", "b/2", "bc/1"]
+    assert list(store) == store.keys("")
     assert len(store) == 5
 
 
@@ -142,7 +143,7 @@ def test_a_dict_backed_store_holds_all_state_and_nothing_goes_to_disk(quickstart
     assert isinstance(report, ocuroot.Report)
     assert report.status == "complete"
 
-    keys = store.list("")
+    keys = store.keys("")
     assert keys, "the store is empty"
     assert all(k.startswith(("state/", "intent/")) for k in keys), keys
     assert "intent/@/environment/staging" in store
@@ -239,7 +240,7 @@ def test_a_failing_store_raises_store_error_with_the_python_message(
 
 def test_list_results_are_checked(quickstart: Path) -> None:
     class BadList(ocuroot.MemoryStore):
-        def list(self, prefix: str) -> list[str]:
+        def keys(self, prefix: str = "") -> list[str]:
             return ["elsewhere/x"]
 
     ws = ocuroot.Workspace(quickstart, shell=Recorder(), store=BadList())
@@ -252,8 +253,68 @@ def test_a_store_needs_the_three_methods(quickstart: Path) -> None:
         def get(self, key: str) -> None:
             return None
 
-        def list(self, prefix: str) -> list[str]:
+        def keys(self, prefix: str) -> list[str]:
             return []
 
     with pytest.raises(TypeError, match="NoCommit has no callable `commit`"):
         ocuroot.Workspace(quickstart, store=NoCommit())  # type: ignore[arg-type]
+
+
+class DictStore:
+    """A store written the documented way, with ``list[str]`` annotations
+    inside the class (checked by mypy --strict with the tests)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[bytes, int]] = {}
+        self.version = 0
+
+    def get(self, key: str) -> Optional[tuple[bytes, int]]:
+        return self.data.get(key)
+
+    def keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.data if k.startswith(prefix))
+
+    def commit(self, ops: list[ocuroot.Op]) -> None:
+        for op in ops:
+            current = self.data.get(op.key)
+            if op.expect == ocuroot.ABSENT and current is not None:
+                raise ocuroot.ConflictError(f"{op.key} exists")
+            if isinstance(op.expect, int) and (current is None or current[1] != op.expect):
+                raise ocuroot.ConflictError(f"{op.key} changed")
+        for op in ops:
+            if op.kind == "put":
+                assert op.value is not None
+                self.version += 1
+                self.data[op.key] = (op.value, self.version)
+            elif op.kind == "delete":
+                self.data.pop(op.key, None)
+
+
+def test_a_store_written_the_documented_way_runs_a_release(quickstart: Path) -> None:
+    store: ocuroot.Store = DictStore()
+    ws = ocuroot.Workspace(quickstart, shell=Recorder(), store=store)
+    ws.release_new("environments.ocu.star")
+    report = ws.release_new("release.ocu.star")
+    assert isinstance(report, ocuroot.Report) and report.status == "complete"
+    assert ws.state_match("**/@r1")
+
+
+def test_a_store_with_the_old_list_method_still_works_with_a_warning(quickstart: Path) -> None:
+    class OldStore:
+        def __init__(self) -> None:
+            self.inner = DictStore()
+
+        def get(self, key: str) -> Optional[tuple[bytes, int]]:
+            return self.inner.get(key)
+
+        # Inside the class, ``list`` is this method: the reason for the rename.
+        def list(self, prefix: str) -> builtins.list[str]:
+            return self.inner.keys(prefix)
+
+        def commit(self, ops: builtins.list[ocuroot.Op]) -> None:
+            self.inner.commit(ops)
+
+    with pytest.warns(DeprecationWarning, match="the store method `list` is now `keys`"):
+        ws = ocuroot.Workspace(quickstart, shell=Recorder(), store=OldStore())  # type: ignore[arg-type]
+    ws.release_new("environments.ocu.star")
+    assert ws.state_match("@/environment/*")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Literal, Optional, Protocol, Tuple, Union
@@ -35,12 +34,17 @@ class Store(Protocol):
         """The value at ``key`` and its version, or ``None`` when absent."""
         ...
 
-    def list(self, prefix: str) -> builtins.list[str]:
+    def keys(self, prefix: str) -> list[str]:
         """Every key starting with ``prefix`` (a plain string prefix; empty
-        means all), sorted."""
+        means all), sorted.
+
+        Until 0.2 this method was called ``list``, which shadows the builtin
+        inside the class (so ``list[str]`` annotations there fail under mypy);
+        a store with ``list`` instead still works, with a
+        ``DeprecationWarning``, for a while."""
         ...
 
-    def commit(self, ops: builtins.list[Op]) -> None:
+    def commit(self, ops: list[Op]) -> None:
         """Apply every op or none of them.
 
         Each op's ``expect`` is checked in order, against the store as left
@@ -101,7 +105,7 @@ class MemoryStore:
                     self._data[key] = entry
             self._last_version = version
 
-    def items(self) -> builtins.list[tuple[str, bytes]]:
+    def items(self) -> list[tuple[str, bytes]]:
         """Every key and its value, sorted by key."""
         with self._lock:
             return sorted((k, v) for k, (v, _) in self._data.items())
@@ -115,15 +119,14 @@ class MemoryStore:
             return key in self._data
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.list(""))
+        return iter(self.keys(""))
 
     def _version(self, key: str) -> Optional[int]:
         entry = self._data.get(key)
         return None if entry is None else entry[1]
 
-    # Last: inside the class body, the method would shadow ``list`` for the
-    # annotations above it.
-    def list(self, prefix: str) -> builtins.list[str]:
+    def keys(self, prefix: str = "") -> list[str]:
+        """Every key starting with ``prefix``, sorted."""
         with self._lock:
             return sorted(k for k in self._data if k.startswith(prefix))
 
