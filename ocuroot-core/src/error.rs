@@ -106,6 +106,7 @@ struct Inner {
     message: String,
     location: Option<Location>,
     reference: Option<String>,
+    summary: Option<String>,
     stack: Option<String>,
     #[source]
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
@@ -122,6 +123,7 @@ impl Error {
             message: message.into(),
             location: None,
             reference: None,
+            summary: None,
             stack: None,
             source: None,
         }))
@@ -146,6 +148,13 @@ impl Error {
             Some(l) if self.0.location.is_none() => self.with_location(l),
             _ => self,
         }
+    }
+
+    /// Attach the one-line summary of a message that is longer (Starlark's
+    /// rendering of an evaluation error: traceback and source snippet).
+    pub fn with_summary(mut self, summary: impl Into<String>) -> Self {
+        self.0.summary = Some(summary.into());
+        self
     }
 
     /// Attach a Starlark call stack (already formatted, one frame per line).
@@ -186,6 +195,7 @@ impl Error {
             message: f(&this.message),
             location: this.location,
             reference: this.reference.as_deref().map(&f),
+            summary: this.summary.as_deref().map(&f),
             stack: this.stack.as_deref().map(&f),
             source: source.map(|c| c as Box<dyn std::error::Error + Send + Sync>),
         }))
@@ -261,6 +271,15 @@ impl Error {
     pub fn location(&self) -> Option<&Location> {
         self.0.location.as_ref()
     }
+    /// What went wrong in one line (`"./deploy.sh" exited 1`): the summary
+    /// Starlark errors carry, else the message's first line.
+    pub fn summary(&self) -> &str {
+        match &self.0.summary {
+            Some(s) => s,
+            None => self.0.message.lines().next().unwrap_or_default(),
+        }
+    }
+
     /// The ref the error concerns, if it concerns one.
     pub fn reference(&self) -> Option<&str> {
         self.0.reference.as_deref()

@@ -105,6 +105,10 @@ def test_a_failed_release_is_retried(tmp_path: Path) -> None:
     ]
     error = failed.item("task/two").error
     assert error is not None and "step two: exit status 3" in error
+    # The one-line form, beside the full rendering.
+    summary = failed.item("task/two").summary
+    assert summary is not None and "step two: exit status 3" in summary, summary
+    assert "\n" not in summary and "Traceback" not in summary and "-->" not in summary
     log = ws.state_get("release.ocu.star/@r1/task/two/1/logs")
     assert [(line["stream"], line["message"]) for line in log] == [("stderr", "flaky network")]
 

@@ -38,6 +38,7 @@ pub(crate) fn report(
                 run_ref: None,
                 duration_ms: None,
                 error: None,
+                summary: None,
                 waiting_for: Vec::new(),
             };
             if let Some(l) = latest {
@@ -56,6 +57,7 @@ pub(crate) fn report(
                     Some(f) if f.run == l.run && f.status == l.status => {
                         item.duration_ms = f.duration_ms;
                         item.error = f.error.clone();
+                        item.summary = f.summary.clone();
                     }
                     _ => {
                         let doc = read_doc()?;
@@ -64,6 +66,7 @@ pub(crate) fn report(
                                 item.duration_ms = e.millis_since(*s);
                             }
                             item.error = d.error.as_ref().map(|e| e.message.clone());
+                            item.summary = d.error.as_ref().map(|e| e.one_line().to_string());
                         }
                         run_doc = Some(doc);
                     }

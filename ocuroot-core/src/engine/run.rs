@@ -37,6 +37,8 @@ pub(crate) struct Finished {
     pub duration_ms: Option<u64>,
     /// The failure message, if it failed.
     pub error: Option<String>,
+    /// The failure in one line, if it failed.
+    pub summary: Option<String>,
 }
 
 /// Claim `run` (pending or paused -> running) with a compare-and-swap. Returns
@@ -229,6 +231,7 @@ pub(crate) fn execute(
     if work_doc.is_some() {
         ctx.journal.record(&work_doc_ref);
     }
+    let summary = error.as_ref().map(|e| e.summary.clone());
     let error = error.map(|e| e.message);
     ctx.emit(|| Event::RunFinished {
         release: rel.clone(),
@@ -247,6 +250,7 @@ pub(crate) fn execute(
         status,
         duration_ms,
         error,
+        summary,
     }))
 }
 
@@ -280,6 +284,7 @@ impl Error {
     pub(crate) fn clone_for_report(&self) -> RunError {
         RunError {
             message: self.message().to_string(),
+            summary: self.summary().to_string(),
             location: self.location().cloned(),
             stack: self.stack().map(str::to_string),
         }

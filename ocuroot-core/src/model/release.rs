@@ -165,12 +165,27 @@ pub struct RunFunction {
 pub struct RunError {
     /// The message (secrets masked), including Starlark's rendering.
     pub message: String,
+    /// What went wrong, in one line (`"./deploy.sh" exited 1`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub summary: String,
     /// Where, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
     /// The Starlark call stack, one frame per line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stack: Option<String>,
+}
+
+impl RunError {
+    /// What went wrong, in one line: the summary, else (a run document
+    /// written before there were summaries) the message's first line.
+    pub fn one_line(&self) -> &str {
+        if self.summary.is_empty() {
+            self.message.lines().next().unwrap_or_default()
+        } else {
+            &self.summary
+        }
+    }
 }
 
 /// A run document `<rel>/task/<name>/<n>` or `<rel>/deploy/<env>/<n>`.
@@ -358,8 +373,12 @@ pub struct WorkReport {
     pub run_ref: Option<Ref>,
     /// How long the latest run took, in milliseconds, if it finished.
     pub duration_ms: Option<u64>,
-    /// The failure message, if it failed.
+    /// The failure message, if it failed (for an evaluation error,
+    /// Starlark's rendering with the traceback and source snippet).
     pub error: Option<String>,
+    /// The failure in one line, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
     /// Refs it waits for, if blocked or paused.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_for: Vec<Ref>,

@@ -55,7 +55,14 @@ pub(crate) fn starlark_to_ocu(e: &starlark::Error, last: &LastStatement) -> Erro
         message.push_str(" (a loop or recursion that does not end?)");
     }
     message.push_str(&suffix);
-    let mut err = Error::new(ErrorKind::Eval, message).with_stack(stack);
+    // The message alone, without traceback or snippet: `fail("x")` gives
+    // `x`, a failed `host.shell` its own message.
+    let bare = e.without_diagnostic().to_string();
+    let bare = bare.strip_prefix("fail:").unwrap_or(&bare).trim();
+    let summary = bare.lines().next().unwrap_or_default().to_string();
+    let mut err = Error::new(ErrorKind::Eval, message)
+        .with_stack(stack)
+        .with_summary(summary);
     if let Some(l) = location {
         err = err.with_location(l);
     }

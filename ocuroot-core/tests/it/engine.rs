@@ -182,6 +182,13 @@ phase("two", tasks=[task(last, name="c")])
             .unwrap()
             .contains("fail now: exit status 1")
     );
+    // The failure in one line, beside Starlark's full rendering.
+    let summary = state("task/b").summary.unwrap();
+    assert!(summary.contains("fail now: exit status 1"), "{summary}");
+    assert!(
+        !summary.contains('\n') && !summary.contains("Traceback"),
+        "{summary}"
+    );
     assert_eq!(state("task/c").state, WorkState::Waiting);
     assert!(
         !host
@@ -196,6 +203,11 @@ phase("two", tasks=[task(last, name="c")])
         .unwrap();
     assert!(
         stored["stack"].as_str().unwrap().contains("flaky"),
+        "{stored}"
+    );
+    assert_eq!(
+        stored["summary"].as_str(),
+        Some(summary.as_str()),
         "{stored}"
     );
     assert_eq!(stored["location"]["file"], "release.ocu.star");

@@ -108,9 +108,12 @@ class WorkItem(_Model):
     duration_ms: Optional[int] = None
     """How long the latest run took, if it finished."""
     error: Optional[str] = None
-    """The failure message, if it failed."""
+    """The failure message, if it failed (for an evaluation error,
+    Starlark's rendering with the traceback and source snippet)."""
     waiting_for: Tuple[str, ...] = ()
     """The refs it waits for, if blocked or paused."""
+    summary: Optional[str] = None
+    """The failure in one line (``"./deploy.sh" exited 1``), if it failed."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> WorkItem:
@@ -124,6 +127,7 @@ class WorkItem(_Model):
             duration_ms=d.get("duration_ms"),
             error=d.get("error"),
             waiting_for=tuple(d.get("waiting_for", ())),
+            summary=d.get("summary"),
         )
 
 
