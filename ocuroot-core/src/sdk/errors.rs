@@ -51,6 +51,17 @@ pub(crate) fn starlark_to_ocu(e: &starlark::Error, last: &LastStatement) -> Erro
     while message.ends_with('\n') {
         message.pop();
     }
+    // Starlark renders a span at the very end of a file (an unclosed call,
+    // a missing `:`) at 1:1 with an empty snippet: point at the end of the
+    // last line instead, and show it.
+    if let Some((at, line)) = e.span().and_then(end_of_file) {
+        message = format!(
+            "error: {}\n --> {at} (the end of the file)\n  |\n{} | {line}\n  |",
+            e.without_diagnostic(),
+            at.line
+        );
+        location = Some(at);
+    }
     if message.contains("ticks has been exceeded") {
         message.push_str(" (a loop or recursion that does not end?)");
     }
@@ -67,6 +78,23 @@ pub(crate) fn starlark_to_ocu(e: &starlark::Error, last: &LastStatement) -> Erro
         err = err.with_location(l);
     }
     err
+}
+
+/// Where a span at the end of its file (past the last character that is not
+/// white space) really is: the end of the last line with text, and that line.
+fn end_of_file(span: &FileSpan) -> Option<(Location, String)> {
+    let source = span.file.source();
+    let text = source.trim_end();
+    if (span.span.begin().get() as usize) < text.len() {
+        return None;
+    }
+    let line = text.lines().last().unwrap_or_default();
+    let at = Location {
+        file: span.filename().to_string(),
+        line: text.lines().count().max(1) as u32,
+        column: line.chars().count() as u32 + 1,
+    };
+    Some((at, line.to_string()))
 }
 
 /// A crate error raised inside Starlark (e.g. from a nested `load`).

@@ -546,6 +546,14 @@ error_case!(
     "release.ocu.star"
 );
 error_case!(
+    error_syntax_at_the_end_of_the_file,
+    &[(
+        "release.ocu.star",
+        "ocuroot(\"0.3.0\")\n\ndef build():\n    return done(outputs={\"a\": 1,\n\ntask(build, name=\"b\")\n"
+    )],
+    "release.ocu.star"
+);
+error_case!(
     error_unknown_global,
     &[(
         "release.ocu.star",
