@@ -280,7 +280,12 @@ impl Workspace {
             )
         })
     }
-    /// The commit work is done at.
+
+    /// The commit work is done at: HEAD (or `OCU_REPO_COMMIT_OVERRIDE`) when
+    /// the workspace was opened. It is read once, so that every operation of
+    /// a workspace works at one commit even while someone checks out
+    /// another; after a checkout, open a new workspace to work at the new
+    /// HEAD.
     pub fn commit(&self) -> &str {
         &self.info.commit
     }
