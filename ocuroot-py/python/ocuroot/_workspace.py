@@ -107,7 +107,9 @@ class Workspace:
 
     @property
     def commit(self) -> str:
-        """The commit work is done at (``HEAD``)."""
+        """The commit work is done at: ``HEAD`` when the workspace was
+        opened, read once; after a checkout, open a new workspace to work at
+        the new ``HEAD``."""
         return self._native.commit
 
     def release_new(self, file: Union[str, os.PathLike[str]], force: bool = False) -> NewRelease:
