@@ -3,16 +3,10 @@
 
 use std::ffi::c_char;
 
-use ocuroot_core::{WorkResult, Workspace};
+use ocuroot_core::Workspace;
 
-use crate::error::{arg_ref, arg_str, boundary, c_string, ocuroot_error, ocuroot_result};
-use crate::workspace::{give_json, ocuroot_workspace, op_args, ws_args};
-
-/// Write `text` to the out-parameter `out` as a string the caller frees.
-fn give_string(out: *mut *mut c_char, text: &str) {
-    // SAFETY: `out` was checked not NULL by the caller of this function.
-    unsafe { *out = c_string(text).into_raw() };
-}
+use crate::error::{arg_ref, arg_str, boundary, ocuroot_error, ocuroot_result};
+use crate::workspace::{give_json, give_string, json_op, ocuroot_workspace, op_args};
 
 /// `ocuroot state set <ref> <value>`: write the JSON document `value_json`
 /// to the intent store at `ref`: custom state (`@/custom/<name>`,
@@ -88,11 +82,16 @@ pub unsafe extern "C" fn ocuroot_state_diff(
     changes_json: *mut *mut c_char,
     error: *mut *mut ocuroot_error,
 ) -> ocuroot_result {
-    boundary(error, || {
-        // SAFETY: pointers from the caller.
-        let (ws, out) = unsafe { ws_args(workspace, changes_json, "changes_json") }?;
-        give_json(out, &ws.state_diff()?)
-    })
+    // SAFETY: pointers from the caller.
+    unsafe {
+        json_op(
+            workspace,
+            changes_json,
+            "changes_json",
+            error,
+            Workspace::state_diff,
+        )
+    }
 }
 
 /// `ocuroot state checkpoint`: bring the stores' files up to date for
@@ -109,24 +108,6 @@ pub unsafe extern "C" fn ocuroot_state_checkpoint(
     })
 }
 
-/// A `work` command: the workspace, `dryrun` and the out-parameter.
-///
-/// # Safety
-/// As for every exported function: pointers are NULL or valid.
-unsafe fn work_op(
-    workspace: *const ocuroot_workspace,
-    dryrun: bool,
-    result_json: *mut *mut c_char,
-    error: *mut *mut ocuroot_error,
-    op: fn(&Workspace, bool) -> ocuroot_core::Result<WorkResult>,
-) -> ocuroot_result {
-    boundary(error, || {
-        // SAFETY: pointers from the caller.
-        let (ws, out) = unsafe { ws_args(workspace, result_json, "result_json") }?;
-        give_json(out, &op(ws, dryrun)?)
-    })
-}
-
 /// `ocuroot work continue`: run the ready runs and redeploys of releases
 /// at the current commit. On success `*result_json` receives, with
 /// `dryrun`, the work it would do (changing nothing), else the outcome, as
@@ -140,13 +121,9 @@ pub unsafe extern "C" fn ocuroot_work_continue(
 ) -> ocuroot_result {
     // SAFETY: pointers from the caller.
     unsafe {
-        work_op(
-            workspace,
-            dryrun,
-            result_json,
-            error,
-            Workspace::work_continue,
-        )
+        json_op(workspace, result_json, "result_json", error, |ws| {
+            ws.work_continue(dryrun)
+        })
     }
 }
 
@@ -161,7 +138,11 @@ pub unsafe extern "C" fn ocuroot_work_ops(
     error: *mut *mut ocuroot_error,
 ) -> ocuroot_result {
     // SAFETY: pointers from the caller.
-    unsafe { work_op(workspace, dryrun, result_json, error, Workspace::work_ops) }
+    unsafe {
+        json_op(workspace, result_json, "result_json", error, |ws| {
+            ws.work_ops(dryrun)
+        })
+    }
 }
 
 /// `ocuroot work any`: apply intent that differs from state, then run ops,
@@ -175,7 +156,11 @@ pub unsafe extern "C" fn ocuroot_work_any(
     error: *mut *mut ocuroot_error,
 ) -> ocuroot_result {
     // SAFETY: pointers from the caller.
-    unsafe { work_op(workspace, dryrun, result_json, error, Workspace::work_any) }
+    unsafe {
+        json_op(workspace, result_json, "result_json", error, |ws| {
+            ws.work_any(dryrun)
+        })
+    }
 }
 
 /// `ocuroot work any --comprehensive`: `ocuroot_work_any` round after
@@ -187,9 +172,14 @@ pub unsafe extern "C" fn ocuroot_work_any_comprehensive(
     outcome_json: *mut *mut c_char,
     error: *mut *mut ocuroot_error,
 ) -> ocuroot_result {
-    boundary(error, || {
-        // SAFETY: pointers from the caller.
-        let (ws, out) = unsafe { ws_args(workspace, outcome_json, "outcome_json") }?;
-        give_json(out, &ws.work_any_comprehensive()?)
-    })
+    // SAFETY: pointers from the caller.
+    unsafe {
+        json_op(
+            workspace,
+            outcome_json,
+            "outcome_json",
+            error,
+            Workspace::work_any_comprehensive,
+        )
+    }
 }

@@ -211,15 +211,38 @@ pub unsafe extern "C" fn ocuroot_workspace_free(workspace: *mut ocuroot_workspac
     }
 }
 
+/// Write `text` to the out-parameter `out` as a string the caller frees.
+pub(crate) fn give_string(out: *mut *mut c_char, text: &str) {
+    // SAFETY: `out` was checked not NULL by the caller of this function.
+    unsafe { *out = c_string(text).into_raw() };
+}
+
 /// Write `json` to the out-parameter `out` as a string the caller frees.
 pub(crate) fn give_json(
     out: *mut *mut c_char,
     json: &impl serde::Serialize,
 ) -> Result<(), Failure> {
-    let text = serde_json::to_string(json)?;
-    // SAFETY: `out` was checked not NULL by the caller of this function.
-    unsafe { *out = c_string(&text).into_raw() };
+    give_string(out, &serde_json::to_string(json)?);
     Ok(())
+}
+
+/// An operation of the workspace whose result is handed out as JSON in
+/// the out-parameter `out` (named `out_name` in errors).
+///
+/// # Safety
+/// As for every exported function: pointers are NULL or valid.
+pub(crate) unsafe fn json_op<T: serde::Serialize>(
+    workspace: *const ocuroot_workspace,
+    out: *mut *mut c_char,
+    out_name: &str,
+    error: *mut *mut ocuroot_error,
+    op: impl FnOnce(&Workspace) -> ocuroot_core::Result<T>,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, out) = unsafe { ws_args(workspace, out, out_name) }?;
+        give_json(out, &op(ws)?)
+    })
 }
 
 /// The workspace and the checked out-parameter of an operation.
@@ -441,11 +464,12 @@ pub unsafe extern "C" fn ocuroot_work_cascade(
     result_json: *mut *mut c_char,
     error: *mut *mut ocuroot_error,
 ) -> ocuroot_result {
-    boundary(error, || {
-        // SAFETY: pointers from the caller.
-        let (ws, out) = unsafe { ws_args(workspace, result_json, "result_json") }?;
-        give_json(out, &ws.work_cascade(dryrun)?)
-    })
+    // SAFETY: pointers from the caller.
+    unsafe {
+        json_op(workspace, result_json, "result_json", error, |ws| {
+            ws.work_cascade(dryrun)
+        })
+    }
 }
 
 /// `ocuroot release new --cascade`, after the fact: follow what this
@@ -460,11 +484,16 @@ pub unsafe extern "C" fn ocuroot_cascade(
     outcome_json: *mut *mut c_char,
     error: *mut *mut ocuroot_error,
 ) -> ocuroot_result {
-    boundary(error, || {
-        // SAFETY: pointers from the caller.
-        let (ws, out) = unsafe { ws_args(workspace, outcome_json, "outcome_json") }?;
-        give_json(out, &ws.cascade()?)
-    })
+    // SAFETY: pointers from the caller.
+    unsafe {
+        json_op(
+            workspace,
+            outcome_json,
+            "outcome_json",
+            error,
+            Workspace::cascade,
+        )
+    }
 }
 
 /// `ocuroot plan`: the outstanding work everywhere in dependency order and
@@ -503,8 +532,7 @@ pub unsafe extern "C" fn ocuroot_plan(
             "dot" => plan.graph.to_dot(),
             _ => serde_json::to_string(&plan.to_json())?,
         };
-        // SAFETY: checked not NULL.
-        unsafe { *out = c_string(&text).into_raw() };
+        give_string(out, &text);
         Ok(())
     })
 }
@@ -524,9 +552,10 @@ pub unsafe extern "C" fn ocuroot_work_trigger(
     result_json: *mut *mut c_char,
     error: *mut *mut ocuroot_error,
 ) -> ocuroot_result {
-    boundary(error, || {
-        // SAFETY: pointers from the caller.
-        let (ws, out) = unsafe { ws_args(workspace, result_json, "result_json") }?;
-        give_json(out, &ws.work_trigger(dryrun)?)
-    })
+    // SAFETY: pointers from the caller.
+    unsafe {
+        json_op(workspace, result_json, "result_json", error, |ws| {
+            ws.work_trigger(dryrun)
+        })
+    }
 }
