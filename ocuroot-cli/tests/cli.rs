@@ -32,6 +32,9 @@
 #[path = "cli/support.rs"]
 mod support;
 
+#[path = "../../tests/packages/mod.rs"]
+mod packages;
+
 #[path = "cli/lint.rs"]
 mod lint;
 

@@ -8,10 +8,8 @@ use std::process::{Command, Stdio};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
+use crate::packages::{PKG, SHIP};
 use crate::support::{Output, PRELUDE, Repo, TIMEOUT, log, ocu_with, out_lines, std_ocuroot_in};
-
-/// A build task, then a ship task gated on the package's custom state.
-const SHIP: &str = include_str!("../../../tests/packages/ship.ocu.star");
 
 /// Twelve tasks in two phases, each appending its name to `out/runs.txt`,
 /// all blocked on `key.ocu.star` until it is released.
@@ -36,8 +34,6 @@ def k():
 
 task(k, name="k")
 "#;
-
-const PKG: &str = "test/-/release.ocu.star";
 
 /// A source repository whose stores are git branches, with a temporary
 /// directory for remotes and `OCUROOT_HOME`s.

@@ -22,29 +22,7 @@ use crate::support::{
     Output, PRELUDE, Repo, TIMEOUT, get, log, matches, ocu, ocu_env, run, statuses,
 };
 
-/// Replaces the base fixture's environments.
-const ENVIRONMENTS: &str = include_str!("../../../tests/packages/environments.ocu.star");
-
-/// A build task that tags its release `v1`, then a deploy to every
-/// environment that needs the release's custom state `approval`.
-const GATED: &str = include_str!("../../../tests/packages/gated.ocu.star");
-
-/// A service deployed to every environment; its `up` reads the global
-/// custom state `flag` (default `a`) and fails in an environment whose
-/// attributes say `fails`. `NAME` is replaced by the package's name.
-const SERVICE: &str = include_str!("../../../tests/packages/service.ocu.star");
-
-const PKG: &str = "test/-/release.ocu.star";
-
-/// [`SERVICE`] for the package `name`.
-fn service(name: &str) -> String {
-    SERVICE.replace("NAME", name)
-}
-
-/// The package `<name>.ocu.star` of this repository.
-fn pkg(name: &str) -> String {
-    format!("test/-/{name}.ocu.star")
-}
+use crate::packages::{ENVIRONMENTS, GATED, PKG, pkg, service};
 
 /// A committed repository with the base fixture, [`ENVIRONMENTS`] and
 /// `files` (each prefixed with [`PRELUDE`]), the environments registered,

@@ -25,14 +25,16 @@ use ocuroot_core::store::{Entry, MemoryStore, Store};
 use ocuroot_core::{WorkResult, Workspace};
 use serde_json::Value;
 
+use packages::*;
+
+#[path = "../../../../tests/packages/mod.rs"]
+mod packages;
+
 mod approvals;
 mod deploys;
 mod environments;
 mod redeploys;
 mod refused;
-
-/// The environments every test starts with.
-const ENVIRONMENTS: &str = include_str!("../../../../tests/packages/environments.ocu.star");
 
 /// Prepended to every package file: the SDK version and `mark(line)`, which
 /// runs the shell command `mark <line>` (recorded by [`Recorder`]).
@@ -42,36 +44,6 @@ def mark(line):
     host.shell("mark {}".format(line))
 
 "#;
-
-/// A build task that tags its release `v1`, then a deploy to every
-/// environment that needs the release's custom state `approval`.
-const GATED: &str = include_str!("../../../../tests/packages/gated.ocu.star");
-
-/// A task gated on the package's custom state `<pkg>/@/custom/approval`.
-const SHIP: &str = include_str!("../../../../tests/packages/ship.ocu.star");
-
-/// A service deployed to every environment; its `up` reads the global
-/// custom state `flag` (default `a`) and fails in an environment whose
-/// attributes say `fails`. `NAME` is replaced by the package's name.
-const SERVICE: &str = include_str!("../../../../tests/packages/service.ocu.star");
-
-/// A library whose build number counts its releases.
-const LIB: &str = include_str!("../../../../tests/packages/lib.ocu.star");
-
-/// An app deployed to staging with the library's latest build number.
-const APP: &str = include_str!("../../../../tests/packages/app.ocu.star");
-
-const PKG: &str = "test/-/release.ocu.star";
-
-/// [`SERVICE`] for the package `name`.
-fn service(name: &str) -> String {
-    SERVICE.replace("NAME", name)
-}
-
-/// The package `<name>.ocu.star` of this repository.
-fn pkg(name: &str) -> String {
-    format!("test/-/{name}.ocu.star")
-}
 
 /// The clock of every [`Recorder`]: outcomes do not depend on the time.
 fn fixed_now() -> SystemTime {
