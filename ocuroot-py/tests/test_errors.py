@@ -107,7 +107,8 @@ def test_a_syntax_error_carries_its_location(tmp_path: Path) -> None:
     assert caught.value.line == 1
 
 
-def test_errors_of_other_kinds(tmp_path: Path) -> None:
+def one_task(tmp_path: Path) -> tuple[Path, ocuroot.Workspace]:
+    """A repository with a one-task package, and a workspace on it."""
     repo = make_repo(
         tmp_path / "r",
         {
@@ -115,7 +116,11 @@ def test_errors_of_other_kinds(tmp_path: Path) -> None:
             "release.ocu.star": "def build():\n    return done()\n\ntask(build, name='build')\n",
         },
     )
-    ws = ocuroot.Workspace(repo, shell=Recorder(), store=ocuroot.MemoryStore())
+    return repo, ocuroot.Workspace(repo, shell=Recorder(), store=ocuroot.MemoryStore())
+
+
+def test_errors_of_other_kinds(tmp_path: Path) -> None:
+    repo, ws = one_task(tmp_path)
     with pytest.raises(ocuroot.NotFoundError) as not_found:
         ws.release_continue("release.ocu.star/@r7")
     assert not_found.value.file is None
@@ -134,14 +139,7 @@ def test_errors_of_other_kinds(tmp_path: Path) -> None:
 
 
 def test_a_second_release_and_a_retry_of_nothing_have_classes_of_their_own(tmp_path: Path) -> None:
-    repo = make_repo(
-        tmp_path / "r",
-        {
-            "repo.ocu.star": 'repo_alias("t")\n',
-            "release.ocu.star": "def build():\n    return done()\n\ntask(build, name='build')\n",
-        },
-    )
-    ws = ocuroot.Workspace(repo, shell=Recorder(), store=ocuroot.MemoryStore())
+    _, ws = one_task(tmp_path)
     ws.release_new("release.ocu.star")
     with pytest.raises(ocuroot.AlreadyReleasedError) as again:
         ws.release_new("release.ocu.star")

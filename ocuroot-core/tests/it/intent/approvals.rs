@@ -1,7 +1,7 @@
 //! Approval gates: custom state of a release, a tag or a package, set as
 //! intent and applied, unblocks the work that reads it.
 
-use ocuroot_core::model::ReleaseStatus;
+use ocuroot_core::model::{ReleaseReport, ReleaseStatus};
 use serde_json::json;
 
 use super::{ChangeKind, GATED, PKG, SHIP, applied, assert_nothing, setup};
@@ -14,13 +14,7 @@ fn an_approval_on_the_release_unblocks_its_deploys() {
 
     let report = fx.release("release.ocu.star");
     assert_eq!(report.status, ReleaseStatus::Blocked, "{report:#?}");
-    assert!(
-        report
-            .work
-            .iter()
-            .any(|w| w.waiting_for.iter().any(|r| *r == approval)),
-        "{report:#?}"
-    );
+    assert!(waits_for(&report, &approval), "{report:#?}");
     fx.snap("approval_release_new_blocked", &report);
     for env in ["staging", "prod"] {
         assert_eq!(fx.statuses(&format!("{rel}/deploy/{env}/1")), ["pending"]);
@@ -106,13 +100,7 @@ fn package_custom_state_unblocks_a_task_through_work_any() {
     let fx = setup(&[("release.ocu.star", SHIP)]);
     let approval = format!("{PKG}/@/custom/approval");
     let report = fx.release("release.ocu.star");
-    assert!(
-        report
-            .work
-            .iter()
-            .any(|w| w.waiting_for.iter().any(|r| *r == approval)),
-        "{report:#?}"
-    );
+    assert!(waits_for(&report, &approval), "{report:#?}");
 
     fx.set("release.ocu.star/@/custom/approval", json!("ok"));
     let out = fx.work_any();
@@ -161,4 +149,12 @@ fn an_approval_on_a_tag_lands_on_its_release() {
     assert_eq!(report.release, format!("{PKG}/@r1"));
     assert_eq!(report.status, ReleaseStatus::Complete, "{report:#?}");
     assert_eq!(fx.sorted_since(1), ["up prod yes", "up staging yes"]);
+}
+
+/// Whether some work of `report` waits for `r`.
+fn waits_for(report: &ReleaseReport, r: &str) -> bool {
+    report
+        .work
+        .iter()
+        .any(|w| w.waiting_for.iter().any(|w| *w == r))
 }
