@@ -292,10 +292,12 @@ fn changed(scope: Scope<'_>, r: &Ref) -> bool {
             if set.contains(&r) {
                 return true;
             }
+            // One below the other, segment-wise: `a` is `b` followed by `/...`.
+            let below = |a: &str, b: &str| a.strip_prefix(b).is_some_and(|t| t.starts_with('/'));
             let text = r.to_string();
             set.iter().any(|c| {
                 let c = c.to_string();
-                text.starts_with(&format!("{c}/")) || c.starts_with(&format!("{text}/"))
+                below(&text, &c) || below(&c, &text)
             })
         }
         _ => true,
