@@ -48,7 +48,7 @@ pub fn release_new(
     // The release id is needed before evaluation (relative refs resolve
     // against it); if another agent takes it first, evaluate again.
     for _ in 0..16 {
-        let rel = package.with_release(&next_release_id(ctx, package)?);
+        let rel = package.with_release(&next_release_id(ctx, package)?.to_string());
         let loaded = evaluate(ctx, file, &rel)?;
         let package_doc = match loaded.contents() {
             FileContents::Empty => return Ok(NewRelease::Empty),

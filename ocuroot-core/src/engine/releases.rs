@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::EngineContext;
 use crate::model::{Environment, ReleaseDoc, parse_doc};
-use crate::refs::{Ref, SubPathType};
+use crate::refs::{Ref, ReleaseId, SubPathType};
 use crate::sdk::{self, EvalOptions, LoadedFile};
 use crate::{Error, Result};
 
@@ -46,20 +46,20 @@ pub(crate) fn releases_at(ctx: &EngineContext, package: &Ref, commit: &str) -> R
 }
 
 /// The largest release number of a package (0 when it has none).
-fn max_release(ctx: &EngineContext, package: &Ref) -> Result<u64> {
+fn max_release(ctx: &EngineContext, package: &Ref) -> Result<ReleaseId> {
     let glob = format!("{package}/@r*");
     Ok(ctx
         .state
         .match_globs(&[glob.as_str()])?
         .iter()
-        .filter_map(|r| r.rsplit("/@r").next()?.parse::<u64>().ok())
+        .filter_map(|r| ReleaseId::parse(&r[r.rfind("/@")? + 2..]))
         .max()
-        .unwrap_or(0))
+        .unwrap_or(ReleaseId::new(0)))
 }
 
 /// The release id `release new` would allocate next.
-pub(crate) fn next_release_id(ctx: &EngineContext, package: &Ref) -> Result<String> {
-    Ok(format!("r{}", max_release(ctx, package)? + 1))
+pub(crate) fn next_release_id(ctx: &EngineContext, package: &Ref) -> Result<ReleaseId> {
+    Ok(max_release(ctx, package)?.next())
 }
 
 /// Resolve a release ref (`<pkg>/@r1` or a tag `<pkg>/@v1`) to `<pkg>/@r<N>`

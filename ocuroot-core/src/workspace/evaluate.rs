@@ -88,7 +88,7 @@ impl Workspace {
     pub fn lint(&self, file: impl AsRef<Path>) -> Result<Lint> {
         let abs = self.package_file(file.as_ref())?;
         let package = self.package_ref(&abs)?;
-        let base = package.with_release(&self.next_release_id(&package)?);
+        let base = package.with_release(&self.next_release_id(&package)?.to_string());
         let mut environments = self.environments()?;
         let mut source = EnvironmentSource::State;
         if environments.is_empty() {

@@ -25,7 +25,7 @@ use crate::model::{
     EventSink, IntentChange, IntentPush, NewRelease, Plan, PushOutcome, Todo, TriggerStatus,
     Triggered, WorkOutcome,
 };
-use crate::refs::{Ref, RefGlob};
+use crate::refs::{Ref, RefGlob, ReleaseId};
 use crate::repo::{NameSource, RepoInfo};
 use crate::sdk::{self, EvalOptions, Limits, Secrets};
 use crate::store::{PrefixStore, RefStore, Store};
@@ -312,7 +312,7 @@ impl Workspace {
     }
 
     /// The release id `release new` would allocate next for a package.
-    pub fn next_release_id(&self, package: &Ref) -> Result<String> {
+    pub fn next_release_id(&self, package: &Ref) -> Result<ReleaseId> {
         engine::releases::next_release_id(&self.engine(), package)
     }
 
