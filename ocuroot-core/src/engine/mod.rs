@@ -32,7 +32,7 @@ mod context;
 mod status;
 
 mod inputs;
-mod record;
+pub(crate) mod record;
 pub(crate) mod releases;
 
 // Runs and the scheduler.

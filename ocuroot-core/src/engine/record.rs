@@ -2,6 +2,8 @@
 //! ([`RepoRecord`]): written by `release new`, read by cascades (where to
 //! clone a repository from) and `work trigger` (its `repo.ocu.star`).
 
+use std::path::Path;
+
 use super::EngineContext;
 use crate::model::RepoRecord;
 use crate::refs::Ref;
@@ -58,6 +60,20 @@ pub(crate) fn repo_doc(
         }
     }
     Ok(None)
+}
+
+/// Run `eval` on a recorded `repo.ocu.star` `source`, written on its own
+/// into a scratch directory: `eval` gets the directory and the file, which
+/// are removed when it returns.
+pub(crate) fn with_recorded_file<T>(
+    source: &str,
+    eval: impl FnOnce(&Path, &Path) -> Result<T>,
+) -> Result<T> {
+    let dir =
+        tempfile::tempdir().map_err(|e| Error::io("cannot create", &std::env::temp_dir(), e))?;
+    let path = dir.path().join(repo::REPO_CONFIG_FILE);
+    std::fs::write(&path, source).map_err(|e| Error::io("cannot write", &path, e))?;
+    eval(dir.path(), &path)
 }
 
 /// The URLs to clone `repo` from: its `remotes()`, else its git remotes.

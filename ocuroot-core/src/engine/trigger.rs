@@ -12,13 +12,13 @@
 use std::collections::BTreeSet;
 
 use super::EngineContext;
-use super::record::repo_doc;
+use super::record::{repo_doc, with_recorded_file};
 use super::work::{self, Finding, Scope};
+use crate::Result;
 use crate::model::{CommitRecord, FunctionId, Timestamp, TriggerStatus, Triggered};
 use crate::refs::Ref;
 use crate::repo::REPO_CONFIG_FILE;
 use crate::sdk::{self, CallRequest};
-use crate::{Error, Result};
 
 /// The distinct (repository, commit) pairs that have work to do now, sorted.
 pub fn commits_with_work(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
@@ -127,34 +127,31 @@ fn call_trigger(ctx: &EngineContext, t: &mut Triggered) -> Result<()> {
             return Ok(());
         }
     };
-    // The recorded file is evaluated on its own, in a scratch directory.
-    let dir =
-        tempfile::tempdir().map_err(|e| Error::io("cannot create", &std::env::temp_dir(), e))?;
-    let path = dir.path().join(REPO_CONFIG_FILE);
-    std::fs::write(&path, source).map_err(|e| Error::io("cannot write", &path, e))?;
-    let mut options = sdk::EvalOptions::new(ctx.host.clone(), dir.path(), Default::default());
-    options.limits = ctx.limits;
-    options.secrets = ctx.secrets.clone();
-    let (file, config) = sdk::evaluate_repo_file(&path, &options)
-        .map_err(|e| e.context(format!("{}/-/{REPO_CONFIG_FILE} at {}", t.repo, t.commit)))?;
-    let Some(function): Option<FunctionId> = config.trigger else {
-        t.status = TriggerStatus::NoTrigger;
-        return Ok(());
-    };
-    let result = file.call(&CallRequest {
-        function,
-        inputs: [(
-            "commit".to_string(),
-            serde_json::Value::from(t.commit.clone()),
-        )]
-        .into_iter()
-        .collect(),
-        work_dir: Some(ctx.root.clone()),
-        base: None,
-        log_sink: None,
-    });
-    t.log = result.log.into_iter().map(|l| l.message).collect();
-    result.outcome?;
-    t.status = TriggerStatus::Called;
-    Ok(())
+    with_recorded_file(&source, |dir, path| {
+        let mut options = sdk::EvalOptions::new(ctx.host.clone(), dir, Default::default());
+        options.limits = ctx.limits;
+        options.secrets = ctx.secrets.clone();
+        let (file, config) = sdk::evaluate_repo_file(path, &options)
+            .map_err(|e| e.context(format!("{}/-/{REPO_CONFIG_FILE} at {}", t.repo, t.commit)))?;
+        let Some(function): Option<FunctionId> = config.trigger else {
+            t.status = TriggerStatus::NoTrigger;
+            return Ok(());
+        };
+        let result = file.call(&CallRequest {
+            function,
+            inputs: [(
+                "commit".to_string(),
+                serde_json::Value::from(t.commit.clone()),
+            )]
+            .into_iter()
+            .collect(),
+            work_dir: Some(ctx.root.clone()),
+            base: None,
+            log_sink: None,
+        });
+        t.log = result.log.into_iter().map(|l| l.message).collect();
+        result.outcome?;
+        t.status = TriggerStatus::Called;
+        Ok(())
+    })
 }

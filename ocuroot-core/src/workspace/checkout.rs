@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::engine::record::with_recorded_file;
 use crate::host::Host;
 use crate::model::RepoRecord;
 use crate::model::{RepoConfig, StoreSpec};
@@ -92,18 +93,15 @@ pub(crate) fn open(
             dir.display()
         ))
     })?;
-    // The recorded file is evaluated on its own, in a scratch directory.
-    let scratch =
-        tempfile::tempdir().map_err(|e| Error::io("cannot create", &std::env::temp_dir(), e))?;
-    let path = scratch.path().join(REPO_CONFIG_FILE);
-    std::fs::write(&path, source).map_err(|e| Error::io("cannot write", &path, e))?;
-    let mut options = EvalOptions::new(host.clone(), scratch.path(), Ref::default());
-    options.limits = limits;
-    let config = sdk::evaluate_repo_config(&path, &options).map_err(|e| {
-        e.context(format!(
-            "the {REPO_CONFIG_FILE} of {first} recorded in {}",
-            dir.display()
-        ))
+    let config = with_recorded_file(&source, |scratch, path| {
+        let mut options = EvalOptions::new(host.clone(), scratch, Ref::default());
+        options.limits = limits;
+        sdk::evaluate_repo_config(path, &options).map_err(|e| {
+            e.context(format!(
+                "the {REPO_CONFIG_FILE} of {first} recorded in {}",
+                dir.display()
+            ))
+        })
     })?;
     let is_git = |spec: &StoreSpec| matches!(spec, StoreSpec::Git { .. });
     let git_only =
