@@ -38,3 +38,11 @@ pub fn service(name: &str) -> String {
 pub fn pkg(name: &str) -> String {
     format!("test/-/{name}.ocu.star")
 }
+
+/// `<name>.ocu.star` with [`service`] for each of `names`.
+pub fn service_files(names: &[&str]) -> Vec<(String, String)> {
+    names
+        .iter()
+        .map(|n| (format!("{n}.ocu.star"), service(n)))
+        .collect()
+}

@@ -22,7 +22,7 @@ use crate::support::{
     Output, PRELUDE, Repo, TIMEOUT, get, log, matches, ocu, ocu_env, run, statuses,
 };
 
-use crate::packages::{ENVIRONMENTS, GATED, PKG, pkg, service};
+use crate::packages::{ENVIRONMENTS, GATED, PKG, pkg, service, service_files};
 
 /// A committed repository with the base fixture, [`ENVIRONMENTS`] and
 /// `files` (each prefixed with [`PRELUDE`]), the environments registered,
@@ -46,10 +46,7 @@ fn setup(files: &[(&str, &str)]) -> (Repo, String) {
 
 /// [`setup`] with [`service`] packages `names`, each released once.
 fn services(names: &[&str]) -> (Repo, String) {
-    let files: Vec<(String, String)> = names
-        .iter()
-        .map(|n| (format!("{n}.ocu.star"), service(n)))
-        .collect();
+    let files = service_files(names);
     let refs: Vec<(&str, &str)> = files
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_str()))

@@ -169,10 +169,7 @@ fn commit(root: &Path) -> String {
 
 /// [`setup`] with [`service`] packages `names`, each released once.
 fn services(names: &[&str]) -> Fx {
-    let files: Vec<(String, String)> = names
-        .iter()
-        .map(|n| (format!("{n}.ocu.star"), service(n)))
-        .collect();
+    let files = service_files(names);
     let refs: Vec<(&str, &str)> = files
         .iter()
         .map(|(p, b)| (p.as_str(), b.as_str()))
