@@ -152,7 +152,7 @@ pub mod workspace;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use model::graph;
 pub use model::{
-    Event, EventSink, IntentChange, IntentPush, NewRelease, Plan, PushOutcome, ReleaseReport, Todo,
-    Triggered, WorkOutcome,
+    Event, EventSink, IntentChange, IntentPush, NewRelease, Plan, PushOutcome, ReleaseReport,
+    StateDoc, StateRead, Todo, Triggered, WorkOutcome,
 };
 pub use workspace::{WorkResult, Workspace};

@@ -6,6 +6,7 @@
 //! layout (`{"task": {...}}` / `{"deploy": {...}}`, input descriptors with
 //! `ref` / `default` / `value`) so existing state stays readable.
 
+mod doc;
 mod event;
 pub mod graph;
 mod names;
@@ -16,6 +17,7 @@ mod record;
 mod release;
 mod time;
 
+pub use doc::{StateDoc, StateRead};
 pub use event::{Event, EventSink, LogLine};
 pub use graph::{DependencyGraph, Node};
 pub use names::{EnvironmentName, Tag, TaskName};

@@ -374,6 +374,23 @@ impl Workspace {
         self.state.get(&r)
     }
 
+    /// `state read`: the document at `r` in the state store, typed by what
+    /// its ref names (a release, a run, a task's or deploy's outcome, an
+    /// environment, custom state), links followed; `None` if absent. See
+    /// [`StateDoc`](crate::model::StateDoc) for which ref gives which type.
+    pub fn state_read(&self, r: &str) -> Result<Option<crate::model::StateRead>> {
+        let r = self.resolve_user_ref(r)?;
+        let resolved = self.state.resolve(&r)?;
+        let Some(value) = self.state.get(&resolved)? else {
+            return Ok(None);
+        };
+        let doc = crate::model::StateDoc::from_ref(&resolved, value)?;
+        Ok(Some(crate::model::StateRead {
+            r#ref: resolved,
+            doc,
+        }))
+    }
+
     /// Refs in the state store matching any of the globs, sorted.
     pub fn state_match(&self, globs: &[impl AsRef<str>]) -> Result<Vec<String>> {
         for g in globs {

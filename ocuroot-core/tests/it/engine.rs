@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use ocuroot_core::Workspace;
 use ocuroot_core::host::{Host, ShellOutput, ShellRequest, Stream};
-use ocuroot_core::model::{Event, NewRelease};
+use ocuroot_core::model::{Event, NewRelease, StateDoc};
 use ocuroot_core::model::{ReleaseStatus, WorkState};
 use ocuroot_core::store::{MemoryStore, Store};
 
@@ -126,6 +126,33 @@ fn quickstart_with_a_memory_store_and_a_recording_host() {
     );
     assert!(store.get("state/@/environment/staging").unwrap().is_some());
     assert!(store.get("intent/@/environment/staging").unwrap().is_some());
+
+    // The same documents read typed.
+    let read = |r: &str| ws.state_read(r).unwrap().unwrap();
+    let build = read("quickstart/-/release.ocu.star/@/task/build");
+    assert_eq!(build.r#ref, "quickstart/-/release.ocu.star/@r1/task/build");
+    let StateDoc::Work(work) = &build.doc else {
+        panic!("{build:?}")
+    };
+    assert_eq!(work.output["tag"], "myapp:1");
+    assert_eq!(
+        work.run_ref,
+        "quickstart/-/release.ocu.star/@r1/task/build/1"
+    );
+    let StateDoc::Run(run) = read(work.run_ref.to_string().as_str()).doc else {
+        panic!()
+    };
+    assert_eq!(run.attempt, 1);
+    assert!(run.error.is_none() && run.finished_at.is_some());
+    let StateDoc::Release(release) = read("quickstart/-/release.ocu.star/@r1").doc else {
+        panic!()
+    };
+    assert_eq!(release.commit, ws.commit());
+    let StateDoc::Environment(env) = read("@/environment/staging").doc else {
+        panic!()
+    };
+    assert_eq!(env.name.as_str(), "staging");
+    assert!(ws.state_read("@/custom/none").unwrap().is_none());
 
     // A second release at the same commit is refused, with --force it counts on.
     let err = ws.release_new("release.ocu.star", false).unwrap_err();
