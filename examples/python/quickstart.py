@@ -32,7 +32,7 @@ GIT = ["git", "-c", "user.name=quickstart", "-c", "user.email=quickstart@example
 log = logging.getLogger("quickstart")
 
 
-def logging_shell(command: str, shell: str, dir: str, env: dict[str, str]) -> ocuroot.ShellResult:
+def logging_shell(command: str, shell: str, dir: str, env: dict[str, str]) -> ocuroot.ShellOutput:
     """Run ``command`` as the default host would (``<shell> -c`` in ``dir``,
     with ``env`` on top of this process's environment), logging it and every
     line it prints."""
@@ -51,7 +51,7 @@ def logging_shell(command: str, shell: str, dir: str, env: dict[str, str]) -> oc
         log.warning("  ! %s", line)
     if proc.returncode != 0:
         log.warning("  exit status %d", proc.returncode)
-    return ocuroot.ShellResult(proc.returncode, proc.stdout, proc.stderr)
+    return ocuroot.ShellOutput(proc.returncode, proc.stdout, proc.stderr)
 
 
 def make_repository(work: Path) -> None:
@@ -68,12 +68,12 @@ def make_repository(work: Path) -> None:
 
 
 def print_report(report: ocuroot.NewRelease) -> None:
-    if isinstance(report, ocuroot.Report):
+    if isinstance(report, ocuroot.ReleaseReport):
         print(f"{report.release}: {report.status}")
         for item in report.work:
             detail = item.error or ", ".join(item.waiting_for) or f"{item.duration_ms} ms"
             print(f"  {item.path:<24} {item.state:<9} run {item.run}  {detail}")
-    elif isinstance(report, ocuroot.EnvironmentsReport):
+    elif isinstance(report, ocuroot.NewReleaseEnvironments):
         names = ", ".join(e.name for e in report.environments)
         print(f"environments registered: {names}")
     else:

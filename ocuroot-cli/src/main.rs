@@ -235,7 +235,7 @@ fn release(command: ReleaseCommand) -> Result<ExitCode, Error> {
         }
         ReleaseCommand::Lint { file, format } => {
             let ws = workspace()?;
-            let lint = ws.lint(&file)?;
+            let lint = ws.release_lint(&file)?;
             for line in lint.loaded.prints() {
                 eprintln!("{}", line.message);
             }

@@ -14,7 +14,7 @@ use crate::convert::{describe_py_err, type_name};
 /// HTTP, the clock) is the local host's.
 ///
 /// The callable returns an object with `exit_code`, `stdout` and `stderr`
-/// attributes (`ocuroot.ShellResult`) or a tuple `(exit_code, stdout,
+/// attributes (`ocuroot.ShellOutput`) or a tuple `(exit_code, stdout,
 /// stderr)`; the output may be `str` or UTF-8 `bytes`. Once it returns, each
 /// line of stdout and then of stderr goes to the run's log. An exception it
 /// raises, or a result of another shape, is a host error: the command, and
@@ -47,7 +47,7 @@ impl PyShell {
                 .map_err(|e| callback_error(py, &e))?;
             shell_result(&result).map_err(|problem| {
                 Error::host(format!(
-                    "the shell callback returned {problem}; expected an ocuroot.ShellResult \
+                    "the shell callback returned {problem}; expected an ocuroot.ShellOutput \
                      or a tuple (exit_code: int, stdout: str, stderr: str)"
                 ))
             })

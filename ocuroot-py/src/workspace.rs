@@ -78,16 +78,18 @@ impl Workspace {
     /// `repo.ocu.star` and open the stores.
     #[new]
     #[pyo3(signature = (
-        path, *, shell = None, store = None, parallel = None, max_attempts = None, on_event = None
+        path, *, shell = None, store = None, intent_store = None, parallel = None,
+        max_attempts = None, events = None
     ))]
     fn py_new(
         py: Python<'_>,
         path: PathBuf,
         shell: Option<&Bound<'_, PyAny>>,
         store: Option<&Bound<'_, PyAny>>,
+        intent_store: Option<&Bound<'_, PyAny>>,
         parallel: Option<i64>,
         max_attempts: Option<i64>,
-        on_event: Option<&Bound<'_, PyAny>>,
+        events: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut builder = ocuroot_core::Workspace::builder(path);
         let mut callbacks = Vec::new();
@@ -103,6 +105,12 @@ impl Workspace {
             let store: Arc<dyn Store> = Arc::new(PyStore::new(py, store)?);
             builder = builder.store(store);
         }
+        if let Some(store) = intent_store.filter(|s| !s.is_none()) {
+            let store = Arc::new(store.clone().unbind());
+            callbacks.push(store.clone());
+            let store: Arc<dyn Store> = Arc::new(PyStore::new(py, store)?);
+            builder = builder.intent_store(store);
+        }
         if let Some(n) = parallel {
             let n = usize::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
                 PyValueError::new_err(format!("parallel must be 1 or more, not {n}"))
@@ -115,11 +123,11 @@ impl Workspace {
             })?;
             builder = builder.max_attempts(n);
         }
-        if let Some(on_event) = on_event.filter(|s| !s.is_none()) {
-            require_callable("on_event", on_event)?;
-            let on_event = Arc::new(on_event.clone().unbind());
-            callbacks.push(on_event.clone());
-            builder = builder.events(event_sink(on_event));
+        if let Some(events) = events.filter(|s| !s.is_none()) {
+            require_callable("events", events)?;
+            let events = Arc::new(events.clone().unbind());
+            callbacks.push(events.clone());
+            builder = builder.events(event_sink(events));
         }
         let inner = detached(py, move || builder.open())?;
         Ok(Workspace { inner, callbacks })
@@ -185,6 +193,17 @@ impl Workspace {
         let r = r#ref.to_string();
         match detached(py, || self.inner.state_get(&r))? {
             Some(value) => json_to_py(py, &value),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+
+    /// `state read`: `{"ref", "kind", "document"}` for the document at
+    /// `ref`, typed by what the ref names, or `None`.
+    #[pyo3(signature = (r#ref))]
+    fn state_read<'py>(&self, py: Python<'py>, r#ref: &str) -> PyResult<Bound<'py, PyAny>> {
+        let r = r#ref.to_string();
+        match detached(py, || self.inner.state_read(&r))? {
+            Some(read) => to_py(py, &read),
             None => Ok(py.None().into_bound(py)),
         }
     }
@@ -276,9 +295,24 @@ impl Workspace {
 
     /// `release lint`: the JSON form of the evaluated file.
     #[pyo3(signature = (file))]
-    fn lint<'py>(&self, py: Python<'py>, file: PathBuf) -> PyResult<Bound<'py, PyAny>> {
-        let lint = detached(py, || self.inner.lint(&file).map(|l| l.to_json()))?;
+    fn release_lint<'py>(&self, py: Python<'py>, file: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+        let lint = detached(py, || self.inner.release_lint(&file).map(|l| l.to_json()))?;
         json_to_py(py, &lint)
+    }
+
+    /// `push`: the JSON form of what it did.
+    #[pyo3(signature = (dryrun = false))]
+    fn push<'py>(&self, py: Python<'py>, dryrun: bool) -> PyResult<Bound<'py, PyAny>> {
+        let outcome = detached(py, || self.inner.push(dryrun))?;
+        to_py(py, &outcome)
+    }
+
+    /// `push` in a checkout of an intent branch: the JSON form of what it
+    /// did.
+    #[pyo3(signature = (dryrun = false))]
+    fn push_intent<'py>(&self, py: Python<'py>, dryrun: bool) -> PyResult<Bound<'py, PyAny>> {
+        let outcome = detached(py, || self.inner.push_intent(dryrun))?;
+        to_py(py, &outcome)
     }
 
     /// `work cascade`: with `dryrun`, the list of work the first round

@@ -81,7 +81,7 @@ class Recorder:
     """A shell callback that records every call and runs nothing; a command
     containing "fail" exits 1. Thread-safe."""
 
-    def __init__(self, answer: Optional[Callable[[str], ocuroot.ShellResult]] = None) -> None:
+    def __init__(self, answer: Optional[Callable[[str], ocuroot.ShellOutput]] = None) -> None:
         self.calls: list[tuple[str, str, str, dict[str, str]]] = []
         self.threads: set[int] = set()
         self._lock = threading.Lock()
@@ -89,7 +89,7 @@ class Recorder:
 
     def __call__(
         self, command: str, shell: str, dir: str, env: dict[str, str]
-    ) -> Union[ocuroot.ShellResult, tuple[int, str, str]]:
+    ) -> Union[ocuroot.ShellOutput, tuple[int, str, str]]:
         with self._lock:
             self.calls.append((command, shell, dir, env))
             self.threads.add(threading.get_ident())

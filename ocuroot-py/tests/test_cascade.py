@@ -76,11 +76,11 @@ class Shell:
 
     def __call__(
         self, command: str, shell: str, dir: str, env: dict[str, str]
-    ) -> ocuroot.ShellResult:
+    ) -> ocuroot.ShellOutput:
         if command.startswith("record "):
             with self._lock:
                 self.records.append((command[len("record ") :], dir))
-            return ocuroot.ShellResult(0)
+            return ocuroot.ShellOutput(0)
         proc = subprocess.run(
             [shell, "-c", command],
             cwd=dir,
@@ -88,7 +88,7 @@ class Shell:
             capture_output=True,
             text=True,
         )
-        return ocuroot.ShellResult(proc.returncode, proc.stdout, proc.stderr)
+        return ocuroot.ShellOutput(proc.returncode, proc.stdout, proc.stderr)
 
     @property
     def lines(self) -> list[str]:
@@ -143,7 +143,7 @@ def released_at_commit_1(
     ws.release_new("environments.ocu.star")
     for file in ("backend.ocu.star", "frontend.ocu.star"):
         report = ws.release_new(file)
-        assert isinstance(report, ocuroot.Report) and report.status == "complete", report
+        assert isinstance(report, ocuroot.ReleaseReport) and report.status == "complete", report
     assert s.shell.lines == ["frontend b1 f1"]
     s.commit("b2", "f2")
     return s, s.open(max_attempts)
@@ -153,7 +153,7 @@ def test_cascade_redeploys_the_frontend_at_its_own_commit(tmp_path: Path) -> Non
     s, ws = released_at_commit_1(tmp_path)
     assert ws.commit == s.commits[1]
     backend = ws.release_new("backend.ocu.star")
-    assert isinstance(backend, ocuroot.Report) and backend.status == "complete"
+    assert isinstance(backend, ocuroot.ReleaseReport) and backend.status == "complete"
 
     # What is outstanding: the frontend's redeploy, at commit 1.
     planned = ws.work_cascade(dryrun=True)

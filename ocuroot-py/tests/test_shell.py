@@ -22,7 +22,7 @@ def test_the_shell_callback_receives_every_command(quickstart: Path) -> None:
     ws = ocuroot.Workspace(quickstart, shell=shell, store=ocuroot.MemoryStore(), parallel=2)
     ws.release_new("environments.ocu.star")
     report = ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report)
+    assert isinstance(report, ocuroot.ReleaseReport)
     assert report.status == "complete", report
 
     commands = shell.commands
@@ -79,14 +79,14 @@ task(work, name="w")
         if command == "tuple":
             return (0, "one\n", "")
         if command == "result":
-            return ocuroot.ShellResult(0, stdout="out\n", stderr="warn\n")
+            return ocuroot.ShellOutput(0, stdout="out\n", stderr="warn\n")
         if command == "bytes":
-            return ocuroot.ShellResult(0, stdout="é".encode(), stderr=b"")
+            return ocuroot.ShellOutput(0, stdout="é".encode(), stderr=b"")
         return (0, None, None)
 
     ws = ocuroot.Workspace(repo / "sub", shell=shell, store=ocuroot.MemoryStore())  # type: ignore[arg-type]
     report = ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report)
+    assert isinstance(report, ocuroot.ReleaseReport)
     assert report.status == "complete", report
     sub = str((repo / "sub").resolve())
     assert [c[0] for c in calls] == ["tuple", "result", "bytes", "none"]
@@ -150,7 +150,7 @@ def test_an_exception_in_the_shell_callback_fails_the_run_with_its_message(
     for parallel in (1, 2):
         ws = ocuroot.Workspace(repo, shell=shell, store=ocuroot.MemoryStore(), parallel=parallel)
         report = ws.release_new("release.ocu.star")
-        assert isinstance(report, ocuroot.Report)
+        assert isinstance(report, ocuroot.ReleaseReport)
         assert report.status == "failed"
         assert report.failed
         assert report.item("task/ok").state == "complete"
@@ -187,10 +187,10 @@ def test_a_wrong_result_from_the_shell_callback_fails_the_run(
 
     ws = ocuroot.Workspace(repo, shell=shell, store=ocuroot.MemoryStore())  # type: ignore[arg-type]
     report = ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report)
+    assert isinstance(report, ocuroot.ReleaseReport)
     error = report.item("task/bad").error
     assert error is not None
-    assert f"the shell callback {problem}; expected an ocuroot.ShellResult" in error
+    assert f"the shell callback {problem}; expected an ocuroot.ShellOutput" in error
 
 
 def test_callbacks_run_on_worker_threads_with_the_gil_released(tmp_path: Path) -> None:
@@ -222,7 +222,7 @@ phase("all", tasks=[task(work, name="t{}".format(i)) for i in range(4)])
     store = ocuroot.MemoryStore()
     ws = ocuroot.Workspace(repo, shell=shell, store=store, parallel=4)
     report = ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report)
+    assert isinstance(report, ocuroot.ReleaseReport)
     assert report.status == "complete", report
     assert len(threads) == 4
     # Evaluations run on threads of their own (with a large stack), so the

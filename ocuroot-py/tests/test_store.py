@@ -140,7 +140,7 @@ def test_a_dict_backed_store_holds_all_state_and_nothing_goes_to_disk(quickstart
     ws = ocuroot.Workspace(quickstart, shell=Recorder(), store=store)
     ws.release_new("environments.ocu.star")
     report = ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report)
+    assert isinstance(report, ocuroot.ReleaseReport)
     assert report.status == "complete"
 
     keys = store.keys("")
@@ -184,7 +184,7 @@ def test_a_conflict_raised_by_the_store_is_retried(quickstart: Path) -> None:
     store = ConflictOnce()
     ws = ocuroot.Workspace(quickstart, shell=Recorder(), store=store)
     envs = ws.release_new("environments.ocu.star")
-    assert isinstance(envs, ocuroot.EnvironmentsReport)
+    assert isinstance(envs, ocuroot.NewReleaseEnvironments)
     assert store.conflicts == 1
     assert len(envs.environments) == 3
     assert "state/@/environment/staging" in store
@@ -295,7 +295,7 @@ def test_a_store_written_the_documented_way_runs_a_release(quickstart: Path) -> 
     ws = ocuroot.Workspace(quickstart, shell=Recorder(), store=store)
     ws.release_new("environments.ocu.star")
     report = ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report) and report.status == "complete"
+    assert isinstance(report, ocuroot.ReleaseReport) and report.status == "complete"
     assert ws.state_match("**/@r1")
 
 

@@ -26,8 +26,8 @@ def test_attributes_and_repr(quickstart: Path) -> None:
 def test_arguments_are_checked(quickstart: Path) -> None:
     with pytest.raises(ValueError, match="parallel must be 1 or more, not -2"):
         ocuroot.Workspace(quickstart, parallel=-2)
-    with pytest.raises(TypeError, match="on_event must be callable"):
-        ocuroot.Workspace(quickstart, on_event=42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="events must be callable"):
+        ocuroot.Workspace(quickstart, events=42)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         # shell is keyword-only
         cast(Any, ocuroot.Workspace)(quickstart, Recorder())
@@ -52,7 +52,7 @@ def test_a_workspace_in_a_reference_cycle_is_collected(quickstart: Path) -> None
     agent = Agent(quickstart)
     agent.ws.release_new("environments.ocu.star")
     report = agent.ws.release_new("release.ocu.star")
-    assert isinstance(report, ocuroot.Report) and report.status == "complete"
+    assert isinstance(report, ocuroot.ReleaseReport) and report.status == "complete"
     assert agent.commands[0] == "docker build . -t myapp:1"
     ref = weakref.ref(agent)
     del agent, report

@@ -79,13 +79,20 @@ impl Workspace {
         o
     }
 
-    /// Evaluate a package file without touching state, for `release lint`.
+    /// The former name of [`release_lint`](Self::release_lint).
+    #[deprecated(since = "0.1.1", note = "renamed release_lint, as in every binding and the CLI")]
+    pub fn lint(&self, file: impl AsRef<Path>) -> Result<Lint> {
+        self.release_lint(file)
+    }
+
+    /// `release lint`: evaluate a package file without touching state or
+    /// running anything.
     ///
     /// Relative refs resolve against the release `release new` would create
     /// next. `environments()` returns the environments in state; when state
     /// has none, those registered by the repository's environment files, so a
     /// fresh checkout lints meaningfully.
-    pub fn lint(&self, file: impl AsRef<Path>) -> Result<Lint> {
+    pub fn release_lint(&self, file: impl AsRef<Path>) -> Result<Lint> {
         let abs = self.package_file(file.as_ref())?;
         let package = self.package_ref(&abs)?;
         let base = package.with_release(&self.next_release_id(&package)?.to_string());

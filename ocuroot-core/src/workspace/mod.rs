@@ -5,7 +5,7 @@
 //! use ocuroot_core::Workspace;
 //!
 //! let ws = Workspace::builder("path/to/repo").open()?;
-//! let lint = ws.lint("release.ocu.star")?;
+//! let lint = ws.release_lint("release.ocu.star")?;
 //! for phase in &lint.package().unwrap().phases {
 //!     println!("{} ({} items)", phase.name, phase.work.len());
 //! }
@@ -48,6 +48,8 @@ pub struct WorkspaceBuilder {
     host: Option<Arc<dyn Host>>,
     state: Option<Arc<dyn Store>>,
     intent: Option<Arc<dyn Store>>,
+    /// Whether `intent` was given on its own (so `store` keeps it).
+    intent_given: bool,
     limits: Limits,
     parallel: Option<usize>,
     events: Option<EventSink>,
@@ -83,18 +85,30 @@ impl WorkspaceBuilder {
     }
 
     /// Keep state and intent in one store, under `state/` and `intent/`,
-    /// instead of the store `repo.ocu.star` configures.
+    /// instead of the store `repo.ocu.star` configures. With
+    /// [`intent_store`](Self::intent_store) too, this store keeps state only
+    /// (still under `state/`).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.state = Some(Arc::new(PrefixStore::fixed(store.clone(), "state")));
-        self.intent = Some(Arc::new(PrefixStore::fixed(store, "intent")));
+        if !self.intent_given {
+            self.intent = Some(Arc::new(PrefixStore::fixed(store, "intent")));
+        }
         self
     }
 
-    /// Use separate state and intent stores.
+    /// Keep intent in a store of its own (keys without a prefix), whatever
+    /// keeps state: [`store`](Self::store), or the store `repo.ocu.star`
+    /// configures.
+    pub fn intent_store(mut self, intent: Arc<dyn Store>) -> Self {
+        self.intent = Some(intent);
+        self.intent_given = true;
+        self
+    }
+
+    /// Use separate state and intent stores (keys without a prefix).
     pub fn stores(mut self, state: Arc<dyn Store>, intent: Arc<dyn Store>) -> Self {
         self.state = Some(state);
-        self.intent = Some(intent);
-        self
+        self.intent_store(intent)
     }
 
     /// Evaluation limits for every file and call.
@@ -162,7 +176,7 @@ impl WorkspaceBuilder {
         })?;
         let (state, intent) = match (self.state, self.intent) {
             (Some(s), Some(i)) => (s, i),
-            _ => stores::open_configured(&info.root, &config, &var).map_err(|e| {
+            (given_state, given_intent) => stores::open_configured(&info.root, &config, &var).map_err(|e| {
                 let at = config
                     .locations
                     .state
@@ -174,7 +188,8 @@ impl WorkspaceBuilder {
                         .with_location_opt(at),
                     None => e,
                 }
-            })?,
+            })
+            .map(|(s, i)| (given_state.unwrap_or(s), given_intent.unwrap_or(i)))?,
         };
         Ok(Workspace {
             host,
@@ -237,6 +252,7 @@ impl Workspace {
             host: None,
             state: None,
             intent: None,
+            intent_given: false,
             limits: Limits::default(),
             parallel: None,
             events: None,

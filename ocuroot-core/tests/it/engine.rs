@@ -340,7 +340,7 @@ fn json_forms_of_results_and_events() {
     assert_eq!(envs["environments"].as_array().unwrap().len(), 3);
     assert!(envs["outcome"].is_object(), "{envs}");
 
-    let lint = ws.lint("release.ocu.star").unwrap().to_json();
+    let lint = ws.release_lint("release.ocu.star").unwrap().to_json();
     assert_eq!(lint["file"], "release.ocu.star");
     assert_eq!(lint["base"], "quickstart/-/release.ocu.star/@r1");
     assert!(lint["package"]["phases"].is_array(), "{lint}");

@@ -25,7 +25,7 @@ fn workspace(files: &[(&str, &str)]) -> (tempfile::TempDir, Workspace) {
 fn graph_of(ws: &Workspace, files: &[&str]) -> DependencyGraph {
     let mut graph = DependencyGraph::new();
     for file in files {
-        let lint = ws.lint(file).unwrap();
+        let lint = ws.release_lint(file).unwrap();
         let package = lint.package().expect("a package file");
         graph.add_package(&lint.base, package);
     }

@@ -8,7 +8,7 @@ your own shell runner and state store.
 'complete'
 
 :class:`Workspace` is the entry point. Results are frozen dataclasses
-(:class:`Report`, :class:`EnvironmentsReport`, :class:`WorkOutcome`,
+(:class:`ReleaseReport`, :class:`NewReleaseEnvironments`, :class:`WorkOutcome`,
 :class:`Plan`, :class:`Lint`...) with ``to_dict()``; errors are
 :class:`OcurootError` subclasses. The engine is the Rust library
 ``ocuroot-core``, reached through the private native module
@@ -34,12 +34,14 @@ from ._errors import (
     StoreError,
     ValidationError,
 )
+from ._docs import ReleaseDoc, RunDoc, RunError, RunType, StateDoc, StateDocKind, StateRead, WorkDoc
 from ._ocuroot import __version__
+from ._push import IntentPush, PushOutcome, Pushed
 from ._store import ABSENT, Expect, MemoryStore, Op, Store
 from ._types import (
-    EmptyReport,
+    NewReleaseEmpty,
     Environment,
-    EnvironmentsReport,
+    NewReleaseEnvironments,
     Event,
     GraphNode,
     IntentChange,
@@ -52,14 +54,14 @@ from ._types import (
     Plan,
     PlannedWork,
     ReleaseStatus,
-    Report,
+    ReleaseReport,
     RunStatus,
-    ShellResult,
+    ShellOutput,
     Todo,
     TodoKind,
     Triggered,
     TriggerStatus,
-    WorkItem,
+    WorkReport,
     WorkOutcome,
     WorkState,
 )
@@ -70,7 +72,7 @@ __all__ = [
     # The entry point and its callbacks.
     "Workspace",
     "ShellCallback",
-    "ShellResult",
+    "ShellOutput",
     "EventCallback",
     "Event",
     "LogLine",
@@ -82,10 +84,10 @@ __all__ = [
     "ABSENT",
     # Results.
     "NewRelease",
-    "Report",
-    "WorkItem",
-    "EnvironmentsReport",
-    "EmptyReport",
+    "ReleaseReport",
+    "WorkReport",
+    "NewReleaseEnvironments",
+    "NewReleaseEmpty",
     "Environment",
     "IntentChange",
     "WorkOutcome",
@@ -103,6 +105,18 @@ __all__ = [
     "RunStatus",
     "TodoKind",
     "TriggerStatus",
+    "PushOutcome",
+    "Pushed",
+    "IntentPush",
+    # Typed state documents (state_read).
+    "StateRead",
+    "StateDoc",
+    "StateDocKind",
+    "ReleaseDoc",
+    "RunDoc",
+    "RunError",
+    "RunType",
+    "WorkDoc",
     # Errors.
     "OcurootError",
     "InvalidRefError",
@@ -120,3 +134,28 @@ __all__ = [
     "NothingToRetryError",
     "InternalError",
 ]
+
+
+# The names of results before they took the Rust types' names (0.1): still
+# importable, with a DeprecationWarning; they will be removed in 0.3.
+_RENAMED = {
+    "Report": "ReleaseReport",
+    "WorkItem": "WorkReport",
+    "ShellResult": "ShellOutput",
+    "EnvironmentsReport": "NewReleaseEnvironments",
+    "EmptyReport": "NewReleaseEmpty",
+}
+
+
+def __getattr__(name: str) -> object:
+    new = _RENAMED.get(name)
+    if new is None:
+        raise AttributeError(f"module 'ocuroot' has no attribute {name!r}")
+    import warnings
+
+    warnings.warn(
+        f"ocuroot.{name} is now ocuroot.{new}; the old name will be removed in 0.3",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return globals()[new]

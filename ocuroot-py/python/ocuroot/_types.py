@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Optional, Tuple, Union, cast
 
 __all__ = [
-    "ShellResult",
-    "WorkItem",
-    "Report",
+    "ShellOutput",
+    "WorkReport",
+    "ReleaseReport",
     "Environment",
     "IntentChange",
     "WorkOutcome",
@@ -23,8 +23,8 @@ __all__ = [
     "GraphNode",
     "Plan",
     "Triggered",
-    "EnvironmentsReport",
-    "EmptyReport",
+    "NewReleaseEnvironments",
+    "NewReleaseEmpty",
     "NewRelease",
     "PlannedWork",
     "Phase",
@@ -80,7 +80,7 @@ class _Model:
 
 
 @dataclass(frozen=True)
-class ShellResult(_Model):
+class ShellOutput(_Model):
     """What a ``shell`` callback returns: the exit status and the output
     (``str``, or ``bytes`` decoded as UTF-8)."""
 
@@ -90,8 +90,8 @@ class ShellResult(_Model):
 
 
 @dataclass(frozen=True)
-class WorkItem(_Model):
-    """One work item (a task or a deploy) in a :class:`Report`."""
+class WorkReport(_Model):
+    """One work item (a task or a deploy) in a :class:`ReleaseReport`."""
 
     path: str
     """``task/<name>`` or ``deploy/<environment>``."""
@@ -116,7 +116,7 @@ class WorkItem(_Model):
     """The failure in one line (``"./deploy.sh" exited 1``), if it failed."""
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> WorkItem:
+    def from_dict(cls, d: Mapping[str, Any]) -> WorkReport:
         return cls(
             path=d["path"],
             phase=d["phase"],
@@ -132,7 +132,7 @@ class WorkItem(_Model):
 
 
 @dataclass(frozen=True)
-class Report(_Model):
+class ReleaseReport(_Model):
     """What ``release_new`` (for a release), ``release_continue`` and
     ``release_retry`` return: the release and where each work item stands."""
 
@@ -144,7 +144,7 @@ class Report(_Model):
     """The commit the release belongs to."""
     status: ReleaseStatus
     """The overall status."""
-    work: Tuple[WorkItem, ...]
+    work: Tuple[WorkReport, ...]
     """Every work item, in phase order."""
 
     @property
@@ -152,7 +152,7 @@ class Report(_Model):
         """Whether some work failed (the CLI exits 1)."""
         return self.status == "failed"
 
-    def item(self, path: str) -> WorkItem:
+    def item(self, path: str) -> WorkReport:
         """The work item at ``path`` (``task/build``, ``deploy/staging``)."""
         for w in self.work:
             if w.path == path:
@@ -160,12 +160,12 @@ class Report(_Model):
         raise KeyError(path)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Report:
+    def from_dict(cls, d: Mapping[str, Any]) -> ReleaseReport:
         return cls(
             release=d["release"],
             commit=d["commit"],
             status=d["status"],
-            work=tuple(WorkItem.from_dict(w) for w in d["work"]),
+            work=tuple(WorkReport.from_dict(w) for w in d["work"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,7 +220,7 @@ class WorkOutcome(_Model):
     applied: Tuple[IntentChange, ...] = ()
     ops: Tuple[OpReport, ...] = ()
     """The ``op/check_envs`` run (a new environment's deploys added)."""
-    releases: Tuple[Report, ...] = ()
+    releases: Tuple[ReleaseReport, ...] = ()
     """The report of each release that ran (its latest, when it ran more
     than once)."""
     deferred: Tuple[str, ...] = ()
@@ -244,7 +244,7 @@ class WorkOutcome(_Model):
         return cls(
             applied=tuple(IntentChange.from_dict(c) for c in d.get("applied", ())),
             ops=tuple(OpReport.from_dict(o) for o in d.get("ops", ())),
-            releases=tuple(Report.from_dict(r) for r in d.get("releases", ())),
+            releases=tuple(ReleaseReport.from_dict(r) for r in d.get("releases", ())),
             deferred=tuple(d.get("deferred", ())),
             rounds=d.get("rounds", 0),
             stopped=tuple(d.get("stopped", ())),
@@ -363,7 +363,7 @@ class Triggered(_Model):
 
 
 @dataclass(frozen=True)
-class EnvironmentsReport(_Model):
+class NewReleaseEnvironments(_Model):
     """What ``release_new`` returns for a file that registers environments:
     they were written to intent and applied to state."""
 
@@ -382,7 +382,7 @@ class EnvironmentsReport(_Model):
         return self.outcome.failed
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> EnvironmentsReport:
+    def from_dict(cls, d: Mapping[str, Any]) -> NewReleaseEnvironments:
         return cls(
             environments=tuple(Environment.from_dict(e) for e in d["environments"]),
             outcome=WorkOutcome.from_dict(d["outcome"]),
@@ -393,7 +393,7 @@ class EnvironmentsReport(_Model):
 
 
 @dataclass(frozen=True)
-class EmptyReport(_Model):
+class NewReleaseEmpty(_Model):
     """What ``release_new`` returns for a file that declares neither a
     release nor environments."""
 
@@ -405,14 +405,14 @@ class EmptyReport(_Model):
         return False
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> EmptyReport:
+    def from_dict(cls, d: Mapping[str, Any]) -> NewReleaseEmpty:
         return cls()
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind}
 
 
-NewRelease = Union[Report, EnvironmentsReport, EmptyReport]
+NewRelease = Union[ReleaseReport, NewReleaseEnvironments, NewReleaseEmpty]
 """What ``Workspace.release_new`` returns, told apart by ``isinstance`` or
 ``kind``."""
 
@@ -420,11 +420,11 @@ NewRelease = Union[Report, EnvironmentsReport, EmptyReport]
 def _new_release(d: Mapping[str, Any]) -> NewRelease:
     kind = d["kind"]
     if kind == "release":
-        return Report.from_dict(d)
+        return ReleaseReport.from_dict(d)
     if kind == "environments":
-        return EnvironmentsReport.from_dict(d)
+        return NewReleaseEnvironments.from_dict(d)
     if kind == "empty":
-        return EmptyReport()
+        return NewReleaseEmpty()
     raise ValueError(f"unknown release_new result kind {kind!r}")
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Callable, Dict, Literal, Optional, Tuple, Union, overload
 
 from . import _ocuroot
+from ._docs import StateRead
+from ._push import IntentPush, PushOutcome
 from ._store import Store
 from ._types import (
     Event,
@@ -16,8 +19,8 @@ from ._types import (
     Lint,
     NewRelease,
     Plan,
-    Report,
-    ShellResult,
+    ReleaseReport,
+    ShellOutput,
     Todo,
     Triggered,
     WorkOutcome,
@@ -28,15 +31,15 @@ __all__ = ["Workspace", "ShellCallback", "EventCallback"]
 
 ShellCallback = Callable[
     [str, str, str, Dict[str, str]],
-    Union[ShellResult, Tuple[int, Union[str, bytes], Union[str, bytes]]],
+    Union[ShellOutput, Tuple[int, Union[str, bytes], Union[str, bytes]]],
 ]
 """``shell(command, shell, dir, env)``: run ``command`` with ``<shell> -c`` in
 the directory ``dir`` with the extra environment variables ``env`` (on top of
 the process environment), and return its exit code and output as a
-:class:`ShellResult` or a tuple ``(exit_code, stdout, stderr)``."""
+:class:`ShellOutput` or a tuple ``(exit_code, stdout, stderr)``."""
 
 EventCallback = Callable[[Event], object]
-"""``on_event(event)``: live progress of releases."""
+"""``events(event)``: live progress of releases."""
 
 
 class Workspace:
@@ -56,14 +59,19 @@ class Workspace:
         store: keeps all state and intent (under the ``state/`` and
             ``intent/`` key prefixes) instead of the store ``repo.ocu.star``
             configures (see :class:`Store`; :class:`MemoryStore` keeps
-            everything in memory).
+            everything in memory). With ``intent_store`` too, it keeps state
+            only.
+        intent_store: keeps intent in a store of its own (with ``store``),
+            keys without a prefix, as ``Workspace::builder(..).stores(state,
+            intent)`` does in Rust.
         parallel: how many work items may run at once (default: the number
             of CPUs).
         max_attempts: how many times a cascade (:meth:`cascade`,
             :meth:`work_cascade`) runs a failing redeploy before it gives it
             up and reports it in :attr:`WorkOutcome.stopped` (default 3).
-        on_event: receives each :class:`Event` as releases run. What it
+        events: receives each :class:`Event` as releases run. What it
             raises goes to ``sys.unraisablehook``; it cannot stop a release.
+        on_event: the former name of ``events`` (deprecated; removed in 0.3).
 
     Callbacks are called from the thread that called a method and from the
     engine's worker threads (at most ``parallel`` at once), never after the
@@ -80,18 +88,31 @@ class Workspace:
         *,
         shell: Optional[ShellCallback] = None,
         store: Optional[Store] = None,
+        intent_store: Optional[Store] = None,
         parallel: Optional[int] = None,
         max_attempts: Optional[int] = None,
+        events: Optional[EventCallback] = None,
         on_event: Optional[EventCallback] = None,
     ) -> None:
-        sink = None if on_event is None else _typed_events(on_event)
+        if on_event is not None:
+            warnings.warn(
+                "Workspace(on_event=...) is now Workspace(events=...); "
+                "on_event will be removed in 0.3",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if events is not None:
+                raise TypeError("give events or on_event, not both")
+            events = on_event
+        sink = None if events is None else _typed_events(events)
         self._native = _ocuroot.Workspace(
             os.fspath(path),
             shell=shell,
             store=store,
+            intent_store=intent_store,
             parallel=parallel,
             max_attempts=max_attempts,
-            on_event=sink,
+            events=sink,
         )
 
     @property
@@ -116,29 +137,39 @@ class Workspace:
         """Create a release of the package file at the current commit and run
         it until nothing more can run.
 
-        Returns a :class:`Report` for a package that declares a release, an
-        :class:`EnvironmentsReport` for a file that registers environments
-        (written to intent and applied), or an :class:`EmptyReport`. Failed
+        Returns a :class:`ReleaseReport` for a package that declares a release, an
+        :class:`NewReleaseEnvironments` for a file that registers environments
+        (written to intent and applied), or an :class:`NewReleaseEmpty`. Failed
         work is reported in the result, not raised. Refuses (raising
         :class:`OcurootError`) when the package already has a release at this
         commit, unless ``force``.
         """
         return _new_release(self._native.release_new(os.fspath(file), force))
 
-    def release_continue(self, ref: str) -> Report:
+    def release_continue(self, release: str) -> ReleaseReport:
         """Run a release further (``<package>/@r<N>`` or ``<package>/@<tag>``),
         for example once the input it was blocked on exists."""
-        return Report.from_dict(self._native.release_continue(ref))
+        return ReleaseReport.from_dict(self._native.release_continue(release))
 
-    def release_retry(self, ref: str) -> Report:
+    def release_retry(self, release: str) -> ReleaseReport:
         """Retry the failed work of a release and run it on. Without
         ``/@r<N>``, the latest release of the package at this commit."""
-        return Report.from_dict(self._native.release_retry(ref))
+        return ReleaseReport.from_dict(self._native.release_retry(release))
 
     def state_get(self, ref: str) -> Any:
         """The document at ``ref`` (or its ``#fragment``) in the state store,
         following links, as JSON values; ``None`` when absent."""
         return self._native.state_get(ref)
+
+    def state_read(self, ref: str) -> Optional[StateRead]:
+        """The document at ``ref`` in the state store, typed by what the ref
+        names (links followed): a :class:`ReleaseDoc` (``<pkg>/@r<N>``), a
+        :class:`RunDoc` (``<rel>/task/<name>/<n>``), a :class:`WorkDoc` (a
+        task's or deploy's outcome, ``<rel>/deploy/<env>``), an
+        :class:`Environment`, else the JSON value (custom state, a
+        ``#fragment``); ``None`` when absent."""
+        read = self._native.state_read(ref)
+        return None if read is None else StateRead.from_dict(read)
 
     def state_match(self, *globs: str) -> list[str]:
         """The refs in the state store matching any of the globs, sorted
@@ -216,10 +247,33 @@ class Workspace:
         """:meth:`work_any` round after round until nothing is left."""
         return WorkOutcome.from_dict(self._native.work_any_comprehensive())
 
+    def release_lint(self, file: Union[str, os.PathLike[str]]) -> Lint:
+        """Evaluate a package file without touching state or running
+        anything: its phases and work, or the environments it registers."""
+        return Lint.from_dict(self._native.release_lint(os.fspath(file)))
+
     def lint(self, file: Union[str, os.PathLike[str]]) -> Lint:
-        """Evaluate a package file without touching state: its phases and
-        work, or the environments it registers."""
-        return Lint.from_dict(self._native.lint(os.fspath(file)))
+        """Deprecated name of :meth:`release_lint` (removed in 0.3)."""
+        warnings.warn(
+            "Workspace.lint is now Workspace.release_lint; lint will be removed in 0.3",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.release_lint(file)
+
+    def push(self, dryrun: bool = False) -> PushOutcome:
+        """Release the package files changed since the last push (every
+        package file the first time), then follow what they changed as
+        :meth:`cascade` does, and record the push. Refuses while the work
+        tree has uncommitted or untracked changes. With ``dryrun``, only list
+        the packages."""
+        return PushOutcome.from_dict(self._native.push(dryrun))
+
+    def push_intent(self, dryrun: bool = False) -> IntentPush:
+        """``push`` in a checkout of an intent branch: apply the intent
+        changed since the last such push (all of it the first time) and
+        record the push."""
+        return IntentPush.from_dict(self._native.push_intent(dryrun))
 
     @overload
     def work_cascade(self, dryrun: Literal[False] = False) -> WorkOutcome: ...
@@ -287,12 +341,12 @@ def _work(result: Any) -> Union[WorkOutcome, list[Todo]]:
     return WorkOutcome.from_dict(result)
 
 
-def _typed_events(on_event: EventCallback) -> Callable[[Dict[str, Any]], object]:
-    """The native module's event callback: ``on_event`` given :class:`Event`s."""
-    if not callable(on_event):
-        raise TypeError(f"on_event must be callable, not {type(on_event).__name__}")
+def _typed_events(events: EventCallback) -> Callable[[Dict[str, Any]], object]:
+    """The native module's event callback: ``events`` given :class:`Event`s."""
+    if not callable(events):
+        raise TypeError(f"events must be callable, not {type(events).__name__}")
 
     def sink(event: Mapping[str, Any]) -> object:
-        return on_event(Event.from_dict(event))
+        return events(Event.from_dict(event))
 
     return sink
