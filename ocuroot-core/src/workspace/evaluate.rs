@@ -80,7 +80,10 @@ impl Workspace {
     }
 
     /// The former name of [`release_lint`](Self::release_lint).
-    #[deprecated(since = "0.1.1", note = "renamed release_lint, as in every binding and the CLI")]
+    #[deprecated(
+        since = "0.1.1",
+        note = "renamed release_lint, as in every binding and the CLI"
+    )]
     pub fn lint(&self, file: impl AsRef<Path>) -> Result<Lint> {
         self.release_lint(file)
     }
