@@ -381,7 +381,7 @@ pub unsafe extern "C" fn ocuroot_lint(
     boundary(error, || {
         // SAFETY: pointers from the caller.
         let (ws, file, out) = unsafe { op_args(workspace, file, "file", lint_json, "lint_json") }?;
-        give_json(out, &ws.lint(file)?.to_json())
+        give_json(out, &ws.release_lint(file)?.to_json())
     })
 }
 
