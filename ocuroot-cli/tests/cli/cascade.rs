@@ -470,7 +470,7 @@ fn a_redeploy_that_keeps_failing_is_given_up_after_the_bound() {
         waiting[0]["waits_for"][0]
             .as_str()
             .unwrap()
-            .starts_with("a retry: ocuroot release retry"),
+            .starts_with("a retry of "),
         "{plan:#}"
     );
 }

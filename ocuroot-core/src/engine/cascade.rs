@@ -175,8 +175,8 @@ fn give_up_message(ctx: &EngineContext, deployment: &Ref, failures: u32) -> Resu
         .unwrap_or_else(|_| "?".into());
     Ok(format!(
         "{deployment}: its redeploy failed {failures} times, so the cascade stops retrying it \
-         (run {run}: {error}). Fix the cause, then run `ocuroot release retry {rel}` at commit \
-         {commit}, or `ocuroot work cascade`"
+         (run {run}: {error}). Fix the cause, then retry {rel} (release retry) at commit \
+         {commit}, or run the cascade again (work cascade)"
     ))
 }
 

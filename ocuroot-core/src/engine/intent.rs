@@ -458,8 +458,8 @@ fn add_environment_ops(ctx: &EngineContext, env: &str, out: &mut WorkOutcome) ->
         ctx.state.update(|tx| tx.set(&op, json!({})))?;
         ctx.journal.record(&op);
         out.deferred.push(format!(
-            "{op}: `ocuroot work ops` at commit {} adds the deploys to {env:?} it now makes, \
-             `work continue` runs them (`work any` does both)",
+            "{op}: work ops at commit {} adds the deploys to {env:?} it now makes, \
+             work continue runs them (work any does both)",
             doc.commit
         ));
     }

@@ -170,7 +170,7 @@ pub fn work_comprehensive(ctx: &EngineContext, max_rounds: u32) -> Result<WorkOu
     }
     if !find(ctx, Scope::Here, WorkCommand::Any.finding())?.is_empty() {
         out.stopped.push(format!(
-            "work any --comprehensive stopped after {max_rounds} rounds with work left at commit {}",
+            "work any comprehensive stopped after {max_rounds} rounds with work left at commit {}",
             ctx.commit
         ));
     }
@@ -397,7 +397,7 @@ fn runs(
                 if waiting {
                     found.push(wait(
                         "failed".into(),
-                        vec![format!("a retry: ocuroot release retry {rel}")],
+                        vec![format!("a retry of {rel} (release retry)")],
                     ));
                 }
                 continue;

@@ -552,7 +552,7 @@ impl Workspace {
     pub fn push(&self, dryrun: bool) -> Result<PushOutcome> {
         if let Some(checkout) = &self.checkout {
             return Err(Error::invalid_input(format!(
-                "{} is a checkout of a store: use push_intent (ocuroot push) in an intent checkout",
+                "{} is a checkout of a store: push_intent applies an intent checkout's changes",
                 checkout.dir.display()
             )));
         }

@@ -488,3 +488,43 @@ fn the_cli_and_the_bindings_go_through_the_workspace() {
         );
     }
 }
+
+/// Messages of the core name operations, never the CLI's spelling of them:
+/// no `ocuroot <command>` and no `--flag` inside a string literal outside
+/// comments (a binding's user has neither). The CLI adds its own hints.
+#[test]
+fn the_core_speaks_of_operations_not_cli_commands() {
+    let src = workspace_root().join("ocuroot-core/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let commands = ["release", "state", "work", "push", "plan", "repl"];
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            // The string literals of the line (good enough for one line).
+            for (i, literal) in code.split('"').enumerate() {
+                if i % 2 == 0 {
+                    continue;
+                }
+                let cli = commands
+                    .iter()
+                    .any(|c| literal.contains(&format!("ocuroot {c}")));
+                let flag = literal.split_whitespace().any(|w| {
+                    w.trim_start_matches('`').starts_with("--")
+                        && w.trim_start_matches(['`', '-']).starts_with(char::is_alphabetic)
+                });
+                if cli || flag {
+                    found.push(format!("{}:{}: {literal}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    // Commands the engine runs itself are not messages.
+    found.retain(|f| !f.contains("git clone --quiet"));
+    assert!(found.is_empty(), "CLI wording in core messages: {found:#?}");
+}

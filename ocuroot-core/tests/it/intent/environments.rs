@@ -39,7 +39,7 @@ fn adding_an_environment_records_ops_that_work_ops_and_continue_deploy() {
     assert!(
         out.deferred
             .iter()
-            .any(|d| d.contains("`ocuroot work ops`")),
+            .any(|d| d.contains("work ops at commit") && !d.contains("ocuroot ")),
         "{out:#?}"
     );
     fx.snap("environment_added", &out);
