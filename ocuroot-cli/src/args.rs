@@ -131,6 +131,13 @@ pub(crate) enum StateCommand {
         /// The ref, absolute or relative to the current directory.
         r#ref: String,
     },
+    /// Print a document typed by what its ref names, links followed, as
+    /// JSON `{"ref", "kind", "document"}` (`kind`: release, run, work,
+    /// environment, custom or other); exit 1 if absent.
+    Read {
+        /// The ref, absolute or relative to the current directory.
+        r#ref: String,
+    },
     /// Print the refs matching any of the globs, one per line, sorted.
     Match {
         /// Globs: `*` within a segment, `**` across segments, `?`, `[abc]`, `{a,b}`.

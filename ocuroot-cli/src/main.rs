@@ -260,6 +260,16 @@ fn state(command: StateCommand) -> Result<ExitCode, Error> {
                 }
             }
         }
+        StateCommand::Read { r#ref } => {
+            let ws = workspace()?;
+            match ws.state_read(&r#ref)? {
+                Some(read) => write(&render::json_pretty(&serde_json::to_value(&read)?)?),
+                None => {
+                    eprintln!("Error: ref not found: {}", ws.resolve_user_ref(&r#ref)?);
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
         StateCommand::Match { globs, no_links } => {
             let ws = workspace()?;
             let refs = if no_links {

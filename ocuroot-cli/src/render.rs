@@ -16,15 +16,20 @@ use ocuroot_core::workspace::{EnvironmentSource, Lint};
 use ocuroot_core::{Error, ErrorKind};
 
 /// An error for stderr: `Error: <error>` (an error with a location displays
-/// it first: `Error: repo.ocu.star:3:1: ...`), except that evaluation
-/// errors, which Starlark already renders as `error: ...` with a traceback
-/// and the source line, are printed as they are.
+/// it first: `Error: repo.ocu.star:3:1: ...`), as the original's CLI prints
+/// every error. An evaluation error, which Starlark renders with a
+/// traceback and the source line, gets its one-line summary on the
+/// `Error:` line and the rendering below it.
 pub fn error(e: &Error) -> String {
     let text = e.to_string();
     let rendered = e.kind() == ErrorKind::Eval
         && (text.starts_with("error:") || text.starts_with("Traceback"));
     if rendered {
-        return text;
+        let summary = e.summary().trim_start_matches("error: ");
+        return match e.location() {
+            Some(at) => format!("Error: {at}: {summary}\n{text}"),
+            None => format!("Error: {summary}\n{text}"),
+        };
     }
     // The library's messages name no CLI flag; the CLI adds its own hints.
     let hint = match e.kind() {

@@ -42,6 +42,18 @@ fn detached<T: Send>(
     py.detach(f).map_err(|e| to_py_err(py, &e))
 }
 
+/// The `str` globs of a `*globs` argument.
+fn str_globs(what: &str, globs: &Bound<'_, PyTuple>) -> PyResult<Vec<String>> {
+    globs
+        .iter()
+        .map(|g| {
+            g.cast::<PyString>()
+                .map_err(|_| PyTypeError::new_err(format!("{what} takes str globs")))
+                .map(|s| s.to_string())
+        })
+        .collect()
+}
+
 /// An event sink calling a Python callable with each event's JSON form (a
 /// `dict` tagged by `"event"`). The callable cannot fail the release: what
 /// it raises goes to `sys.unraisablehook`.
@@ -211,15 +223,20 @@ impl Workspace {
     /// The refs in the state store matching any of the globs, sorted.
     #[pyo3(signature = (*globs))]
     fn state_match(&self, py: Python<'_>, globs: &Bound<'_, PyTuple>) -> PyResult<Vec<String>> {
-        let globs = globs
-            .iter()
-            .map(|g| {
-                g.cast::<PyString>()
-                    .map_err(|_| PyTypeError::new_err("state_match takes str globs"))
-                    .map(|s| s.to_string())
-            })
-            .collect::<PyResult<Vec<String>>>()?;
+        let globs = str_globs("state_match", globs)?;
         detached(py, || self.inner.state_match(&globs))
+    }
+
+    /// `state match --no-links`: the refs matching any of the globs,
+    /// without links and refs reached through one, sorted.
+    #[pyo3(signature = (*globs))]
+    fn state_match_no_links(
+        &self,
+        py: Python<'_>,
+        globs: &Bound<'_, PyTuple>,
+    ) -> PyResult<Vec<String>> {
+        let globs = str_globs("state_match_no_links", globs)?;
+        detached(py, || self.inner.state_match_no_links(&globs))
     }
 
     /// `state set`: write the JSON text `value` to the intent store at
@@ -355,6 +372,18 @@ impl Workspace {
     #[pyo3(signature = (dryrun = false))]
     fn work_trigger<'py>(&self, py: Python<'py>, dryrun: bool) -> PyResult<Bound<'py, PyAny>> {
         let triggered = detached(py, || self.inner.work_trigger(dryrun))?;
+        to_py(py, &triggered)
+    }
+
+    /// `work trigger --intent`: the JSON form of each trigger called (or,
+    /// with `dryrun`, planned), one per repository state knows.
+    #[pyo3(signature = (dryrun = false))]
+    fn work_trigger_intent<'py>(
+        &self,
+        py: Python<'py>,
+        dryrun: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let triggered = detached(py, || self.inner.work_trigger_intent(dryrun))?;
         to_py(py, &triggered)
     }
 

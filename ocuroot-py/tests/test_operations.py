@@ -129,3 +129,13 @@ def test_former_names_still_work_and_warn(quickstart: Path) -> None:
         assert ws.lint("release.ocu.star").package is not None
     with pytest.raises(TypeError, match="not both"), pytest.warns(DeprecationWarning):
         ocuroot.Workspace(quickstart, events=seen.append, on_event=seen.append)
+
+
+def test_state_match_no_links_and_work_trigger_intent(quickstart: Path) -> None:
+    ws = released(quickstart, store=ocuroot.MemoryStore())
+    linked = ws.state_match(f"{PKG}/@/task/build")
+    assert linked == [f"{PKG}/@/task/build"]
+    assert ws.state_match_no_links(f"{PKG}/@/task/build") == []
+    assert f"{PKG}/@r1/task/build" in ws.state_match_no_links(f"{PKG}/@r1/task/*")
+    planned = ws.work_trigger_intent(dryrun=True)
+    assert [t.status for t in planned] == ["planned"] and planned[0].repo == "quickstart"

@@ -304,10 +304,17 @@ fn broken_files_fail_with_their_position() {
                 .ocuroot(&["release", "lint", file, "--format", format])
                 .failure();
             assert!(out.stdout.is_empty(), "{file}: stdout {:?}", out.stdout);
-            // Starlark renders evaluation errors itself ("error: ..." or a
-            // traceback); the CLI does not add a second "Error:" prefix.
+            // Every error starts "Error: ", as the original's do; an
+            // evaluation error's first line is its location and summary,
+            // Starlark's rendering (a traceback, the source line) follows.
+            let (first, rest) = out.stderr.split_once('\n').unwrap_or((&out.stderr, ""));
             assert!(
-                out.stderr.starts_with("error: ") || out.stderr.starts_with("Traceback"),
+                first.starts_with(&format!("Error: {file}:")),
+                "{file}: {}",
+                out.stderr
+            );
+            assert!(
+                rest.starts_with("error: ") || rest.starts_with("Traceback"),
                 "{file}: {}",
                 out.stderr
             );

@@ -177,6 +177,11 @@ class Workspace:
         ``{a,b}``)."""
         return self._native.state_match(*globs)
 
+    def state_match_no_links(self, *globs: str) -> list[str]:
+        """:meth:`state_match` without links and the refs reached through
+        one: each document once, at its own ref."""
+        return self._native.state_match_no_links(*globs)
+
     def state_set(self, ref: str, value: Any) -> str:
         """Write ``value`` (anything :func:`json.dumps` takes) to the intent
         store at ``ref``: custom state (``@/custom/<name>``,
@@ -329,6 +334,12 @@ class Workspace:
         ``dryrun``, only list those commits. A failing trigger does not stop
         the others: its :class:`Triggered` says ``failed``."""
         return [Triggered.from_dict(t) for t in self._native.work_trigger(dryrun)]
+
+    def work_trigger_intent(self, dryrun: bool = False) -> list[Triggered]:
+        """Call the trigger of every repository state knows, at its latest
+        recorded commit (with ``dryrun``, only list them): how a push to an
+        intent branch reaches each repository's CI."""
+        return [Triggered.from_dict(t) for t in self._native.work_trigger_intent(dryrun)]
 
     def __repr__(self) -> str:
         return f"ocuroot.Workspace(root={str(self.root)!r}, name={self.name!r})"
