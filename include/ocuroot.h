@@ -633,6 +633,15 @@ ocuroot_result ocuroot_release_retry(const ocuroot_workspace *workspace, const c
  * anything. On success `*lint_json` receives `file`, `base` (the release
  * the file would create) and its `package` or `environments`.
  */
+ocuroot_result ocuroot_release_lint(const ocuroot_workspace *workspace, const char *file, char **lint_json, ocuroot_error **error);
+
+/**
+ * The former name of `ocuroot_release_lint`, kept for 0.1 programs; it
+ * will be removed in 0.3.
+ *
+ * # Safety
+ * As `ocuroot_release_lint`.
+ */
 ocuroot_result ocuroot_lint(const ocuroot_workspace *workspace, const char *file, char **lint_json, ocuroot_error **error);
 
 /**
@@ -648,6 +657,13 @@ ocuroot_result ocuroot_state_get(const ocuroot_workspace *workspace, const char 
  * of strings.
  */
 ocuroot_result ocuroot_state_match(const ocuroot_workspace *workspace, const char *const *globs, size_t globs_len, char **refs_json, ocuroot_error **error);
+
+/**
+ * `ocuroot state match --no-links <glob>...`: as `ocuroot_state_match`,
+ * without links and the refs reached through one (each document once, at
+ * its own ref).
+ */
+ocuroot_result ocuroot_state_match_no_links(const ocuroot_workspace *workspace, const char *const *globs, size_t globs_len, char **refs_json, ocuroot_error **error);
 
 /**
  * `ocuroot work cascade`: do everything outstanding (intent, ready runs,
@@ -702,6 +718,14 @@ ocuroot_result ocuroot_plan(const ocuroot_workspace *workspace, const char *form
  * only when not empty.
  */
 ocuroot_result ocuroot_work_trigger(const ocuroot_workspace *workspace, bool dryrun, char **result_json, ocuroot_error **error);
+
+/**
+ * `ocuroot work trigger --intent`: call the trigger of every repository
+ * state knows, at its latest recorded commit (with `dryrun`, only list
+ * them): how a push to an intent branch reaches each repository's CI. On
+ * success `*result_json` receives the same array as `ocuroot_work_trigger`.
+ */
+ocuroot_result ocuroot_work_trigger_intent(const ocuroot_workspace *workspace, bool dryrun, char **result_json, ocuroot_error **error);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -4,7 +4,7 @@
 //! A C program opens a workspace (a git repository with `*.ocu.star`
 //! files), optionally with its own shell runner, store and event callbacks,
 //! and drives releases with the same operations as the CLI:
-//! `ocuroot_release_new`, `_continue`, `_retry`, `ocuroot_lint`,
+//! `ocuroot_release_new`, `_continue`, `_retry`, `ocuroot_release_lint`,
 //! `ocuroot_state_get`, `_match`, and follows changes to the deployments
 //! that read them: `ocuroot_cascade`, `ocuroot_work_cascade`,
 //! `ocuroot_plan`, `ocuroot_work_trigger`. Results are JSON strings the caller frees
@@ -51,10 +51,13 @@ pub use intent::{
     ocuroot_state_set, ocuroot_work_any, ocuroot_work_any_comprehensive, ocuroot_work_continue,
     ocuroot_work_ops,
 };
+#[allow(deprecated)]
+pub use workspace::ocuroot_lint;
 pub use workspace::{
-    ocuroot_cascade, ocuroot_lint, ocuroot_plan, ocuroot_release_continue, ocuroot_release_new,
-    ocuroot_release_retry, ocuroot_state_get, ocuroot_state_match, ocuroot_work_cascade,
-    ocuroot_work_trigger, ocuroot_workspace, ocuroot_workspace_free, ocuroot_workspace_open,
+    ocuroot_cascade, ocuroot_plan, ocuroot_release_continue, ocuroot_release_lint,
+    ocuroot_release_new, ocuroot_release_retry, ocuroot_state_get, ocuroot_state_match,
+    ocuroot_state_match_no_links, ocuroot_work_cascade, ocuroot_work_trigger,
+    ocuroot_work_trigger_intent, ocuroot_workspace, ocuroot_workspace_free, ocuroot_workspace_open,
     ocuroot_workspace_options, ocuroot_workspace_options_free, ocuroot_workspace_options_new,
     ocuroot_workspace_options_set_events, ocuroot_workspace_options_set_max_attempts,
     ocuroot_workspace_options_set_parallel, ocuroot_workspace_options_set_shell,

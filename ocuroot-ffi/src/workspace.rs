@@ -372,7 +372,7 @@ unsafe fn release_op(
 /// anything. On success `*lint_json` receives `file`, `base` (the release
 /// the file would create) and its `package` or `environments`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn ocuroot_lint(
+pub unsafe extern "C" fn ocuroot_release_lint(
     workspace: *const ocuroot_workspace,
     file: *const c_char,
     lint_json: *mut *mut c_char,
@@ -383,6 +383,23 @@ pub unsafe extern "C" fn ocuroot_lint(
         let (ws, file, out) = unsafe { op_args(workspace, file, "file", lint_json, "lint_json") }?;
         give_json(out, &ws.release_lint(file)?.to_json())
     })
+}
+
+/// The former name of `ocuroot_release_lint`, kept for 0.1 programs; it
+/// will be removed in 0.3.
+///
+/// # Safety
+/// As `ocuroot_release_lint`.
+#[deprecated(note = "renamed ocuroot_release_lint")]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_lint(
+    workspace: *const ocuroot_workspace,
+    file: *const c_char,
+    lint_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    // SAFETY: the caller's pointers, passed on.
+    unsafe { ocuroot_release_lint(workspace, file, lint_json, error) }
 }
 
 /// `ocuroot state get <ref>`: the JSON document at a ref (links followed, a
@@ -420,6 +437,45 @@ pub unsafe extern "C" fn ocuroot_state_match(
     refs_json: *mut *mut c_char,
     error: *mut *mut ocuroot_error,
 ) -> ocuroot_result {
+    // SAFETY: the caller's pointers, passed on.
+    unsafe {
+        state_match_with(workspace, globs, globs_len, refs_json, error, |ws, g| {
+            ws.state_match(g)
+        })
+    }
+}
+
+/// `ocuroot state match --no-links <glob>...`: as `ocuroot_state_match`,
+/// without links and the refs reached through one (each document once, at
+/// its own ref).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_state_match_no_links(
+    workspace: *const ocuroot_workspace,
+    globs: *const *const c_char,
+    globs_len: usize,
+    refs_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    // SAFETY: the caller's pointers, passed on.
+    unsafe {
+        state_match_with(workspace, globs, globs_len, refs_json, error, |ws, g| {
+            ws.state_match_no_links(g)
+        })
+    }
+}
+
+/// The state match operations: read the globs, run `op`, hand out its refs.
+///
+/// # Safety
+/// As `ocuroot_state_match`.
+unsafe fn state_match_with(
+    workspace: *const ocuroot_workspace,
+    globs: *const *const c_char,
+    globs_len: usize,
+    refs_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+    op: fn(&Workspace, &[&str]) -> ocuroot_core::Result<Vec<String>>,
+) -> ocuroot_result {
     boundary(error, || {
         // SAFETY: a workspace from this library.
         let ws = unsafe { arg_ref(workspace, "workspace") }?;
@@ -438,7 +494,7 @@ pub unsafe extern "C" fn ocuroot_state_match(
                 .map(|(i, &p)| unsafe { arg_str(p, &format!("globs[{i}]")) })
                 .collect::<Result<_, _>>()?
         };
-        give_json(out, &ws.inner.state_match(&patterns)?)
+        give_json(out, &op(&ws.inner, &patterns)?)
     })
 }
 
@@ -556,6 +612,25 @@ pub unsafe extern "C" fn ocuroot_work_trigger(
     unsafe {
         json_op(workspace, result_json, "result_json", error, |ws| {
             ws.work_trigger(dryrun)
+        })
+    }
+}
+
+/// `ocuroot work trigger --intent`: call the trigger of every repository
+/// state knows, at its latest recorded commit (with `dryrun`, only list
+/// them): how a push to an intent branch reaches each repository's CI. On
+/// success `*result_json` receives the same array as `ocuroot_work_trigger`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_work_trigger_intent(
+    workspace: *const ocuroot_workspace,
+    dryrun: bool,
+    result_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    // SAFETY: pointers from the caller.
+    unsafe {
+        json_op(workspace, result_json, "result_json", error, |ws| {
+            ws.work_trigger_intent(dryrun)
         })
     }
 }

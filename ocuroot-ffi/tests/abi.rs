@@ -614,7 +614,7 @@ fn an_evaluation_error_has_its_location_and_kind() {
     // SAFETY: valid arguments, then an error from the library.
     unsafe {
         assert_eq!(
-            ocuroot_lint(ws, file.as_ptr(), &mut json, &mut err),
+            ocuroot_release_lint(ws, file.as_ptr(), &mut json, &mut err),
             ocuroot_result::Eval
         );
         assert_eq!(
