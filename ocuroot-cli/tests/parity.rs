@@ -41,8 +41,8 @@ const RUST_ACCESSORS: &[&str] = &[
     "eval_options",
 ];
 
-/// C functions that are plumbing: errors, memory, callback replies, the
-/// options object's life.
+/// C functions that are plumbing (errors, memory, callback replies, the
+/// options object's life), and former names.
 const C_PLUMBING: &[&str] = &[
     "ocuroot_error_code",
     "ocuroot_error_column",
@@ -62,6 +62,8 @@ const C_PLUMBING: &[&str] = &[
     "ocuroot_workspace_free",
     "ocuroot_workspace_options_free",
     "ocuroot_workspace_options_new",
+    // The former name of ocuroot_release_lint, kept until 0.3.
+    "ocuroot_lint",
 ];
 
 /// Python members that are accessors, or former names kept for a while.
