@@ -176,20 +176,21 @@ impl WorkspaceBuilder {
         })?;
         let (state, intent) = match (self.state, self.intent) {
             (Some(s), Some(i)) => (s, i),
-            (given_state, given_intent) => stores::open_configured(&info.root, &config, &var).map_err(|e| {
-                let at = config
-                    .locations
-                    .state
-                    .clone()
-                    .or(config.locations.intent.clone());
-                match &at {
-                    Some(l) => e
-                        .context(format!("the store configured at {l}"))
-                        .with_location_opt(at),
-                    None => e,
-                }
-            })
-            .map(|(s, i)| (given_state.unwrap_or(s), given_intent.unwrap_or(i)))?,
+            (given_state, given_intent) => stores::open_configured(&info.root, &config, &var)
+                .map_err(|e| {
+                    let at = config
+                        .locations
+                        .state
+                        .clone()
+                        .or(config.locations.intent.clone());
+                    match &at {
+                        Some(l) => e
+                            .context(format!("the store configured at {l}"))
+                            .with_location_opt(at),
+                        None => e,
+                    }
+                })
+                .map(|(s, i)| (given_state.unwrap_or(s), given_intent.unwrap_or(i)))?,
         };
         Ok(Workspace {
             host,

@@ -516,7 +516,8 @@ fn the_core_speaks_of_operations_not_cli_commands() {
                     .any(|c| literal.contains(&format!("ocuroot {c}")));
                 let flag = literal.split_whitespace().any(|w| {
                     w.trim_start_matches('`').starts_with("--")
-                        && w.trim_start_matches(['`', '-']).starts_with(char::is_alphabetic)
+                        && w.trim_start_matches(['`', '-'])
+                            .starts_with(char::is_alphabetic)
                 });
                 if cli || flag {
                     found.push(format!("{}:{}: {literal}", file.display(), n + 1));
