@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::{Entry, Op, Store, Version, plan_batch, validate_key, validate_prefix};
+use super::{Entry, Op, Store, Version, Write, check_batch, validate_key, validate_prefix};
 use crate::Result;
 
 /// A [`Store`] held in memory. Versions come from a counter, so every write
@@ -60,12 +60,9 @@ impl Store for MemoryStore {
     }
 
     fn commit(&self, ops: &[Op]) -> Result<()> {
-        for op in ops {
-            validate_key(op.key())?;
-        }
         let mut inner = self.lock();
         let mut next = inner.last_version;
-        let writes = plan_batch(
+        let writes = check_batch(
             ops,
             |k| Ok(inner.map.get(k).map(|e| e.version)),
             |_| {
@@ -74,18 +71,17 @@ impl Store for MemoryStore {
             },
         )?;
         inner.last_version = next;
-        for (key, write) in writes {
+        for write in writes {
             match write {
-                Some((value, version)) => {
-                    inner.map.insert(
-                        key.to_string(),
-                        Entry {
-                            value: value.to_vec(),
-                            version,
-                        },
-                    );
+                Write::Put {
+                    key,
+                    value,
+                    version,
+                } => {
+                    let value = value.to_vec();
+                    inner.map.insert(key.to_string(), Entry { value, version });
                 }
-                None => {
+                Write::Delete { key } => {
                     inner.map.remove(key);
                 }
             }

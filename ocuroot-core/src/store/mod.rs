@@ -36,12 +36,12 @@
 //! # Ok::<(), ocuroot_core::Error>(())
 //! ```
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::{Error, Result};
 
+mod batch;
 mod fs;
 mod git;
 pub(crate) mod marker;
@@ -49,6 +49,7 @@ mod memory;
 mod prefix;
 mod refstore;
 
+pub use batch::{Write, check_batch};
 pub use fs::{FsStore, FsStoreBuilder};
 pub use git::{GitBranch, GitOptions, GitStats, GitStore};
 pub use memory::MemoryStore;
@@ -364,55 +365,4 @@ pub fn validate_prefix(prefix: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The effect of a checked batch on one key: the new bytes and their version,
-/// or a deletion.
-pub(crate) type Planned<'a> = Option<(&'a [u8], Version)>;
-
-/// Check the expectations of `ops` in order and return the final effect on
-/// each written key.
-///
-/// `current` reads a key's version before the batch (called at most once per
-/// key, and only when an expectation needs it); `new_version` gives the
-/// version a put will have. Keys are assumed validated.
-pub(crate) fn plan_batch<'a>(
-    ops: &'a [Op],
-    mut current: impl FnMut(&str) -> Result<Option<Version>>,
-    mut new_version: impl FnMut(&[u8]) -> Version,
-) -> Result<BTreeMap<&'a str, Planned<'a>>> {
-    // The state of each key as seen by the next op: from the store, or from
-    // an earlier op of this batch.
-    let mut seen: BTreeMap<&str, Option<Version>> = BTreeMap::new();
-    let mut writes: BTreeMap<&str, Planned<'a>> = BTreeMap::new();
-    for op in ops {
-        let key = op.key();
-        let expect = op.expect();
-        if expect != Expect::Any {
-            let now = match seen.get(key) {
-                Some(v) => *v,
-                None => {
-                    let v = current(key)?;
-                    seen.insert(key, v);
-                    v
-                }
-            };
-            if !expect.is_met_by(now) {
-                return Err(expect.conflict(key, now));
-            }
-        }
-        match op {
-            Op::Put { value, .. } => {
-                let v = new_version(value);
-                seen.insert(key, Some(v));
-                writes.insert(key, Some((value.as_slice(), v)));
-            }
-            Op::Delete { .. } => {
-                seen.insert(key, None);
-                writes.insert(key, None);
-            }
-            Op::Check { .. } => {}
-        }
-    }
-    Ok(writes)
 }

@@ -10,7 +10,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuar
 
 use super::marker::{MARKER_FILE, marker_update};
 use super::{
-    Durability, Entry, Op, Planned, Store, Version, plan_batch, validate_key, validate_prefix,
+    Durability, Entry, Op, Store, Version, Write as BatchWrite, check_batch, validate_key,
+    validate_prefix,
 };
 use crate::{Error, Result};
 
@@ -558,7 +559,7 @@ impl Store for FsStore {
             return Ok(());
         }
         let plan = |overlay: &Overlay| {
-            plan_batch(ops, |k| self.current_version(overlay, k), Version::of_bytes)
+            check_batch(ops, |k| self.current_version(overlay, k), Version::of_bytes)
         };
         if ops.iter().all(|op| matches!(op, Op::Check { .. })) {
             // Nothing to write: checking under the shared lock is enough.
@@ -569,7 +570,10 @@ impl Store for FsStore {
             self.ensure_marker()?;
             let writes: Vec<(&str, Option<&[u8]>)> = plan(locked.overlay)?
                 .into_iter()
-                .map(|(k, w): (&str, Planned<'_>)| (k, w.map(|(bytes, _)| bytes)))
+                .map(|w| match w {
+                    BatchWrite::Put { key, value, .. } => (key, Some(value)),
+                    BatchWrite::Delete { key } => (key, None),
+                })
                 .collect();
             if writes.is_empty() {
                 return Ok(None);
