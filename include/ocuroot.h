@@ -541,6 +541,42 @@ ocuroot_result ocuroot_work_any(const ocuroot_workspace *workspace, bool dryrun,
 ocuroot_result ocuroot_work_any_comprehensive(const ocuroot_workspace *workspace, char **outcome_json, ocuroot_error **error);
 
 /**
+ * `ocuroot push`: release every package file changed since the last push
+ * (all of them the first time; also the packages whose runs watch a
+ * prefix of a changed path; not those `release_ignore` matches), follow
+ * what they changed as `ocuroot_cascade` does, and record the push at
+ * `<repo>/-/repo.ocu.star/@<commit>/push/index`. Refused
+ * (`OCUROOT_RESULT_INVALID_INPUT`) with uncommitted or untracked changes,
+ * and in a checkout of a store (there, `ocuroot_push_intent`). With
+ * `dryrun`, only list the packages, changing nothing.
+ *
+ * On success `*outcome_json` receives `{"commit", "previous_commit",
+ * "packages": [{"package", "reason", "release", "error"}], "cascade",
+ * "index", "dryrun"}` (`previous_commit`, a package's `release` and
+ * `error`, and `index` only when they apply; `release` is what
+ * `ocuroot_release_new` gives, `cascade` what `ocuroot_cascade` gives).
+ * The work failed when a package has an `error`, a release's status is
+ * `failed` or the cascade's `stopped` is not empty; that is not a failed
+ * call.
+ */
+ocuroot_result ocuroot_push(const ocuroot_workspace *workspace, bool dryrun, char **outcome_json, ocuroot_error **error);
+
+/**
+ * `ocuroot push` in a checkout of an intent branch (a workspace opened in
+ * a directory whose `.ocuroot-store` says `intent`): apply the intent
+ * changed since the last such push (the whole of `ocuroot_state_diff` the
+ * first time, or when that push is not in the checkout's history), and
+ * record the checkout's commit at `@/push/intent_commit` in the intent
+ * store. Refused (`OCUROOT_RESULT_INVALID_INPUT`) anywhere else, and with
+ * uncommitted changes. With `dryrun`, only list the refs.
+ *
+ * On success `*outcome_json` receives `{"commit", "previous_commit",
+ * "refs", "outcome", "dryrun"}` (`previous_commit` only when there was a
+ * push before; `outcome` as `ocuroot_state_apply` gives it).
+ */
+ocuroot_result ocuroot_push_intent(const ocuroot_workspace *workspace, bool dryrun, char **outcome_json, ocuroot_error **error);
+
+/**
  * Options with the defaults: parallelism = the number of CPUs, 3 attempts
  * at a failing redeploy in a cascade, commands run by the local shell, the
  * store `repo.ocu.star` configures, no events.
@@ -575,11 +611,24 @@ ocuroot_result ocuroot_workspace_options_set_shell(ocuroot_workspace_options *op
 
 /**
  * Keep state and intent in the caller's store (under `state/` and
- * `intent/`) instead of the store `repo.ocu.star` configures. The struct
- * is copied; its `finalize` is called with its `userdata` once the store
- * is no longer used. Replaces an earlier store.
+ * `intent/`) instead of the store `repo.ocu.star` configures; with
+ * `ocuroot_workspace_options_set_intent_store` too, this store keeps state
+ * only, with its keys as they are (no `state/` prefix). The struct is
+ * copied; its `finalize` is called with its `userdata` once the store is
+ * no longer used. Replaces an earlier store.
  */
 ocuroot_result ocuroot_workspace_options_set_store(ocuroot_workspace_options *options, const ocuroot_store_callbacks *callbacks, ocuroot_error **error);
+
+/**
+ * Keep intent in a store of its own: the caller's store `callbacks`, with
+ * intent's keys as they are (no `intent/` prefix). State stays apart:
+ * in the store of `ocuroot_workspace_options_set_store` (which then holds
+ * only state, also without a prefix), or else in the state store
+ * `repo.ocu.star` configures. The struct is copied; its
+ * `finalize` is called with its `userdata` once the store is no longer
+ * used. Replaces an earlier intent store.
+ */
+ocuroot_result ocuroot_workspace_options_set_intent_store(ocuroot_workspace_options *options, const ocuroot_store_callbacks *callbacks, ocuroot_error **error);
 
 /**
  * Receive the events of running releases (runs starting and finishing,
@@ -650,6 +699,22 @@ ocuroot_result ocuroot_lint(const ocuroot_workspace *workspace, const char *file
  * NULL when there is nothing at the ref.
  */
 ocuroot_result ocuroot_state_get(const ocuroot_workspace *workspace, const char *ref, char **value_json, ocuroot_error **error);
+
+/**
+ * `ocuroot state read <ref>`: the document at a ref in state, typed by
+ * what its ref names (links followed). On success `*read_json` receives
+ * `{"ref", "kind", "document"}`: `ref` is the ref read once links are
+ * followed; `kind` is `"release"` (`<pkg>/@r<N>`), `"run"`
+ * (`<rel>/task/<name>/<n>`, `<rel>/deploy/<env>/<n>`), `"work"` (the
+ * outcome of a task or deploy, `<rel>/task/<name>`, `<rel>/deploy/<env>`),
+ * `"environment"` (`@/environment/<name>`), `"custom"` (`.../custom/...`)
+ * or `"other"` (anything else, or a `#fragment`); `document` is the
+ * document as stored (`include/ocuroot-json.md` lists the fields of each
+ * kind). `*read_json` receives NULL when there is nothing at the ref, as
+ * with `ocuroot_state_get`. A document whose shape is not what its ref
+ * promises is `OCUROOT_RESULT_STORE`, naming the ref.
+ */
+ocuroot_result ocuroot_state_read(const ocuroot_workspace *workspace, const char *ref, char **read_json, ocuroot_error **error);
 
 /**
  * `ocuroot state match <glob>...`: the refs in state matching any of

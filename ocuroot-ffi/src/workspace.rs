@@ -30,6 +30,7 @@ pub struct ocuroot_workspace_options {
     max_attempts: Option<u32>,
     host: Option<Arc<dyn Host>>,
     store: Option<Arc<dyn Store>>,
+    intent_store: Option<Arc<dyn Store>>,
     events: Option<EventSink>,
 }
 
@@ -120,9 +121,11 @@ pub unsafe extern "C" fn ocuroot_workspace_options_set_shell(
 }
 
 /// Keep state and intent in the caller's store (under `state/` and
-/// `intent/`) instead of the store `repo.ocu.star` configures. The struct
-/// is copied; its `finalize` is called with its `userdata` once the store
-/// is no longer used. Replaces an earlier store.
+/// `intent/`) instead of the store `repo.ocu.star` configures; with
+/// `ocuroot_workspace_options_set_intent_store` too, this store keeps state
+/// only, with its keys as they are (no `state/` prefix). The struct is
+/// copied; its `finalize` is called with its `userdata` once the store is
+/// no longer used. Replaces an earlier store.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocuroot_workspace_options_set_store(
     options: *mut ocuroot_workspace_options,
@@ -136,6 +139,30 @@ pub unsafe extern "C" fn ocuroot_workspace_options_set_store(
         let callbacks = unsafe { arg_ref(callbacks, "callbacks") }?;
         let store = CStore::new(callbacks).map_err(Failure::null)?;
         options.store = Some(Arc::new(store));
+        Ok(())
+    })
+}
+
+/// Keep intent in a store of its own: the caller's store `callbacks`, with
+/// intent's keys as they are (no `intent/` prefix). State stays apart:
+/// in the store of `ocuroot_workspace_options_set_store` (which then holds
+/// only state, also without a prefix), or else in the state store
+/// `repo.ocu.star` configures. The struct is copied; its
+/// `finalize` is called with its `userdata` once the store is no longer
+/// used. Replaces an earlier intent store.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_workspace_options_set_intent_store(
+    options: *mut ocuroot_workspace_options,
+    callbacks: *const ocuroot_store_callbacks,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: options this library made.
+        let options = unsafe { arg_mut(options, "options") }?;
+        // SAFETY: a struct the caller filled in.
+        let callbacks = unsafe { arg_ref(callbacks, "callbacks") }?;
+        let store = CStore::new(callbacks).map_err(Failure::null)?;
+        options.intent_store = Some(Arc::new(store));
         Ok(())
     })
 }
@@ -187,9 +214,12 @@ pub unsafe extern "C" fn ocuroot_workspace_open(
             if let Some(host) = &options.host {
                 builder = builder.host(host.clone());
             }
-            if let Some(store) = &options.store {
-                builder = builder.store(store.clone());
-            }
+            builder = match (&options.store, &options.intent_store) {
+                (Some(state), Some(intent)) => builder.stores(state.clone(), intent.clone()),
+                (Some(store), None) => builder.store(store.clone()),
+                (None, Some(intent)) => builder.intent_store(intent.clone()),
+                (None, None) => builder,
+            };
             if let Some(events) = &options.events {
                 builder = builder.events(events.clone());
             }
@@ -417,6 +447,39 @@ pub unsafe extern "C" fn ocuroot_state_get(
         let (ws, r, out) = unsafe { op_args(workspace, r#ref, "ref", value_json, "value_json") }?;
         match ws.state_get(r)? {
             Some(value) => give_json(out, &value),
+            None => {
+                // SAFETY: checked not NULL.
+                unsafe { *out = std::ptr::null_mut() };
+                Ok(())
+            }
+        }
+    })
+}
+
+/// `ocuroot state read <ref>`: the document at a ref in state, typed by
+/// what its ref names (links followed). On success `*read_json` receives
+/// `{"ref", "kind", "document"}`: `ref` is the ref read once links are
+/// followed; `kind` is `"release"` (`<pkg>/@r<N>`), `"run"`
+/// (`<rel>/task/<name>/<n>`, `<rel>/deploy/<env>/<n>`), `"work"` (the
+/// outcome of a task or deploy, `<rel>/task/<name>`, `<rel>/deploy/<env>`),
+/// `"environment"` (`@/environment/<name>`), `"custom"` (`.../custom/...`)
+/// or `"other"` (anything else, or a `#fragment`); `document` is the
+/// document as stored (`include/ocuroot-json.md` lists the fields of each
+/// kind). `*read_json` receives NULL when there is nothing at the ref, as
+/// with `ocuroot_state_get`. A document whose shape is not what its ref
+/// promises is `OCUROOT_RESULT_STORE`, naming the ref.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_state_read(
+    workspace: *const ocuroot_workspace,
+    r#ref: *const c_char,
+    read_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, r, out) = unsafe { op_args(workspace, r#ref, "ref", read_json, "read_json") }?;
+        match ws.state_read(r)? {
+            Some(read) => give_json(out, &read),
             None => {
                 // SAFETY: checked not NULL.
                 unsafe { *out = std::ptr::null_mut() };
