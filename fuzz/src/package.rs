@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use ocuroot_core::host::{
-    Agent, Host, HttpRequest, HttpResponse, ShellOutput, ShellRequest, Stream,
+    Agent, Host, HttpRequest, HttpResponse, LineSink, ShellOutput, ShellRequest,
 };
 use ocuroot_core::model::{Environment, EnvironmentName, FunctionId, InputSpec, Package, Work};
 use ocuroot_core::refs::Ref;
@@ -67,7 +67,7 @@ impl Host for FuzzHost {
     fn shell(
         &self,
         _req: &ShellRequest,
-        _on_line: &mut dyn FnMut(Stream, &str),
+        _lines: &LineSink<'_>,
     ) -> ocuroot_core::Result<ShellOutput> {
         Err(Self::refuse("host.shell"))
     }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_main};
 use ocuroot_core::Workspace;
-use ocuroot_core::host::{Host, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::host::{Host, LineSink, ShellOutput, ShellRequest};
 use ocuroot_core::model::NewRelease;
 use ocuroot_core::model::ReleaseStatus;
 use ocuroot_core::store::{MemoryStore, Store};
@@ -48,7 +48,7 @@ impl Host for NoShell {
     fn shell(
         &self,
         req: &ShellRequest,
-        _on_line: &mut dyn FnMut(Stream, &str),
+        _lines: &LineSink<'_>,
     ) -> ocuroot_core::Result<ShellOutput> {
         Err(ocuroot_core::Error::host(format!(
             "no shell in this benchmark: {}",

@@ -4,7 +4,7 @@
 use std::ffi::{CString, c_char, c_void};
 use std::sync::Arc;
 
-use ocuroot_core::host::{Host, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::host::{Host, LineSink, ShellOutput, ShellRequest, Stream};
 use ocuroot_core::model::{Event, EventSink};
 use ocuroot_core::store::{Entry, Expect, Op, Store, Version, validate_key, validate_prefix};
 use ocuroot_core::{Error, Result};
@@ -244,11 +244,7 @@ fn no_nul(what: &str, s: &str) -> Result<CString> {
 }
 
 impl Host for CHost {
-    fn shell(
-        &self,
-        req: &ShellRequest,
-        on_line: &mut dyn FnMut(Stream, &str),
-    ) -> Result<ShellOutput> {
+    fn shell(&self, req: &ShellRequest, lines: &LineSink<'_>) -> Result<ShellOutput> {
         let command = no_nul("text", &req.command)?;
         let shell = no_nul("shell", &req.shell)?;
         let dir = no_nul("directory", &req.dir.to_string_lossy())?;
@@ -268,7 +264,7 @@ impl Host for CHost {
         let mut output = ocuroot_shell_output {
             out: ShellOutput::default(),
             pending: [Vec::new(), Vec::new()],
-            on_line,
+            on_line: &mut |stream, text| lines.line(stream, text),
             error: None,
         };
         // SAFETY: the callback the caller registered, with its userdata;

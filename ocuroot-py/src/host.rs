@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ocuroot_core::host::{Host, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::host::{Host, LineSink, ShellOutput, ShellRequest, Stream};
 use ocuroot_core::{Error, Result};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
@@ -56,19 +56,15 @@ impl PyShell {
 }
 
 impl Host for PyShell {
-    fn shell(
-        &self,
-        req: &ShellRequest,
-        on_line: &mut dyn FnMut(Stream, &str),
-    ) -> Result<ShellOutput> {
+    fn shell(&self, req: &ShellRequest, lines: &LineSink<'_>) -> Result<ShellOutput> {
         // The callable runs attached to the interpreter; the lines go to the
         // engine afterwards, detached, so no engine code runs with the GIL.
         let (exit_code, stdout, stderr) = self.call(req)?;
         for line in stdout.lines() {
-            on_line(Stream::Stdout, line);
+            lines.line(Stream::Stdout, line);
         }
         for line in stderr.lines() {
-            on_line(Stream::Stderr, line);
+            lines.line(Stream::Stderr, line);
         }
         let mut combined_output = stdout.clone();
         if !combined_output.is_empty() && !combined_output.ends_with('\n') && !stderr.is_empty() {

@@ -297,7 +297,7 @@ pub(crate) fn open_site(
             .collect(),
             timeout: None,
         };
-        let out = host.shell(&req, &mut |_, _| {})?;
+        let out = host.shell(&req, &crate::host::LineSink::new(|_, _| {}))?;
         if out.exit_code != 0 {
             return Err(Error::new(
                 ErrorKind::Git,

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 #[cfg(not(target_os = "linux"))]
 use std::sync::mpsc;
 
-use super::{Agent, Host, HttpRequest, HttpResponse, ShellOutput, ShellRequest, Stream};
+use super::{Agent, Host, HttpRequest, HttpResponse, LineSink, ShellOutput, ShellRequest, Stream};
 use crate::{Error, Result};
 
 /// Runs commands as real processes on this machine.
@@ -29,11 +29,7 @@ impl LocalHost {
 }
 
 impl Host for LocalHost {
-    fn shell(
-        &self,
-        req: &ShellRequest,
-        on_line: &mut dyn FnMut(Stream, &str),
-    ) -> Result<ShellOutput> {
+    fn shell(&self, req: &ShellRequest, lines: &LineSink<'_>) -> Result<ShellOutput> {
         let program = self.program(&req.shell, req.env.get("PATH"));
         let deadline = req.timeout.map(|t| std::time::Instant::now() + t);
         let mut command = Command::new(&program);
@@ -59,17 +55,6 @@ impl Host for LocalHost {
                 req.dir.display()
             ))
         })?;
-        let mut out = ShellOutput::default();
-        let mut deliver = |stream: Stream, line: &str| {
-            let text = line.strip_suffix('\n').unwrap_or(line);
-            let text = text.strip_suffix('\r').unwrap_or(text);
-            on_line(stream, text);
-            match stream {
-                Stream::Stdout => out.stdout.push_str(line),
-                Stream::Stderr => out.stderr.push_str(line),
-            }
-            out.combined_output.push_str(line);
-        };
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             let _ = child.kill();
             let _ = child.wait();
@@ -87,7 +72,7 @@ impl Host for LocalHost {
             stderr,
             deadline,
         };
-        match output.read(&mut deliver) {
+        match output.read(&mut |stream, line| lines.line(stream, line)) {
             Ok(true) => {}
             Ok(false) => {
                 kill_group(&mut child);
@@ -117,8 +102,7 @@ impl Host for LocalHost {
             },
         }
         .map_err(|e| Error::host(format!("waiting for {:?}: {e}", req.command)))?;
-        out.exit_code = exit_code(status);
-        Ok(out)
+        Ok(lines.output(exit_code(status)))
     }
 }
 

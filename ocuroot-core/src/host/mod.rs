@@ -5,7 +5,15 @@
 //! program embedding Ocuroot (a CI agent, a deploy tool, a test) can supply its
 //! own implementation; only [`Host::shell`] is required, every other method
 //! defaults to the local behaviour.
+//!
+//! A `shell` starts the command however it likes (a container, a remote
+//! machine, a recorded answer in a test) and gives the output to the
+//! [`LineSink`] it is handed: [`LineSink::read`] on each pipe, one of them on
+//! a second thread (the sink is `Sync`), then [`LineSink::output`] with the
+//! exit code for the [`ShellOutput`] to return. `examples/rust` in the
+//! repository has such a host, running commands with `std::process::Command`.
 
+mod lines;
 mod local;
 mod read_only;
 
@@ -13,6 +21,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+pub use lines::LineSink;
 pub use local::{LocalHost, MAX_READ_BYTES};
 pub use read_only::ReadOnlyHost;
 
@@ -88,14 +97,12 @@ pub struct HttpResponse {
 /// Implementations must be `Send + Sync`: the engine calls them from worker
 /// threads, several at a time.
 pub trait Host: Send + Sync {
-    /// Run a command with `<shell> -c <command>` in `req.dir`, calling
-    /// `on_line` for each line of output as it arrives (without the newline).
-    /// A non-zero exit is not an error here; failing to start the command is.
-    fn shell(
-        &self,
-        req: &ShellRequest,
-        on_line: &mut dyn FnMut(Stream, &str),
-    ) -> Result<ShellOutput>;
+    /// Run a command with `<shell> -c <command>` in `req.dir`, giving each
+    /// line of output to `lines` as it arrives (from any thread: see
+    /// [`LineSink::read`]), and return what it did, usually
+    /// [`lines.output(exit_code)`](LineSink::output). A non-zero exit is not
+    /// an error here; failing to start the command is.
+    fn shell(&self, req: &ShellRequest, lines: &LineSink<'_>) -> Result<ShellOutput>;
 
     /// The environment variables visible to work (`host.env()`).
     fn env(&self) -> BTreeMap<String, String> {

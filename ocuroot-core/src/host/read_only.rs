@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::{Host, HttpRequest, HttpResponse, ShellOutput, ShellRequest, Stream};
+use super::{Host, HttpRequest, HttpResponse, LineSink, ShellOutput, ShellRequest};
 use crate::{Error, Result};
 
 /// Wraps a host so that reads (files, the environment, the clock) go
@@ -68,11 +68,7 @@ impl ReadOnlyHost {
 }
 
 impl Host for ReadOnlyHost {
-    fn shell(
-        &self,
-        req: &ShellRequest,
-        _on_line: &mut dyn FnMut(Stream, &str),
-    ) -> Result<ShellOutput> {
+    fn shell(&self, req: &ShellRequest, _lines: &LineSink<'_>) -> Result<ShellOutput> {
         self.refuse(format!("host.shell({:?})", req.command))?;
         Ok(ShellOutput::default())
     }

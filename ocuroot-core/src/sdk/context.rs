@@ -148,6 +148,26 @@ impl RepoCollector {
     }
 }
 
+/// A log line (masked, stamped with the host's clock), already passed to the
+/// live sink: what [`Ctx::log_line`] appends. It needs only the options, so
+/// `host.shell` can make lines on the threads reading a command's output.
+pub(crate) fn emit_line(options: &EvalOptions, stream: Stream, message: &str) -> LogLine {
+    let line = LogLine {
+        timestamp: options
+            .host
+            .now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        stream,
+        message: options.secrets.mask(message),
+    };
+    if let Some(sink) = &options.log_sink {
+        sink(&line);
+    }
+    line
+}
+
 /// The evaluation context reached from native functions via `Evaluator::extra`.
 #[derive(ProvidesStaticType)]
 pub(crate) struct Ctx {
@@ -181,20 +201,7 @@ impl Ctx {
 
     /// Append a line to the log (masked) and pass it to the live sink.
     pub(crate) fn log_line(&self, stream: Stream, message: &str) {
-        let line = LogLine {
-            timestamp: self
-                .options
-                .host
-                .now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-            stream,
-            message: self.options.secrets.mask(message),
-        };
-        if let Some(sink) = &self.options.log_sink {
-            sink(&line);
-        }
+        let line = emit_line(&self.options, stream, message);
         self.log.borrow_mut().push(line);
     }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use ocuroot_core::Workspace;
-use ocuroot_core::host::{Host, LocalHost, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::host::{Host, LineSink, LocalHost, ShellOutput, ShellRequest};
 use ocuroot_core::model::NewRelease;
 use ocuroot_core::store::{MemoryStore, Store};
 
@@ -19,16 +19,12 @@ struct Dirs {
 }
 
 impl Host for Dirs {
-    fn shell(
-        &self,
-        req: &ShellRequest,
-        on_line: &mut dyn FnMut(Stream, &str),
-    ) -> ocuroot_core::Result<ShellOutput> {
+    fn shell(&self, req: &ShellRequest, lines: &LineSink<'_>) -> ocuroot_core::Result<ShellOutput> {
         self.seen
             .lock()
             .unwrap()
             .push((req.command.clone(), req.dir.clone()));
-        self.local.shell(req, on_line)
+        self.local.shell(req, lines)
     }
 }
 

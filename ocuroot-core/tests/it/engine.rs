@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use ocuroot_core::Workspace;
-use ocuroot_core::host::{Host, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::host::{Host, LineSink, ShellOutput, ShellRequest, Stream};
 use ocuroot_core::model::{Event, NewRelease, StateDoc};
 use ocuroot_core::model::{ReleaseStatus, WorkState};
 use ocuroot_core::store::{MemoryStore, Store};
@@ -18,13 +18,9 @@ struct Recorder {
 }
 
 impl Host for Recorder {
-    fn shell(
-        &self,
-        req: &ShellRequest,
-        on_line: &mut dyn FnMut(Stream, &str),
-    ) -> ocuroot_core::Result<ShellOutput> {
+    fn shell(&self, req: &ShellRequest, lines: &LineSink<'_>) -> ocuroot_core::Result<ShellOutput> {
         self.commands.lock().unwrap().push(req.command.clone());
-        on_line(Stream::Stdout, &format!("ok: {}", req.command));
+        lines.line(Stream::Stdout, &format!("ok: {}", req.command));
         Ok(ShellOutput {
             exit_code: if req.command.contains("fail") { 1 } else { 0 },
             ..ShellOutput::default()
@@ -378,7 +374,7 @@ impl Host for Gate {
     fn shell(
         &self,
         _req: &ShellRequest,
-        _on_line: &mut dyn FnMut(Stream, &str),
+        _lines: &LineSink<'_>,
     ) -> ocuroot_core::Result<ShellOutput> {
         let mut s = self.state.lock().unwrap();
         s.0 += 1;

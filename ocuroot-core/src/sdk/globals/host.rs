@@ -12,7 +12,8 @@ use starlark::values::none::NoneType;
 use starlark::values::structs::AllocStruct;
 
 use super::ctx;
-use crate::host::{HttpRequest, ShellRequest, Stream};
+use crate::host::{HttpRequest, LineSink, ShellRequest};
+use crate::sdk::context::emit_line;
 
 /// How `host.shell` treats a command's output, failure and duration.
 struct ShellFlags {
@@ -52,16 +53,19 @@ fn shell_impl<'v>(
         env: env.into_iter().flatten().collect(),
         timeout,
     };
-    let mut on_line = |stream: Stream, line: &str| {
+    // The host may give lines from other threads: they are made from the
+    // options alone, and join the log when the command is done.
+    let mut log = Vec::new();
+    let options = &ctx.options;
+    let lines = LineSink::new(|stream, line: &str| {
         if !mute {
-            ctx.log_line(stream, line);
+            log.push(emit_line(options, stream, line));
         }
-    };
-    let out = ctx
-        .options
-        .host
-        .shell(&req, &mut on_line)
-        .map_err(|e| anyhow::anyhow!("{}", ctx.options.secrets.mask(e.message())))?;
+    });
+    let out = options.host.shell(&req, &lines);
+    drop(lines);
+    ctx.log.borrow_mut().extend(log);
+    let out = out.map_err(|e| anyhow::anyhow!("{}", options.secrets.mask(e.message())))?;
     if out.exit_code != 0 && !continue_on_error {
         anyhow::bail!(
             "{}: exit status {}",

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ocuroot_core::host::{Host, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::host::{Host, LineSink, ShellOutput, ShellRequest, Stream};
 use ocuroot_core::model::{ChangeKind, NewRelease, ReleaseReport, Todo, WorkOutcome};
 use ocuroot_core::store::{Entry, MemoryStore, Store};
 use ocuroot_core::{WorkResult, Workspace};
@@ -72,13 +72,9 @@ impl Recorder {
 }
 
 impl Host for Recorder {
-    fn shell(
-        &self,
-        req: &ShellRequest,
-        on_line: &mut dyn FnMut(Stream, &str),
-    ) -> ocuroot_core::Result<ShellOutput> {
+    fn shell(&self, req: &ShellRequest, lines: &LineSink<'_>) -> ocuroot_core::Result<ShellOutput> {
         self.commands.lock().unwrap().push(req.command.clone());
-        on_line(Stream::Stdout, &format!("ok: {}", req.command));
+        lines.line(Stream::Stdout, &format!("ok: {}", req.command));
         Ok(ShellOutput::default())
     }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use ocuroot_core::host::{Host, LocalHost, ShellOutput, ShellRequest, Stream};
+use ocuroot_core::host::{Host, LineSink, LocalHost, ShellOutput, ShellRequest, Stream};
 use ocuroot_core::model::{Environment, EnvironmentName, InputSpec, Work};
 use ocuroot_core::refs::Ref;
 use ocuroot_core::sdk::{self, CallRequest, EvalOptions, FileContents, Limits, Outcome};
@@ -249,13 +249,9 @@ struct FakeHost {
 }
 
 impl Host for FakeHost {
-    fn shell(
-        &self,
-        req: &ShellRequest,
-        on_line: &mut dyn FnMut(Stream, &str),
-    ) -> ocuroot_core::Result<ShellOutput> {
+    fn shell(&self, req: &ShellRequest, lines: &LineSink<'_>) -> ocuroot_core::Result<ShellOutput> {
         self.commands.lock().unwrap().push(req.clone());
-        on_line(Stream::Stdout, &format!("ran {}", req.command));
+        lines.line(Stream::Stdout, &format!("ran {}", req.command));
         let code = if req.command.starts_with("false") {
             3
         } else {
