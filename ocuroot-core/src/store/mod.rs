@@ -15,6 +15,15 @@
 //!   [`Ref`](crate::refs::Ref)s, `#fragment` reads, links (`pkg/@/deploy/prod`
 //!   -> `pkg/@r3/deploy/prod`), glob matching and optimistic [`Transaction`]s.
 //!
+//! Writing a backend: `get` and `list` read, and `commit` holds the backend's
+//! lock (or transaction) while [`check_batch`] checks the batch's
+//! expectations against it and returns the writes to apply, or the conflict
+//! to return; [`MemoryStore`] is written that way. The cargo feature
+//! `conformance` adds `store::conformance::check`, the contract as a test to
+//! run against a new backend (the built-in ones run it).
+//! `examples/rust` in the repository has a complete backend in about 40
+//! lines.
+//!
 //! Keys are canonical ref strings without a fragment, such as
 //! `github.com/org/repo/-/app/package.ocu.star/@r1/deploy/prod`. Every backend
 //! validates every key it is given with [`crate::refs::validate_key`], so no
@@ -42,6 +51,8 @@ use std::sync::Arc;
 use crate::{Error, Result};
 
 mod batch;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod fs;
 mod git;
 pub(crate) mod marker;
