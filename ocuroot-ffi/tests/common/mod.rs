@@ -37,6 +37,7 @@ pub fn take_error(e: *mut ocuroot_error) -> (ocuroot_result, String) {
     }
 }
 
+pub mod json_doc;
 pub mod store;
 
 /// `git <args>` in `dir` with a fixed author; panics on failure.
