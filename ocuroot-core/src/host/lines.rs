@@ -45,8 +45,11 @@ pub struct LineSink<'a> {
     state: Mutex<State<'a>>,
 }
 
+/// The engine's callback for each line.
+type OnLine<'a> = Box<dyn FnMut(Stream, &str) + Send + 'a>;
+
 struct State<'a> {
-    on_line: Box<dyn FnMut(Stream, &str) + Send + 'a>,
+    on_line: OnLine<'a>,
     output: ShellOutput,
 }
 

@@ -17,10 +17,13 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use super::{Expect, Op, Store, Version};
 use crate::ErrorKind;
 
+/// One property of the contract: given a fresh, empty store, it panics when
+/// the store breaks the property.
+pub type Property = fn(&dyn Store);
+
 /// The properties [`check`] runs, by name: to run one alone, or each in a
-/// test of its own. Each takes a fresh, empty store and panics when the
-/// store breaks the property.
-pub const PROPERTIES: &[(&str, fn(&dyn Store))] = &[
+/// test of its own.
+pub const PROPERTIES: &[(&str, Property)] = &[
     ("get_put_overwrite", get_put_overwrite),
     (
         "list_by_prefix_is_sorted_and_exact",
