@@ -7,9 +7,11 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests need that a minimal machine may lack, installed
 # with apt-get when missing: script(1) (bsdutils) gives the repl's prompt
-# test a terminal.
+# test a terminal; pkg-config and patchelf (the SONAME) for the C install test.
 missing=()
 command -v script > /dev/null 2>&1 || missing+=(bsdutils)
+command -v pkg-config > /dev/null 2>&1 || missing+=(pkg-config)
+command -v patchelf > /dev/null 2>&1 || missing+=(patchelf)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]}"
   sudo=""
@@ -41,6 +43,10 @@ echo "examples/quickstart/run.sh ok"
 step "dependencies example (cascade)"
 EXAMPLE_CLEANUP=1 ./examples/dependencies/run.sh >/dev/null
 echo "examples/dependencies/run.sh ok"
+
+step "Rust agent example (a custom Store and Host)"
+./examples/rust/run.sh >/dev/null
+echo "examples/rust/run.sh ok"
 
 step "C ABI (include/ocuroot.h is checked by the tests above)"
 ./scripts/test-c.sh

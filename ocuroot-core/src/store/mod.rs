@@ -21,7 +21,7 @@
 //! to return; [`MemoryStore`] is written that way. The cargo feature
 //! `conformance` adds `store::conformance::check`, the contract as a test to
 //! run against a new backend (the built-in ones run it).
-//! `examples/rust` in the repository has a complete backend in about 40
+//! `examples/rust` in the repository has a complete backend in about 50
 //! lines.
 //!
 //! Keys are canonical ref strings without a fragment, such as
