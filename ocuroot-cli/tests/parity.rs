@@ -231,10 +231,12 @@ fn python_members() -> BTreeSet<String> {
     let init = &init[..init.find(") -> None").unwrap()];
     for line in init.lines().skip(1) {
         let l = line.trim();
-        if let Some((name, _)) = l.split_once(':') {
-            if name != "path" && !name.starts_with('*') && !name.is_empty() {
-                out.insert(format!("{name}="));
-            }
+        if let Some((name, _)) = l.split_once(':')
+            && name != "path"
+            && !name.starts_with('*')
+            && !name.is_empty()
+        {
+            out.insert(format!("{name}="));
         }
     }
     out

@@ -271,7 +271,7 @@ impl Error {
     pub fn location(&self) -> Option<&Location> {
         self.0.location.as_ref()
     }
-    /// What went wrong in one line (`"./deploy.sh" exited 1`): the summary
+    /// What went wrong in one line (`./deploy.sh prod: exit status 1`): the summary
     /// Starlark errors carry, else the message's first line.
     pub fn summary(&self) -> &str {
         match &self.0.summary {

@@ -93,6 +93,8 @@ impl Workspace {
         path, *, shell = None, store = None, intent_store = None, parallel = None,
         max_attempts = None, events = None
     ))]
+    // One parameter per keyword argument of `ocuroot.Workspace(...)`.
+    #[allow(clippy::too_many_arguments)]
     fn py_new(
         py: Python<'_>,
         path: PathBuf,
@@ -111,18 +113,26 @@ impl Workspace {
             callbacks.push(shell.clone());
             builder = builder.host(Arc::new(PyShell::new(shell)));
         }
-        if let Some(store) = store.filter(|s| !s.is_none()) {
+        let mut py_store = |store: &Bound<'_, PyAny>| -> PyResult<Arc<dyn Store>> {
             let store = Arc::new(store.clone().unbind());
             callbacks.push(store.clone());
-            let store: Arc<dyn Store> = Arc::new(PyStore::new(py, store)?);
-            builder = builder.store(store);
-        }
-        if let Some(store) = intent_store.filter(|s| !s.is_none()) {
-            let store = Arc::new(store.clone().unbind());
-            callbacks.push(store.clone());
-            let store: Arc<dyn Store> = Arc::new(PyStore::new(py, store)?);
-            builder = builder.intent_store(store);
-        }
+            Ok(Arc::new(PyStore::new(py, store)?))
+        };
+        let state = store
+            .filter(|s| !s.is_none())
+            .map(&mut py_store)
+            .transpose()?;
+        let intent = intent_store
+            .filter(|s| !s.is_none())
+            .map(&mut py_store)
+            .transpose()?;
+        // As in C: both given, each keeps its own keys without a prefix.
+        builder = match (state, intent) {
+            (Some(state), Some(intent)) => builder.stores(state, intent),
+            (Some(state), None) => builder.store(state),
+            (None, Some(intent)) => builder.intent_store(intent),
+            (None, None) => builder,
+        };
         if let Some(n) = parallel {
             let n = usize::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
                 PyValueError::new_err(format!("parallel must be 1 or more, not {n}"))

@@ -165,7 +165,7 @@ pub struct RunFunction {
 pub struct RunError {
     /// The message (secrets masked), including Starlark's rendering.
     pub message: String,
-    /// What went wrong, in one line (`"./deploy.sh" exited 1`).
+    /// What went wrong, in one line (`./deploy.sh prod: exit status 1`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub summary: String,
     /// Where, if known.

@@ -53,7 +53,7 @@ class RunError(_Model):
     message: str
     """The whole message (secrets masked), with Starlark's rendering."""
     summary: str = ""
-    """What went wrong, in one line (``"./deploy.sh" exited 1``)."""
+    """What went wrong, in one line (``./deploy.sh prod: exit status 1``)."""
     location: Optional[Mapping[str, Any]] = None
     """Where: ``{"file", "line", "column"}``, if known."""
     stack: Optional[str] = None

@@ -113,7 +113,7 @@ class WorkReport(_Model):
     waiting_for: Tuple[str, ...] = ()
     """The refs it waits for, if blocked or paused."""
     summary: Optional[str] = None
-    """The failure in one line (``"./deploy.sh" exited 1``), if it failed."""
+    """The failure in one line (``./deploy.sh prod: exit status 1``), if it failed."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> WorkReport:

@@ -60,10 +60,10 @@ class Workspace:
             ``intent/`` key prefixes) instead of the store ``repo.ocu.star``
             configures (see :class:`Store`; :class:`MemoryStore` keeps
             everything in memory). With ``intent_store`` too, it keeps state
-            only.
-        intent_store: keeps intent in a store of its own (with ``store``),
-            keys without a prefix, as ``Workspace::builder(..).stores(state,
-            intent)`` does in Rust.
+            only, keys without a prefix.
+        intent_store: keeps intent in a store of its own, keys without a
+            prefix (with ``store``: as ``Workspace::builder(..).stores(state,
+            intent)`` in Rust and both store setters in C).
         parallel: how many work items may run at once (default: the number
             of CPUs).
         max_attempts: how many times a cascade (:meth:`cascade`,
