@@ -33,6 +33,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 step "tests"
 cargo test --workspace
 
+# The library as crates.io would receive it: packaged from its manifest
+# (metadata, README, license; no path-only dependencies) and built alone.
+step "cargo publish --dry-run -p ocuroot-core"
+cargo publish --dry-run --allow-dirty --quiet -p ocuroot-core
+
 step "fuzz targets: build, and replay every corpus and reproducer (stable)"
 OCUROOT_FUZZ_NO_PENDING=1 ./scripts/fuzz.sh replay
 

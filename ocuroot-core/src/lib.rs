@@ -111,7 +111,7 @@
 //! The operations are methods of [`Workspace`], named as the CLI's
 //! commands: `release_new` (a package file as a path or a package ref,
 //! `//backend/package.ocu.star`), `release_continue`, `release_retry`,
-//! `lint`, `state_set`/`state_apply`, `work_continue`, `work_ops` (the
+//! `release_lint`, `state_set`/`state_apply`, `work_continue`, `work_ops` (the
 //! `op/check_envs` a new environment leaves on the latest release of each
 //! package), `work_any` and `work_any_comprehensive`, `push` (release what
 //! changed since the last push), `repl`, and for dependencies across
@@ -123,7 +123,7 @@
 //!
 //! ## Layout
 //!
-//! Each module imports only those above it in this table (the crate's
+//! Each module imports only those above it in this table (the repository's
 //! ARCHITECTURE.md says more, and a test checks it):
 //!
 //! | module | what |
@@ -156,3 +156,9 @@ pub use model::{
     StateDoc, StateRead, Todo, Triggered, WorkOutcome,
 };
 pub use workspace::{WorkResult, Workspace};
+
+// The crate's README (what crates.io shows) is compiled as a doctest, so its
+// example keeps up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
