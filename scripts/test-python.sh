@@ -34,6 +34,15 @@ rm -rf "$wheels"
 (cd ocuroot-py && CARGO_TARGET_DIR="$maturin_target" "$tools/bin/maturin" build --quiet --out "$wheels")
 wheel=("$wheels"/ocuroot-*.whl)
 
+# What PyPI would be handed: the wheel and a source distribution (which
+# carries the Rust crates it builds from, the patched Starlark included),
+# checked with twine as an upload would be.
+step "sdist, and twine check of the wheel and the sdist"
+(cd ocuroot-py && "$tools/bin/maturin" sdist --out "$wheels" > /dev/null)
+sdist=("$wheels"/ocuroot-*.tar.gz)
+pip_install "$tools" "twine>=6.1"
+"$tools/bin/twine" check --strict "${wheel[0]}" "${sdist[0]}"
+
 step "fresh virtual environment ($venv) with ${wheel[0]##*/}"
 rm -rf "$venv"
 "$python" -m venv "$venv"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import TOP
+from conftest import TOP, git
 
 MARKER = "<!-- python-example: run by ocuroot-py/tests/test_examples.py -->"
 
@@ -100,3 +101,34 @@ def test_the_agent_example(tmp_path: Path) -> None:
         "deployed.log: staging 1.0.1 | production 1.0.1 | staging 1.0.2 | production 1.0.2"
         " | production 1.0.1"
     ), proc.stdout
+
+
+PACKAGE_MARKER = "<!-- package-example: run by ocuroot-py/tests/test_examples.py -->"
+
+
+def package_readme_example() -> tuple[str, str]:
+    """The example of ocuroot-py/README.md (the package's page) and the
+    output it says the example prints."""
+    readme = (TOP / "ocuroot-py" / "README.md").read_text()
+    assert PACKAGE_MARKER in readme, "the package README's example lost its marker"
+    after = readme[readme.index(PACKAGE_MARKER) + len(PACKAGE_MARKER) :]
+    match = re.match(r"\s*```python\n(.*?)```\s*It prints:\s*```text\n(.*?)```", after, re.DOTALL)
+    assert match, "no ```python block and its ```text output right after the marker"
+    return match.group(1), match.group(2)
+
+
+def test_the_package_readme_example(tmp_path: Path) -> None:
+    """The example on the package's own page, run as written in a fresh
+    copy of examples/agent, prints what the page says."""
+    code, expected = package_readme_example()
+    repo = tmp_path / "agent"
+    shutil.copytree(TOP / "examples" / "agent", repo)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "agent example")
+    script = tmp_path / "package_readme_example.py"
+    script.write_text(code)
+    proc = run([str(script)], cwd=repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == expected
+    assert (repo / "deployed.log").read_text().split() == ["staging", "1.0.1", "production", "1.0.1"]
