@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The C ABI from C: the header compiles as C11 and C++, the example runs the
-# quickstart release through C callbacks, and runs clean under valgrind.
+# The C ABI from C: the header compiles as C11 and C++, the quickstart
+# release runs through C callbacks, and the quickstart and the agent example
+# run clean under valgrind with the debug and the release library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,10 +68,20 @@ for profile in debug release; do
   fi
   expect "release complete"
   if [ "$profile" = debug ]; then
-    echo "no memory errors or leaks reported"
+    echo "quickstart: no memory errors or leaks reported"
   else
-    echo "no memory errors or leaks reported (release build)"
+    echo "quickstart: no memory errors or leaks reported (release build)"
   fi
+  # The agent (examples/c/agent.c): a failure and a retry, approvals through
+  # intent, typed reads and a rollback, every step checked by agent-run.sh.
+  step "examples/c/agent.c under $checker, $profile build of libocuroot"
+  if ! OCUROOT_C_PROFILE=$profile examples/c/agent-run.sh "${checked[@]}" > "$out" 2>&1; then
+    cat "$out" >&2
+    echo "examples/c/agent-run.sh failed: a step differs, or memory errors or leaks ($profile build)" >&2
+    exit 1
+  fi
+  expect "agent-run: every step as expected"
+  echo "agent: every step as expected, no memory errors or leaks reported ($profile build)"
 done
 unset CFLAGS ASAN_OPTIONS
 
