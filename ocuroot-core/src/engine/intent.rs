@@ -18,7 +18,7 @@
 //! release is at the current commit; others stay pending for a `work
 //! continue` at that commit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -449,21 +449,115 @@ fn undeploy(ctx: &EngineContext, r: &Ref) -> Result<Option<Ref>> {
 /// `work any`, or a cascade) re-evaluates the file and adds the deploys it
 /// now makes; `work continue` runs them.
 fn add_environment_ops(ctx: &EngineContext, env: &str, out: &mut WorkOutcome) -> Result<()> {
-    for rel in latest_releases(ctx)? {
-        let (rel, doc) = load_release(ctx, &rel)?;
-        if deploy_in(&doc, env).is_some() {
-            continue;
+    let releases = LatestReleases::load(ctx)?;
+    let ops = releases.check_envs_ops(&[env], out);
+    ctx.state.update(|tx| {
+        for op in &ops {
+            tx.set(op, json!({}))?;
         }
-        let op = check_envs_ref(&rel);
-        ctx.state.update(|tx| tx.set(&op, json!({})))?;
-        ctx.journal.record(&op);
-        out.deferred.push(format!(
-            "{op}: work ops at commit {} adds the deploys to {env:?} it now makes, \
-             work continue runs them (work any does both)",
-            doc.commit
-        ));
+        Ok(())
+    })?;
+    for op in &ops {
+        ctx.journal.record(op);
     }
     Ok(())
+}
+
+/// The latest release of every package, each with the environments it
+/// deploys to: read once for any number of new environments.
+struct LatestReleases(Vec<(Ref, String, HashSet<String>)>);
+
+impl LatestReleases {
+    fn load(ctx: &EngineContext) -> Result<LatestReleases> {
+        let mut out = Vec::new();
+        for rel in latest_releases(ctx)? {
+            let (rel, doc) = load_release(ctx, &rel)?;
+            let envs = doc
+                .package
+                .phases
+                .iter()
+                .flat_map(|p| &p.work)
+                .filter_map(|w| match w {
+                    Work::Deploy(d) => Some(d.environment.as_str().to_string()),
+                    Work::Task(_) => None,
+                })
+                .collect();
+            out.push((rel, doc.commit, envs));
+        }
+        Ok(LatestReleases(out))
+    }
+
+    /// The `op/check_envs` markers `envs` call for (each once), with a
+    /// line in `out.deferred` for each release and environment.
+    fn check_envs_ops(&self, envs: &[&str], out: &mut WorkOutcome) -> BTreeSet<Ref> {
+        let mut ops = BTreeSet::new();
+        for env in envs {
+            for (rel, commit, deployed) in &self.0 {
+                if deployed.contains(*env) {
+                    continue;
+                }
+                let op = check_envs_ref(rel);
+                out.deferred.push(format!(
+                    "{op}: work ops at commit {commit} adds the deploys to {env:?} it now makes, \
+                     work continue runs them (work any does both)"
+                ));
+                ops.insert(op);
+            }
+        }
+        ops
+    }
+}
+
+/// Apply the intent of the environments `refs` (registering them): what
+/// [`apply`] does for each, in one state transaction, with the releases of
+/// every package read once, so registering N environments costs one
+/// commit and one scan of the store, not N. An environment whose state is
+/// already its intent is left alone; one whose intent is gone is removed
+/// as [`apply`] removes it.
+pub fn apply_environments(ctx: &EngineContext, refs: &[Ref]) -> Result<WorkOutcome> {
+    let mut out = WorkOutcome::default();
+    let mut wanted: Vec<(&Ref, Value, ChangeKind)> = Vec::new();
+    for r in refs {
+        if IntentKind::require(r)? != IntentKind::Environment {
+            return Err(Error::invalid_input(format!("{r} is not an environment")).with_ref(r));
+        }
+        let Some(value) = ctx.intent.get(r)? else {
+            out.merge(apply(ctx, r)?);
+            continue;
+        };
+        validate_intent(r, &value)?;
+        let change = match ctx.state.get(r)? {
+            Some(current) if current == value => continue,
+            Some(_) => ChangeKind::Update,
+            None => ChangeKind::Create,
+        };
+        wanted.push((r, value, change));
+    }
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    let names: Vec<&str> = wanted.iter().map(|(r, _, _)| r.subpath.as_str()).collect();
+    let ops = LatestReleases::load(ctx)?.check_envs_ops(&names, &mut out);
+    ctx.state.update(|tx| {
+        for (r, value, _) in &wanted {
+            tx.set(*r, value.clone())?;
+        }
+        for op in &ops {
+            tx.set(op, json!({}))?;
+        }
+        Ok(())
+    })?;
+    for (r, _, change) in wanted {
+        ctx.journal.record(r);
+        out.applied.push(IntentChange {
+            r#ref: r.clone(),
+            change,
+        });
+    }
+    for op in &ops {
+        ctx.journal.record(op);
+    }
+    Ok(out)
 }
 
 /// Run the op `<rel>/op/check_envs` (at the current commit): re-evaluate

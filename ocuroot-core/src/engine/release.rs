@@ -127,9 +127,10 @@ pub fn release_new(
     )))
 }
 
-/// Write environments to intent (one transaction), then apply each that
-/// state does not have as it is, as `state apply` would: a new environment
-/// gets an `op/check_envs` on the latest release of every package.
+/// Write environments to intent (one transaction), then apply those that
+/// state does not have as they are, as `state apply` would, in one more
+/// transaction: a new environment gets an `op/check_envs` on the latest
+/// release of every package.
 fn apply_environments(ctx: &EngineContext, envs: &[Environment]) -> Result<WorkOutcome> {
     let refs = envs
         .iter()
@@ -141,15 +142,7 @@ fn apply_environments(ctx: &EngineContext, envs: &[Environment]) -> Result<WorkO
         }
         Ok(())
     })?;
-    let mut outcome = WorkOutcome::default();
-    for (r, env) in refs.iter().zip(envs) {
-        // Registered again as it is: nothing to apply.
-        if ctx.state.get(r)? == Some(serde_json::to_value(env)?) {
-            continue;
-        }
-        outcome.merge(intent::apply(ctx, r)?);
-    }
-    Ok(outcome)
+    intent::apply_environments(ctx, &refs)
 }
 
 fn check_commit(ctx: &EngineContext, rel: &Ref, doc: &ReleaseDoc) -> Result<()> {
