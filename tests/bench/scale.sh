@@ -5,7 +5,9 @@
 # environments (`release new environments.ocu.star`), release one package
 # that deploys to all of them with a no-op `up` (`release new release.ocu.star
 # --parallel P`), then `state match` the N completed deploy runs (the check:
-# exactly N) and `state get` one run document. Wall time and peak RSS of
+# exactly N) and `state get` one run document, then `state checkpoint` (the
+# files of the release's state, written from the store's log) and the same
+# `state get` from the files. Wall time and peak RSS of
 # each command are recorded.
 #
 # --docs M: a store of about M documents (a real release of K deploys,
@@ -38,7 +40,7 @@ while [ $# -gt 0 ]; do
     --docs) docs="$2"; shift 2 ;;
     -K) per_release="$2"; shift 2 ;;
     -p) par="$2"; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1 (see -h)" >&2; exit 2 ;;
   esac
 done
@@ -218,10 +220,22 @@ for n in $ns; do
     cat get.out >&2; exit 1
   fi
 
+  # The release's state is in the store's log until a checkpoint writes
+  # its files (on its own once the log passes 64 MiB): its cost, and a
+  # read from the files afterwards, which must say the same.
+  timed checkpoint "$ocuroot" state checkpoint
+  ckpt_s=$secs
+  timed get2 "$ocuroot" state get "$pkg/@r1/deploy/e$((n / 2))/1"
+  get2_s=$secs
+  if ! cmp -s get.out get2.out; then
+    echo "N = $n: state get printed another document after the checkpoint (in $dir)" >&2
+    exit 1
+  fi
+
   rows+=("$(awk -v n="$n" -v rg="$reg_s" -v rl="$rel_s" -v m="$match_s" -v g="$get_s" \
-    -v rk="$rel_kib" -v gk="$reg_kib" 'BEGIN {
-      printf "| %6d | %14.3f | %10.3f | %13.3f | %8.3f | %6.3f | %15.1f | %20.1f |",
-        n, rg, rl, rl * 1000 / n, m, g, rk / 1024, gk / 1024 }')")
+    -v c="$ckpt_s" -v g2="$get2_s" -v rk="$rel_kib" -v gk="$reg_kib" 'BEGIN {
+      printf "| %6d | %14.3f | %10.3f | %13.3f | %8.3f | %6.3f | %12.3f | %12.3f | %15.1f | %20.1f |",
+        n, rg, rl, rl * 1000 / n, m, g, c, g2, rk / 1024, gk / 1024 }')")
   if [ -n "$prev_n" ]; then
     growth+=("$(awk -v n1="$prev_n" -v n2="$n" -v a1="$prev_reg" -v a2="$reg_s" \
       -v b1="$prev_rel" -v b2="$rel_s" 'BEGIN {
@@ -239,8 +253,8 @@ if [ ${#rows[@]} -gt 0 ]; then
   echo
   echo "$("$ocuroot" version 2>/dev/null | head -n 1), $ocuroot, --parallel $par, fs store in ${TMPDIR:-/tmp}, one run per N"
   echo
-  echo "|      N | registration s |  release s | per deploy ms |  match s |  get s | release RSS MiB | registration RSS MiB |"
-  echo "|-------:|---------------:|-----------:|--------------:|---------:|-------:|----------------:|---------------------:|"
+  echo "|      N | registration s |  release s | per deploy ms |  match s |  get s | checkpoint s | then get s   | release RSS MiB | registration RSS MiB |"
+  echo "|-------:|---------------:|-----------:|--------------:|---------:|-------:|-------------:|-------------:|----------------:|---------------------:|"
   printf '%s\n' "${rows[@]}"
   if [ ${#growth[@]} -gt 0 ]; then
     echo
