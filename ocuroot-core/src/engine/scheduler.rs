@@ -247,7 +247,21 @@ fn run_job(
 /// Run `rel` until nothing more can run. Returns what blocked work waits for.
 /// `fresh`: every run of the release was just created from `doc` by this
 /// agent (`release new`).
+///
+/// The scheduling thread and the workers are evaluation threads (with the
+/// large stack calls need), so each call runs on the thread that takes its
+/// job instead of starting a thread of its own.
 pub(crate) fn run_until_blocked(
+    ctx: &EngineContext,
+    loaded: &LoadedFile,
+    rel: &Ref,
+    doc: &ReleaseDoc,
+    fresh: bool,
+) -> Result<Waiting> {
+    crate::sdk::with_eval_stack(|| schedule(ctx, loaded, rel, doc, fresh))
+}
+
+fn schedule(
     ctx: &EngineContext,
     loaded: &LoadedFile,
     rel: &Ref,
@@ -275,14 +289,15 @@ pub(crate) fn run_until_blocked(
             for _ in 1..workers {
                 let job_rx = job_rx.clone();
                 let done_tx = done_tx.clone();
-                scope.spawn(move || {
+                crate::sdk::spawn_eval_thread(scope, move || {
                     for job in job_rx.iter() {
                         let result = run(&job);
                         if done_tx.send((job, result)).is_err() {
                             break;
                         }
                     }
-                });
+                    Ok(())
+                })?;
             }
             Pool::Workers {
                 jobs: job_tx,

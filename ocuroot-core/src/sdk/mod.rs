@@ -233,31 +233,61 @@ pub const EVAL_STACK_BYTES: usize = 1 << 30;
 /// (a machine that refuses to reserve that much address space).
 const FALLBACK_STACK_BYTES: usize = 64 << 20;
 
-/// Run `f` on a thread with an [`EVAL_STACK_BYTES`] stack.
+std::thread_local! {
+    /// Whether this thread is one [`spawn_eval_thread`] started: its
+    /// evaluations and calls run on it directly.
+    static ON_EVAL_STACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` on a thread with an [`EVAL_STACK_BYTES`] stack: this one if it
+/// is such a thread already, else a new one. A panic becomes an error.
 fn on_eval_stack<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let panicked = || Err(crate::Error::internal("an evaluation panicked"));
+    if ON_EVAL_STACK.get() {
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|_| panicked());
+    }
+    std::thread::scope(|scope| {
+        spawn_eval_thread(scope, f)?
+            .join()
+            .unwrap_or_else(|_| panicked())
+    })
+}
+
+/// Run `f` on a thread with the evaluation stack, on which every
+/// evaluation and call `f` makes runs directly rather than on a thread of
+/// its own: the engine runs a release's scheduler this way, so a release
+/// of 10,000 deploys starts a few threads, not 10,000.
+pub fn with_eval_stack<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    on_eval_stack(f)
+}
+
+/// Start a scoped thread with an [`EVAL_STACK_BYTES`] stack (or a smaller
+/// one on a machine that refuses to reserve that much) running `f`, on
+/// which evaluations and calls run directly (see [`with_eval_stack`]).
+pub fn spawn_eval_thread<'scope, T: Send + 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    f: impl FnOnce() -> Result<T> + Send + 'scope,
+) -> Result<std::thread::ScopedJoinHandle<'scope, Result<T>>> {
     // `spawn_scoped` consumes the closure even when it fails, so the closure
     // is handed over through a slot that a failed spawn leaves full.
-    let slot = std::sync::Mutex::new(Some(f));
-    let take = || slot.lock().ok().and_then(|mut s| s.take());
-    std::thread::scope(|scope| {
-        let spawn = |size: usize| {
-            std::thread::Builder::new()
-                .name("ocuroot-eval".into())
-                .stack_size(size)
-                .spawn_scoped(scope, || match take() {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(f)));
+    let spawn = |size: usize| {
+        let slot = slot.clone();
+        std::thread::Builder::new()
+            .name("ocuroot-eval".into())
+            .stack_size(size)
+            .spawn_scoped(scope, move || {
+                ON_EVAL_STACK.set(true);
+                match slot.lock().ok().and_then(|mut s| s.take()) {
                     Some(f) => f(),
                     None => Err(crate::Error::internal("an evaluation ran twice")),
-                })
-        };
-        let handle = spawn(EVAL_STACK_BYTES)
-            .or_else(|_| spawn(FALLBACK_STACK_BYTES))
-            .map_err(|e| {
-                crate::Error::internal(format!("cannot start an evaluation thread: {e}"))
-            })?;
-        handle
-            .join()
-            .unwrap_or_else(|_| Err(crate::Error::internal("an evaluation panicked")))
-    })
+                }
+            })
+    };
+    spawn(EVAL_STACK_BYTES)
+        .or_else(|_| spawn(FALLBACK_STACK_BYTES))
+        .map_err(|e| crate::Error::internal(format!("cannot start an evaluation thread: {e}")))
 }
 
 /// Mask every registered secret in `text`.
@@ -267,3 +297,49 @@ pub fn mask(secrets: &Secrets, text: &str) -> String {
 
 /// The values passed to a function call, by parameter name.
 pub type Inputs = BTreeMap<String, serde_json::Value>;
+
+#[cfg(test)]
+mod eval_stack_tests {
+    use super::*;
+
+    fn thread() -> std::thread::ThreadId {
+        std::thread::current().id()
+    }
+
+    /// Outside an evaluation thread each evaluation gets a thread of its
+    /// own; inside one (a release's scheduler and workers), it runs there.
+    #[test]
+    fn evaluations_run_on_the_evaluation_thread_they_are_called_from() {
+        let here = thread();
+        let fresh = on_eval_stack(|| Ok(thread())).unwrap();
+        assert_ne!(fresh, here);
+        let (outer, inner) = with_eval_stack(|| {
+            let outer = thread();
+            let inner = on_eval_stack(|| Ok(thread()))?;
+            Ok((outer, inner))
+        })
+        .unwrap();
+        assert_ne!(outer, here);
+        assert_eq!(inner, outer);
+        // A worker started for the scheduler is one too.
+        let same = std::thread::scope(|scope| {
+            spawn_eval_thread(scope, || Ok(on_eval_stack(|| Ok(thread()))? == thread()))
+                .unwrap()
+                .join()
+                .unwrap()
+        })
+        .unwrap();
+        assert!(same);
+    }
+
+    /// A panic in an evaluation run in place is an error, as on a thread
+    /// of its own.
+    #[test]
+    fn a_panic_on_the_evaluation_thread_is_an_error() {
+        let err =
+            with_eval_stack(|| on_eval_stack(|| -> Result<()> { panic!("boom") })).unwrap_err();
+        assert!(err.message().contains("an evaluation panicked"), "{err}");
+        let err = on_eval_stack(|| -> Result<()> { panic!("boom") }).unwrap_err();
+        assert!(err.message().contains("an evaluation panicked"), "{err}");
+    }
+}
