@@ -449,8 +449,10 @@ fn undeploy(ctx: &EngineContext, r: &Ref) -> Result<Option<Ref>> {
 /// `work any`, or a cascade) re-evaluates the file and adds the deploys it
 /// now makes; `work continue` runs them.
 fn add_environment_ops(ctx: &EngineContext, env: &str, out: &mut WorkOutcome) -> Result<()> {
-    let releases = LatestReleases::load(ctx)?;
-    let ops = releases.check_envs_ops(&[env], out);
+    let ops = LatestReleases::load(ctx)?.check_envs_ops(&[env], out);
+    if ops.is_empty() {
+        return Ok(());
+    }
     ctx.state.update(|tx| {
         for op in &ops {
             tx.set(op, json!({}))?;
