@@ -280,49 +280,6 @@ fn an_environment_applied_elsewhere_is_deployed_by_work_at_the_release_commit() 
     );
 }
 
-/// Counts the batches committed to a memory store (and the listings, each a
-/// scan of part of the store).
-struct Counting {
-    inner: Arc<ocuroot_core::store::MemoryStore>,
-    commits: std::sync::atomic::AtomicUsize,
-    lists: std::sync::atomic::AtomicUsize,
-}
-
-impl Counting {
-    fn new(inner: &Arc<ocuroot_core::store::MemoryStore>) -> Arc<Counting> {
-        Arc::new(Counting {
-            inner: inner.clone(),
-            commits: Default::default(),
-            lists: Default::default(),
-        })
-    }
-    fn counts(&self) -> (usize, usize) {
-        use std::sync::atomic::Ordering::SeqCst;
-        (self.commits.load(SeqCst), self.lists.load(SeqCst))
-    }
-}
-
-impl ocuroot_core::store::Store for Counting {
-    fn get(&self, key: &str) -> ocuroot_core::Result<Option<ocuroot_core::store::Entry>> {
-        self.inner.get(key)
-    }
-    fn get_many(
-        &self,
-        keys: &[&str],
-    ) -> ocuroot_core::Result<Vec<Option<ocuroot_core::store::Entry>>> {
-        self.inner.get_many(keys)
-    }
-    fn list(&self, prefix: &str) -> ocuroot_core::Result<Vec<String>> {
-        self.lists.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.list(prefix)
-    }
-    fn commit(&self, ops: &[ocuroot_core::store::Op]) -> ocuroot_core::Result<()> {
-        self.commits
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.commit(ops)
-    }
-}
-
 /// Registering many environments at once (a file of 300) is a bounded
 /// number of commits and store scans, not one or more per environment: the
 /// intent of all of them in one batch, their state and the `check_envs` op
@@ -346,13 +303,14 @@ fn registering_many_environments_is_a_bounded_number_of_commits() {
     fx.release("a.ocu.star");
     fx.release("b.ocu.star");
 
-    let counting = Counting::new(&fx.store);
+    let counting = Arc::new(crate::store::common::CountingStore::over(&fx.store));
+    let counts = || (counting.commits(), counting.lists());
     let ws = ocuroot_core::Workspace::builder(fx.dir.path())
         .host(fx.host.clone())
         .store(counting.clone() as Arc<dyn ocuroot_core::store::Store>)
         .open()
         .unwrap();
-    let before = counting.counts();
+    let before = counts();
     let ocuroot_core::model::NewRelease::Environments {
         environments,
         outcome,
@@ -360,7 +318,7 @@ fn registering_many_environments_is_a_bounded_number_of_commits() {
     else {
         panic!("environments expected")
     };
-    let (commits, lists) = counting.counts();
+    let (commits, lists) = counts();
     let (commits, lists) = (commits - before.0, lists - before.1);
     assert_eq!(environments.len(), N);
     assert!(commits <= 3, "{commits} commits for {N} environments");
@@ -388,14 +346,14 @@ fn registering_many_environments_is_a_bounded_number_of_commits() {
 
     // Registered again as they are: nothing to apply, one commit at most
     // (the intent, unchanged).
-    let before = counting.counts();
+    let before = counts();
     let ocuroot_core::model::NewRelease::Environments { outcome, .. } =
         ws.release_new("many.ocu.star", false).unwrap()
     else {
         panic!("environments expected")
     };
     assert_nothing(&outcome);
-    assert!(counting.counts().0 - before.0 <= 1);
+    assert!(counts().0 - before.0 <= 1);
 
     // `work_ops` then adds the N deploys to each package's release.
     let ops = done(fx.ws.work_ops(false).unwrap());

@@ -1,6 +1,8 @@
 //! Helpers shared by the store tests.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
 
 use ocuroot_core::store::GitOptions;
 
@@ -44,4 +46,59 @@ pub fn tree(root: &Path) -> Vec<PathBuf> {
     walk(root, root, &mut out);
     out.sort();
     out
+}
+
+/// A memory store that counts what reaches it: reads (`get`, `get_many`),
+/// listings (each a scan of part of the store) and committed batches.
+#[derive(Default)]
+pub struct CountingStore {
+    /// The store the calls go to.
+    pub inner: std::sync::Arc<ocuroot_core::store::MemoryStore>,
+    reads: AtomicUsize,
+    lists: AtomicUsize,
+    commits: AtomicUsize,
+}
+
+impl CountingStore {
+    /// Counting the calls to `inner`.
+    pub fn over(inner: &std::sync::Arc<ocuroot_core::store::MemoryStore>) -> CountingStore {
+        CountingStore {
+            inner: inner.clone(),
+            ..CountingStore::default()
+        }
+    }
+    /// Reads so far.
+    pub fn reads(&self) -> usize {
+        self.reads.load(SeqCst)
+    }
+    /// Listings so far.
+    pub fn lists(&self) -> usize {
+        self.lists.load(SeqCst)
+    }
+    /// Committed batches so far.
+    pub fn commits(&self) -> usize {
+        self.commits.load(SeqCst)
+    }
+}
+
+impl ocuroot_core::store::Store for CountingStore {
+    fn get(&self, key: &str) -> ocuroot_core::Result<Option<ocuroot_core::store::Entry>> {
+        self.reads.fetch_add(1, SeqCst);
+        self.inner.get(key)
+    }
+    fn get_many(
+        &self,
+        keys: &[&str],
+    ) -> ocuroot_core::Result<Vec<Option<ocuroot_core::store::Entry>>> {
+        self.reads.fetch_add(1, SeqCst);
+        self.inner.get_many(keys)
+    }
+    fn list(&self, prefix: &str) -> ocuroot_core::Result<Vec<String>> {
+        self.lists.fetch_add(1, SeqCst);
+        self.inner.list(prefix)
+    }
+    fn commit(&self, ops: &[ocuroot_core::store::Op]) -> ocuroot_core::Result<()> {
+        self.commits.fetch_add(1, SeqCst);
+        self.inner.commit(ops)
+    }
 }

@@ -2,7 +2,7 @@
 //! directory store's layout, write-ahead log and security, the ref layer, and real
 //! multi-thread, multi-process concurrency.
 
-mod common;
+pub(crate) mod common;
 mod concurrency;
 mod conformance;
 mod fs;

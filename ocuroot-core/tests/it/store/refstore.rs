@@ -539,39 +539,11 @@ fn links_only_live_at_release_and_work_refs() {
     }
 }
 
-/// Counts the calls that reach the backend.
-struct Counting {
-    inner: MemoryStore,
-    calls: std::sync::atomic::AtomicUsize,
-}
-
-impl Store for Counting {
-    fn get(&self, key: &str) -> ocuroot_core::Result<Option<ocuroot_core::store::Entry>> {
-        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.get(key)
-    }
-    fn get_many(
-        &self,
-        keys: &[&str],
-    ) -> ocuroot_core::Result<Vec<Option<ocuroot_core::store::Entry>>> {
-        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.get_many(keys)
-    }
-    fn list(&self, prefix: &str) -> ocuroot_core::Result<Vec<String>> {
-        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.list(prefix)
-    }
-    fn commit(&self, ops: &[Op]) -> ocuroot_core::Result<()> {
-        self.inner.commit(ops)
-    }
-}
-
 #[test]
 fn prefetch_reads_everything_in_one_call() {
-    let counting = Arc::new(Counting {
-        inner: MemoryStore::new(),
-        calls: Default::default(),
-    });
+    let counting = Arc::new(super::common::CountingStore::default());
+    // What reaches the backend: reads and listings.
+    let calls = || counting.reads() + counting.lists();
     let s = RefStore::new(counting.clone());
     set(&s, "PKG/@r1/task/a", json!({"output": 1}));
     set(&s, "PKG/@r1/task/b", json!({"output": 2}));
@@ -583,19 +555,13 @@ fn prefetch_reads_everything_in_one_call() {
         r("PKG/@r1/task/c"),
     ];
     let mut tx = s.transaction();
-    let before = counting.calls.load(std::sync::atomic::Ordering::SeqCst);
+    let before = calls();
     tx.prefetch(&refs).unwrap();
-    assert_eq!(
-        counting.calls.load(std::sync::atomic::Ordering::SeqCst),
-        before + 1
-    );
+    assert_eq!(calls(), before + 1);
     assert_eq!(tx.get(&refs[0]).unwrap(), Some(json!({"output": 1})));
     assert_eq!(tx.get(&refs[1]).unwrap(), Some(json!({"output": 2})));
     assert!(!tx.exists(&refs[3]).unwrap());
     // Through the link: the target was prefetched too.
     assert_eq!(tx.get(&refs[2]).unwrap(), Some(json!({"output": 1})));
-    assert_eq!(
-        counting.calls.load(std::sync::atomic::Ordering::SeqCst),
-        before + 1
-    );
+    assert_eq!(calls(), before + 1);
 }
