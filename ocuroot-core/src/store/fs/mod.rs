@@ -87,9 +87,10 @@ const SYNCFS_KEYS: usize = 32;
 /// else with an `fsync` per file and directory) and empties the log.
 /// Checkpoints happen when the log grows past a threshold (64 MiB by
 /// default, [`FsStoreBuilder::checkpoint_bytes`]; a 1000-task release logs
-/// about 3 MiB, a release of 10,000 deploys about 40 MiB), and on demand with [`FsStore::checkpoint`] (`ocuroot state
-/// checkpoint`): do that before handing the files to tools that do not read
-/// the log, such as the original Ocuroot or a `git commit` of the store.
+/// about 3 MiB, a release of 10,000 deploys about 40 MiB), and on demand
+/// with [`FsStore::checkpoint`] (`ocuroot state checkpoint`): do that
+/// before handing the files to tools that do not read the log, such as the
+/// original Ocuroot or a `git commit` of the store.
 ///
 /// Each instance keeps the log's final values in memory (at most the log's
 /// size), and reads only the records appended since its last look.
