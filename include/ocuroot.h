@@ -678,6 +678,16 @@ ocuroot_result ocuroot_release_continue(const ocuroot_workspace *workspace, cons
 ocuroot_result ocuroot_release_retry(const ocuroot_workspace *workspace, const char *release, char **report_json, ocuroot_error **error);
 
 /**
+ * `ocuroot release status <release>`: the report of a release as it
+ * stands in state, for a release at any commit: nothing is evaluated, run
+ * or written. `release` is as for `ocuroot_release_continue`, or a package
+ * alone for its latest release. On success `*report_json` receives the
+ * report (a failed release is not a failed call: the report says
+ * `failed`); an unknown release is `OCUROOT_RESULT_NOT_FOUND`.
+ */
+ocuroot_result ocuroot_release_status(const ocuroot_workspace *workspace, const char *release, char **report_json, ocuroot_error **error);
+
+/**
  * `ocuroot release lint <file>`: evaluate a package file without running
  * anything. On success `*lint_json` receives `file`, `base` (the release
  * the file would create) and its `package` or `environments`.

@@ -113,6 +113,16 @@ pub(crate) enum ReleaseCommand {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Print the report of a release as it stands in state, at any commit:
+    /// nothing is evaluated, run or written. Exit 1 when the release failed.
+    Status {
+        /// `<package>/@r<N>`, `<package>/@<tag>`, or `<package>` (its latest
+        /// release); the package as a path or a package ref.
+        release: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Evaluate a package file and print its phases and work, without touching state.
     #[command(alias = "check")]
     Lint {

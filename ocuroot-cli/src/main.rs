@@ -233,6 +233,11 @@ fn release(command: ReleaseCommand) -> Result<ExitCode, Error> {
             let r = ws.release_retry(&release)?;
             report_release(&ws, run.json, &r)
         }
+        ReleaseCommand::Status { release, json } => {
+            let ws = workspace()?;
+            let r = ws.release_status(&release)?;
+            report_release(&ws, json, &r)
+        }
         ReleaseCommand::Lint { file, format } => {
             let ws = workspace()?;
             let lint = ws.release_lint(&file)?;

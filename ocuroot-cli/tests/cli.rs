@@ -7,6 +7,7 @@
 //!   outside any repository; `version`.
 //! - `state`: `state get` / `state match` over a hand-written fs store.
 //! - `release`: `release new` / `continue` / `retry` end to end.
+//! - `status`: `release status`, read from state at any commit.
 //! - `intent`: `state set` / `delete` / `diff` / `apply` of custom state,
 //!   environments and deploy intents; `work continue` / `work any`.
 //! - `cascade`: dependencies across packages and repositories: `work
@@ -46,6 +47,9 @@ mod state;
 
 #[path = "cli/release.rs"]
 mod release;
+
+#[path = "cli/status.rs"]
+mod status;
 
 #[path = "cli/intent.rs"]
 mod intent;

@@ -61,13 +61,14 @@ pub use push::{ocuroot_push, ocuroot_push_intent};
 pub use workspace::ocuroot_lint;
 pub use workspace::{
     ocuroot_cascade, ocuroot_plan, ocuroot_release_continue, ocuroot_release_lint,
-    ocuroot_release_new, ocuroot_release_retry, ocuroot_state_get, ocuroot_state_match,
-    ocuroot_state_match_no_links, ocuroot_state_read, ocuroot_work_cascade, ocuroot_work_trigger,
-    ocuroot_work_trigger_intent, ocuroot_workspace, ocuroot_workspace_free, ocuroot_workspace_open,
-    ocuroot_workspace_options, ocuroot_workspace_options_free, ocuroot_workspace_options_new,
-    ocuroot_workspace_options_set_events, ocuroot_workspace_options_set_intent_store,
-    ocuroot_workspace_options_set_max_attempts, ocuroot_workspace_options_set_parallel,
-    ocuroot_workspace_options_set_shell, ocuroot_workspace_options_set_store,
+    ocuroot_release_new, ocuroot_release_retry, ocuroot_release_status, ocuroot_state_get,
+    ocuroot_state_match, ocuroot_state_match_no_links, ocuroot_state_read, ocuroot_work_cascade,
+    ocuroot_work_trigger, ocuroot_work_trigger_intent, ocuroot_workspace, ocuroot_workspace_free,
+    ocuroot_workspace_open, ocuroot_workspace_options, ocuroot_workspace_options_free,
+    ocuroot_workspace_options_new, ocuroot_workspace_options_set_events,
+    ocuroot_workspace_options_set_intent_store, ocuroot_workspace_options_set_max_attempts,
+    ocuroot_workspace_options_set_parallel, ocuroot_workspace_options_set_shell,
+    ocuroot_workspace_options_set_store,
 };
 
 /// The library's version (`0.1.0`), a static string.

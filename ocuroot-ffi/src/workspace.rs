@@ -379,6 +379,31 @@ pub unsafe extern "C" fn ocuroot_release_retry(
     }
 }
 
+/// `ocuroot release status <release>`: the report of a release as it
+/// stands in state, for a release at any commit: nothing is evaluated, run
+/// or written. `release` is as for `ocuroot_release_continue`, or a package
+/// alone for its latest release. On success `*report_json` receives the
+/// report (a failed release is not a failed call: the report says
+/// `failed`); an unknown release is `OCUROOT_RESULT_NOT_FOUND`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_release_status(
+    workspace: *const ocuroot_workspace,
+    release: *const c_char,
+    report_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    // SAFETY: pointers from the caller.
+    unsafe {
+        release_op(
+            workspace,
+            release,
+            report_json,
+            error,
+            Workspace::release_status,
+        )
+    }
+}
+
 /// An operation on an existing release that gives its report.
 ///
 /// # Safety

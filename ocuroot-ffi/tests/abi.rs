@@ -428,6 +428,56 @@ fn a_shell_callback_error_fails_the_run_with_its_message_and_retry_runs_it_again
     }
 }
 
+/// `ocuroot_release_status` reads a release's report from the callback
+/// store: no shell command, no commit; an unknown release is not found.
+#[test]
+fn release_status_reads_the_report_without_running_or_writing() {
+    let dir = repo(&[
+        ("repo.ocu.star", "repo_alias(\"c\")\n"),
+        ("release.ocu.star", RELEASE),
+    ]);
+    let w = World::default();
+    w.fail_shell.store(true, Ordering::SeqCst);
+    let opts = options(&w, 1);
+    let ws = open(dir.path(), opts);
+    let mut created = release_new(ws, "release.ocu.star");
+    assert_eq!(created["status"], "failed", "{created}");
+    created.as_object_mut().unwrap().remove("kind");
+    w.fail_shell.store(false, Ordering::SeqCst);
+    let store = w.store.lock().unwrap().clone();
+    let commands = w.commands.lock().unwrap().clone();
+
+    let mut json = ptr::null_mut();
+    let mut err = ptr::null_mut();
+    for arg in ["c/-/release.ocu.star/@r1", "release.ocu.star"] {
+        let release = c(arg);
+        // SAFETY: valid arguments.
+        let code = unsafe { ocuroot_release_status(ws, release.as_ptr(), &mut json, &mut err) };
+        assert_eq!(code, ocuroot_result::Ok, "{arg}");
+        let report: serde_json::Value = serde_json::from_str(&take(json)).unwrap();
+        assert_eq!(report, created, "{arg}");
+        assert_eq!(report["work"][0]["state"], "failed");
+        assert_eq!(report["work"][1]["state"], "waiting");
+    }
+    assert!(*w.store.lock().unwrap() == store, "release status wrote");
+    assert_eq!(*w.commands.lock().unwrap(), commands, "release status ran");
+
+    let unknown = c("c/-/release.ocu.star/@r9");
+    json = ptr::null_mut();
+    // SAFETY: valid arguments.
+    let code = unsafe { ocuroot_release_status(ws, unknown.as_ptr(), &mut json, &mut err) };
+    assert_eq!(code, ocuroot_result::NotFound);
+    assert!(json.is_null());
+    let (code, message) = take_error(err);
+    assert_eq!(code, ocuroot_result::NotFound);
+    assert!(message.contains("c/-/release.ocu.star/@r9"), "{message}");
+    // SAFETY: freed once each.
+    unsafe {
+        ocuroot_workspace_free(ws);
+        ocuroot_workspace_options_free(opts);
+    }
+}
+
 #[test]
 fn store_conflicts_are_retried_and_a_lasting_one_is_reported_as_a_conflict() {
     let dir = repo(&[

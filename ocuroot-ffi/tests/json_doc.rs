@@ -223,6 +223,11 @@ fn every_documented_result_has_the_documented_fields() {
         "{blocked}"
     );
 
+    // The same report read back from state.
+    let status = with_str(ws, &format!("{PKG}/@r1"), ocuroot_release_status);
+    check_report(&doc, "ReleaseReport", &status);
+    assert_eq!(status["work"], blocked["work"]);
+
     // Intent: set, diffed, planned, applied.
     let (approval, yes) = (c(&format!("{PKG}/@r1/custom/approval")), c(r#""yes""#));
     // SAFETY: valid arguments.

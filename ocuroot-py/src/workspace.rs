@@ -209,6 +209,15 @@ impl Workspace {
         to_py(py, &report)
     }
 
+    /// `release status`: the release report as it stands in state (at any
+    /// commit; nothing runs or is written).
+    #[pyo3(signature = (release))]
+    fn release_status<'py>(&self, py: Python<'py>, release: &str) -> PyResult<Bound<'py, PyAny>> {
+        let release = release.to_string();
+        let report = detached(py, || self.inner.release_status(&release))?;
+        to_py(py, &report)
+    }
+
     /// A document (or `#fragment`) from the state store, or `None`.
     #[pyo3(signature = (r#ref))]
     fn state_get<'py>(&self, py: Python<'py>, r#ref: &str) -> PyResult<Bound<'py, PyAny>> {

@@ -11,7 +11,7 @@ import pytest
 
 import ocuroot
 
-from conftest import Recorder, make_repo
+from conftest import Recorder, git, make_repo
 
 APP = """ocuroot("0.3.0")
 
@@ -123,6 +123,42 @@ def test_a_failed_release_is_retried(tmp_path: Path) -> None:
 
     with pytest.raises(ocuroot.OcurootError, match="no failed work"):
         ws.release_retry("release.ocu.star/@r1")
+
+
+def test_release_status_reads_a_release_without_running_it(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "r", {"repo.ocu.star": 'repo_alias("t")\n', "release.ocu.star": FLAKY})
+    shell = Recorder(lambda command: ocuroot.ShellOutput(exit_code=3 if command == "step two" else 0))
+    store = ocuroot.MemoryStore()
+    ws = ocuroot.Workspace(repo, shell=shell, store=store)
+    failed = ws.release_new("release.ocu.star")
+    assert isinstance(failed, ocuroot.ReleaseReport)
+    assert failed.status == "failed"
+    before = {key: store.get(key) for key in store}
+    ran = list(shell.commands)
+
+    status = ws.release_status("release.ocu.star/@r1")
+    assert isinstance(status, ocuroot.ReleaseReport)
+    assert status == failed
+    assert [(w.path, w.state) for w in status.work] == [
+        ("task/one", "complete"),
+        ("task/two", "failed"),
+        ("task/three", "waiting"),
+    ]
+    # The package alone is its latest release.
+    assert ws.release_status("release.ocu.star") == failed
+    assert shell.commands == ran
+    assert {key: store.get(key) for key in store} == before
+
+    # From another commit, where the package file is gone.
+    (repo / "release.ocu.star").unlink()
+    git(repo, "commit", "-q", "-a", "-m", "gone")
+    elsewhere = ocuroot.Workspace(repo, shell=shell, store=store)
+    assert elsewhere.commit != ws.commit
+    assert elsewhere.release_status("//release.ocu.star") == failed
+    assert {key: store.get(key) for key in store} == before
+
+    with pytest.raises(ocuroot.NotFoundError, match="t/-/release.ocu.star/@r4"):
+        elsewhere.release_status("//release.ocu.star/@r4")
 
 
 def test_lint_shows_phases_work_and_inputs(quickstart: Path) -> None:

@@ -50,7 +50,7 @@ fn a_ref_inside_a_release_is_not_taken_for_the_release() {
         "release.ocu.star/@r1/deploy/bad/1",
         "release.ocu.star/@r1#package",
     ] {
-        for cmd in ["continue", "retry"] {
+        for cmd in ["continue", "retry", "status"] {
             let out = ocu(&repo, &["release", cmd, arg]).expect_code(1);
             assert!(
                 out.stderr.contains("is not a release"),

@@ -40,7 +40,7 @@ mod run;
 
 mod scheduler;
 
-mod report;
+pub(crate) mod report;
 
 mod deps;
 

@@ -46,7 +46,7 @@ pub(crate) fn releases_at(ctx: &EngineContext, package: &Ref, commit: &str) -> R
 }
 
 /// The largest release number of a package (0 when it has none).
-fn max_release(ctx: &EngineContext, package: &Ref) -> Result<ReleaseId> {
+pub(crate) fn max_release(ctx: &EngineContext, package: &Ref) -> Result<ReleaseId> {
     let glob = format!("{package}/@r*");
     Ok(ctx
         .state
@@ -78,7 +78,7 @@ pub(crate) fn load_release(ctx: &EngineContext, r: &Ref) -> Result<(Ref, Release
     let doc = ctx
         .state
         .get(&resolved)?
-        .ok_or_else(|| Error::not_found(format!("release {rel} not found")))?;
+        .ok_or_else(|| Error::not_found(format!("release {rel} not found")).with_ref(&rel))?;
     let doc: ReleaseDoc = parse_doc(&resolved, "release document", doc)?;
     Ok((resolved, doc))
 }

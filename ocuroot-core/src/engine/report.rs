@@ -5,14 +5,14 @@ use std::collections::BTreeSet;
 
 use super::EngineContext;
 use super::inputs::resolve_inputs;
-use super::releases::{evaluate, load_release};
+use super::releases::{evaluate, load_release, max_release};
 use super::scheduler::{Waiting, run_until_blocked};
-use super::status::run_ref;
-use crate::Result;
+use super::status::{load_statuses, run_ref};
 use crate::model::{
     ReleaseDoc, ReleaseReport, ReleaseStatus, RunDoc, RunStatus, WorkOutcome, WorkReport, WorkState,
 };
 use crate::refs::Ref;
+use crate::{Error, Result};
 
 /// The report of a release as it stands in state.
 pub(crate) fn report(
@@ -111,6 +111,36 @@ pub(crate) fn report(
         status,
         work,
     })
+}
+
+/// `release status`: the report of release `r` as it stands in state, at
+/// any commit. Nothing is evaluated, run or written: the phases and work
+/// come from the release document, each item's state from its latest run's
+/// status marker, and what blocked or paused work waits for from its run
+/// document's inputs, resolved against state now. `r` names a release
+/// (`<pkg>/@r<N>` or a tag); a package without a release (`<pkg>`) means
+/// its latest release (the highest `N`). A release or package that has
+/// none is [`NotFound`](crate::ErrorKind::NotFound), naming the ref.
+pub(crate) fn release_status(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
+    let target = match r.release {
+        Some(_) => r.release_ref(),
+        None => {
+            let package = r.package();
+            let latest = max_release(ctx, &package)?;
+            if latest.number() == 0 {
+                return Err(
+                    Error::not_found(format!("no release of {package} found")).with_ref(&package)
+                );
+            }
+            package.with_release(&latest.to_string())
+        }
+    };
+    let (rel, doc) = load_release(ctx, &target)?;
+    let waiting = Waiting {
+        statuses: load_statuses(&ctx.state, &rel)?,
+        ..Waiting::default()
+    };
+    report(ctx, &rel, &doc, &waiting)
 }
 
 fn overall(work: &[WorkReport]) -> ReleaseStatus {

@@ -385,6 +385,19 @@ impl Workspace {
         engine::release::release_retry(&self.engine(), &r)
     }
 
+    /// `release status <pkg>[/@<id or tag>]`: the report of a release as it
+    /// stands in state, the same report [`release_continue`](Self::release_continue)
+    /// returns, for a release at any commit. Nothing is evaluated, run or
+    /// written (the package file need not exist at this commit). Without a
+    /// release (`<pkg>`), the package's latest release (highest number).
+    /// The package is a path or a package ref; see
+    /// [`release_arg`](Self::release_arg). A release that does not exist is
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound), naming the ref.
+    pub fn release_status(&self, release: &str) -> Result<ReleaseReport> {
+        let r = self.release_arg(release)?;
+        engine::report::release_status(&self.engine(), &r)
+    }
+
     /// A document (or `#fragment` of one) from the state store, following links.
     pub fn state_get(&self, r: &str) -> Result<Option<serde_json::Value>> {
         let r = self.resolve_user_ref(r)?;

@@ -156,6 +156,14 @@ class Workspace:
         ``/@r<N>``, the latest release of the package at this commit."""
         return ReleaseReport.from_dict(self._native.release_retry(release))
 
+    def release_status(self, release: str) -> ReleaseReport:
+        """The report of a release as it stands in state, the one
+        :meth:`release_continue` returns, for a release at any commit:
+        nothing is evaluated, run or written. ``<package>/@r<N>``,
+        ``<package>/@<tag>``, or ``<package>`` alone for its latest release.
+        An unknown release raises :class:`NotFoundError`."""
+        return ReleaseReport.from_dict(self._native.release_status(release))
+
     def state_get(self, ref: str) -> Any:
         """The document at ``ref`` (or its ``#fragment``) in the state store,
         following links, as JSON values; ``None`` when absent."""

@@ -35,6 +35,7 @@ mod deploys;
 mod environments;
 mod redeploys;
 mod refused;
+mod status;
 
 /// Prepended to every package file: the SDK version and `mark(line)`, which
 /// runs the shell command `mark <line>` (recorded by [`Recorder`]).
