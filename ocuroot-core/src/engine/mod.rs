@@ -15,14 +15,19 @@
 //! and [`Store`](crate::store::Store) are called from several threads). A
 //! required input that does not exist yet leaves the item pending
 //! (*blocked*), not failed.
+//!
+//! While a run runs, its log lines are written every half second to
+//! `<run>/live_logs/<k>` (see `live`), so that other processes can follow
+//! them; its outcome transaction writes `<run>/logs` and deletes those
+//! chunks.
 
 //!
 //! ## Layers
 //!
 //! Each module imports only modules listed before it: the context and
 //! documents at the bottom (`context`, `status`, `inputs`, `record`,
-//! `releases`), then runs and the scheduler (`run`, `scheduler`, `report`,
-//! `deps`), then the operations (`intent`, `release`, `work`), then those
+//! `releases`), then runs and the scheduler (`live`, `run`, `scheduler`,
+//! `report`, `deps`), then the operations (`intent`, `release`, `work`), then those
 //! built on them (`cascade`, `plan`, `trigger`, `push`, `push_intent`).
 //! What the operations return is in [`crate::model`].
 
@@ -36,6 +41,8 @@ pub(crate) mod record;
 pub(crate) mod releases;
 
 // Runs and the scheduler.
+mod live;
+
 mod run;
 
 mod scheduler;

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::EngineContext;
 use super::inputs::resolve_inputs;
+use super::live::LiveLogs;
 use super::status::{RunRefs, current_ref, set_status, status_in};
 use crate::model::{
     Event, LogLine, RunDoc, RunError, RunFunction, RunStatus, RunType, StatusMarker, WorkDoc,
@@ -81,7 +82,10 @@ fn claim(ctx: &EngineContext, refs: &RunRefs) -> Result<Option<(RunDoc, RunStatu
     })
 }
 
-/// Execute one run of `work_path` in release `rel`.
+/// Execute one run of `work_path` in release `rel`. Its log lines go to
+/// `live` as they come (and to the event sink, if there is one), and are
+/// committed to `<run>/logs` with its outcome, which deletes the chunks
+/// `live` wrote of them.
 pub(crate) fn execute(
     ctx: &EngineContext,
     loaded: &LoadedFile,
@@ -89,6 +93,7 @@ pub(crate) fn execute(
     work_path: &WorkPath,
     run: &Ref,
     run_no: u32,
+    live: &Arc<LiveLogs>,
 ) -> Result<Executed> {
     let refs = RunRefs::new(run)?;
     let Some((mut doc, _)) = claim(ctx, &refs)? else {
@@ -101,16 +106,21 @@ pub(crate) fn execute(
         run: run_no,
     });
     let mut log: Vec<LogLine> = Vec::new();
-    let sink: Option<crate::sdk::LogSink> = ctx.events.as_ref().map(|events| {
-        let events = events.clone();
+    let live_run = live.start(&refs.run);
+    let sink: crate::sdk::LogSink = {
+        let (live, live_run) = (live.clone(), live_run.clone());
+        let events = ctx.events.clone();
         let work = work_path.clone();
         Arc::new(move |line: &LogLine| {
-            events(&Event::Log {
-                work: work.clone(),
-                line: line.clone(),
-            })
-        }) as crate::sdk::LogSink
-    });
+            live.record(&live_run, line);
+            if let Some(events) = &events {
+                events(&Event::Log {
+                    work: work.clone(),
+                    line: line.clone(),
+                })
+            }
+        })
+    };
     let outcome = loop {
         let first_call = doc.functions.len() == 1;
         let Some(current) = doc.functions.last_mut() else {
@@ -130,7 +140,7 @@ pub(crate) fn execute(
             inputs: resolution.values,
             work_dir: None,
             base: Some(rel.clone()),
-            log_sink: sink.clone(),
+            log_sink: Some(sink.clone()),
         });
         log.extend(result.log);
         match result.outcome {
@@ -180,8 +190,11 @@ pub(crate) fn execute(
     let work_doc_ref = KeyedRef::new(work_path.in_release(rel))?;
     let link_ref = KeyedRef::new(current_ref(rel, work_path))?;
     let logs = refs.logs()?;
+    // No live chunk is written after this; the commit deletes them.
+    let chunks = live_run.finish()?;
     // Everything the commit reads, read in one go with the status.
-    let also = [&logs, &work_doc_ref, &link_ref, refs.marker(status)?];
+    let mut also = vec![&logs, &work_doc_ref, &link_ref, refs.marker(status)?];
+    also.extend(&chunks);
     // Deferred: the scheduler syncs the store before it reports.
     let committed = ctx.state.update_with(Durability::Deferred, |tx| {
         match status_in(tx, &refs, &[RunStatus::Running], &also)? {
@@ -213,6 +226,9 @@ pub(crate) fn execute(
                 lines.push(serde_json::to_value(l)?);
             }
             tx.set(&logs, Value::Array(lines))?;
+        }
+        for chunk in &chunks {
+            tx.delete(chunk)?;
         }
         if let (Ok(Some((_, tags, _))), Some(work_doc)) = (&outcome, &work_doc) {
             tx.set_doc(&work_doc_ref, work_doc)?;

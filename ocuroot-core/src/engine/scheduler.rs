@@ -3,9 +3,11 @@
 
 use crossbeam_channel as channel;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use super::EngineContext;
 use super::inputs::resolve_inputs;
+use super::live::LiveLogs;
 use super::run::{Executed, Finished, execute};
 use super::status::{Latest, load_run, load_statuses, run_ref};
 use crate::model::{InputSpec, ReleaseDoc, RunStatus};
@@ -221,6 +223,7 @@ fn run_job(
     loaded: &LoadedFile,
     rel: &Ref,
     paths: &[Vec<WorkPath>],
+    live: &Arc<LiveLogs>,
     job: &Job,
 ) -> Result<Executed> {
     let path = &paths[job.phase][job.index];
@@ -232,6 +235,7 @@ fn run_job(
             path,
             &run_ref(rel, path, job.run),
             job.run,
+            live,
         )
     }))
     .unwrap_or_else(|panic| {
@@ -250,7 +254,9 @@ fn run_job(
 ///
 /// The scheduling thread and the workers are evaluation threads (with the
 /// large stack calls need), so each call runs on the thread that takes its
-/// job instead of starting a thread of its own.
+/// job instead of starting a thread of its own. One more thread, the
+/// session's live-log flusher, writes the lines of running runs to
+/// `<run>/live_logs/<k>` every half second (see [`LiveLogs`]).
 pub(crate) fn run_until_blocked(
     ctx: &EngineContext,
     loaded: &LoadedFile,
@@ -277,9 +283,15 @@ fn schedule(
         .collect::<Vec<_>>();
     let mut view = View::load(ctx, rel, doc, paths, fresh)?;
     let mut first_error: Option<Error> = None;
-    let run = |job: &Job| run_job(ctx, loaded, rel, paths, job);
+    let live = Arc::new(LiveLogs::default());
+    let run = |job: &Job| run_job(ctx, loaded, rel, paths, &live, job);
 
     std::thread::scope(|scope| -> Result<()> {
+        // The flusher stops when `stop` is dropped, as this closure returns
+        // (every run has finished by then).
+        let (stop, stopped) = channel::bounded::<()>(0);
+        let flusher = &live;
+        scope.spawn(move || flusher.flush_until(ctx, &stopped));
         let mut pool = if workers == 1 {
             Pool::Inline(VecDeque::new())
         } else {
@@ -344,6 +356,7 @@ fn schedule(
         }
         // Dropping the pool closes the job channel: the workers stop.
         drop(pool);
+        drop(stop);
         Ok(())
     })?;
     // Runs commit their claims and outcomes deferred: make them durable
