@@ -213,34 +213,45 @@ fn seconds(ms: u64) -> String {
     format!("{:.2}s", ms as f64 / 1000.0)
 }
 
-/// Live progress on stderr: each run's start, its log lines, its end.
+/// Live progress on stderr: each run's start, its log lines, its end
+/// (nothing when a release starts: see [`event_line`]).
 pub fn progress_sink() -> EventSink {
     Arc::new(|event: &Event| {
-        let line = match event {
-            Event::RunStarted { work, run, .. } => format!("[start] {work} (run {run})"),
-            Event::Log { work, line } => format!("  {work} | {}", line.message),
-            Event::RunFinished {
-                work,
-                status,
-                duration_ms,
-                error,
-                ..
-            } => {
-                let mut l = format!("[{status}] {work} in {}", seconds(*duration_ms));
-                if let Some(e) = error {
-                    let first = e
-                        .lines()
-                        .find(|l| l.starts_with("error:"))
-                        .unwrap_or(e.lines().next().unwrap_or(""));
-                    let _ = write!(l, ": {first}");
-                }
-                l
-            }
+        let Some(line) = event_line(event) else {
+            return;
         };
         // One write per line so lines from parallel runs do not interleave.
         let _ = std::io::stderr()
             .lock()
             .write_all(format!("{line}\n").as_bytes());
+    })
+}
+
+/// The progress line of an event (without a newline): runs starting and
+/// finishing, and log lines. `None` for an event that prints nothing (a
+/// release starting: its totals are for displays that keep count).
+pub fn event_line(event: &Event) -> Option<String> {
+    Some(match event {
+        Event::ReleaseStarted { .. } => return None,
+        Event::RunStarted { work, run, .. } => format!("[start] {work} (run {run})"),
+        Event::Log { work, line } => format!("  {work} | {}", line.message),
+        Event::RunFinished {
+            work,
+            status,
+            duration_ms,
+            error,
+            ..
+        } => {
+            let mut l = format!("[{status}] {work} in {}", seconds(*duration_ms));
+            if let Some(e) = error {
+                let first = e
+                    .lines()
+                    .find(|l| l.starts_with("error:"))
+                    .unwrap_or(e.lines().next().unwrap_or(""));
+                let _ = write!(l, ": {first}");
+            }
+            l
+        }
     })
 }
 

@@ -628,7 +628,9 @@ impl Store for CStore {
 // ----- events -------------------------------------------------------------
 
 /// Receives each event of a running release as a JSON object tagged by
-/// `event`: `run_started`, `log` (a line of a run's log) or `run_finished`.
+/// `event`: `release_started` (before a release's runs start: its `total`
+/// work items, how many are `complete` and `failed`), `run_started`, `log`
+/// (a line of a run's log) or `run_finished`.
 /// The string lives only during the call. Called from several threads at
 /// once when parallel > 1.
 #[allow(non_camel_case_types)]

@@ -317,6 +317,18 @@ fn a_release_through_c_callbacks_keeps_all_state_in_the_callback_store() {
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
+    // The release's totals come first, before any run starts.
+    assert_eq!(
+        events[0],
+        serde_json::json!({
+            "event": "release_started",
+            "release": "c/-/release.ocu.star/@r1",
+            "total": 2,
+            "complete": 0,
+            "failed": 0,
+        })
+    );
+    assert_eq!(kinds.iter().filter(|k| **k == "release_started").count(), 1);
     assert_eq!(
         kinds.iter().filter(|k| **k == "run_started").count(),
         2,

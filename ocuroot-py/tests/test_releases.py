@@ -256,10 +256,24 @@ def test_events_reach_on_event_as_typed_objects(quickstart: Path) -> None:
     report = ws.release_new("release.ocu.star")
     assert isinstance(report, ocuroot.ReleaseReport)
 
+    # The release's totals come first, before any run starts.
+    assert events[0].event == "release_started"
+    assert events[0].release == report.release
+    assert (events[0].total, events[0].complete, events[0].failed) == (len(report.work), 0, 0)
+    assert events[0].work is None
+    assert events[0].to_dict() == {
+        "event": "release_started",
+        "release": report.release,
+        "total": len(report.work),
+        "complete": 0,
+        "failed": 0,
+    }
+    assert ocuroot.Event.from_dict(events[0].to_dict()) == events[0]
+    assert [e.event for e in events].count("release_started") == 1
     started = [e for e in events if e.event == "run_started"]
     finished = [e for e in events if e.event == "run_finished"]
     logs = [e for e in events if e.event == "log"]
-    assert sorted(e.work for e in started) == sorted(w.path for w in report.work)
+    assert sorted(str(e.work) for e in started) == sorted(w.path for w in report.work)
     assert started[0].work == "task/build"
     assert started[0].release == report.release
     assert started[0].run == 1
@@ -303,7 +317,7 @@ def test_an_exception_in_on_event_goes_to_the_unraisable_hook(
     assert report.status == "complete"
     assert seen
     assert all(isinstance(u.exc_value, RuntimeError) for u in seen)
-    assert str(seen[0].exc_value) == "cannot handle run_started"
+    assert str(seen[0].exc_value) == "cannot handle release_started"
 
 
 def test_reports_convert_to_dicts_and_back(quickstart: Path) -> None:

@@ -10,7 +10,7 @@ use super::inputs::resolve_inputs;
 use super::live::LiveLogs;
 use super::run::{Executed, Finished, execute};
 use super::status::{Latest, load_run, load_statuses, run_ref};
-use crate::model::{InputSpec, ReleaseDoc, RunStatus};
+use crate::model::{Event, InputSpec, ReleaseDoc, RunStatus};
 use crate::refs::{Ref, WorkPath};
 use crate::sdk::LoadedFile;
 use crate::store::Store;
@@ -282,6 +282,7 @@ fn schedule(
         .map(|p| p.work.iter().map(|w| w.path()).collect())
         .collect::<Vec<_>>();
     let mut view = View::load(ctx, rel, doc, paths, fresh)?;
+    ctx.emit(|| release_started(rel, &view));
     let mut first_error: Option<Error> = None;
     let live = Arc::new(LiveLogs::default());
     let run = |job: &Job| run_job(ctx, loaded, rel, paths, &live, job);
@@ -369,6 +370,26 @@ fn schedule(
             statuses: view.statuses,
             ..view.waiting
         }),
+    }
+}
+
+/// [`Event::ReleaseStarted`]: how many work items the release has, and
+/// how many are complete or failed as the session starts.
+fn release_started(rel: &Ref, view: &View) -> Event {
+    let (mut complete, mut failed) = (0, 0);
+    let paths = view.paths.iter().flatten();
+    for latest in paths.clone().filter_map(|p| view.statuses.get(p)) {
+        match latest.status {
+            RunStatus::Complete => complete += 1,
+            RunStatus::Failed | RunStatus::FailedRetried | RunStatus::Cancelled => failed += 1,
+            _ => {}
+        }
+    }
+    Event::ReleaseStarted {
+        release: rel.clone(),
+        total: paths.count(),
+        complete,
+        failed,
     }
 }
 

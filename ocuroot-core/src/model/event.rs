@@ -8,11 +8,26 @@ use crate::refs::{Ref, WorkPath};
 
 /// Something that happened while a release ran, for live progress.
 ///
-/// Its JSON form is tagged by `event`: `run_started`, `log` or
-/// `run_finished`, with the fields below.
+/// Its JSON form is tagged by `event`: `release_started`, `run_started`,
+/// `log` or `run_finished`, with the fields below.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// A scheduling session of a release begins (before any of its runs
+    /// starts): once per `release new`, `continue`, `retry`, and per
+    /// release that `work` or a cascade runs on. With the totals, a display
+    /// can show how much of every release is done, failed or waiting.
+    ReleaseStarted {
+        /// The release ref.
+        release: Ref,
+        /// Its work items.
+        total: usize,
+        /// How many of them are complete already.
+        complete: usize,
+        /// How many of them have failed (their latest run failed, or was
+        /// cancelled), as the release's report counts them.
+        failed: usize,
+    },
     /// A run was claimed and its function is starting.
     RunStarted {
         /// The release ref.

@@ -348,8 +348,19 @@ fn json_forms_of_results_and_events() {
     assert_eq!(rel["work"][0]["path"], "task/build");
 
     let events = events.lock().unwrap();
-    assert_eq!(events[0]["event"], "run_started");
-    assert_eq!(events[0]["work"], "task/build");
+    // The release's totals first, before any run starts.
+    assert_eq!(
+        events[0],
+        serde_json::json!({
+            "event": "release_started",
+            "release": "quickstart/-/release.ocu.star/@r1",
+            "total": rel["work"].as_array().unwrap().len(),
+            "complete": 0,
+            "failed": 0,
+        })
+    );
+    assert_eq!(events[1]["event"], "run_started");
+    assert_eq!(events[1]["work"], "task/build");
     assert!(
         events
             .iter()
@@ -358,6 +369,89 @@ fn json_forms_of_results_and_events() {
     let last = events.last().unwrap();
     assert_eq!(last["event"], "run_finished");
     assert_eq!(last["status"], "complete");
+}
+
+/// Each scheduling session starts with `release_started`: the release's
+/// work items, and how many are complete and failed as it starts.
+#[test]
+fn release_started_counts_the_work_before_any_run_starts() {
+    let dir = repo(&[
+        ("repo.ocu.star", "repo_alias(\"t\")\n"),
+        (
+            "release.ocu.star",
+            r#"
+def ok():
+    host.shell("echo ok")
+
+def flaky():
+    host.shell(read("cmd.txt"))
+
+phase("one", tasks=[task(ok, name="a"), task(flaky, name="b")])
+phase("two", tasks=[task(ok, name="c")])
+"#,
+        ),
+        ("cmd.txt", "fail now"),
+    ]);
+    let events = Arc::new(Mutex::new(Vec::<Event>::new()));
+    let sink = events.clone();
+    let ws = Workspace::builder(dir.path())
+        .host(Arc::new(Recorder::default()))
+        .store(Arc::new(MemoryStore::new()))
+        .parallel(2)
+        .events(Arc::new(move |e: &Event| {
+            if !matches!(e, Event::Log { .. }) {
+                sink.lock().unwrap().push(e.clone());
+            }
+        }))
+        .open()
+        .unwrap();
+    // The kinds of the events since the last call, with the totals of
+    // `release_started`.
+    let take = || -> Vec<String> {
+        std::mem::take(&mut *events.lock().unwrap())
+            .into_iter()
+            .map(|e| match e {
+                Event::ReleaseStarted {
+                    release,
+                    total,
+                    complete,
+                    failed,
+                } => {
+                    assert_eq!(release, "t/-/release.ocu.star/@r1");
+                    format!("release_started {total} {complete} {failed}")
+                }
+                Event::RunStarted { work, .. } => format!("run_started {work}"),
+                Event::RunFinished { work, status, .. } => format!("run_finished {work} {status}"),
+                Event::Log { .. } => unreachable!(),
+            })
+            .collect()
+    };
+
+    ws.release_new("release.ocu.star", false).unwrap();
+    let new = take();
+    assert_eq!(new[0], "release_started 3 0 0", "{new:?}");
+    assert_eq!(new.len(), 5, "{new:?}");
+    // Nothing can run: one complete, one failed, one waiting.
+    ws.release_continue("release.ocu.star/@r1").unwrap();
+    assert_eq!(take(), ["release_started 3 1 1"]);
+    // A retry makes the failed work pending again before the session.
+    std::fs::write(dir.path().join("cmd.txt"), "echo fixed").unwrap();
+    ws.release_retry("release.ocu.star").unwrap();
+    assert_eq!(
+        take(),
+        [
+            "release_started 3 1 0",
+            "run_started task/b",
+            "run_finished task/b complete",
+            "run_started task/c",
+            "run_finished task/c complete",
+        ]
+    );
+    ws.release_continue("release.ocu.star/@r1").unwrap();
+    assert_eq!(take(), ["release_started 3 3 0"]);
+    // Reading a release's status is not running it.
+    ws.release_status("release.ocu.star").unwrap();
+    assert_eq!(take(), Vec::<String>::new());
 }
 
 /// Counts the commands running at once. Each waits (up to a few seconds)

@@ -546,13 +546,18 @@ class LogLine(_Model):
 class Event(_Model):
     """Live progress of a release, given to ``on_event``.
 
-    ``event`` is ``"run_started"`` (with ``release`` and ``run``), ``"log"``
-    (with ``line``) or ``"run_finished"`` (with ``release``, ``run``,
-    ``status``, ``duration_ms`` and ``error``); ``work`` is always set.
+    ``event`` is ``"release_started"`` (with ``release``, ``total``,
+    ``complete`` and ``failed``: a release's work items, and how many are
+    complete or failed already; sent each time an operation starts running
+    a release, before any of its runs starts), ``"run_started"`` (with
+    ``release`` and ``run``), ``"log"`` (with ``line``) or
+    ``"run_finished"`` (with ``release``, ``run``, ``status``,
+    ``duration_ms`` and ``error``); ``work`` is set for every event but
+    ``release_started``.
     """
 
-    event: Literal["run_started", "log", "run_finished"]
-    work: str
+    event: Literal["release_started", "run_started", "log", "run_finished"]
+    work: Optional[str] = None
     """``task/<name>`` or ``deploy/<environment>``."""
     release: Optional[str] = None
     run: Optional[int] = None
@@ -560,25 +565,35 @@ class Event(_Model):
     duration_ms: Optional[int] = None
     error: Optional[str] = None
     line: Optional[LogLine] = None
+    total: Optional[int] = None
+    """``release_started``: the release's work items."""
+    complete: Optional[int] = None
+    """``release_started``: how many are complete already."""
+    failed: Optional[int] = None
+    """``release_started``: how many have failed."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Event:
         line = d.get("line")
         return cls(
             event=d["event"],
-            work=d["work"],
+            work=d.get("work"),
             release=d.get("release"),
             run=d.get("run"),
             status=d.get("status"),
             duration_ms=d.get("duration_ms"),
             error=d.get("error"),
             line=None if line is None else LogLine.from_dict(line),
+            total=d.get("total"),
+            complete=d.get("complete"),
+            failed=d.get("failed"),
         )
 
     def to_dict(self) -> dict[str, Any]:
         # Only the fields this kind of event has, as the engine sends them.
         d = super().to_dict()
         keep = {
+            "release_started": ("event", "release", "total", "complete", "failed"),
             "run_started": ("event", "release", "work", "run"),
             "log": ("event", "work", "line"),
             "run_finished": ("event", "release", "work", "run", "status", "duration_ms", "error"),
