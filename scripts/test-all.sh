@@ -7,9 +7,14 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests need that a minimal machine may lack, installed
 # with apt-get when missing: script(1) (bsdutils) gives the repl's prompt
-# test a terminal; pkg-config and patchelf (the SONAME) for the C install test.
+# test and the progress display's test a terminal; pkg-config and patchelf
+# (the SONAME) for the C install test; Debian's Chromium (and its
+# ChromeDriver) for the browser test of `state view`, which may not download
+# a browser of its own.
 missing=()
 command -v script > /dev/null 2>&1 || missing+=(bsdutils)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v chromedriver > /dev/null 2>&1 || missing+=(chromium-driver)
 command -v pkg-config > /dev/null 2>&1 || missing+=(pkg-config)
 command -v patchelf > /dev/null 2>&1 || missing+=(patchelf)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -31,7 +36,9 @@ step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "tests"
-cargo test --workspace
+# The browser test of `state view` runs headless Chromium; here its absence
+# is a failure, not a skip.
+OCUROOT_REQUIRE_BROWSER=1 cargo test --workspace
 
 # The library as crates.io would receive it: packaged from its manifest
 # (metadata, README, license; no path-only dependencies) and built alone.

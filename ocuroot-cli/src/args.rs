@@ -193,6 +193,30 @@ pub(crate) enum StateCommand {
     /// Print the intent refs whose state differs, one per line (for
     /// `ocuroot state diff | xargs -n1 ocuroot state apply`).
     Diff,
+    /// Serve the state as web pages on a local port (the overview of
+    /// packages and environments, releases, runs and their logs, the plan
+    /// and graph, any ref), or write them as static files with `--export`.
+    View {
+        /// The port (0: any free one; default: the first free from 3000 to 3100).
+        #[arg(short, long, value_name = "N")]
+        port: Option<u16>,
+        /// The address to listen on; other machines reach the page only if
+        /// this is not a loopback address.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Open the page in the default browser.
+        #[arg(long)]
+        open: bool,
+        /// Let the page approve: an item waiting for custom state gets a
+        /// form that writes the intent and applies it (`state set` + `state
+        /// apply`), after showing the change.
+        #[arg(long)]
+        allow_intent: bool,
+        /// Write the pages as static HTML files into DIR and exit, instead
+        /// of serving them.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["port", "open", "allow_intent"])]
+        export: Option<PathBuf>,
+    },
     /// Write the state and intent stores' files from their logs, durably, so
     /// that tools reading the files directly (the original Ocuroot, a `git
     /// commit` of the store) see every change.

@@ -7,6 +7,7 @@ mod args;
 mod log;
 mod render;
 mod repl;
+mod view;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -285,6 +286,33 @@ fn state(command: StateCommand) -> Result<ExitCode, Error> {
             write(&refs.iter().map(|r| format!("{r}\n")).collect::<String>());
         }
         StateCommand::Checkpoint => workspace()?.state_checkpoint()?,
+        StateCommand::View {
+            port,
+            bind,
+            open,
+            allow_intent,
+            export,
+        } => {
+            let ws = workspace()?;
+            match export {
+                Some(dir) => {
+                    let pages = view::export(&ws, &dir)?;
+                    write(&format!(
+                        "Wrote {pages} pages; open {}\n",
+                        dir.join("index.html").display()
+                    ));
+                }
+                None => view::serve(
+                    &ws,
+                    &view::ServeOptions {
+                        bind,
+                        port,
+                        allow_intent,
+                        open,
+                    },
+                )?,
+            }
+        }
         StateCommand::Set {
             r#ref,
             value,

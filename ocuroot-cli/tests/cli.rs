@@ -24,6 +24,9 @@
 //! - `secrets`: `secret()` values refused where they would be stored, masked
 //!   everywhere else, at every log level.
 //! - `symlinks`: symbolic links planted in the default fs store.
+//! - `view`: `state view` over releases in every state: every page, escaping,
+//!   refusals, approvals with `--allow-intent`, `--export`, and a real
+//!   headless Chromium when installed.
 //! - `crash`: releases killed with SIGKILL at random moments, then finished.
 //! - `hardening`: hostile input: concurrent retries, refs with a subpath
 //!   where a release is expected, package files that are not regular files,
@@ -83,3 +86,6 @@ mod symlinks;
 
 #[path = "cli/crash.rs"]
 mod crash;
+
+#[path = "cli/view.rs"]
+mod view;
