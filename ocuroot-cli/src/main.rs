@@ -5,6 +5,7 @@
 
 mod args;
 mod log;
+mod progress;
 mod render;
 mod repl;
 mod view;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
+            progress::clear();
             eprintln!("{}", render::error(&e));
             ExitCode::FAILURE
         }
@@ -61,7 +63,7 @@ fn cascade_workspace(args: &RunArgs, cascade: Option<&CascadeArgs>) -> Result<Wo
         });
     }
     if !args.quiet {
-        builder = builder.events(render::progress_sink());
+        builder = builder.events(progress::sink(args.json));
     }
     builder.open()
 }
@@ -77,6 +79,7 @@ fn code(failed: bool) -> ExitCode {
 /// Write to stdout; a closed pipe (`ocuroot state match | head`) is not an
 /// error.
 fn write(text: &str) {
+    progress::clear();
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 

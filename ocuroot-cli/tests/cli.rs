@@ -27,6 +27,8 @@
 //! - `view`: `state view` over releases in every state: every page, escaping,
 //!   refusals, approvals with `--allow-intent`, `--export`, and a real
 //!   headless Chromium when installed.
+//! - `progress`: the status area on a terminal (a pty from `script`), and
+//!   the plain lines off one.
 //! - `crash`: releases killed with SIGKILL at random moments, then finished.
 //! - `hardening`: hostile input: concurrent retries, refs with a subpath
 //!   where a release is expected, package files that are not regular files,
@@ -89,3 +91,6 @@ mod crash;
 
 #[path = "cli/view.rs"]
 mod view;
+
+#[path = "cli/progress.rs"]
+mod progress;
