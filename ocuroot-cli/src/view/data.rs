@@ -99,6 +99,21 @@ fn releases_by_package(ws: &Workspace) -> Result<BTreeMap<Ref, Vec<Ref>>, Error>
     Ok(by_package)
 }
 
+/// The deploy (or teardown) whose outcome is at `r` (a link
+/// `<pkg>/@/deploy/<env>` or `<rel>/deploy/<env>`), if there is one.
+fn deployed(ws: &Workspace, r: &str) -> Result<Option<Deployed>, Error> {
+    let Some(StateDoc::Work(work)) = ws.state_read(r)?.map(|read| read.doc) else {
+        return Ok(None);
+    };
+    let finished = run_doc(ws, &work.run_ref)?.and_then(|d| d.finished_at);
+    Ok(Some(Deployed {
+        release: work.release,
+        run: work.run_ref,
+        run_type: work.run_type,
+        finished: finished.map(|t| t.to_string()),
+    }))
+}
+
 /// Read the overview: environments, packages, and each cell.
 pub(crate) fn overview(ws: &Workspace) -> Result<Overview, Error> {
     let environments = ws.environments()?;
@@ -128,21 +143,10 @@ pub(crate) fn overview(ws: &Workspace) -> Result<Overview, Error> {
             .with_release("")
             .with_subpath(SubPathType::Deploy, "*");
         for text in ws.state_match(&[deploys.to_string()])? {
-            let link = parse(&text)?;
-            let env = link.subpath.clone();
-            let Some(read) = ws.state_read(&text)? else {
-                continue;
-            };
-            let StateDoc::Work(work) = read.doc else {
-                continue;
-            };
-            let finished = run_doc(ws, &work.run_ref)?.and_then(|d| d.finished_at);
-            cells.entry(env.clone()).or_default().deployed = Some(Deployed {
-                release: work.release.clone(),
-                run: work.run_ref.clone(),
-                run_type: work.run_type,
-                finished: finished.map(|t| t.to_string()),
-            });
+            let env = parse(&text)?.subpath;
+            if let Some(d) = deployed(ws, &text)? {
+                cells.entry(env.clone()).or_default().deployed = Some(d);
+            }
             env_names.insert(env);
         }
         if let Some(report) = &latest {
@@ -152,6 +156,12 @@ pub(crate) fn overview(ws: &Workspace) -> Result<Overview, Error> {
                 }
                 let env = w.path.name().to_string();
                 let cell = cells.entry(env.clone()).or_default();
+                if cell.deployed.is_none() && w.state == WorkState::Complete {
+                    // A teardown removes the link; the release's outcome
+                    // for the environment says it was torn down.
+                    let outcome = w.path.in_release(&report.release).to_string();
+                    cell.deployed = deployed(ws, &outcome)?;
+                }
                 let deployed_here = cell
                     .deployed
                     .as_ref()

@@ -6,7 +6,7 @@
 //! failures with their Starlark stack, earlier attempts), a run (its log,
 //! live while it runs), the plan with the dependency graph (SVG drawn here),
 //! and the ref browser (`/ref`, `/match`). Everything is read through
-//! [`Workspace`]; templates are maud's, which escape every value. With
+//! [`Workspace`](ocuroot_core::Workspace); templates are maud's, which escape every value. With
 //! `--allow-intent`, an item waiting for custom state can be approved.
 
 mod approve;

@@ -166,10 +166,14 @@ fn work_row(site: &Site, view: &ReleaseView, w: &WorkReport) -> Markup {
     let error = latest
         .and_then(|r| r.doc.as_ref())
         .and_then(|d| d.error.as_ref());
+    let torn_down = w.state == WorkState::Complete
+        && latest
+            .and_then(|r| r.doc.as_ref())
+            .is_some_and(|d| d.run_type == RunType::Down);
     html! {
         tr class={ "work work-" (w.state.as_str()) } data-work=(key) {
             td { code { (key) } }
-            td { (badge(w.state.as_str())) }
+            td { (badge(if torn_down { "torn_down" } else { w.state.as_str() })) }
             td {
                 @if let Some(r) = latest {
                     a href=(site.run(&r.r#ref)) { "run " (r.number) }

@@ -222,9 +222,18 @@ fn approval(pairs: &[(String, String)], ws: &Workspace) -> Result<Approval, Erro
 fn answer(ws: &Workspace, site: &Site, host: &str, mut request: Request) -> std::io::Result<()> {
     let url = request.url().to_string();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+    let mut pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
         .into_owned()
         .collect();
+    // The original's paths: `/ref/<ref>` and `/match/<glob>`.
+    let mut path = path;
+    for (prefix, page, name) in [("/ref/", "/ref", "ref"), ("/match/", "/match", "glob")] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let value = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
+            pairs.push((name.to_string(), value.into_owned()));
+            path = page;
+        }
+    }
     let method = request.method().clone();
     // A shared store (git) is fetched at most every few seconds before
     // reads; a page shows what other agents did up to now.

@@ -321,6 +321,13 @@ fn every_page_of_a_repository_with_releases_in_every_state() {
     view.get(&format!("/match?glob={}", q("**/@r*")))
         .ok()
         .has("shop/-/slow.ocu.star/@r1");
+    // The original's paths.
+    view.get("/ref/@/environment/production")
+        .ok()
+        .has("eu-west-1");
+    view.get("/match/**/@r*")
+        .ok()
+        .has("shop/-/paused.ocu.star/@r1");
 
     // Bad requests: a clear error page with the right status.
     view.get(&format!("/release?ref={}", q("shop/-/nope.ocu.star/@r9")))
@@ -350,6 +357,23 @@ fn every_page_of_a_repository_with_releases_in_every_state() {
         .ok()
         .has("slow finished")
         .lacks("(live)");
+
+    // A deletion in intent is marked; once applied, a teardown shows as one.
+    let staging = "shop/-/web.ocu.star/@/deploy/staging";
+    ocu(&fx.repo, &["state", "delete", staging]).success();
+    view.get("/")
+        .ok()
+        .has("≠ intent (to delete)")
+        .lacks("st st-torn_down");
+    ocu(&fx.repo, &["state", "apply", staging]).success();
+    view.get("/")
+        .ok()
+        .has("st st-torn_down")
+        .lacks("≠ intent (to delete)");
+    view.get(&release_path("shop/-/web.ocu.star/@r1"))
+        .ok()
+        .has("st st-torn_down")
+        .has("run 2");
 }
 
 #[test]
