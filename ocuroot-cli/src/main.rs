@@ -313,6 +313,17 @@ fn state(command: StateCommand) -> Result<ExitCode, Error> {
                         allow_intent,
                         open,
                     },
+                    |url| {
+                        let approvals = if allow_intent {
+                            " (approvals allowed)"
+                        } else {
+                            ""
+                        };
+                        write(&format!(
+                            "Serving the state of {} at {url}{approvals}\n",
+                            ws.name()
+                        ));
+                    },
                 )?,
             }
         }

@@ -91,7 +91,7 @@ pub(crate) fn page(site: &Site, title: &str, live: bool, body: Markup) -> Markup
                 }
                 main { (body) }
                 @if site.refreshes() {
-                    script src=(super::server::REFRESH_PATH) {}
+                    script src=(super::links::REFRESH_SCRIPT) {}
                 }
             }
         }

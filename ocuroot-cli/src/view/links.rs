@@ -4,6 +4,10 @@
 
 use ocuroot_core::refs::Ref;
 
+/// The script that refreshes live pages, served as a file so that the
+/// pages' content security policy can forbid inline scripts.
+pub(crate) const REFRESH_SCRIPT: &str = "/refresh.js";
+
 /// Served live, or written as static files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {

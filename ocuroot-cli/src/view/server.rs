@@ -9,15 +9,11 @@ use ocuroot_core::{Error, ErrorKind, Workspace};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use super::approve::{self, Approval};
-use super::links::{Mode, Site, query_value};
+use super::links::{Mode, REFRESH_SCRIPT, Site, query_value};
 use super::{data, detail, layout, pages, plan};
 
 /// The largest form body accepted (an approval's value).
 const MAX_BODY: u64 = 256 * 1024;
-
-/// The script that refreshes live pages, served as a file so the page's
-/// content security policy can forbid inline scripts.
-pub(crate) const REFRESH_PATH: &str = "/refresh.js";
 
 /// Where and how to serve.
 pub(crate) struct ServeOptions {
@@ -60,8 +56,13 @@ fn token() -> Result<String, Error> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Serve until the process is stopped.
-pub(crate) fn serve(ws: &Workspace, opts: &ServeOptions) -> Result<(), Error> {
+/// Serve until the process is stopped; `ready` gets the page's URL once
+/// the server listens (the CLI prints it).
+pub(crate) fn serve(
+    ws: &Workspace,
+    opts: &ServeOptions,
+    ready: impl FnOnce(&str),
+) -> Result<(), Error> {
     let server = bind(opts)?;
     let addr = server
         .server_addr()
@@ -77,15 +78,7 @@ pub(crate) fn serve(ws: &Workspace, opts: &ServeOptions) -> Result<(), Error> {
         IpAddr::V4(ip) => format!("{ip}:{}", addr.port()),
     };
     let url = format!("http://{host}/");
-    crate::write(&format!(
-        "Serving the state of {} at {url}{}\n",
-        ws.name(),
-        if opts.allow_intent {
-            " (approvals allowed)"
-        } else {
-            ""
-        }
-    ));
+    ready(&url);
     if opts.open {
         open_browser(&url);
     }
@@ -242,7 +235,7 @@ fn answer(ws: &Workspace, site: &Site, host: &str, mut request: Request) -> std:
             tracing::warn!("state view: could not refresh {}: {e}", store.describe());
         }
     }
-    if path == REFRESH_PATH && method == Method::Get {
+    if path == REFRESH_SCRIPT && method == Method::Get {
         let js = Response::from_string(super::layout::REFRESH_JS)
             .with_header(header("Content-Type", "text/javascript; charset=utf-8"))
             .with_header(header("Cache-Control", "no-store"));

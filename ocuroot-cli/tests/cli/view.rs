@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use super::support::{Repo, StateStore, matches, ocu, std_ocuroot_in};
+use super::support::{Repo, StateStore, fixtures, matches, ocu, ocu_env, std_ocuroot_in};
 
 /// The repository with a release in every state; the `slow` release is
 /// left running (its process is returned) until `slow-go` is created.
@@ -89,7 +89,15 @@ impl Drop for View {
 
 impl View {
     pub(crate) fn start(dir: &Path, extra: &[&str]) -> View {
-        let mut child = std_ocuroot_in(dir)
+        View::start_with(dir, extra, &[])
+    }
+
+    pub(crate) fn start_with(dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> View {
+        let mut cmd = std_ocuroot_in(dir);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
             .args(["state", "view", "--port", "0"])
             .args(extra)
             .stdout(Stdio::piped())
@@ -512,6 +520,50 @@ fn a_damaged_release_is_reported_where_it_is_and_the_rest_is_shown() {
         out.stderr
     );
     assert!(repo.path().join("site/index.html").is_file());
+}
+
+#[test]
+fn over_a_git_store_each_page_shows_what_other_agents_did_since() {
+    let remotes = tempfile::tempdir().unwrap();
+    let bare = remotes.path().join("store.git");
+    let made = std::process::Command::new("git")
+        .args(["init", "-q", "--bare"])
+        .arg(&bare)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let repo = Repo::new();
+    repo.write(
+        "repo.ocu.star",
+        &format!(
+            "ocuroot(\"0.3.0\")\nrepo_alias(\"shop\")\nstore.set(store.git(\"{}\", branch=\"ocuroot\"))\n",
+            bare.display()
+        ),
+    );
+    for file in ["environments.ocu.star", "web.ocu.star", "broken.ocu.star"] {
+        repo.copy_file(&fixtures().join("view").join(file), file);
+    }
+    repo.commit("git store");
+    let home = |agent: &str| remotes.path().join("homes").join(agent);
+    let home_a = home("a");
+    let agent_a = [("OCUROOT_HOME", home_a.to_str().unwrap())];
+    ocu_env(
+        &repo,
+        &agent_a,
+        &["release", "new", "environments.ocu.star"],
+    )
+    .success();
+    ocu_env(&repo, &agent_a, &["release", "new", "web.ocu.star"]).success();
+    // The view is another agent, with its own clone of the store.
+    let view = View::start_with(repo.path(), &[], &[("OCUROOT_HOME", &home("view"))]);
+    view.get("/")
+        .ok()
+        .has("web.ocu.star")
+        .has("st-deployed")
+        .lacks("broken.ocu.star");
+    ocu_env(&repo, &agent_a, &["release", "new", "broken.ocu.star"]).failure();
+    // Fetched before the page: no waiting for the store's refresh interval.
+    view.get("/").ok().has("broken.ocu.star").has("st-failed");
 }
 
 /// Chromium from Debian, when installed (`scripts/test-all.sh` installs it
