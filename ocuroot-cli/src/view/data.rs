@@ -346,7 +346,22 @@ pub(crate) fn run(ws: &Workspace, run: &str) -> Result<RunView, Error> {
         return Err(Error::not_found(format!("run not found: {r}")));
     };
     let doc = run_doc(ws, &r)?;
-    let live = status == "running";
+    run_view(
+        ws,
+        RunInfo {
+            r#ref: r,
+            number,
+            status,
+            doc,
+        },
+    )
+}
+
+/// The run page of a run already read (the export has it from the release
+/// page): only its log is read.
+pub(crate) fn run_view(ws: &Workspace, run: RunInfo) -> Result<RunView, Error> {
+    let r = &run.r#ref;
+    let live = run.status == "running";
     let mut log: Vec<LogLine> = Vec::new();
     match ws.state_get(&format!("{r}/logs"))? {
         Some(v) => log = serde_json::from_value(v).unwrap_or_default(),
@@ -368,16 +383,7 @@ pub(crate) fn run(ws: &Workspace, run: &str) -> Result<RunView, Error> {
             }
         }
     }
-    Ok(RunView {
-        run: RunInfo {
-            r#ref: r,
-            number,
-            status,
-            doc,
-        },
-        log,
-        live,
-    })
+    Ok(RunView { run, log, live })
 }
 
 /// The ref browser page.

@@ -32,30 +32,23 @@ pub(crate) fn export(ws: &Workspace, dir: &Path) -> Result<usize, Error> {
     for package in &overview.packages {
         for rel in &package.releases {
             let text = rel.to_string();
-            let view = match data::release(ws, &text) {
-                Ok(view) => view,
+            let (page, runs) = match data::release(ws, &text) {
+                Ok(view) => {
+                    count += 1;
+                    let page = pages::release(&site, &view, None);
+                    (page, view.runs.into_values().flatten().collect())
+                }
                 Err(e) => {
                     // The page says why; the other releases are still written.
                     let body = layout::error_body(&crate::render::error(&e));
-                    write(
-                        dir,
-                        &file_name("release", &text),
-                        layout::page(&site, &text, false, body),
-                    )?;
                     unreadable.push(format!("{text}: {e}"));
-                    continue;
+                    (layout::page(&site, &text, false, body), Vec::new())
                 }
             };
-            write(
-                dir,
-                &file_name("release", &text),
-                pages::release(&site, &view, None),
-            )?;
-            count += 1;
-            for run in view.runs.values().flatten() {
-                let text = run.r#ref.to_string();
-                let page = data::run(ws, &text)?;
-                write(dir, &file_name("run", &text), detail::run(&site, &page))?;
+            write(dir, &file_name("release", &text), page)?;
+            for run in runs {
+                let name = file_name("run", &run.r#ref.to_string());
+                write(dir, &name, detail::run(&site, &data::run_view(ws, run)?))?;
                 count += 1;
             }
         }

@@ -12,6 +12,9 @@ use super::approve::{self, Approval};
 use super::links::{Mode, REFRESH_SCRIPT, Site, query_value};
 use super::{data, detail, layout, pages, plan};
 
+/// Why a read-only view refuses an approval.
+const READ_ONLY: &str = "This view is read-only: start it with `ocuroot state view --allow-intent` to approve from the page.";
+
 /// The largest form body accepted (an approval's value).
 const MAX_BODY: u64 = 256 * 1024;
 
@@ -175,10 +178,7 @@ fn check_post(
     form: &[(String, String)],
 ) -> Result<(), (u16, String)> {
     if !site.allow_intent {
-        return Err((
-            403,
-            "This view is read-only: start it with `ocuroot state view --allow-intent` to approve from the page.".into(),
-        ));
+        return Err((403, READ_ONLY.into()));
     }
     if header_value(request, "Host") != Some(host) {
         return Err((
@@ -269,7 +269,7 @@ fn answer(ws: &Workspace, site: &Site, host: &str, mut request: Request) -> std:
                 return request.respond(error_page(
                     site,
                     403,
-                    "This view is read-only: start it with `ocuroot state view --allow-intent` to approve from the page.",
+                    READ_ONLY,
                 ));
             }
             approval(&pairs, ws).and_then(|a| approve::form(site, ws, &a))
