@@ -120,10 +120,7 @@ impl Host for FuzzHost {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000)
     }
     fn agent(&self) -> Agent {
-        Agent {
-            host: "fuzz".into(),
-            pid: 1,
-        }
+        Agent::new("fuzz", 1)
     }
     fn agent_alive(&self, _agent: &Agent) -> Option<bool> {
         None

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 #[cfg(not(target_os = "linux"))]
 use std::sync::mpsc;
 
-use super::{Agent, Host, HttpRequest, HttpResponse, LineSink, ShellOutput, ShellRequest, Stream};
+use super::{Host, HttpRequest, HttpResponse, LineSink, ShellOutput, ShellRequest, Stream};
 use crate::{Error, Result};
 
 /// Runs commands as real processes on this machine.
@@ -344,24 +344,6 @@ pub(super) fn process_env() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// This process as an agent. The host name is read once per process: the
-/// engine asks for it at every claim.
-pub(super) fn agent() -> Agent {
-    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let host = HOST.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|h| h.trim().to_string())
-            .filter(|h| !h.is_empty())
-            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
-            .unwrap_or_else(|| "localhost".to_string())
-    });
-    Agent {
-        host: host.clone(),
-        pid: std::process::id(),
-    }
-}
-
 /// Threads that read child processes' pipes, kept for reuse: for a short
 /// command, starting two threads costs about as much as the command.
 #[cfg(not(target_os = "linux"))]
@@ -413,21 +395,6 @@ mod reader_pool {
             })
             .map(drop)
     }
-}
-
-pub(super) fn agent_alive(other: &Agent) -> Option<bool> {
-    let me = agent();
-    if other.host != me.host {
-        return None;
-    }
-    if other.pid == me.pid {
-        return Some(true);
-    }
-    // Where /proc exists, a missing /proc/<pid> means the process is gone.
-    if !Path::new("/proc/self").exists() {
-        return None;
-    }
-    Some(Path::new(&format!("/proc/{}", other.pid)).exists())
 }
 
 pub(super) fn go_os() -> &'static str {

@@ -13,6 +13,7 @@
 //! exit code for the [`ShellOutput`] to return. `examples/rust` in the
 //! repository has such a host, running commands with `std::process::Command`.
 
+mod agent;
 mod lines;
 mod local;
 mod read_only;
@@ -21,6 +22,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+pub use agent::Agent;
 pub use lines::LineSink;
 pub use local::{LocalHost, MAX_READ_BYTES};
 pub use read_only::ReadOnlyHost;
@@ -154,24 +156,20 @@ pub trait Host: Send + Sync {
         SystemTime::now()
     }
 
-    /// Who is running work: recorded on each running run, so a run left
-    /// `running` by an agent that died can be recognised and retried.
+    /// Who is running work: recorded on each running run's status marker
+    /// (with the claim's lease), so that other agents can tell whose claim
+    /// it is and, where they safely can, whether that agent is gone.
     fn agent(&self) -> Agent {
-        local::agent()
+        agent::agent()
     }
 
     /// Whether an agent's process is still alive: `Some(false)` only when it
-    /// is known to be gone (same host, no such process).
+    /// is known to be gone (same host name, boot and PID namespace as this
+    /// process, and no process with its pid and start time), `Some(true)`
+    /// when it is known to run, `None` when this process cannot tell. Only
+    /// `Some(false)` lets an agent take over a claim before its lease
+    /// expires.
     fn agent_alive(&self, agent: &Agent) -> Option<bool> {
-        local::agent_alive(agent)
+        agent::agent_alive(agent)
     }
-}
-
-/// An agent: a process on a host that claims runs.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Agent {
-    /// The host name.
-    pub host: String,
-    /// The process id.
-    pub pid: u32,
 }
