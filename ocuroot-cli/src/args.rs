@@ -105,8 +105,19 @@ pub(crate) enum ReleaseCommand {
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Retry the failed work of a release, then run it further.
+    /// Retry the failed work of a release, and take over work whose
+    /// agents' leases expired, then run it further.
     Retry {
+        /// `<package>` (its latest release at this commit) or
+        /// `<package>/@r<N>`; the package as a path or a package ref.
+        release: String,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Take over the running work of a release now, whatever its leases
+    /// say, then run it further. For when you know the agents running it
+    /// are gone; an agent still running it has its outcome refused.
+    Takeover {
         /// `<package>` (its latest release at this commit) or
         /// `<package>/@r<N>`; the package as a path or a package ref.
         release: String,

@@ -237,6 +237,11 @@ fn release(command: ReleaseCommand) -> Result<ExitCode, Error> {
             let r = ws.release_retry(&release)?;
             report_release(&ws, run.json, &r)
         }
+        ReleaseCommand::Takeover { release, run } => {
+            let ws = run_workspace(&run)?;
+            let r = ws.release_takeover(&release)?;
+            report_release(&ws, run.json, &r)
+        }
         ReleaseCommand::Status { release, json } => {
             let ws = workspace()?;
             let r = ws.release_status(&release)?;

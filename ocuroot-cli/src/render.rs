@@ -235,6 +235,21 @@ pub fn event_line(event: &Event) -> Option<String> {
         Event::ReleaseStarted { .. } => return None,
         Event::RunStarted { work, run, .. } => format!("[start] {work} (run {run})"),
         Event::Log { work, line } => format!("  {work} | {}", line.message),
+        Event::RunTakenOver {
+            work,
+            run,
+            new_run,
+            holder,
+            reason,
+            ..
+        } => {
+            let from = holder
+                .as_ref()
+                .map_or_else(|| "an unknown agent".to_string(), |h| h.to_string());
+            format!(
+                "[taken over] {work} (run {run}) from {from}: {reason}; run {new_run} replaces it"
+            )
+        }
         Event::RunFinished {
             work,
             status,

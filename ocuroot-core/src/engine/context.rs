@@ -32,6 +32,9 @@ pub struct EngineContext {
     pub limits: Limits,
     /// How many work items may run at once (at least 1).
     pub parallel: usize,
+    /// How long a claim on a run holds without being renewed (see
+    /// `engine::lease`).
+    pub lease: std::time::Duration,
     /// Live progress.
     pub events: Option<EventSink>,
     /// The repository work is done in: its name in refs, its git work tree,

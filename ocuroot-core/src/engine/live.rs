@@ -5,9 +5,11 @@
 //! whose agent dies keeps its chunks: they are its log up to the crash.
 //!
 //! Each scheduling session has one [`LiveLogs`]. A run's log sink hands it
-//! every line ([`LiveLogs::record`]); its flusher ([`LiveLogs::flush_until`])
-//! wakes every [`FLUSH_INTERVAL`] and writes each run's lines not written
-//! yet as its next chunk. Each line is written once to a chunk and once to
+//! every line ([`LiveLogs::record`]); the session's ticker calls
+//! [`LiveLogs::flush`] every [`FLUSH_INTERVAL`], which writes each run's
+//! lines not written yet as its next chunk. A failed flush is logged and
+//! its lines kept for the next one: the run itself does not depend on its
+//! live log. Each line is written once to a chunk and once to
 //! `<run>/logs`: O(total log size). A run that prints nothing is never
 //! looked at, so a session whose runs print nothing writes nothing.
 //!
@@ -19,8 +21,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-
-use crossbeam_channel as channel;
 
 use super::EngineContext;
 use crate::Result;
@@ -81,15 +81,6 @@ impl LiveLogs {
         lock(&run.pending).push(line.clone());
         if !run.registered.swap(true, Ordering::AcqRel) {
             lock(&self.runs).push(run.clone());
-        }
-    }
-
-    /// Flush every [`FLUSH_INTERVAL`] until `stop` is closed (or sent to).
-    /// A failed flush is logged and its lines kept for the next one: the
-    /// run itself does not depend on its live log.
-    pub(crate) fn flush_until(&self, ctx: &EngineContext, stop: &channel::Receiver<()>) {
-        while let Err(channel::RecvTimeoutError::Timeout) = stop.recv_timeout(FLUSH_INTERVAL) {
-            self.flush(ctx);
         }
     }
 

@@ -6,7 +6,11 @@
 //! is called, and the outcome (run document, status, logs, work document,
 //! `@` link, tags) is committed as one transaction. Because every step is a
 //! transaction against the store, any number of agents can work on the same
-//! release: a run is executed exactly once, by whoever claims it.
+//! release: a run's outcome is recorded exactly once, by whoever claims it.
+//! A claim is a lease (see `lease`): the agent renews it while the run
+//! runs, and once it has expired (the agent died, froze or lost the store)
+//! any other agent takes the run over, and the old holder's outcome is
+//! refused.
 //!
 //! Phases run in order. A work item is ready when every item of every
 //! earlier phase is complete and all its inputs resolve; ready items run
@@ -25,8 +29,8 @@
 //! ## Layers
 //!
 //! Each module imports only modules listed before it: the context and
-//! documents at the bottom (`context`, `status`, `inputs`, `record`,
-//! `releases`), then runs and the scheduler (`live`, `run`, `scheduler`,
+//! documents at the bottom (`context`, `status`, `lease`, `inputs`,
+//! `record`, `releases`), then runs and the scheduler (`live`, `run`, `scheduler`,
 //! `report`, `deps`), then the operations (`intent`, `release`, `work`), then those
 //! built on them (`cascade`, `plan`, `trigger`, `push`, `push_intent`).
 //! What the operations return is in [`crate::model`].
@@ -35,6 +39,8 @@
 mod context;
 
 mod status;
+
+pub(crate) mod lease;
 
 mod inputs;
 pub(crate) mod record;

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::EngineContext;
 use super::deps::graph_with;
 use super::intent;
+use super::lease::{describe_claim, judge, running_marker, take_over};
 use super::record::repo_record;
 use super::releases::{evaluate, load_release, next_release_id, releases_at};
 use super::report::report;
@@ -28,27 +29,26 @@ pub fn release_new(
     package: &Ref,
     force: bool,
 ) -> Result<NewRelease> {
-    if !force {
-        let existing = releases_at(ctx, package, &ctx.commit)?;
-        if !existing.is_empty() {
-            let list: Vec<String> = existing.iter().map(|r| format!("  {r}")).collect();
-            return Err(Error::new(
-                ErrorKind::AlreadyReleased,
-                format!(
-                    "{}\nThere are already {} releases for this commit (listed above).",
-                    list.join("\n"),
-                    existing.len()
-                ),
-            )
-            .with_ref(package));
-        }
-    }
     // Written with the first release at this commit (once, not per try).
     let repo_record = repo_record(ctx)?;
     // The release id is needed before evaluation (relative refs resolve
-    // against it); if another agent takes it first, evaluate again.
+    // against it); if another agent takes it first, look again.
+    //
+    // The refusal of a second release at this commit is part of the
+    // transaction that creates the release: numbers are allocated in order
+    // (r<N> is created only by an agent that saw r<N-1>, with the create
+    // failing if r<N> exists), so every release created after the id is
+    // chosen below has a number of at least N. The one numbered N makes
+    // the create conflict; the check that follows the choice sees every
+    // release before it. After a conflict both are read again, so of any
+    // number of agents releasing the same commit at once, one creates the
+    // release and the others are refused.
     for _ in 0..16 {
-        let rel = package.with_release(&next_release_id(ctx, package)?.to_string());
+        let id = next_release_id(ctx, package)?;
+        if !force {
+            refuse_existing(ctx, package)?;
+        }
+        let rel = package.with_release(&id.to_string());
         let loaded = evaluate(ctx, file, &rel)?;
         let package_doc = match loaded.contents() {
             FileContents::Empty => return Ok(NewRelease::Empty),
@@ -127,6 +127,25 @@ pub fn release_new(
     )))
 }
 
+/// The refusal of `release new` without `--force` when `package` has
+/// releases at the current commit (the original's message, listing them).
+fn refuse_existing(ctx: &EngineContext, package: &Ref) -> Result<()> {
+    let existing = releases_at(ctx, package, &ctx.commit)?;
+    if existing.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = existing.iter().map(|r| format!("  {r}")).collect();
+    Err(Error::new(
+        ErrorKind::AlreadyReleased,
+        format!(
+            "{}\nThere are already {} releases for this commit (listed above).",
+            list.join("\n"),
+            existing.len()
+        ),
+    )
+    .with_ref(package))
+}
+
 /// Write environments to intent (one transaction), then apply those that
 /// state does not have as they are, as `state apply` would, in one more
 /// transaction: a new environment gets an `op/check_envs` on the latest
@@ -171,12 +190,10 @@ pub fn release_continue(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
     report(ctx, &rel, &doc, &waiting)
 }
 
-/// `release retry`: for each failed run, mark it `failed_retried` and create
-/// a new pending run with the same stored inputs, then run the release on.
-/// A run left `running` by an agent known to have died (same host, process
-/// gone) is retried the same way and marked `cancelled`. Without a release
-/// id, the latest release of the package at the current commit.
-pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
+/// The release `r` names, for `release retry` and `release takeover`: the
+/// one it names, or without a release id, the latest release of the
+/// package at the current commit. Its commit must be checked out.
+fn target_release(ctx: &EngineContext, r: &Ref) -> Result<(Ref, ReleaseDoc)> {
     let target = match r.release.as_deref() {
         Some(id) if !id.is_empty() => r.release_ref(),
         _ => {
@@ -190,36 +207,46 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
     };
     let (rel, doc) = load_release(ctx, &target)?;
     check_commit(ctx, &rel, &doc)?;
+    Ok((rel, doc))
+}
+
+/// `release retry`: for each failed run, mark it `failed_retried` and create
+/// a new pending run with the same stored inputs, then run the release on.
+/// A run left `running` by an agent whose claim has lapsed (its lease
+/// expired, or its process is known to be gone) is taken over: marked
+/// `cancelled` with the takeover recorded, and run again. Without a
+/// release id, the latest release of the package at the current commit.
+pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
+    let (rel, doc) = target_release(ctx, r)?;
     let statuses = load_statuses(&ctx.state, &rel)?;
-    // Failed runs, and runs left `running` by an agent known to have died.
-    let mut retry: Vec<(&WorkPath, &Latest)> = Vec::new();
+    let mut failed: Vec<(&WorkPath, &Latest)> = Vec::new();
+    let mut taken = 0;
     let mut elsewhere = Vec::new();
     for (path, latest) in &statuses {
         match latest.status {
-            RunStatus::Failed => retry.push((path, latest)),
+            RunStatus::Failed => failed.push((path, latest)),
             RunStatus::Running => {
-                let run = run_ref(&rel, path, latest.run);
-                let agent = ctx
-                    .state
-                    .get(&status_ref(&run, RunStatus::Running))?
-                    .and_then(|m| serde_json::from_value::<StatusMarker>(m).ok())
-                    .and_then(|m| m.agent);
-                match agent {
-                    Some(a) if ctx.host.agent_alive(&a) == Some(false) => {
-                        retry.push((path, latest))
-                    }
-                    Some(a) => elsewhere.push(format!("{path} (agent {} pid {})", a.host, a.pid)),
-                    None => elsewhere.push(path.to_string()),
+                let Some(marker) = running_marker(ctx, &rel, path, latest.run)? else {
+                    continue;
+                };
+                let verdict = judge(ctx, &marker);
+                if verdict.may_take_over()
+                    && take_over(ctx, &rel, path, latest.run, false)?.is_some()
+                {
+                    taken += 1;
+                } else if !verdict.may_take_over() {
+                    elsewhere.push(describe_claim(path, &marker, &verdict));
                 }
             }
             _ => {}
         }
     }
-    if retry.is_empty() {
+    if failed.is_empty() && taken == 0 {
         let mut msg = format!("no failed work to retry in {rel}");
         if !elsewhere.is_empty() {
             msg.push_str(&format!(
-                "; still running in other agents: {}",
+                "; still running in other agents: {}. If you know those agents are gone, \
+                 break their claims now with release takeover",
                 elsewhere.join(", ")
             ));
         }
@@ -230,7 +257,7 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
     // attempt the runs it retried are no longer failed.
     let retried = ctx.state.update(|tx| {
         let mut retried = 0;
-        for (path, latest) in &retry {
+        for (path, latest) in &failed {
             let old = run_ref(&rel, path, latest.run);
             let next = run_ref(&rel, path, latest.run + 1);
             if tx.get(&status_ref(&old, latest.status))?.is_none() || tx.get(&next)?.is_some() {
@@ -251,32 +278,53 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
                 .ok_or_else(|| Error::store(format!("run {old} has no function")))?;
             first.resolved = None;
             let new_doc = RunDoc::new(old_doc.run_type, old_doc.release, first);
-            let new = next;
-            // A failed run becomes failed_retried; one abandoned by a dead
-            // agent becomes cancelled.
-            let to = match latest.status {
-                RunStatus::Running => RunStatus::Cancelled,
-                _ => RunStatus::FailedRetried,
-            };
             set_status(
                 tx,
                 &RunRefs::new(&old)?,
                 latest.status,
-                to,
+                RunStatus::FailedRetried,
                 StatusMarker {
-                    retried_by: Some(new.clone()),
+                    retried_by: Some(next.clone()),
                     ..StatusMarker::default()
                 },
             )?;
-            tx.create_doc(&new, &new_doc)?;
-            tx.create(&status_ref(&new, RunStatus::Pending), json!({}))?;
+            tx.create_doc(&next, &new_doc)?;
+            tx.create(&status_ref(&next, RunStatus::Pending), json!({}))?;
         }
         Ok(retried)
     })?;
-    if retried == 0 {
+    if retried == 0 && taken == 0 {
         return Err(Error::new(
             ErrorKind::NothingToRetry,
             format!("no failed work to retry in {rel}: another agent retried it meanwhile"),
+        )
+        .with_ref(&rel));
+    }
+    let loaded = evaluate(ctx, &package_file(ctx, &rel), &rel)?;
+    let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, false)?;
+    report(ctx, &rel, &doc, &waiting)
+}
+
+/// `release takeover`: break every claim on the runs of a release at once,
+/// for a person who knows the agents holding them are gone. Each running
+/// run is taken over whatever its lease says (marked `cancelled`, the
+/// takeover recorded, a new pending run created), then the release runs
+/// on. Without a release id, the latest release of the package at the
+/// current commit.
+pub fn release_takeover(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
+    let (rel, doc) = target_release(ctx, r)?;
+    let mut taken = 0;
+    for (path, latest) in load_statuses(&ctx.state, &rel)? {
+        if latest.status == RunStatus::Running
+            && take_over(ctx, &rel, &path, latest.run, true)?.is_some()
+        {
+            taken += 1;
+        }
+    }
+    if taken == 0 {
+        return Err(Error::new(
+            ErrorKind::NothingToRetry,
+            format!("nothing to take over in {rel}: none of its runs is running"),
         )
         .with_ref(&rel));
     }

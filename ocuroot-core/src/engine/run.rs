@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::EngineContext;
 use super::inputs::resolve_inputs;
+use super::lease::{Leases, lapsed, same_claim};
 use super::live::LiveLogs;
 use super::status::{RunRefs, current_ref, set_status, status_in};
 use crate::model::{
@@ -42,14 +43,19 @@ pub(crate) struct Finished {
     pub summary: Option<String>,
 }
 
-/// Claim `run` (pending or paused -> running) with a compare-and-swap. Returns
-/// the run document, or `None` when someone else got it.
+/// Claim `run` (pending or paused -> running) with a compare-and-swap,
+/// writing `marker` (this agent, and its lease) as the running marker.
+/// Returns the run document, or `None` when someone else got it.
 ///
 /// The claim is committed with [`Durability::Shared`]: every agent sees it
 /// before the work runs (a git store pushes it), but if the machine crashes
 /// before the outcome commit makes it durable, the run is pending again,
 /// which is what it would be had the crash come just before the claim.
-fn claim(ctx: &EngineContext, refs: &RunRefs) -> Result<Option<(RunDoc, RunStatus)>> {
+fn claim(
+    ctx: &EngineContext,
+    refs: &RunRefs,
+    marker: &StatusMarker,
+) -> Result<Option<(RunDoc, RunStatus)>> {
     let run = &refs.run;
     ctx.state.update_with(Durability::Shared, |tx| {
         let likely = [RunStatus::Pending, RunStatus::Paused];
@@ -64,28 +70,20 @@ fn claim(ctx: &EngineContext, refs: &RunRefs) -> Result<Option<(RunDoc, RunStatu
         })?;
         let mut doc: RunDoc = parse_doc(run, "run document", doc)?;
         doc.attempt += 1;
-        doc.started_at = Some(ctx.timestamp());
+        doc.started_at = marker.since;
         doc.finished_at = None;
-        set_status(
-            tx,
-            refs,
-            status,
-            RunStatus::Running,
-            StatusMarker {
-                agent: Some(ctx.host.agent()),
-                since: Some(ctx.timestamp()),
-                ..StatusMarker::default()
-            },
-        )?;
+        set_status(tx, refs, status, RunStatus::Running, marker.clone())?;
         tx.set_doc(run, &doc)?;
         Ok(Some((doc, status)))
     })
 }
 
-/// Execute one run of `work_path` in release `rel`. Its log lines go to
+/// Execute one run of `work_path` in release `rel`, renewing its lease with
+/// `leases` while it runs. Its log lines go to
 /// `live` as they come (and to the event sink, if there is one), and are
 /// committed to `<run>/logs` with its outcome, which deletes the chunks
 /// `live` wrote of them.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn execute(
     ctx: &EngineContext,
     loaded: &LoadedFile,
@@ -94,11 +92,36 @@ pub(crate) fn execute(
     run: &Ref,
     run_no: u32,
     live: &Arc<LiveLogs>,
+    leases: &Leases,
 ) -> Result<Executed> {
     let refs = RunRefs::new(run)?;
-    let Some((mut doc, _)) = claim(ctx, &refs)? else {
+    let marker = Leases::claim_marker(ctx);
+    let Some((doc, _)) = claim(ctx, &refs, &marker)? else {
         return Ok(Executed::Lost);
     };
+    leases.hold(&refs.run, refs.marker(RunStatus::Running)?.clone(), marker);
+    let executed = run_claimed(
+        ctx, loaded, rel, work_path, &refs, run_no, live, leases, doc,
+    );
+    // Whatever happened, the claim is not renewed any more.
+    leases.release(&refs.run);
+    executed
+}
+
+/// Execute a run this agent has just claimed (see [`execute`]).
+#[allow(clippy::too_many_arguments)]
+fn run_claimed(
+    ctx: &EngineContext,
+    loaded: &LoadedFile,
+    rel: &Ref,
+    work_path: &WorkPath,
+    refs: &RunRefs,
+    run_no: u32,
+    live: &Arc<LiveLogs>,
+    leases: &Leases,
+    mut doc: RunDoc,
+) -> Result<Executed> {
+    let run = &refs.run;
     let started = Instant::now();
     ctx.emit(|| Event::RunStarted {
         release: rel.clone(),
@@ -174,7 +197,7 @@ pub(crate) fn execute(
             doc.output = Some(outputs.clone());
             doc.watch = watch.clone();
             Some(WorkDoc {
-                run_ref: run.clone(),
+                run_ref: (**run).clone(),
                 run_type: doc.run_type,
                 release: rel.clone(),
                 input: doc
@@ -192,23 +215,45 @@ pub(crate) fn execute(
     let logs = refs.logs()?;
     // No live chunk is written after this; the commit deletes them.
     let chunks = live_run.finish()?;
+    // The claim as last renewed; no renewal touches it after this.
+    let claim = leases.release(run);
+    // A lease run out by this agent's clock may have been taken over: then
+    // the outcome must reach every agent now (a git store pushes it), so
+    // that a takeover refuses it here rather than in a later push.
+    let durability = if lapsed(ctx, claim.as_ref()) {
+        Durability::Shared
+    } else {
+        // The scheduler syncs the store before it reports.
+        Durability::Deferred
+    };
     // Everything the commit reads, read in one go with the status.
     let mut also = vec![&logs, &work_doc_ref, &link_ref, refs.marker(status)?];
     also.extend(&chunks);
-    // Deferred: the scheduler syncs the store before it reports.
-    let committed = ctx.state.update_with(Durability::Deferred, |tx| {
-        match status_in(tx, &refs, &[RunStatus::Running], &also)? {
-            Some(RunStatus::Running) => {}
-            other => {
-                return Err(Error::conflict(format!(
-                    "run {run} changed while it ran (now {})",
-                    other.map(|s| s.as_str()).unwrap_or("missing")
-                )));
-            }
+    let refused = ctx.state.update_with(durability, |tx| {
+        let now = status_in(tx, refs, &[RunStatus::Running], &also)?;
+        if now != Some(RunStatus::Running) {
+            let cancelled = match now {
+                Some(RunStatus::Cancelled) => {
+                    let marker = refs.marker(RunStatus::Cancelled)?;
+                    tx.get(marker)?
+                        .and_then(|doc| serde_json::from_value::<StatusMarker>(doc).ok())
+                }
+                _ => None,
+            };
+            return Ok(Some(refusal(run, now, cancelled, status)));
+        }
+        let running = refs.marker(RunStatus::Running)?;
+        let current: Option<StatusMarker> = tx
+            .get(running)?
+            .and_then(|doc| serde_json::from_value(doc).ok());
+        if let (Some(current), Some(claim)) = (&current, &claim)
+            && !same_claim(current, claim)
+        {
+            return Ok(Some(refusal(run, now, None, status)));
         }
         set_status(
             tx,
-            &refs,
+            refs,
             RunStatus::Running,
             status,
             StatusMarker {
@@ -241,9 +286,11 @@ pub(crate) fn execute(
                 tx.link(&rel.package().with_release(tag.as_str()), rel)?;
             }
         }
-        Ok(())
-    });
-    committed?;
+        Ok(None)
+    })?;
+    if let Some(refused) = refused {
+        return Err(refused);
+    }
     if work_doc.is_some() {
         ctx.journal.record(&work_doc_ref);
     }
@@ -270,6 +317,38 @@ pub(crate) fn execute(
     }))
 }
 
+/// Why this agent's outcome of `run` is not recorded: the run is no longer
+/// its (`now` is its status; `cancelled`, its marker if it was taken over).
+fn refusal(
+    run: &KeyedRef,
+    now: Option<RunStatus>,
+    cancelled: Option<StatusMarker>,
+    outcome: RunStatus,
+) -> Error {
+    let what = match cancelled.as_ref().and_then(|m| m.taken_over.as_ref()) {
+        Some(t) => {
+            let replaced = cancelled
+                .as_ref()
+                .and_then(|m| m.retried_by.as_ref())
+                .map_or_else(String::new, |r| format!("; {r} replaces it"));
+            format!(
+                "was taken over by {} at {} ({}) while this agent ran it{replaced}",
+                t.by, t.at, t.reason
+            )
+        }
+        None => format!(
+            "changed while this agent ran it (now {}, and not this agent's claim)",
+            now.map_or("missing", |s| s.as_str())
+        ),
+    };
+    Error::conflict(format!(
+        "run {run} {what}: this agent's outcome ({outcome}) is not recorded. Its lease had run \
+         out: was the agent suspended, or cut off from the store for longer than \
+         OCUROOT_RUN_LEASE?"
+    ))
+    .with_ref(run)
+}
+
 /// When a deployment starts, record what is deployed in the intent store:
 /// `<pkg>/@/deploy/<env>` = `{"release", "input"}` for `up`, removed for
 /// `down` (SPEC §5). Editing or deleting it is how users roll back or
@@ -285,8 +364,11 @@ fn write_deploy_intent(
         return Ok(());
     }
     let intent_ref = current_ref(rel, work_path);
+    // Seen by every agent before the run's outcome can reach state: an
+    // agent comparing intent with state reads intent after state, and must
+    // never find state newer than the intent (see `intent::deploys`).
     ctx.intent
-        .update_with(Durability::Deferred, |tx| match run_type {
+        .update_with(Durability::Shared, |tx| match run_type {
             RunType::Down => tx.delete(&intent_ref),
             _ => tx.set(
                 &intent_ref,

@@ -4,10 +4,12 @@
 use crossbeam_channel as channel;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::EngineContext;
 use super::inputs::resolve_inputs;
-use super::live::LiveLogs;
+use super::lease::{Leases, take_over_abandoned};
+use super::live::{FLUSH_INTERVAL, LiveLogs};
 use super::run::{Executed, Finished, execute};
 use super::status::{Latest, load_run, load_statuses, run_ref};
 use crate::model::{Event, InputSpec, ReleaseDoc, RunStatus};
@@ -79,7 +81,10 @@ impl<'a> View<'a> {
         paths: &'a [Vec<WorkPath>],
         fresh: bool,
     ) -> Result<View<'a>> {
-        let statuses = load_statuses(&ctx.state, rel)?;
+        let mut statuses = load_statuses(&ctx.state, rel)?;
+        if !fresh {
+            take_over_abandoned(ctx, rel, &mut statuses, &HashSet::new())?;
+        }
         let mut inputs = HashMap::new();
         if fresh {
             let work = doc.package.phases.iter().flat_map(|p| &p.work);
@@ -105,13 +110,15 @@ impl<'a> View<'a> {
     }
 
     /// Forget what other agents may have changed: publish this agent's
-    /// deferred batches and read theirs ([`Store::refresh`]), then reload.
+    /// deferred batches and read theirs ([`Store::refresh`]), then reload,
+    /// taking over runs whose claims have lapsed.
     /// Of two agents that each finish a run and look again, the one that
     /// publishes last sees the other's outcome, so no phase is left with
     /// nobody to start it.
     fn reload(&mut self, ctx: &EngineContext, rel: &Ref) -> Result<()> {
         ctx.state.store().refresh()?;
         self.statuses = load_statuses(&ctx.state, rel)?;
+        take_over_abandoned(ctx, rel, &mut self.statuses, &self.inflight)?;
         self.first_open = 0;
         self.open = None;
         Ok(())
@@ -224,6 +231,7 @@ fn run_job(
     rel: &Ref,
     paths: &[Vec<WorkPath>],
     live: &Arc<LiveLogs>,
+    leases: &Leases,
     job: &Job,
 ) -> Result<Executed> {
     let path = &paths[job.phase][job.index];
@@ -236,6 +244,7 @@ fn run_job(
             &run_ref(rel, path, job.run),
             job.run,
             live,
+            leases,
         )
     }))
     .unwrap_or_else(|panic| {
@@ -255,8 +264,9 @@ fn run_job(
 /// The scheduling thread and the workers are evaluation threads (with the
 /// large stack calls need), so each call runs on the thread that takes its
 /// job instead of starting a thread of its own. One more thread, the
-/// session's live-log flusher, writes the lines of running runs to
-/// `<run>/live_logs/<k>` every half second (see [`LiveLogs`]).
+/// session's ticker, writes the lines of running runs to
+/// `<run>/live_logs/<k>` every half second (see [`LiveLogs`]) and renews
+/// the leases of the runs the session holds (see [`Leases`]).
 pub(crate) fn run_until_blocked(
     ctx: &EngineContext,
     loaded: &LoadedFile,
@@ -285,14 +295,15 @@ fn schedule(
     ctx.emit(|| release_started(rel, &view));
     let mut first_error: Option<Error> = None;
     let live = Arc::new(LiveLogs::default());
-    let run = |job: &Job| run_job(ctx, loaded, rel, paths, &live, job);
+    let leases = Leases::new(ctx.lease);
+    let run = |job: &Job| run_job(ctx, loaded, rel, paths, &live, &leases, job);
 
     std::thread::scope(|scope| -> Result<()> {
-        // The flusher stops when `stop` is dropped, as this closure returns
+        // The ticker stops when `stop` is dropped, as this closure returns
         // (every run has finished by then).
         let (stop, stopped) = channel::bounded::<()>(0);
-        let flusher = &live;
-        scope.spawn(move || flusher.flush_until(ctx, &stopped));
+        let (live, leases) = (&live, &leases);
+        scope.spawn(move || tick_until(ctx, live, leases, &stopped));
         let mut pool = if workers == 1 {
             Pool::Inline(VecDeque::new())
         } else {
@@ -370,6 +381,22 @@ fn schedule(
             statuses: view.statuses,
             ..view.waiting
         }),
+    }
+}
+
+/// The session's background thread, until `stop` is closed: every
+/// [`FLUSH_INTERVAL`] it writes the new lines of running runs (see
+/// [`LiveLogs`]), and whenever a third of the lease has passed it renews the
+/// claims of the runs this session executes (see [`Leases`]).
+fn tick_until(ctx: &EngineContext, live: &LiveLogs, leases: &Leases, stop: &channel::Receiver<()>) {
+    let tick = FLUSH_INTERVAL.min(leases.tick());
+    let mut flushed = Instant::now();
+    while let Err(channel::RecvTimeoutError::Timeout) = stop.recv_timeout(tick) {
+        leases.renew_if_due(ctx);
+        if flushed.elapsed() + tick / 2 >= FLUSH_INTERVAL {
+            live.flush(ctx);
+            flushed = Instant::now();
+        }
     }
 }
 

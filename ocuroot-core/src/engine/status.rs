@@ -165,14 +165,40 @@ pub(crate) fn load_run(state: &RefStore, run: &Ref) -> Result<Option<crate::mode
         .transpose()
 }
 
+/// The latest run of one work item of `rel`, if it has any: a listing of
+/// that item's status markers alone.
+pub(crate) fn latest_status(
+    state: &RefStore,
+    rel: &Ref,
+    path: &WorkPath,
+) -> Result<Option<Latest>> {
+    let glob = format!("{}/*/status/*", path.in_release(rel));
+    let prefix = format!("{}/", path.in_release(rel));
+    let mut latest: Option<Latest> = None;
+    for r in state.match_globs(&[glob.as_str()])? {
+        let Some(rest) = r.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((n, status)) = rest.split_once("/status/") else {
+            continue;
+        };
+        let (Ok(run), Ok(status)) = (n.parse::<u32>(), status.parse::<RunStatus>()) else {
+            continue;
+        };
+        if latest.is_none_or(|l| l.run < run) {
+            latest = Some(Latest { run, status });
+        }
+    }
+    Ok(latest)
+}
+
 /// The latest run of `path` in `rel`, if it has any.
 pub(crate) fn latest_run(
     ctx: &EngineContext,
     rel: &Ref,
     path: &WorkPath,
 ) -> Result<Option<(Latest, RunDoc)>> {
-    let statuses = load_statuses(&ctx.state, rel)?;
-    let Some(latest) = statuses.get(path).copied() else {
+    let Some(latest) = latest_status(&ctx.state, rel, path)? else {
         return Ok(None);
     };
     let run = run_ref(rel, path, latest.run);
@@ -181,58 +207,97 @@ pub(crate) fn latest_run(
     Ok(Some((latest, doc)))
 }
 
-/// Create run `n + 1` of `path` in `rel` (pending), unless its latest run
-/// is still to run with the same function and inputs. Returns whether a run
-/// was created. When `replaces` is the latest run and it failed, it
-/// becomes `failed_retried` in the same transaction, as `release retry`
-/// does.
+impl Latest {
+    /// Whether the run is still to finish: pending, running or paused.
+    pub(crate) fn in_flight(self) -> bool {
+        matches!(
+            self.status,
+            RunStatus::Pending | RunStatus::Running | RunStatus::Paused
+        )
+    }
+}
+
+/// A run to create after the one a decision was based on.
+pub(crate) struct NewRun {
+    /// What it runs.
+    pub run_type: RunType,
+    /// Its function and inputs.
+    pub function: RunFunction,
+    /// The latest run of the work item when the decision to create this
+    /// one was made (`None`: it had none).
+    pub after: Option<Latest>,
+    /// With `after` failed and this its number, that run becomes
+    /// `failed_retried` in the same transaction, as `release retry` does.
+    pub replaces: Option<u32>,
+}
+
+/// Create the run after `new.after` of `path` in `rel` (pending), unless
+/// that run is still to run with the same function and inputs. Returns
+/// whether a run was created.
+///
+/// The decision to create it was made on state as it was when `after` was
+/// the latest run: if another agent has created the next run since (the
+/// same redeploy, found by two agents at once; or anything else), this
+/// agent's decision is stale, and nothing is created: the other agent's
+/// run answers the same change. So each run is created once, however many
+/// agents act on one change at once.
 pub(crate) fn new_run(
     ctx: &EngineContext,
     rel: &Ref,
     path: &WorkPath,
-    run_type: RunType,
-    function: RunFunction,
-    replaces: Option<u32>,
+    new: NewRun,
 ) -> Result<bool> {
-    let latest = latest_run(ctx, rel, path)?;
-    if let Some((latest, doc)) = &latest {
-        let waiting = matches!(
-            latest.status,
-            RunStatus::Pending | RunStatus::Paused | RunStatus::Running
-        );
-        let first = doc.functions.first();
-        if waiting
-            && doc.run_type == run_type
+    let NewRun {
+        run_type,
+        function,
+        after,
+        replaces,
+    } = new;
+    if let Some(latest) = after.filter(|l| l.in_flight()) {
+        let doc = load_run(&ctx.state, &run_ref(rel, path, latest.run))?;
+        let first = doc.as_ref().and_then(|d| d.functions.first());
+        if doc.as_ref().is_some_and(|d| d.run_type == run_type)
             && first.is_some_and(|f| f.function == function.function && f.inputs == function.inputs)
         {
             return Ok(false);
         }
     }
-    let n = latest.as_ref().map_or(0, |(l, _)| l.run) + 1;
-    let run = run_ref(rel, path, n);
-    let failed = match &latest {
-        Some((l, _)) if l.status == RunStatus::Failed && Some(l.run) == replaces => {
+    let n = after.map_or(0, |l| l.run) + 1;
+    let run = KeyedRef::new(run_ref(rel, path, n))?;
+    let failed = match after {
+        Some(l) if l.status == RunStatus::Failed && Some(l.run) == replaces => {
             Some(RunRefs::new(&run_ref(rel, path, l.run))?)
         }
         _ => None,
     };
     let doc = RunDoc::new(run_type, rel.clone(), function);
-    ctx.state.update(|tx| {
+    let created = ctx.state.update(|tx| {
+        if tx.exists(&run)? {
+            return Ok(false);
+        }
         if let Some(old) = &failed {
+            if !tx.exists(old.marker(RunStatus::Failed)?)? {
+                return Ok(false);
+            }
             set_status(
                 tx,
                 old,
                 RunStatus::Failed,
                 RunStatus::FailedRetried,
                 StatusMarker {
-                    retried_by: Some(run.clone()),
+                    retried_by: Some((*run).clone()),
                     ..StatusMarker::default()
                 },
             )?;
         }
         tx.create(&run, serde_json::to_value(&doc)?)?;
-        tx.create(&status_ref(&run, RunStatus::Pending), json!({}))
+        tx.create(&run.join("status/pending")?, json!({}))?;
+        Ok(true)
     })?;
-    ctx.journal.record(&run);
-    Ok(true)
+    if created {
+        ctx.journal.record(&run);
+    } else {
+        tracing::info!(run = %run, "another agent created this run first; moving on");
+    }
+    Ok(created)
 }

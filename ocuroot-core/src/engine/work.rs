@@ -26,9 +26,10 @@ use serde_json::Value;
 use super::EngineContext;
 use super::inputs::resolve_inputs;
 use super::intent::{self, IntentKind};
+use super::lease::{describe_claim, judge, running_marker};
 use super::releases::{check_envs_ref, load_release};
 use super::report::run_releases;
-use super::status::{Latest, latest_run, load_run, load_statuses, new_run, run_ref};
+use super::status::{Latest, NewRun, latest_run, load_run, load_statuses, new_run, run_ref};
 use crate::Result;
 use crate::model::{
     ChangeKind, InputSpec, ReleaseDoc, RunDoc, RunFunction, RunStatus, RunType, Todo, TodoKind,
@@ -127,6 +128,8 @@ pub(crate) struct Redeploy {
     pub release: Ref,
     pub path: WorkPath,
     pub function: RunFunction,
+    /// The latest run of the deployment when the redeploy was decided on.
+    pub after: Latest,
     /// The failed run this attempt replaces, if the last one failed.
     pub retry_of: Option<u32>,
 }
@@ -268,9 +271,12 @@ pub(crate) fn execute(
                     ctx,
                     &rd.release,
                     &rd.path,
-                    RunType::Up,
-                    rd.function,
-                    rd.retry_of,
+                    NewRun {
+                        run_type: RunType::Up,
+                        function: rd.function,
+                        after: Some(rd.after),
+                        replaces: rd.retry_of,
+                    },
                 )?;
                 releases.push(rd.release);
             }
@@ -328,16 +334,17 @@ fn reads_changes(
 }
 
 /// The releases that may have work in `scope`, sorted: at the current
-/// commit (`Here`); elsewhere, those with a pending, paused (or, for a plan,
-/// failed) run or an op.
+/// commit (`Here`); elsewhere, those with a pending, paused or running (or,
+/// for a plan, failed) run or an op.
 fn releases(ctx: &EngineContext, scope: Scope<'_>, waiting: bool) -> Result<Vec<Ref>> {
     let globs = match scope {
         Scope::Here => vec![format!("**/@r*/commit/{}", ctx.commit)],
         _ => {
+            // Running: the claims of other agents, to wait for or take over.
             let statuses = if waiting {
-                "{pending,paused,failed}"
+                "{pending,paused,running,failed}"
             } else {
-                "{pending,paused}"
+                "{pending,paused,running}"
             };
             vec![
                 format!("**/@r*/{{task,deploy}}/*/*/status/{statuses}"),
@@ -398,6 +405,29 @@ fn runs(
                     found.push(wait(
                         "failed".into(),
                         vec![format!("a retry of {rel} (release retry)")],
+                    ));
+                }
+                continue;
+            }
+            if latest.status == RunStatus::Running {
+                // Another agent's claim: wait for it, or take it over.
+                let Some(marker) = running_marker(ctx, rel, &path, latest.run)? else {
+                    continue;
+                };
+                let verdict = judge(ctx, &marker);
+                if verdict.may_take_over() {
+                    found.push(Found {
+                        todo: todo(
+                            format!("to take over: {}", describe_claim(&path, &marker, &verdict)),
+                            Vec::new(),
+                        ),
+                        repo: rel.repo.clone(),
+                        action: Action::Run(rel.clone()),
+                    });
+                } else if waiting {
+                    found.push(wait(
+                        "running".into(),
+                        vec![describe_claim(&path, &marker, &verdict)],
                     ));
                 }
                 continue;
@@ -563,6 +593,7 @@ fn redeploys(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> Result<
                     inputs: first.inputs.clone(),
                     resolved: None,
                 },
+                after: latest,
                 retry_of,
             }),
         });

@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use super::RunStatus;
-use crate::host::Stream;
+use crate::host::{Agent, Stream};
 use crate::refs::{Ref, WorkPath};
 
 /// Something that happened while a release ran, for live progress.
 ///
 /// Its JSON form is tagged by `event`: `release_started`, `run_started`,
-/// `log` or `run_finished`, with the fields below.
+/// `log`, `run_taken_over` or `run_finished`, with the fields below.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -43,6 +43,23 @@ pub enum Event {
         work: WorkPath,
         /// The line (secrets masked).
         line: LogLine,
+    },
+    /// A run another agent had claimed was taken over: its lease expired,
+    /// its agent's process is gone, or a person broke the claim (`release
+    /// takeover`). The run is now `cancelled` and `new_run` replaces it.
+    RunTakenOver {
+        /// The release ref.
+        release: Ref,
+        /// `task/<name>` or `deploy/<env>`.
+        work: WorkPath,
+        /// The run taken over.
+        run: u32,
+        /// The run that replaces it (pending).
+        new_run: u32,
+        /// The agent whose claim it was, if known.
+        holder: Option<Agent>,
+        /// Why it could be taken over.
+        reason: String,
     },
     /// A run finished (complete, failed or paused).
     RunFinished {

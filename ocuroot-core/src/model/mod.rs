@@ -33,7 +33,7 @@ pub use push::{IntentPush, PushIndex, PushOutcome, Pushed, ReleaseConfig};
 pub use record::{CommitRecord, RepoRecord};
 pub use release::{
     ReleaseDoc, ReleaseReport, ReleaseStatus, RunDoc, RunError, RunFunction, RunStatus, RunType,
-    StatusMarker, WorkDoc, WorkReport, WorkState,
+    StatusMarker, Takeover, WorkDoc, WorkReport, WorkState,
 };
 pub use time::Timestamp;
 

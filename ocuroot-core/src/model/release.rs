@@ -125,9 +125,38 @@ pub struct StatusMarker {
         skip_serializing_if = "Option::is_none"
     )]
     pub time: Option<Timestamp>,
+    /// `running`: when the claim's lease expires, by the claiming agent's
+    /// clock. The agent renews it while the run runs; once it has passed,
+    /// any agent may take the run over. A marker without it (written
+    /// before leases) expires a lease's length after `since`.
+    #[serde(
+        default,
+        deserialize_with = "super::time::optional::deserialize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires: Option<Timestamp>,
     /// `failed_retried` and `cancelled`: the run that replaced it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retried_by: Option<Ref>,
+    /// `cancelled`: the run was running when another agent took it over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_over: Option<Takeover>,
+}
+
+/// How a run's claim was taken over (on its `cancelled` marker): by whom,
+/// when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Takeover {
+    /// The agent whose claim it was, if its marker named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Agent>,
+    /// The agent that took the run over.
+    pub by: Agent,
+    /// When, by the taking agent's clock.
+    pub at: Timestamp,
+    /// Why: the lease expired (and when), the holder's process is gone, or
+    /// a person broke the claim (`release takeover`).
+    pub reason: String,
 }
 
 /// The release document `<pkg>/@r<N>`.

@@ -15,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::engine::cascade::CascadeOptions;
 use crate::engine::work::WorkCommand;
@@ -40,6 +41,7 @@ pub use checkout::StoreCheckout;
 
 pub use evaluate::{EnvironmentSource, Lint};
 
+pub use crate::engine::lease::{DEFAULT_RUN_LEASE, MAX_RUN_LEASE, MIN_RUN_LEASE, parse_lease};
 pub use crate::model::DEFAULT_STORE_DIR;
 
 /// Builds a [`Workspace`].
@@ -52,6 +54,7 @@ pub struct WorkspaceBuilder {
     intent_given: bool,
     limits: Limits,
     parallel: Option<usize>,
+    lease: Option<Duration>,
     events: Option<EventSink>,
     cascade: CascadeOptions,
 }
@@ -67,6 +70,18 @@ impl WorkspaceBuilder {
     /// How many work items may run at once (default: the number of CPUs).
     pub fn parallel(mut self, n: usize) -> Self {
         self.parallel = Some(n.max(1));
+        self
+    }
+
+    /// How long a claim on a run holds without being renewed: once it has
+    /// expired, any agent may take the run over (default: the
+    /// `OCUROOT_RUN_LEASE` environment variable, else
+    /// [`DEFAULT_RUN_LEASE`], 2 minutes). An agent renews the leases of the
+    /// runs it executes every third of this; see the crate's README on
+    /// exactly-once execution. Values outside [`MIN_RUN_LEASE`] (300 ms)
+    /// and [`MAX_RUN_LEASE`] (a day) are taken as the nearest of them.
+    pub fn run_lease(mut self, lease: Duration) -> Self {
+        self.lease = Some(lease.clamp(MIN_RUN_LEASE, MAX_RUN_LEASE));
         self
     }
 
@@ -174,6 +189,11 @@ impl WorkspaceBuilder {
             ))
             .with_location_opt(config.locations.alias.clone())
         })?;
+        let lease = match (self.lease, var("OCUROOT_RUN_LEASE")) {
+            (Some(lease), _) => lease,
+            (None, Some(text)) => parse_lease(&text)?,
+            (None, None) => DEFAULT_RUN_LEASE,
+        };
         let (state, intent) = match (self.state, self.intent) {
             (Some(s), Some(i)) => (s, i),
             (given_state, given_intent) => stores::open_configured(&info.root, &config, &var)
@@ -208,6 +228,7 @@ impl WorkspaceBuilder {
                     .map(|n| n.get())
                     .unwrap_or(1)
             }),
+            lease,
             events: self.events,
             journal: engine::Journal::default(),
             cascade: self.cascade,
@@ -229,6 +250,7 @@ pub struct Workspace {
     limits: Limits,
     secrets: Secrets,
     parallel: usize,
+    lease: Duration,
     events: Option<EventSink>,
     journal: engine::Journal,
     cascade: CascadeOptions,
@@ -256,6 +278,7 @@ impl Workspace {
             intent_given: false,
             limits: Limits::default(),
             parallel: None,
+            lease: None,
             events: None,
             cascade: CascadeOptions::default(),
         }
@@ -344,6 +367,7 @@ impl Workspace {
             secrets: self.secrets.clone(),
             limits: self.limits,
             parallel: self.parallel,
+            lease: self.lease,
             events: self.events.clone(),
             site: engine::Site {
                 repo: self.name.clone(),
@@ -379,10 +403,25 @@ impl Workspace {
     }
 
     /// `release retry <pkg>[/@<id>]`: retry the failed work of a release
-    /// (without an id, the latest release of the package at this commit).
+    /// (without an id, the latest release of the package at this commit),
+    /// and take over runs whose agents' claims have lapsed (their lease
+    /// expired, or their process is known to be gone).
     pub fn release_retry(&self, release: &str) -> Result<ReleaseReport> {
         let r = self.release_arg(release)?;
         engine::release::release_retry(&self.engine(), &r)
+    }
+
+    /// `release takeover <pkg>[/@<id>]`: break every claim on the running
+    /// runs of a release now, whatever their leases say, then run the
+    /// release on. For a person who knows the agents holding them are gone
+    /// (a cancelled pipeline, a lost machine); an agent still running one
+    /// of them finds its outcome refused. Each taken-over run is marked
+    /// `cancelled`, with who held it, who took it over, when and why, and a
+    /// new run replaces it. Nothing running is
+    /// [`ErrorKind::NothingToRetry`](crate::ErrorKind::NothingToRetry).
+    pub fn release_takeover(&self, release: &str) -> Result<ReleaseReport> {
+        let r = self.release_arg(release)?;
+        engine::release::release_takeover(&self.engine(), &r)
     }
 
     /// `release status <pkg>[/@<id or tag>]`: the report of a release as it

@@ -422,6 +422,7 @@ phase("two", tasks=[task(ok, name="c")])
                 }
                 Event::RunStarted { work, .. } => format!("run_started {work}"),
                 Event::RunFinished { work, status, .. } => format!("run_finished {work} {status}"),
+                Event::RunTakenOver { work, .. } => format!("run_taken_over {work}"),
                 Event::Log { .. } => unreachable!(),
             })
             .collect()

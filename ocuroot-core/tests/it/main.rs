@@ -6,6 +6,7 @@ mod cascade;
 mod engine;
 mod graph;
 mod intent;
+mod leases;
 mod live;
 mod operations;
 mod refs;
