@@ -412,8 +412,9 @@ impl Worktree {
         // The temporary branch normally is gone already; remove it if
         // creation failed half way (after the prune, which releases it).
         if let Ok(mut branch) = repo.find_branch(&branch_name(&self.name), git2::BranchType::Local)
+            && let Err(e) = while_worktrees_change(|| branch.delete())
         {
-            let _ = branch.delete();
+            tracing::warn!(worktree = %self.name, error = %e, "cannot delete the worktree's temporary branch");
         }
         if let Some(dir) = self.dir.take() {
             let path = dir.path().to_path_buf();
@@ -450,6 +451,33 @@ fn check_head(repo: &git2::Repository, expected: &str, what: &str) -> Result<()>
 
 fn branch_name(worktree_name: &str) -> String {
     format!("ocuroot-worktree-{worktree_name}")
+}
+
+/// Run `op` (adding a worktree on a branch, deleting a branch), trying
+/// again for a while when it fails because a branch is "checked out".
+///
+/// libgit2 checks that a branch is not checked out by opening every
+/// worktree of the repository, and a worktree that another process is
+/// adding or pruning at that moment makes the check answer yes (in libgit2
+/// 1.9, `git_repository_foreach_worktree` turns a failed lookup into 1, the
+/// callback's "found"). Agents cascading in one checkout at once hit it.
+fn while_worktrees_change<T>(
+    mut op: impl FnMut() -> std::result::Result<T, git2::Error>,
+) -> std::result::Result<T, git2::Error> {
+    let mut attempt = 0u32;
+    loop {
+        match op() {
+            Err(e)
+                if attempt < 40
+                    && (e.message().contains("checked out")
+                        || e.message().contains("HEAD of a linked repository")) =>
+            {
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(5 + u64::from(attempt) * 5));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Create a detached worktree of `commit` in a fresh directory under `under`.
@@ -505,9 +533,9 @@ pub fn add_worktree(git_root: &Path, commit: &str, under: &Path) -> Result<Workt
         let branch_ref = branch.get();
         let mut opts = git2::WorktreeAddOptions::new();
         opts.reference(Some(branch_ref));
-        let wt = repo
-            .worktree(&worktree.name, &worktree.path, Some(&opts))
-            .map_err(|e| {
+        let wt =
+            while_worktrees_change(|| repo.worktree(&worktree.name, &worktree.path, Some(&opts)))
+                .map_err(|e| {
                 Error::git(
                     &format!("cannot add a worktree at {}", worktree.path.display()),
                     e,
@@ -519,9 +547,10 @@ pub fn add_worktree(git_root: &Path, commit: &str, under: &Path) -> Result<Workt
     wt_repo
         .set_head_detached(oid)
         .map_err(|e| Error::git("cannot detach the worktree's HEAD", e))?;
-    branch
-        .delete()
-        .map_err(|e| Error::git("cannot delete the worktree's temporary branch", e))?;
+    // If it cannot be deleted now, `cleanup` deletes it.
+    if let Err(e) = while_worktrees_change(|| branch.delete()) {
+        tracing::debug!(branch = %branch_name, error = %e, "cannot delete a worktree's temporary branch yet");
+    }
 
     check_head(&wt_repo, &worktree.commit, "worktree")?;
     worktree.path = std::fs::canonicalize(&worktree.path)
