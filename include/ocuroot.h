@@ -35,14 +35,15 @@
  *
  * THREADS
  *   - The engine runs ready work in parallel: during ocuroot_release_new,
- *     _continue and _retry, ocuroot_cascade and ocuroot_work_cascade (any
- *     call that runs work), the shell, store and event callbacks are called
- *     from the calling thread AND from threads the library starts: up to
- *     `parallel - 1` worker threads, and the thread each Starlark evaluation
- *     runs on (one of its own, with a large stack), so a shell callback is
- *     never called on the calling thread. They must be thread-safe unless
- *     parallel is 1 (then they are called one at a time). They are never
- *     called after the call that runs them has returned. A cascade runs work of other commits in temporary git
+ *     _continue, _retry and _takeover, ocuroot_cascade and
+ *     ocuroot_work_cascade (any call that runs work), the shell, store and
+ *     event callbacks are called from the calling thread AND from threads
+ *     the library starts: up to `parallel - 1` worker threads, and the
+ *     thread each Starlark evaluation runs on (one of its own, with a large
+ *     stack), so a shell callback is never called on the calling thread.
+ *     They must be thread-safe unless parallel is 1 (then they are called
+ *     one at a time). They are never called after the call that runs them
+ *     has returned. A cascade runs work of other commits in temporary git
  *     worktrees: the shell callback's `dir` is then inside one.
  *   - An ocuroot_workspace may be used from several threads at once; an
  *     ocuroot_workspace_options from one thread at a time. Error objects
@@ -183,7 +184,8 @@ enum ocuroot_result
   OCUROOT_RESULT_ALREADY_RELEASED = 211,
   /**
    * `ocuroot_release_retry` found no failed work (none failed, or
-   * another agent retried it first).
+   * another agent retried it first), or `ocuroot_release_takeover` no
+   * running run.
    */
   OCUROOT_RESULT_NOTHING_TO_RETRY = 212,
   /**
@@ -228,11 +230,12 @@ typedef struct ocuroot_store_reply ocuroot_store_reply;
 typedef struct ocuroot_workspace ocuroot_workspace;
 
 /**
- * How to open a workspace: parallelism, cascade attempts and the
- * callbacks replacing the local shell, the configured store and the
- * (absent) progress output. Create with `ocuroot_workspace_options_new`;
- * free with `ocuroot_workspace_options_free` (workspaces opened from it
- * keep what they need).
+ * How to open a workspace: parallelism, cascade attempts, the lease of
+ * claims on runs, and the callbacks replacing the local shell, the
+ * configured store and the (absent) progress output. Create with
+ * `ocuroot_workspace_options_new`; free with
+ * `ocuroot_workspace_options_free` (workspaces opened from it keep what
+ * they need).
  */
 typedef struct ocuroot_workspace_options ocuroot_workspace_options;
 
@@ -580,7 +583,8 @@ ocuroot_result ocuroot_push_intent(const ocuroot_workspace *workspace, bool dryr
 
 /**
  * Options with the defaults: parallelism = the number of CPUs, 3 attempts
- * at a failing redeploy in a cascade, commands run by the local shell, the
+ * at a failing redeploy in a cascade, leases of the `OCUROOT_RUN_LEASE`
+ * environment variable or 2 minutes, commands run by the local shell, the
  * store `repo.ocu.star` configures, no events.
  */
 ocuroot_workspace_options *ocuroot_workspace_options_new(void);
@@ -603,6 +607,17 @@ ocuroot_result ocuroot_workspace_options_set_parallel(ocuroot_workspace_options 
  * outcome's `stopped` (at least 1; default 3).
  */
 ocuroot_result ocuroot_workspace_options_set_max_attempts(ocuroot_workspace_options *options, uint32_t max_attempts, ocuroot_error **error);
+
+/**
+ * How long a claim on a run holds without being renewed, in milliseconds
+ * (300 to 86400000, a day; default: the `OCUROOT_RUN_LEASE` environment variable,
+ * else 2 minutes). While a release runs, the agent renews the leases of
+ * the runs it executes every third of this; once a claim's lease has
+ * expired (its agent died or lost the store), any agent running the
+ * release takes the run over and runs it again. `ocuroot_release_takeover`
+ * breaks claims without waiting for their leases.
+ */
+ocuroot_result ocuroot_workspace_options_set_run_lease_ms(ocuroot_workspace_options *options, uint64_t run_lease_ms, ocuroot_error **error);
 
 /**
  * Run every `host.shell` of work functions through `shell` instead of a
@@ -678,6 +693,19 @@ ocuroot_result ocuroot_release_continue(const ocuroot_workspace *workspace, cons
  * the report.
  */
 ocuroot_result ocuroot_release_retry(const ocuroot_workspace *workspace, const char *release, char **report_json, ocuroot_error **error);
+
+/**
+ * `ocuroot release takeover <release>`: break every claim on the running
+ * runs of a release now, whatever their leases say, then continue it. For
+ * a caller who knows the agents holding them are gone (a cancelled
+ * pipeline, a lost machine): an agent still running one of them has its
+ * outcome refused. Each taken-over run is marked `cancelled` (its status
+ * marker records who held it, who took it over, when and why), a new run
+ * replaces it, and an `Event:run_taken_over` is sent. On success
+ * `*report_json` receives the report; a release with no running run is
+ * `OCUROOT_RESULT_NOTHING_TO_RETRY`.
+ */
+ocuroot_result ocuroot_release_takeover(const ocuroot_workspace *workspace, const char *release, char **report_json, ocuroot_error **error);
 
 /**
  * `ocuroot release status <release>`: the report of a release as it

@@ -3,6 +3,8 @@
 //! help), `Workspace`'s and `WorkspaceBuilder`'s public methods, the C
 //! header's functions and the Python `Workspace` class. A layer that lacks
 //! an operation the table lists, or has one the table does not, fails here.
+//! An option the CLI takes from the environment (`OCUROOT_RUN_LEASE`) must
+//! be read where the workspace is opened.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -138,6 +140,26 @@ fn subcommands(text: &str) -> Vec<String> {
         .filter(|c| *c != "help")
         .map(str::to_string)
         .collect()
+}
+
+/// Whether a name in the CLI column is an environment variable
+/// (`OCUROOT_RUN_LEASE`) rather than a command or a flag.
+fn is_env_var(name: &str) -> bool {
+    name.starts_with("OCUROOT_")
+        && name
+            .chars()
+            .all(|c| c == '_' || c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+/// Whether the workspace's sources (which every layer opens through) read
+/// the environment variable `name`.
+fn workspace_reads(name: &str) -> bool {
+    let quoted = format!("\"{name}\"");
+    std::fs::read_dir(root().join("ocuroot-core/src/workspace"))
+        .unwrap()
+        .any(|entry| {
+            std::fs::read_to_string(entry.unwrap().path()).is_ok_and(|text| text.contains(&quoted))
+        })
 }
 
 /// Every leaf command of the CLI, as `"state match"`.
@@ -317,6 +339,15 @@ fn every_layer_has_every_operation_under_the_tables_name() {
     let mut named = BTreeSet::new();
     for r in &rows {
         for cell in names(&r.cli) {
+            if is_env_var(&cell) {
+                if !workspace_reads(&cell) {
+                    problems.push(format!(
+                        "{}: the workspace does not read the environment variable {cell}",
+                        r.operation
+                    ));
+                }
+                continue;
+            }
             let words: Vec<&str> = cell.split_whitespace().collect();
             let command: Vec<&str> = words
                 .iter()
@@ -389,6 +420,16 @@ fn every_layer_has_every_operation_under_the_tables_name() {
     problems.extend(check("Python", &python_members(), &listed, PY_OTHER));
 
     assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn environment_variables_are_told_from_commands_and_flags() {
+    assert!(is_env_var("OCUROOT_RUN_LEASE"));
+    assert!(workspace_reads("OCUROOT_RUN_LEASE"));
+    assert!(!workspace_reads("OCUROOT_NO_SUCH_VARIABLE"));
+    for other in ["release retry", "--max-attempts", "push", "OCUROOT run"] {
+        assert!(!is_env_var(other), "{other}");
+    }
 }
 
 #[test]

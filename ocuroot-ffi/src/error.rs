@@ -52,7 +52,8 @@ pub enum ocuroot_result {
     /// already (pass `force` to make another).
     AlreadyReleased = 211,
     /// `ocuroot_release_retry` found no failed work (none failed, or
-    /// another agent retried it first).
+    /// another agent retried it first), or `ocuroot_release_takeover` no
+    /// running run.
     NothingToRetry = 212,
     /// A bug in the library: an invariant did not hold.
     Internal = 900,

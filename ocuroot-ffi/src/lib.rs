@@ -4,14 +4,14 @@
 //! A C program opens a workspace (a git repository with `*.ocu.star`
 //! files), optionally with its own shell runner, store and event callbacks,
 //! and drives releases with the same operations as the CLI:
-//! `ocuroot_release_new`, `_continue`, `_retry`, `ocuroot_release_lint`,
-//! `ocuroot_state_get`, `_read`, `_match`, `_set`, `_apply`, and follows
-//! changes to the deployments that read them: `ocuroot_cascade`,
-//! `ocuroot_work_cascade`, `ocuroot_plan`, `ocuroot_work_trigger`,
-//! `ocuroot_push`. Results are JSON strings the caller frees with
-//! [`ocuroot_string_free`], one string per result, in the forms
-//! `include/ocuroot-json.md` lists field by field. The header's top comment
-//! states the rules for ownership, lifetimes, threads and errors;
+//! `ocuroot_release_new`, `_continue`, `_retry`, `_takeover`,
+//! `ocuroot_release_lint`, `ocuroot_state_get`, `_read`, `_match`, `_set`,
+//! `_apply`, and follows changes to the deployments that read them:
+//! `ocuroot_cascade`, `ocuroot_work_cascade`, `ocuroot_plan`,
+//! `ocuroot_work_trigger`, `ocuroot_push`. Results are JSON strings the
+//! caller frees with [`ocuroot_string_free`], one string per result, in the
+//! forms `include/ocuroot-json.md` lists field by field. The header's top
+//! comment states the rules for ownership, lifetimes, threads and errors;
 //! `examples/c/` runs the quickstart release with a C shell callback and a
 //! C in-memory store, and an agent (`agent.c`) that fails, retries,
 //! approves and rolls back a release.
@@ -61,13 +61,14 @@ pub use push::{ocuroot_push, ocuroot_push_intent};
 pub use workspace::ocuroot_lint;
 pub use workspace::{
     ocuroot_cascade, ocuroot_plan, ocuroot_release_continue, ocuroot_release_lint,
-    ocuroot_release_new, ocuroot_release_retry, ocuroot_release_status, ocuroot_state_get,
-    ocuroot_state_match, ocuroot_state_match_no_links, ocuroot_state_read, ocuroot_work_cascade,
-    ocuroot_work_trigger, ocuroot_work_trigger_intent, ocuroot_workspace, ocuroot_workspace_free,
-    ocuroot_workspace_open, ocuroot_workspace_options, ocuroot_workspace_options_free,
-    ocuroot_workspace_options_new, ocuroot_workspace_options_set_events,
-    ocuroot_workspace_options_set_intent_store, ocuroot_workspace_options_set_max_attempts,
-    ocuroot_workspace_options_set_parallel, ocuroot_workspace_options_set_shell,
+    ocuroot_release_new, ocuroot_release_retry, ocuroot_release_status, ocuroot_release_takeover,
+    ocuroot_state_get, ocuroot_state_match, ocuroot_state_match_no_links, ocuroot_state_read,
+    ocuroot_work_cascade, ocuroot_work_trigger, ocuroot_work_trigger_intent, ocuroot_workspace,
+    ocuroot_workspace_free, ocuroot_workspace_open, ocuroot_workspace_options,
+    ocuroot_workspace_options_free, ocuroot_workspace_options_new,
+    ocuroot_workspace_options_set_events, ocuroot_workspace_options_set_intent_store,
+    ocuroot_workspace_options_set_max_attempts, ocuroot_workspace_options_set_parallel,
+    ocuroot_workspace_options_set_run_lease_ms, ocuroot_workspace_options_set_shell,
     ocuroot_workspace_options_set_store,
 };
 

@@ -2,12 +2,14 @@
 
 use std::ffi::{c_char, c_void};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ocuroot_core::Workspace;
 use ocuroot_core::host::Host;
 use ocuroot_core::model::EventSink;
 use ocuroot_core::model::ReleaseReport;
 use ocuroot_core::store::Store;
+use ocuroot_core::workspace::{MAX_RUN_LEASE, MIN_RUN_LEASE};
 
 use crate::callbacks::{
     CHost, CStore, event_sink, ocuroot_event_fn, ocuroot_finalize_fn, ocuroot_shell_fn,
@@ -18,16 +20,18 @@ use crate::error::{
     quiet,
 };
 
-/// How to open a workspace: parallelism, cascade attempts and the
-/// callbacks replacing the local shell, the configured store and the
-/// (absent) progress output. Create with `ocuroot_workspace_options_new`;
-/// free with `ocuroot_workspace_options_free` (workspaces opened from it
-/// keep what they need).
+/// How to open a workspace: parallelism, cascade attempts, the lease of
+/// claims on runs, and the callbacks replacing the local shell, the
+/// configured store and the (absent) progress output. Create with
+/// `ocuroot_workspace_options_new`; free with
+/// `ocuroot_workspace_options_free` (workspaces opened from it keep what
+/// they need).
 #[allow(non_camel_case_types)]
 #[derive(Default)]
 pub struct ocuroot_workspace_options {
     parallel: Option<usize>,
     max_attempts: Option<u32>,
+    run_lease: Option<Duration>,
     host: Option<Arc<dyn Host>>,
     store: Option<Arc<dyn Store>>,
     intent_store: Option<Arc<dyn Store>>,
@@ -42,7 +46,8 @@ pub struct ocuroot_workspace {
 }
 
 /// Options with the defaults: parallelism = the number of CPUs, 3 attempts
-/// at a failing redeploy in a cascade, commands run by the local shell, the
+/// at a failing redeploy in a cascade, leases of the `OCUROOT_RUN_LEASE`
+/// environment variable or 2 minutes, commands run by the local shell, the
 /// store `repo.ocu.star` configures, no events.
 #[unsafe(no_mangle)]
 pub extern "C" fn ocuroot_workspace_options_new() -> *mut ocuroot_workspace_options {
@@ -96,6 +101,35 @@ pub unsafe extern "C" fn ocuroot_workspace_options_set_max_attempts(
             return Err(Failure::invalid("max_attempts must be at least 1"));
         }
         options.max_attempts = Some(max_attempts);
+        Ok(())
+    })
+}
+
+/// How long a claim on a run holds without being renewed, in milliseconds
+/// (300 to 86400000, a day; default: the `OCUROOT_RUN_LEASE` environment variable,
+/// else 2 minutes). While a release runs, the agent renews the leases of
+/// the runs it executes every third of this; once a claim's lease has
+/// expired (its agent died or lost the store), any agent running the
+/// release takes the run over and runs it again. `ocuroot_release_takeover`
+/// breaks claims without waiting for their leases.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_workspace_options_set_run_lease_ms(
+    options: *mut ocuroot_workspace_options,
+    run_lease_ms: u64,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: options this library made.
+        let options = unsafe { arg_mut(options, "options") }?;
+        let lease = Duration::from_millis(run_lease_ms);
+        if !(MIN_RUN_LEASE..=MAX_RUN_LEASE).contains(&lease) {
+            return Err(Failure::invalid(format!(
+                "run_lease_ms must be at least {} and at most {} (a day)",
+                MIN_RUN_LEASE.as_millis(),
+                MAX_RUN_LEASE.as_millis()
+            )));
+        }
+        options.run_lease = Some(lease);
         Ok(())
     })
 }
@@ -210,6 +244,9 @@ pub unsafe extern "C" fn ocuroot_workspace_open(
             }
             if let Some(n) = options.max_attempts {
                 builder = builder.max_attempts(n);
+            }
+            if let Some(lease) = options.run_lease {
+                builder = builder.run_lease(lease);
             }
             if let Some(host) = &options.host {
                 builder = builder.host(host.clone());
@@ -375,6 +412,34 @@ pub unsafe extern "C" fn ocuroot_release_retry(
             report_json,
             error,
             Workspace::release_retry,
+        )
+    }
+}
+
+/// `ocuroot release takeover <release>`: break every claim on the running
+/// runs of a release now, whatever their leases say, then continue it. For
+/// a caller who knows the agents holding them are gone (a cancelled
+/// pipeline, a lost machine): an agent still running one of them has its
+/// outcome refused. Each taken-over run is marked `cancelled` (its status
+/// marker records who held it, who took it over, when and why), a new run
+/// replaces it, and an `Event:run_taken_over` is sent. On success
+/// `*report_json` receives the report; a release with no running run is
+/// `OCUROOT_RESULT_NOTHING_TO_RETRY`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_release_takeover(
+    workspace: *const ocuroot_workspace,
+    release: *const c_char,
+    report_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    // SAFETY: pointers from the caller.
+    unsafe {
+        release_op(
+            workspace,
+            release,
+            report_json,
+            error,
+            Workspace::release_takeover,
         )
     }
 }

@@ -3,7 +3,8 @@
 //! table (every field the result has is listed; every field listed as
 //! always present is there), so the page cannot drift from the code. The
 //! results of `ocuroot_push` and `ocuroot_push_intent` are checked in
-//! `push.rs`, which has the git repositories they need.
+//! `push.rs`, which has the git repositories they need, and the event of a
+//! run taken over in `takeover.rs`.
 
 use std::collections::BTreeSet;
 use std::ffi::{CStr, c_char, c_void};
@@ -20,6 +21,9 @@ use common::{c, call_json, call_maybe, committed_repo, open_with};
 
 /// The sections `push.rs` checks.
 const CHECKED_IN_PUSH: &[&str] = &["PushOutcome", "Pushed", "IntentPush"];
+
+/// The sections `takeover.rs` checks (a run left running by an agent).
+const CHECKED_IN_TAKEOVER: &[&str] = &["Event:run_taken_over", "Agent"];
 
 const REPO: &str = r#"ocuroot("0.3.0")
 repo_alias("p")
@@ -302,9 +306,11 @@ fn every_documented_result_has_the_documented_fields() {
         }
     }
 
-    // Every section of the page was checked, here or in push.rs.
+    // Every section of the page was checked, here, in push.rs or in
+    // takeover.rs.
     let mut checked = doc.checked();
     checked.extend(CHECKED_IN_PUSH.iter().map(|s| s.to_string()));
+    checked.extend(CHECKED_IN_TAKEOVER.iter().map(|s| s.to_string()));
     let documented: BTreeSet<String> = doc.sections.keys().cloned().collect();
     let unchecked: Vec<&String> = documented.difference(&checked).collect();
     assert!(unchecked.is_empty(), "never produced: {unchecked:?}");

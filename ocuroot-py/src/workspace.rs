@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ocuroot_core::model::{Event, EventSink};
 use ocuroot_core::store::Store;
+use ocuroot_core::workspace::{MAX_RUN_LEASE, MIN_RUN_LEASE};
 use pyo3::PyTraverseError;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::gc::PyVisit;
@@ -91,7 +93,7 @@ impl Workspace {
     #[new]
     #[pyo3(signature = (
         path, *, shell = None, store = None, intent_store = None, parallel = None,
-        max_attempts = None, events = None
+        max_attempts = None, run_lease = None, events = None
     ))]
     // One parameter per keyword argument of `ocuroot.Workspace(...)`.
     #[allow(clippy::too_many_arguments)]
@@ -103,6 +105,7 @@ impl Workspace {
         intent_store: Option<&Bound<'_, PyAny>>,
         parallel: Option<i64>,
         max_attempts: Option<i64>,
+        run_lease: Option<f64>,
         events: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let mut builder = ocuroot_core::Workspace::builder(path);
@@ -144,6 +147,19 @@ impl Workspace {
                 PyValueError::new_err(format!("max_attempts must be 1 or more, not {n}"))
             })?;
             builder = builder.max_attempts(n);
+        }
+        if let Some(seconds) = run_lease {
+            let lease = Duration::try_from_secs_f64(seconds)
+                .ok()
+                .filter(|lease| (MIN_RUN_LEASE..=MAX_RUN_LEASE).contains(lease))
+                .ok_or_else(|| {
+                    PyValueError::new_err(format!(
+                        "run_lease must be {} to {} seconds (a day), not {seconds}",
+                        MIN_RUN_LEASE.as_secs_f64(),
+                        MAX_RUN_LEASE.as_secs()
+                    ))
+                })?;
+            builder = builder.run_lease(lease);
         }
         if let Some(events) = events.filter(|s| !s.is_none()) {
             require_callable("events", events)?;
@@ -206,6 +222,15 @@ impl Workspace {
     fn release_retry<'py>(&self, py: Python<'py>, release: &str) -> PyResult<Bound<'py, PyAny>> {
         let release = release.to_string();
         let report = detached(py, || self.inner.release_retry(&release))?;
+        to_py(py, &report)
+    }
+
+    /// `release takeover`: the release report, once the claims on its
+    /// running runs are broken and it has run on.
+    #[pyo3(signature = (release))]
+    fn release_takeover<'py>(&self, py: Python<'py>, release: &str) -> PyResult<Bound<'py, PyAny>> {
+        let release = release.to_string();
+        let report = detached(py, || self.inner.release_takeover(&release))?;
         to_py(py, &report)
     }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::ffi::{CStr, c_char, c_void};
 use std::ptr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use ocuroot::*;
 
@@ -17,9 +17,16 @@ use super::c;
 pub struct MapStore {
     entries: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
     next_version: AtomicU64,
+    down: AtomicBool,
 }
 
 impl MapStore {
+    /// Make every commit fail (`true`), as a store the agent lost, or work
+    /// again (`false`). Reads still work.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
     /// Every key, sorted.
     pub fn keys(&self) -> Vec<String> {
         self.entries.lock().unwrap().keys().cloned().collect()
@@ -98,6 +105,12 @@ unsafe extern "C" fn commit(
     reply: *mut ocuroot_store_reply,
 ) -> u32 {
     let store = map(ud);
+    if store.down.load(Ordering::SeqCst) {
+        let msg = c("the store is unreachable");
+        // SAFETY: the reply the library passes.
+        unsafe { ocuroot_store_reply_set_error(reply, msg.as_ptr(), ptr::null_mut()) };
+        return ocuroot_result::Store as u32;
+    }
     let ops = if len == 0 {
         &[][..]
     } else {

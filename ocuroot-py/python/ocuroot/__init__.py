@@ -39,6 +39,7 @@ from ._ocuroot import __version__
 from ._push import IntentPush, PushOutcome, Pushed
 from ._store import ABSENT, Expect, MemoryStore, Op, Store
 from ._types import (
+    Agent,
     NewReleaseEmpty,
     Environment,
     NewReleaseEnvironments,
@@ -76,6 +77,7 @@ __all__ = [
     "EventCallback",
     "Event",
     "LogLine",
+    "Agent",
     # Stores.
     "Store",
     "MemoryStore",

@@ -139,9 +139,9 @@ class AlreadyReleasedError(InvalidInputError):
 
 
 class NothingToRetryError(InvalidInputError):
-    """``release_retry`` found no failed work: none failed, or another agent
-    retried it first. An :class:`InvalidInputError`, as it was before it had a
-    class of its own."""
+    """``release_retry`` found no failed work (none failed, or another agent
+    retried it first), or ``release_takeover`` no running run. An
+    :class:`InvalidInputError`, as it was before it had a class of its own."""
 
     kind = "nothing_to_retry"
 

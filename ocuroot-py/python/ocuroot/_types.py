@@ -31,6 +31,7 @@ __all__ = [
     "Package",
     "Lint",
     "LogLine",
+    "Agent",
     "Event",
     "ReleaseStatus",
     "WorkState",
@@ -543,6 +544,44 @@ class LogLine(_Model):
 
 
 @dataclass(frozen=True)
+class Agent(_Model):
+    """A process on a host that claims runs (the holder of a claim a
+    ``run_taken_over`` :class:`Event` broke).
+
+    Only ``host`` and ``pid`` are always known: claims recorded by older
+    versions, and agents on systems without ``/proc``, lack the rest.
+    """
+
+    host: str
+    """The host name."""
+    pid: int
+    """The process id, in the agent's own PID namespace."""
+    boot: Optional[str] = None
+    """The kernel's boot id (a pid means nothing across boots)."""
+    pid_ns: Optional[int] = None
+    """The inode of the agent's PID namespace."""
+    started: Optional[int] = None
+    """When the process started, in clock ticks after boot."""
+    id: Optional[str] = None
+    """A random id of the agent, unique across machines."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Agent:
+        return cls(
+            host=d["host"],
+            pid=d["pid"],
+            boot=d.get("boot"),
+            pid_ns=d.get("pid_ns"),
+            started=d.get("started"),
+            id=d.get("id"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        # The fields not known are left out, as the engine leaves them out.
+        return {k: v for k, v in super().to_dict().items() if v is not None}
+
+
+@dataclass(frozen=True)
 class Event(_Model):
     """Live progress of a release, given to ``on_event``.
 
@@ -550,13 +589,16 @@ class Event(_Model):
     ``complete`` and ``failed``: a release's work items, and how many are
     complete or failed already; sent each time an operation starts running
     a release, before any of its runs starts), ``"run_started"`` (with
-    ``release`` and ``run``), ``"log"`` (with ``line``) or
+    ``release`` and ``run``), ``"log"`` (with ``line``),
     ``"run_finished"`` (with ``release``, ``run``, ``status``,
-    ``duration_ms`` and ``error``); ``work`` is set for every event but
-    ``release_started``.
+    ``duration_ms`` and ``error``) or ``"run_taken_over"`` (a run another
+    agent had claimed was taken over: its lease expired, its agent's
+    process is gone, or :meth:`Workspace.release_takeover` broke the claim;
+    with ``release``, ``run``, ``new_run``, ``holder`` and ``reason``);
+    ``work`` is set for every event but ``release_started``.
     """
 
-    event: Literal["release_started", "run_started", "log", "run_finished"]
+    event: Literal["release_started", "run_started", "log", "run_finished", "run_taken_over"]
     work: Optional[str] = None
     """``task/<name>`` or ``deploy/<environment>``."""
     release: Optional[str] = None
@@ -571,10 +613,18 @@ class Event(_Model):
     """``release_started``: how many are complete already."""
     failed: Optional[int] = None
     """``release_started``: how many have failed."""
+    new_run: Optional[int] = None
+    """``run_taken_over``: the run that replaces the one taken over
+    (``run``), pending."""
+    holder: Optional[Agent] = None
+    """``run_taken_over``: the agent whose claim it was, if known."""
+    reason: Optional[str] = None
+    """``run_taken_over``: why it could be taken over."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Event:
         line = d.get("line")
+        holder = d.get("holder")
         return cls(
             event=d["event"],
             work=d.get("work"),
@@ -587,6 +637,9 @@ class Event(_Model):
             total=d.get("total"),
             complete=d.get("complete"),
             failed=d.get("failed"),
+            new_run=d.get("new_run"),
+            holder=None if holder is None else Agent.from_dict(holder),
+            reason=d.get("reason"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -597,5 +650,6 @@ class Event(_Model):
             "run_started": ("event", "release", "work", "run"),
             "log": ("event", "work", "line"),
             "run_finished": ("event", "release", "work", "run", "status", "duration_ms", "error"),
+            "run_taken_over": ("event", "release", "work", "run", "new_run", "holder", "reason"),
         }[self.event]
         return {k: d[k] for k in keep}

@@ -69,6 +69,14 @@ class Workspace:
         max_attempts: how many times a cascade (:meth:`cascade`,
             :meth:`work_cascade`) runs a failing redeploy before it gives it
             up and reports it in :attr:`WorkOutcome.stopped` (default 3).
+        run_lease: how long, in seconds, a claim on a run holds without
+            being renewed (0.3 to 86400, a day; default: the ``OCUROOT_RUN_LEASE``
+            environment variable, else 120). While a release runs, the
+            workspace renews the leases of the runs it executes every third
+            of this; once a claim's lease has expired (its agent died or
+            lost the store), any agent running the release takes the run
+            over and runs it again. :meth:`release_takeover` breaks claims
+            without waiting for their leases.
         events: receives each :class:`Event` as releases run. What it
             raises goes to ``sys.unraisablehook``; it cannot stop a release.
         on_event: the former name of ``events`` (deprecated; removed in 0.3).
@@ -91,6 +99,7 @@ class Workspace:
         intent_store: Optional[Store] = None,
         parallel: Optional[int] = None,
         max_attempts: Optional[int] = None,
+        run_lease: Optional[float] = None,
         events: Optional[EventCallback] = None,
         on_event: Optional[EventCallback] = None,
     ) -> None:
@@ -112,6 +121,7 @@ class Workspace:
             intent_store=intent_store,
             parallel=parallel,
             max_attempts=max_attempts,
+            run_lease=run_lease,
             events=sink,
         )
 
@@ -155,6 +165,18 @@ class Workspace:
         """Retry the failed work of a release and run it on. Without
         ``/@r<N>``, the latest release of the package at this commit."""
         return ReleaseReport.from_dict(self._native.release_retry(release))
+
+    def release_takeover(self, release: str) -> ReleaseReport:
+        """Break every claim on the running runs of a release now, whatever
+        their leases say, and run it on. For a caller who knows the agents
+        holding them are gone (a cancelled pipeline, a lost machine): an
+        agent still running one of them has its outcome refused. Each run
+        taken over is marked ``cancelled`` (its status marker records who
+        held it, who took it over, when and why), a new run replaces it, and
+        an :class:`Event` ``run_taken_over`` is sent. Without ``/@r<N>``,
+        the latest release of the package at this commit. A release with no
+        running run raises :class:`NothingToRetryError`."""
+        return ReleaseReport.from_dict(self._native.release_takeover(release))
 
     def release_status(self, release: str) -> ReleaseReport:
         """The report of a release as it stands in state, the one
