@@ -29,7 +29,9 @@
 //!   headless Chromium when installed.
 //! - `progress`: the status area on a terminal (a pty from `script`), and
 //!   the plain lines off one.
-//! - `crash`: releases killed with SIGKILL at random moments, then finished.
+//! - `crash`: releases killed with SIGKILL at random moments, then finished,
+//!   on the fs store and on a git store.
+//! - `fleet`: exactly once across machines (leases, takeovers, races).
 //! - `hardening`: hostile input: concurrent retries, refs with a subpath
 //!   where a release is expected, package files that are not regular files,
 //!   errors in `repo.ocu.star`, read-only commands that must not run
@@ -88,6 +90,9 @@ mod symlinks;
 
 #[path = "cli/crash.rs"]
 mod crash;
+
+#[path = "cli/fleet.rs"]
+mod fleet;
 
 #[path = "cli/view.rs"]
 mod view;

@@ -21,6 +21,7 @@ const LEAKY_ENV: &[&str] = &[
     "OCUROOT_GIT_USER_EMAIL",
     "OCUROOT_GIT_FETCH_INTERVAL",
     "OCUROOT_GIT_PUSH_ATTEMPTS",
+    "OCUROOT_RUN_LEASE",
 ];
 
 /// The directory of the fixture files of this test binary.
@@ -47,7 +48,13 @@ pub fn ocuroot_in(dir: &Path) -> Command {
 /// Like [`ocuroot_in`], as a `std::process::Command`, for tests that spawn
 /// several `ocuroot` processes and wait for them together.
 pub fn std_ocuroot_in(dir: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ocuroot"));
+    clean_command(env!("CARGO_BIN_EXE_ocuroot"), dir)
+}
+
+/// `program` (such as a wrapper that runs `ocuroot` in another namespace)
+/// run in `dir`, with the leaky environment variables removed.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
     cmd.current_dir(dir);
     for var in LEAKY_ENV {
         cmd.env_remove(var);
