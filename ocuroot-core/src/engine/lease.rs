@@ -30,12 +30,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use super::EngineContext;
-use super::status::{Latest, RunRefs, load_statuses, run_ref, set_status};
+use super::status::{Latest, RunRefs, load_statuses, replace_run, run_ref};
 use crate::host::Agent;
-use crate::model::{Event, RunDoc, RunStatus, StatusMarker, Takeover, Timestamp, parse_doc};
+use crate::model::{Event, RunStatus, StatusMarker, Takeover, Timestamp, parse_doc};
 use crate::refs::{KeyedRef, Ref, WorkPath};
 use crate::store::Durability;
 use crate::{Error, Result};
@@ -101,8 +99,9 @@ impl Verdict {
         !matches!(self, Verdict::Held { .. })
     }
 
-    /// Why it may be taken over, for the record.
-    fn reason(&self) -> String {
+    /// Why it may be taken over (or, when held, until when it holds), for
+    /// the record and for messages.
+    pub(crate) fn reason(&self) -> String {
         match self {
             Verdict::Held { expires } => format!("its lease runs until {expires}"),
             Verdict::Expired { expired: Some(t) } => format!("its lease expired at {t}"),
@@ -150,12 +149,17 @@ pub(crate) fn running_marker(
         .transpose()
 }
 
-/// "task/x (agent h pid 1, lease until T)": a claim for messages.
-pub(crate) fn describe_claim(path: &WorkPath, marker: &StatusMarker, verdict: &Verdict) -> String {
-    let who = marker
+/// "agent h pid 1": who holds a claim, for messages.
+pub(crate) fn holder(marker: &StatusMarker) -> String {
+    marker
         .agent
         .as_ref()
-        .map_or_else(|| "an unknown agent".to_string(), Agent::to_string);
+        .map_or_else(|| "an unknown agent".to_string(), Agent::to_string)
+}
+
+/// "task/x (agent h pid 1, lease until T)": a claim for messages.
+pub(crate) fn describe_claim(path: &WorkPath, marker: &StatusMarker, verdict: &Verdict) -> String {
+    let who = holder(marker);
     match verdict {
         Verdict::Held { expires } => format!("{path} ({who}, lease until {expires})"),
         other => format!("{path} ({who}; {})", other.reason()),
@@ -210,38 +214,23 @@ pub(crate) fn take_over(
         if tx.exists(&new)? {
             return Ok(None);
         }
-        let old_doc: RunDoc = parse_doc(
-            &old.run,
-            "run document",
-            tx.get(&old.run)?.ok_or_else(|| {
-                Error::store(format!("run {} has a status but no document", old.run))
-                    .with_ref(&old.run)
-            })?,
-        )?;
-        let mut first = old_doc.functions.first().cloned().ok_or_else(|| {
-            Error::store(format!("run {} has no function", old.run)).with_ref(&old.run)
-        })?;
-        first.resolved = None;
         let takeover = Takeover {
             holder: marker.agent.clone(),
             by: me.clone(),
             at: ctx.timestamp(),
             reason,
         };
-        set_status(
+        replace_run(
             tx,
             &old,
-            RunStatus::Running,
-            RunStatus::Cancelled,
+            (RunStatus::Running, RunStatus::Cancelled),
             StatusMarker {
                 time: Some(takeover.at),
-                retried_by: Some((*new).clone()),
                 taken_over: Some(takeover.clone()),
                 ..StatusMarker::default()
             },
+            &new,
         )?;
-        tx.create_doc(&new, &RunDoc::new(old_doc.run_type, old_doc.release, first))?;
-        tx.create(&new.join("status/pending")?, json!({}))?;
         Ok(Some(TakenOver {
             run: n + 1,
             takeover,

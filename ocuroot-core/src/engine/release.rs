@@ -12,10 +12,10 @@ use super::record::repo_record;
 use super::releases::{evaluate, load_release, next_release_id, releases_at};
 use super::report::report;
 use super::scheduler::run_until_blocked;
-use super::status::{Latest, RunRefs, load_statuses, run_ref, set_status, status_ref};
+use super::status::{Latest, RunRefs, load_statuses, replace_run, run_ref, status_ref};
 use crate::model::{
     CommitRecord, Environment, NewRelease, ReleaseDoc, ReleaseReport, RunDoc, RunFunction,
-    RunStatus, RunType, StatusMarker, Work, WorkOutcome, parse_doc,
+    RunStatus, RunType, StatusMarker, Work, WorkOutcome,
 };
 use crate::refs::{Ref, SubPathType, WorkPath};
 use crate::sdk::FileContents;
@@ -185,9 +185,15 @@ fn package_file(ctx: &EngineContext, rel: &Ref) -> std::path::PathBuf {
 pub fn release_continue(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
     let (rel, doc) = load_release(ctx, r)?;
     check_commit(ctx, &rel, &doc)?;
-    let loaded = evaluate(ctx, &package_file(ctx, &rel), &rel)?;
-    let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, false)?;
-    report(ctx, &rel, &doc, &waiting)
+    run_on(ctx, &rel, &doc)
+}
+
+/// Run a release (checked out at its commit) until nothing more can run,
+/// and report it.
+fn run_on(ctx: &EngineContext, rel: &Ref, doc: &ReleaseDoc) -> Result<ReleaseReport> {
+    let loaded = evaluate(ctx, &package_file(ctx, rel), rel)?;
+    let waiting = run_until_blocked(ctx, &loaded, rel, doc, false)?;
+    report(ctx, rel, doc, &waiting)
 }
 
 /// The release `r` names, for `release retry` and `release takeover`: the
@@ -264,32 +270,13 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
                 continue;
             }
             retried += 1;
-            let old_doc: RunDoc = parse_doc(
-                &old,
-                "run document",
-                tx.get(&old)?.ok_or_else(|| {
-                    Error::store(format!("run {old} has no document")).with_ref(&old)
-                })?,
-            )?;
-            let mut first = old_doc
-                .functions
-                .first()
-                .cloned()
-                .ok_or_else(|| Error::store(format!("run {old} has no function")))?;
-            first.resolved = None;
-            let new_doc = RunDoc::new(old_doc.run_type, old_doc.release, first);
-            set_status(
+            replace_run(
                 tx,
                 &RunRefs::new(&old)?,
-                latest.status,
-                RunStatus::FailedRetried,
-                StatusMarker {
-                    retried_by: Some(next.clone()),
-                    ..StatusMarker::default()
-                },
+                (latest.status, RunStatus::FailedRetried),
+                StatusMarker::default(),
+                &next,
             )?;
-            tx.create_doc(&next, &new_doc)?;
-            tx.create(&status_ref(&next, RunStatus::Pending), json!({}))?;
         }
         Ok(retried)
     })?;
@@ -300,9 +287,7 @@ pub fn release_retry(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
         )
         .with_ref(&rel));
     }
-    let loaded = evaluate(ctx, &package_file(ctx, &rel), &rel)?;
-    let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, false)?;
-    report(ctx, &rel, &doc, &waiting)
+    run_on(ctx, &rel, &doc)
 }
 
 /// `release takeover`: break every claim on the runs of a release at once,
@@ -328,7 +313,5 @@ pub fn release_takeover(ctx: &EngineContext, r: &Ref) -> Result<ReleaseReport> {
         )
         .with_ref(&rel));
     }
-    let loaded = evaluate(ctx, &package_file(ctx, &rel), &rel)?;
-    let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, false)?;
-    report(ctx, &rel, &doc, &waiting)
+    run_on(ctx, &rel, &doc)
 }

@@ -157,6 +157,41 @@ pub(crate) fn set_status(
     tx.create(run.marker(to)?, serde_json::to_value(marker)?)
 }
 
+/// Replace run `old` (now `from`) with `next`, inside a transaction: `old`
+/// becomes `to` with `marker` (whose `retried_by` is set to `next`), and
+/// `next` is created pending, calling the first function of `old` with the
+/// same stored inputs (resolved again when it runs). How `release retry`
+/// replaces a failed run and a takeover a running one.
+pub(crate) fn replace_run(
+    tx: &mut Transaction<'_>,
+    old: &RunRefs,
+    (from, to): (RunStatus, RunStatus),
+    marker: StatusMarker,
+    next: &Ref,
+) -> Result<()> {
+    let run = &old.run;
+    let old_doc: RunDoc = parse_doc(
+        run,
+        "run document",
+        tx.get(run)?.ok_or_else(|| {
+            Error::store(format!("run {run} has a status but no document")).with_ref(run)
+        })?,
+    )?;
+    let mut first = old_doc
+        .functions
+        .first()
+        .cloned()
+        .ok_or_else(|| Error::store(format!("run {run} has no function")).with_ref(run))?;
+    first.resolved = None;
+    let marker = StatusMarker {
+        retried_by: Some(next.clone()),
+        ..marker
+    };
+    set_status(tx, old, from, to, marker)?;
+    tx.create_doc(next, &RunDoc::new(old_doc.run_type, old_doc.release, first))?;
+    tx.create(&status_ref(next, RunStatus::Pending), json!({}))
+}
+
 /// The run document at `run`, if there is one.
 pub(crate) fn load_run(state: &RefStore, run: &Ref) -> Result<Option<crate::model::RunDoc>> {
     state

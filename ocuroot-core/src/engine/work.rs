@@ -26,7 +26,7 @@ use serde_json::Value;
 use super::EngineContext;
 use super::inputs::resolve_inputs;
 use super::intent::{self, IntentKind};
-use super::lease::{describe_claim, judge, running_marker};
+use super::lease::{holder, judge, running_marker};
 use super::releases::{check_envs_ref, load_release};
 use super::report::run_releases;
 use super::status::{Latest, NewRun, latest_run, load_run, load_statuses, new_run, run_ref};
@@ -415,10 +415,11 @@ fn runs(
                     continue;
                 };
                 let verdict = judge(ctx, &marker);
+                let who = holder(&marker);
                 if verdict.may_take_over() {
                     found.push(Found {
                         todo: todo(
-                            format!("to take over: {}", describe_claim(&path, &marker, &verdict)),
+                            format!("to take over from {who}: {}", verdict.reason()),
                             Vec::new(),
                         ),
                         repo: rel.repo.clone(),
@@ -427,7 +428,7 @@ fn runs(
                 } else if waiting {
                     found.push(wait(
                         "running".into(),
-                        vec![describe_claim(&path, &marker, &verdict)],
+                        vec![format!("{who} ({})", verdict.reason())],
                     ));
                 }
                 continue;
