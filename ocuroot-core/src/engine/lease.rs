@@ -113,7 +113,7 @@ impl Verdict {
 
 /// When `marker`'s lease expires: as it says, else (written before leases)
 /// a lease's length after the claim.
-pub(crate) fn expiry(ctx: &EngineContext, marker: &StatusMarker) -> Option<Timestamp> {
+fn expiry(ctx: &EngineContext, marker: &StatusMarker) -> Option<Timestamp> {
     marker.expires.or_else(|| {
         marker
             .since

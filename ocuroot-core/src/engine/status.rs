@@ -39,10 +39,15 @@ pub(crate) struct Latest {
 /// The latest run (highest number) of every work item of a release that has
 /// one, with its status.
 pub(crate) fn load_statuses(state: &RefStore, rel: &Ref) -> Result<BTreeMap<WorkPath, Latest>> {
+    latest_by_item(state, rel, &format!("{rel}/{{task,deploy}}/*/*/status/*"))
+}
+
+/// The latest run of each work item of `rel` among the status markers
+/// `glob` lists (`<rel>/<kind>/<name>/<n>/status/<status>`).
+fn latest_by_item(state: &RefStore, rel: &Ref, glob: &str) -> Result<BTreeMap<WorkPath, Latest>> {
     let prefix = format!("{rel}/");
-    let glob = format!("{rel}/{{task,deploy}}/*/*/status/*");
     let mut out: BTreeMap<WorkPath, Latest> = BTreeMap::new();
-    for r in state.match_globs(&[glob.as_str()])? {
+    for r in state.match_globs(&[glob])? {
         let Some(rest) = r.strip_prefix(&prefix) else {
             continue;
         };
@@ -208,23 +213,7 @@ pub(crate) fn latest_status(
     path: &WorkPath,
 ) -> Result<Option<Latest>> {
     let glob = format!("{}/*/status/*", path.in_release(rel));
-    let prefix = format!("{}/", path.in_release(rel));
-    let mut latest: Option<Latest> = None;
-    for r in state.match_globs(&[glob.as_str()])? {
-        let Some(rest) = r.strip_prefix(&prefix) else {
-            continue;
-        };
-        let Some((n, status)) = rest.split_once("/status/") else {
-            continue;
-        };
-        let (Ok(run), Ok(status)) = (n.parse::<u32>(), status.parse::<RunStatus>()) else {
-            continue;
-        };
-        if latest.is_none_or(|l| l.run < run) {
-            latest = Some(Latest { run, status });
-        }
-    }
-    Ok(latest)
+    Ok(latest_by_item(state, rel, &glob)?.remove(path))
 }
 
 /// The latest run of `path` in `rel`, if it has any.
