@@ -8,10 +8,13 @@
 
 mod changes;
 pub(crate) mod paths;
+mod url;
 
 use std::path::{Component, Path, PathBuf};
 
 pub use changes::{changed_between, files_at, has_commit, uncommitted_changes};
+pub use url::{git_url_to_valid_path, redact_url};
+pub(crate) use url::{is_network_url, scp_like};
 
 use crate::{Error, Result};
 
@@ -286,81 +289,6 @@ fn resolve(path: &Path) -> PathBuf {
     }
 }
 
-/// Turn a git remote URL into a path usable as the repo part of a ref.
-///
-/// - `git@github.com:org/repo.git` -> `github.com/org/repo`
-/// - `https://github.com/org/repo.git` -> `github.com/org/repo`
-/// - `ssh://git@host:22/org/repo` -> `host/org/repo`
-/// - `file:///tmp/x/remote.git` and `/tmp/x/remote.git` -> `tmp/x/remote`
-///
-/// User names and ports are stripped, as are a trailing `.git` and `/`, a
-/// URL's query and fragment, and empty, `.` and `..` segments; backslashes
-/// count as separators and control characters are dropped. The result has
-/// no leading or trailing slash; it is empty only when nothing usable is
-/// left.
-pub fn git_url_to_valid_path(url: &str) -> String {
-    let url = url.trim();
-    let (host, path) = if let Some((_scheme, rest)) = url.split_once("://") {
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
-        let (authority, path) = match rest.find(['/', '\\']) {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, ""),
-        };
-        (clean_host(authority), path)
-    } else if let Some((authority, path)) = scp_like(url) {
-        (clean_host(authority), path)
-    } else {
-        (String::new(), url)
-    };
-
-    let mut segments: Vec<String> = Vec::new();
-    for segment in std::iter::once(host.as_str()).chain(path.split(['/', '\\'])) {
-        let segment: String = segment.chars().filter(|c| !c.is_control()).collect();
-        if !segment.is_empty() && segment != "." && segment != ".." {
-            segments.push(segment);
-        }
-    }
-    while let Some(last) = segments.last_mut() {
-        if let Some(stripped) = last.strip_suffix(".git") {
-            *last = stripped.to_string();
-        }
-        if last.is_empty() || last == "." || last == ".." {
-            segments.pop();
-        } else {
-            break;
-        }
-    }
-    segments.join("/")
-}
-
-/// Split an scp-like `[user@]host:path` URL, as git does: a colon with no
-/// slash before it. A single letter before the colon is a Windows drive,
-/// not a host.
-fn scp_like(url: &str) -> Option<(&str, &str)> {
-    let colon = url.find(':')?;
-    let before = &url[..colon];
-    if before.is_empty() || before.contains(['/', '\\']) {
-        return None;
-    }
-    if before.len() == 1 && before.chars().all(|c| c.is_ascii_alphabetic()) {
-        return None;
-    }
-    Some((before, &url[colon + 1..]))
-}
-
-/// Strip `user@` and `:port` (and IPv6 brackets) from a URL authority.
-fn clean_host(authority: &str) -> String {
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(inner) = host.strip_prefix('[') {
-        inner.split(']').next().unwrap_or_default()
-    } else {
-        host.split(':').next().unwrap_or_default()
-    };
-    host.chars()
-        .filter(|c| !c.is_control() && *c != '\\')
-        .collect()
-}
-
 /// A temporary, detached git worktree of a commit.
 ///
 /// Created by [`add_worktree`]. Dropping it removes the directory and prunes
@@ -556,11 +484,6 @@ pub fn add_worktree(git_root: &Path, commit: &str, under: &Path) -> Result<Workt
     worktree.path = std::fs::canonicalize(&worktree.path)
         .map_err(|e| Error::io("cannot resolve", &worktree.path, e))?;
     Ok(worktree)
-}
-
-/// Whether `url` needs a network transport (not a path or `file://`).
-pub(crate) fn is_network_url(url: &str) -> bool {
-    (url.contains("://") && !url.starts_with("file://")) || scp_like(url).is_some()
 }
 
 /// A temporary clone of another repository, checked out (detached) at a
