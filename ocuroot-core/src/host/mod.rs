@@ -16,6 +16,7 @@
 mod agent;
 mod lines;
 mod local;
+mod piped;
 mod read_only;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use std::time::SystemTime;
 pub use agent::Agent;
 pub use lines::LineSink;
 pub use local::{LocalHost, MAX_READ_BYTES};
+pub(crate) use piped::Piped;
 pub use read_only::ReadOnlyHost;
 
 use crate::Result;

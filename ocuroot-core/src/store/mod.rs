@@ -62,7 +62,7 @@ mod refstore;
 
 pub use batch::{Write, check_batch};
 pub use fs::{FsStore, FsStoreBuilder};
-pub use git::{GitBranch, GitOptions, GitStats, GitStore};
+pub use git::{GitBranch, GitOptions, GitStats, GitStore, NetworkSettings};
 pub use memory::MemoryStore;
 pub use prefix::PrefixStore;
 pub use refstore::{RefStore, Transaction};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{RepoConfig, StoreSpec};
-use crate::store::{FsStore, GitBranch, GitOptions, Store};
+use crate::store::{FsStore, GitBranch, GitOptions, NetworkSettings, Store};
 use crate::{Error, Result};
 
 /// Environment variables are read through this (the host's).
@@ -111,7 +111,11 @@ fn resolve_remote(root: &Path, remote: &str) -> String {
 /// - `OCUROOT_GIT_FETCH_INTERVAL`: seconds between fetches before reads
 ///   (default 5; 0 fetches before every read);
 /// - `OCUROOT_GIT_PUSH_ATTEMPTS`: how many times a rejected push is
-///   re-applied and tried again (default 30).
+///   re-applied and tried again (default 30);
+/// - how network remotes are reached ([`NetworkSettings::from_env`]):
+///   `OCUROOT_GIT_TOKEN`, `OCUROOT_GIT_USERNAME`, `GIT_SSH_COMMAND`,
+///   `GIT_SSH`, `GIT_SSH_VARIANT`, `OCUROOT_SSH_SHARE`, `GIT_SSL_CAINFO`,
+///   `SSL_CERT_FILE`.
 pub(crate) fn git_options(root: &Path, spec: &StoreSpec, var: Vars<'_>) -> Result<GitOptions> {
     let StoreSpec::Git {
         remote_url,
@@ -130,6 +134,7 @@ pub(crate) fn git_options(root: &Path, spec: &StoreSpec, var: Vars<'_>) -> Resul
         check_support_path(path)?;
     }
     options.support_files = support_files.clone();
+    options.network = NetworkSettings::from_env(var);
     if let Some(name) = var("OCUROOT_GIT_USER_NAME") {
         options.author_name = name;
     }

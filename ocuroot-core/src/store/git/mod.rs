@@ -13,11 +13,19 @@ use super::marker::{MARKER_FILE, marker_update};
 use super::{Durability, Entry, Expect, Op, Store, validate_key, validate_prefix};
 use crate::{Error, Result};
 
+mod https;
 mod message;
+mod network;
+mod publish;
+mod settings;
+mod ssh;
 mod transport;
 mod tree;
+mod unpushed;
 
-use transport::{Pushed, Transport};
+pub use settings::NetworkSettings;
+
+use transport::Transport;
 use tree::{Action, Change};
 
 /// How a [`GitBranch`] is opened: the remote, the branch, and how this agent
@@ -47,6 +55,8 @@ pub struct GitOptions {
     /// How many times a rejected push is fetched, re-applied and tried
     /// again before the commit fails.
     pub push_attempts: u32,
+    /// How network remotes are reached: credentials, ssh command, CA.
+    pub network: NetworkSettings,
 }
 
 impl GitOptions {
@@ -63,6 +73,7 @@ impl GitOptions {
             fetch_interval: Duration::from_secs(5),
             defer_interval: Duration::from_secs(1),
             push_attempts: 30,
+            network: NetworkSettings::default(),
         }
     }
 }
@@ -84,6 +95,8 @@ pub struct GitStats {
 /// [`GitStore`]s (state, intent) kept in it.
 pub struct GitBranch {
     options: GitOptions,
+    /// The remote as shown: without credentials.
+    shown: String,
     branch: String,
     transport: Transport,
     clone_dir: PathBuf,
@@ -97,7 +110,7 @@ pub struct GitBranch {
 impl std::fmt::Debug for GitBranch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GitBranch")
-            .field("remote", &self.options.remote)
+            .field("remote", &self.shown)
             .field("branch", &self.branch)
             .field("clone", &self.clone_dir)
             .finish_non_exhaustive()
@@ -134,27 +147,34 @@ impl GitBranch {
     /// create it on the remote if it is missing and `create_branch` allows.
     pub fn open(options: GitOptions) -> Result<Arc<GitBranch>> {
         let transport = Transport::for_url(&options.remote);
+        let shown = crate::repo::redact_url(&options.remote);
         let name = crate::repo::git_url_to_valid_path(&options.remote);
         if name.is_empty() {
             return Err(Error::config(format!(
-                "store.git({:?}): not a usable remote URL or path",
-                options.remote
+                "store.git({shown:?}): not a usable remote URL or path"
             )));
         }
+        if let Transport::Network(url) = &transport {
+            network::configure(
+                url,
+                settings::Settings::new(&options.network, Some(options.home.clone())),
+            );
+        }
         let clone_dir = options.home.join("stores").join(format!("{name}.git"));
-        let repo = open_clone(&clone_dir, &options.remote)?;
+        let packs = matches!(transport, Transport::Network(_));
+        let repo = open_clone(&clone_dir, &shown, packs)?;
         let branch = match &options.branch {
             Some(b) => b.clone(),
             None => transport.default_branch(&repo)?,
         };
         if !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
             return Err(Error::config(format!(
-                "store.git({:?}): {branch:?} is not a valid branch name",
-                options.remote
+                "store.git({shown:?}): {branch:?} is not a valid branch name"
             )));
         }
         let store = GitBranch {
             options,
+            shown,
             branch,
             transport,
             clone_dir,
@@ -175,9 +195,10 @@ impl GitBranch {
             if inner.tip.is_none() && !store.options.create_branch {
                 return Err(Error::config(format!(
                     "branch {:?} does not exist on {} and create_branch is False",
-                    store.branch, store.options.remote
+                    store.branch, store.shown
                 )));
             }
+            store.resume_unpushed(&mut inner)?;
         }
         Ok(Arc::new(store))
     }
@@ -199,10 +220,7 @@ impl GitBranch {
             tag: tag.to_string(),
         };
         let path = format!("{}{MARKER_FILE}", store.prefix);
-        let place = format!(
-            "{path} in branch {} of {}",
-            self.branch, self.options.remote
-        );
+        let place = format!("{path} in branch {} of {}", self.branch, self.shown);
         let mut inner = self.lock();
         // Another agent may create the marker at the same moment: read it
         // again after a conflict.
@@ -239,9 +257,15 @@ impl GitBranch {
         &self.branch
     }
 
-    /// The remote, as configured.
+    /// The remote, as configured (credentials and all: never show this;
+    /// see [`GitBranch::shown_remote`]).
     pub fn remote(&self) -> &str {
         &self.options.remote
+    }
+
+    /// The remote as it may be shown: a password or token in it is `***`.
+    pub fn shown_remote(&self) -> &str {
+        &self.shown
     }
 
     /// The local bare clone.
@@ -380,94 +404,6 @@ impl GitBranch {
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(Some(oid))
     }
-
-    /// Push the pending commits; on a rejection fetch, re-apply them on the
-    /// new tip and push again. With `last_is_current`, a conflict of the
-    /// newest batch (the one being committed) is returned after the others
-    /// are pushed. On any other failure every pending batch is dropped, so
-    /// the clone's view is the remote's again.
-    fn publish(&self, inner: &mut Inner, last_is_current: bool) -> Result<()> {
-        let mut outcome: Result<()> = Ok(());
-        let mut lost: Vec<String> = Vec::new();
-        let mut last_reason = String::new();
-        for attempt in 0..self.options.push_attempts.max(1) {
-            let Some(head) = inner.head().filter(|_| !inner.pending.is_empty()) else {
-                return finish(outcome, lost);
-            };
-            let pushed = self
-                .transport
-                .push(&inner.repo, &self.branch, head, inner.tip);
-            match pushed {
-                Ok(Pushed::Accepted) => {
-                    self.pushes.fetch_add(1, Ordering::Relaxed);
-                    inner.tip = Some(head);
-                    inner.pending.clear();
-                    let name = format!("refs/remotes/origin/{}", self.branch);
-                    if let Err(e) = inner.repo.reference(&name, head, true, "ocuroot: push") {
-                        tracing::debug!(error = %e, "could not update {name}");
-                    }
-                    return finish(outcome, lost);
-                }
-                Ok(Pushed::Rejected(reason)) => {
-                    self.rejected.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(attempt, reason = %reason, "push rejected; fetching and re-applying");
-                    last_reason = reason;
-                }
-                Err(e) => {
-                    inner.pending.clear();
-                    return Err(e.context(format!(
-                        "push to branch {} of {}",
-                        self.branch, self.options.remote
-                    )));
-                }
-            }
-            std::thread::sleep(backoff(attempt));
-            if let Err(e) = self.fetch(inner) {
-                inner.pending.clear();
-                return Err(e);
-            }
-            // Re-apply every pending batch, in order, on the new tip.
-            let batches = std::mem::take(&mut inner.pending);
-            let count = batches.len();
-            for (i, batch) in batches.into_iter().enumerate() {
-                let parent = inner.head();
-                match self.make_commit(inner, parent, &batch.changes, &batch.message) {
-                    Ok(Some(commit)) => inner.pending.push(Pending { commit, ..batch }),
-                    Ok(None) => {}
-                    Err(e) if e.is_conflict() && last_is_current && i + 1 == count => {
-                        outcome = Err(e);
-                    }
-                    Err(e) if e.is_conflict() => {
-                        let subject = batch.message.lines().next().unwrap_or_default().to_string();
-                        lost.push(format!("{subject} ({})", e.message()));
-                    }
-                    Err(e) => {
-                        inner.pending.clear();
-                        return Err(e);
-                    }
-                }
-            }
-        }
-        inner.pending.clear();
-        Err(Error::store(format!(
-            "the push to branch {} of {} was rejected {} times (last: {last_reason}); nothing \
-             was pushed",
-            self.branch,
-            self.options.remote,
-            self.options.push_attempts.max(1)
-        )))
-    }
-}
-
-/// The result of a publish: `outcome`, unless deferred batches were lost.
-fn finish(outcome: Result<()>, lost: Vec<String>) -> Result<()> {
-    if lost.is_empty() {
-        return outcome;
-    }
-    Err(Error::store(format!(
-        "deferred batches no longer applied after another agent pushed, and were dropped: {}",
-        lost.join("; ")
-    )))
 }
 
 impl Drop for GitBranch {
@@ -479,16 +415,6 @@ impl Drop for GitBranch {
             tracing::warn!(error = %e, "could not push the last deferred batches");
         }
     }
-}
-
-/// Up to 10 ms * 2^attempt (capped at 1 s), randomised so agents spread out.
-fn backoff(attempt: u32) -> Duration {
-    use std::hash::{BuildHasher, Hasher};
-    let max_micros = 10_000u64 << attempt.min(7);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(attempt);
-    let random = hasher.finish();
-    Duration::from_micros((max_micros / 2 + random % (max_micros / 2 + 1)).min(1_000_000))
 }
 
 /// The tree of `commit`.
@@ -508,12 +434,27 @@ fn tree_of(repo: &Repository, commit: Option<Oid>) -> Result<Option<git2::Tree<'
 /// The clone keeps loose objects only: with no `objects/pack` directory,
 /// libgit2 has no pack directory to rescan before writing each new object,
 /// which would cost several file-system calls per object (a commit writes
-/// a dozen: the blobs and every tree along their paths). A network fetch
-/// creates the directory again when it downloads a pack.
-fn open_clone(dir: &Path, remote: &str) -> Result<Repository> {
+/// a dozen: the blobs and every tree along their paths). A clone of a
+/// network remote keeps the directory (`packs`), as its fetches download
+/// packs: an object database opened without it would not see them.
+fn open_clone(dir: &Path, remote: &str, packs: bool) -> Result<Repository> {
+    let ready = |repo: Repository| -> Result<Repository> {
+        if !packs {
+            return without_empty_pack_dir(dir, repo);
+        }
+        let pack_dir = dir.join("objects").join("pack");
+        if pack_dir.is_dir() {
+            return Ok(repo);
+        }
+        std::fs::create_dir_all(&pack_dir)
+            .map_err(|e| Error::io("create the clone's pack directory", &pack_dir, e))?;
+        drop(repo);
+        Repository::open_bare(dir)
+            .map_err(|e| Error::git(&format!("open the store clone {}", dir.display()), e))
+    };
     if dir.exists() {
         match Repository::open_bare(dir) {
-            Ok(repo) => return without_empty_pack_dir(dir, repo),
+            Ok(repo) => return ready(repo),
             Err(e) => {
                 tracing::warn!(clone = %dir.display(), error = %e, "the store clone is damaged; making it again");
                 std::fs::remove_dir_all(dir)
@@ -526,7 +467,7 @@ fn open_clone(dir: &Path, remote: &str) -> Result<Repository> {
     if let Err(e) = repo.remote("origin", remote) {
         tracing::debug!(error = %e, "could not record the remote in the clone");
     }
-    without_empty_pack_dir(dir, repo)
+    ready(repo)
 }
 
 /// `repo`, opened again without its pack directory if that was empty.
@@ -715,9 +656,6 @@ impl Store for GitStore {
         } else {
             format!(" under {}", self.prefix.trim_end_matches('/'))
         };
-        format!(
-            "git:{}#{}{under}",
-            self.branch.options.remote, self.branch.branch
-        )
+        format!("git:{}#{}{under}", self.branch.shown, self.branch.branch)
     }
 }

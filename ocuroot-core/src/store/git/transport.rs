@@ -9,15 +9,18 @@
 //!   compares the branch's old value under it. That is a compare-and-swap
 //!   `git push` also respects; libgit2's own local transport moves the ref
 //!   without one, so it is not used. The remote's hooks do not run.
-//! - **Other URLs** (ssh, https, git) go through libgit2's transports; the
-//!   server checks the branch's old value when it updates it. Credentials
-//!   come from ssh-agent, then `~/.ssh/id_ed25519` and `~/.ssh/id_rsa`, and
-//!   for https from git's credential helpers.
+//! - **Other URLs** (ssh, https, git) go through libgit2, with the ssh and
+//!   https subtransports of [`network`](super::network). A push is a
+//!   compare-and-swap twice over: on the connection that pushes, the
+//!   branch the remote lists must still be at the commit the batch was
+//!   built on (else nothing is sent), and the server moves the branch only
+//!   from that commit. Errors name the remote without its credentials.
 
 use std::path::{Path, PathBuf};
 
 use git2::{Direction, ErrorCode, ObjectType, Oid, Repository};
 
+use super::network::fail;
 use crate::{Error, Result};
 
 /// Where the remote is and how to reach it.
@@ -75,13 +78,13 @@ impl Transport {
             Transport::Network(url) => {
                 let mut remote = local
                     .remote_anonymous(url)
-                    .map_err(|e| Error::git(&format!("open remote {url}"), e))?;
+                    .or_else(|e| fail("open remote", url, e))?;
                 let conn = remote
                     .connect_auth(Direction::Fetch, Some(callbacks()), None)
-                    .map_err(|e| Error::git(&format!("connect to {url}"), e))?;
+                    .or_else(|e| fail("connect to", url, e))?;
                 let buf = conn
                     .default_branch()
-                    .map_err(|e| Error::git(&format!("read the default branch of {url}"), e))?;
+                    .or_else(|e| fail("read the default branch of", url, e))?;
                 buf.as_str().unwrap_or_default().to_string()
             }
         };
@@ -114,13 +117,13 @@ impl Transport {
             Transport::Network(url) => {
                 let mut remote = local
                     .remote_anonymous(url)
-                    .map_err(|e| Error::git(&format!("open remote {url}"), e))?;
+                    .or_else(|e| fail("open remote", url, e))?;
                 let mut conn = remote
                     .connect_auth(Direction::Fetch, Some(callbacks()), None)
-                    .map_err(|e| Error::git(&format!("connect to {url}"), e))?;
+                    .or_else(|e| fail("connect to", url, e))?;
                 let tip = conn
                     .list()
-                    .map_err(|e| Error::git(&format!("list the branches of {url}"), e))?
+                    .or_else(|e| fail("list the branches of", url, e))?
                     .iter()
                     .find(|head| head.name() == refname)
                     .map(|head| head.oid());
@@ -137,7 +140,24 @@ impl Transport {
                     options.download_tags(git2::AutotagOption::None);
                     conn.remote()
                         .download(&[refname.as_str()], Some(&mut options))
-                        .map_err(|e| Error::git(&format!("fetch {refname} from {url}"), e))?;
+                        .or_else(|e| fail(&format!("fetch {refname} from"), url, e))?;
+                    // The objects must be readable now, through the
+                    // clone's (possibly new) pack directory.
+                    let odb = local
+                        .odb()
+                        .map_err(|e| Error::git("open the object database", e))?;
+                    if let Some(oid) = tip
+                        && !odb.exists(oid)
+                    {
+                        odb.refresh()
+                            .map_err(|e| Error::git("rescan the object database", e))?;
+                        if !odb.exists(oid) {
+                            return Err(Error::store(format!(
+                                "fetch {refname} from {}: commit {oid} was not received",
+                                crate::repo::redact_url(url)
+                            )));
+                        }
+                    }
                 }
                 Ok(tip)
             }
@@ -195,13 +215,20 @@ impl Transport {
                     )),
                 }
             }
-            Transport::Network(url) => push_network(local, url, &refname, new),
+            Transport::Network(url) => push_network(local, url, &refname, new, old),
         }
     }
 }
 
-/// Push over libgit2's transports, through a private ref naming `new`.
-fn push_network(local: &Repository, url: &str, refname: &str, new: Oid) -> Result<Pushed> {
+/// Push over libgit2's transports, through a private ref naming `new`:
+/// sent only if, on this connection, the remote lists `refname` at `old`.
+fn push_network(
+    local: &Repository,
+    url: &str,
+    refname: &str,
+    new: Oid,
+    old: Option<Oid>,
+) -> Result<Pushed> {
     let source = format!(
         "refs/ocuroot/push/{}-{}",
         std::process::id(),
@@ -211,12 +238,28 @@ fn push_network(local: &Repository, url: &str, refname: &str, new: Oid) -> Resul
         .reference(&source, new, true, "ocuroot: push")
         .map_err(|e| Error::git("name the commit to push", e))?;
     let mut rejected: Option<String> = None;
+    let mut moved: Option<String> = None;
     let mut said = String::new();
     let result = {
         let mut remote = local
             .remote_anonymous(url)
-            .map_err(|e| Error::git(&format!("open remote {url}"), e))?;
+            .or_else(|e| fail("open remote", url, e))?;
         let mut cbs = callbacks();
+        let expected = old.unwrap_or(Oid::ZERO_SHA1);
+        cbs.push_negotiation(|updates| {
+            for update in updates {
+                if update.dst_refname().ok() == Some(refname) && update.src() != expected {
+                    let now = update.src();
+                    moved = Some(if now.is_zero() {
+                        format!("{refname} does not exist on the remote any more")
+                    } else {
+                        format!("{refname} is at {now} on the remote, not at {expected}")
+                    });
+                    return Err(git2::Error::from_str("the remote branch moved"));
+                }
+            }
+            Ok(())
+        });
         cbs.sideband_progress(|text| {
             said.push_str(&String::from_utf8_lossy(text));
             true
@@ -243,6 +286,9 @@ fn push_network(local: &Repository, url: &str, refname: &str, new: Oid) -> Resul
         [] => reason,
         lines => format!("{reason}; the remote said: {}", lines.join(" / ")),
     };
+    if let Some(reason) = moved {
+        return Ok(Pushed::Rejected(reason));
+    }
     match result {
         Ok(()) => Ok(match rejected {
             Some(reason) => Pushed::Rejected(with_remote(reason)),
@@ -254,7 +300,7 @@ fn push_network(local: &Repository, url: &str, refname: &str, new: Oid) -> Resul
         {
             Ok(Pushed::Rejected(with_remote(e.message().to_string())))
         }
-        Err(e) => Err(Error::git(&format!("push {refname} to {url}"), e)),
+        Err(e) => fail(&format!("push {refname} to"), url, e),
     }
 }
 
@@ -364,40 +410,9 @@ fn copy_tree(
     copy(tree)
 }
 
-/// Callbacks that find credentials where git users keep them.
+/// The callbacks of every network operation. Credentials and host keys are
+/// the subtransports' work (see [`network`](super::network)); libgit2's own
+/// `git://` transport needs neither.
 fn callbacks<'a>() -> git2::RemoteCallbacks<'a> {
-    let mut cbs = git2::RemoteCallbacks::new();
-    let mut attempt = 0;
-    cbs.credentials(move |url, username, allowed| {
-        attempt += 1;
-        let user = username.unwrap_or("git");
-        if allowed.contains(git2::CredentialType::SSH_KEY) {
-            let home = std::env::var_os("HOME").map(PathBuf::from);
-            let key = |name: &str| home.as_ref().map(|h| h.join(".ssh").join(name));
-            return match attempt {
-                1 => git2::Cred::ssh_key_from_agent(user),
-                2 | 3 => {
-                    let name = if attempt == 2 { "id_ed25519" } else { "id_rsa" };
-                    match key(name).filter(|k| k.is_file()) {
-                        Some(k) => git2::Cred::ssh_key(user, None, &k, None),
-                        None => Err(git2::Error::from_str(&format!("no ~/.ssh/{name}"))),
-                    }
-                }
-                _ => Err(git2::Error::from_str(&format!(
-                    "no ssh credentials accepted for {url} (tried ssh-agent, ~/.ssh/id_ed25519, ~/.ssh/id_rsa)"
-                ))),
-            };
-        }
-        if attempt > 1 {
-            return Err(git2::Error::from_str(&format!(
-                "the credentials for {url} were refused"
-            )));
-        }
-        if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
-            let config = git2::Config::open_default()?;
-            return git2::Cred::credential_helper(&config, url, username);
-        }
-        git2::Cred::default()
-    });
-    cbs
+    git2::RemoteCallbacks::new()
 }

@@ -1,0 +1,198 @@
+//! Publishing a branch's pending batches: compare-and-swap pushes, retried
+//! on other agents' pushes, and what is kept when the remote cannot be
+//! reached.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use git2::Oid;
+
+use super::transport::Pushed;
+use super::{GitBranch, Inner, Pending, tree, tree_of, unpushed};
+use crate::{Error, Result};
+
+impl GitBranch {
+    /// Push the pending commits; on a rejection fetch, re-apply them on the
+    /// new tip and push again. With `last_is_current`, a conflict of the
+    /// newest batch (the one being committed) is returned after the others
+    /// are pushed. On any other failure every pending batch is dropped, so
+    /// the clone's view is the remote's again.
+    pub(super) fn publish(&self, inner: &mut Inner, last_is_current: bool) -> Result<()> {
+        let mut outcome: Result<()> = Ok(());
+        let mut lost: Vec<String> = Vec::new();
+        let mut last_reason = String::new();
+        // Attempts count refusals only: a push rejected because another
+        // agent pushed first is the fleet making progress, retried (with a
+        // growing, randomised backoff) for as long as that goes on, up to
+        // `CONTENTION_LIMIT`.
+        let started = Instant::now();
+        let (mut attempt, mut tries) = (0u32, 0u32);
+        // Whether the newest pending batch is the caller's, who will be
+        // told if it is not pushed.
+        let mut current = last_is_current;
+        while attempt < self.options.push_attempts.max(1) {
+            let Some(head) = inner.head().filter(|_| !inner.pending.is_empty()) else {
+                return finish(outcome, lost);
+            };
+            let pushed = self
+                .transport
+                .push(&inner.repo, &self.branch, head, inner.tip);
+            match pushed {
+                Ok(Pushed::Accepted) => {
+                    self.pushes.fetch_add(1, Ordering::Relaxed);
+                    inner.tip = Some(head);
+                    inner.pending.clear();
+                    let name = format!("refs/remotes/origin/{}", self.branch);
+                    if let Err(e) = inner.repo.reference(&name, head, true, "ocuroot: push") {
+                        tracing::debug!(error = %e, "could not update {name}");
+                    }
+                    return finish(outcome, lost);
+                }
+                Ok(Pushed::Rejected(reason)) => {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(attempt, reason = %reason, "push rejected; fetching and re-applying");
+                    last_reason = reason;
+                }
+                Err(e) => {
+                    self.keep_unpushed(inner, current);
+                    return Err(
+                        e.context(format!("push to branch {} of {}", self.branch, self.shown))
+                    );
+                }
+            }
+            std::thread::sleep(backoff(tries));
+            tries += 1;
+            let before = inner.tip;
+            if let Err(e) = self.fetch(inner) {
+                self.keep_unpushed(inner, current);
+                return Err(e);
+            }
+            if inner.tip == before || started.elapsed() > CONTENTION_LIMIT {
+                attempt += 1;
+            }
+            // Re-apply every pending batch, in order, on the new tip.
+            let batches = std::mem::take(&mut inner.pending);
+            let count = batches.len();
+            for (i, batch) in batches.into_iter().enumerate() {
+                let parent = inner.head();
+                match self.make_commit(inner, parent, &batch.changes, &batch.message) {
+                    Ok(Some(commit)) => inner.pending.push(Pending { commit, ..batch }),
+                    Ok(None) => {}
+                    Err(e) if e.is_conflict() && last_is_current && i + 1 == count => {
+                        current = false;
+                        outcome = Err(e);
+                    }
+                    Err(e) if e.is_conflict() => {
+                        let subject = batch.message.lines().next().unwrap_or_default().to_string();
+                        lost.push(format!("{subject} ({})", e.message()));
+                    }
+                    Err(e) => {
+                        inner.pending.clear();
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        inner.pending.clear();
+        Err(Error::store(format!(
+            "the push to branch {} of {} was rejected {} times (last: {last_reason}); nothing \
+             was pushed",
+            self.branch,
+            self.shown,
+            self.options.push_attempts.max(1)
+        )))
+    }
+
+    /// The remote could not be reached: keep the pending batches whose
+    /// callers were told they are recorded (all but the caller's own, when
+    /// `current`) for the next command (see [`unpushed`]), and forget them
+    /// here.
+    pub(super) fn keep_unpushed(&self, inner: &mut Inner, current: bool) {
+        let mut pending = std::mem::take(&mut inner.pending);
+        if current {
+            pending.pop();
+        }
+        if let Some(last) = pending.last()
+            && let Err(e) = unpushed::keep(&inner.repo, &self.branch, inner.tip, last.commit)
+        {
+            tracing::warn!(error = %e, "deferred batches could not be kept for the next command");
+        }
+    }
+
+    /// Apply again, and push, the batches an earlier command could not push
+    /// (see [`unpushed`]). A change the remote already holds (the push went
+    /// through, but its answer was lost) is skipped.
+    pub(super) fn resume_unpushed(&self, inner: &mut Inner) -> Result<()> {
+        let batches = unpushed::kept(&inner.repo, &self.branch)?;
+        if batches.is_empty() {
+            return Ok(());
+        }
+        let mut lost = Vec::new();
+        for (changes, message) in batches {
+            let tree = tree_of(&inner.repo, inner.head())?;
+            let mut needed = Vec::with_capacity(changes.len());
+            for change in changes {
+                let now = tree::blob_at(tree.as_ref(), &change.path)?;
+                let done = match &change.action {
+                    tree::Action::Put(bytes) => {
+                        now == Some(
+                            Oid::hash_object(git2::ObjectType::Blob, bytes)
+                                .map_err(|e| Error::git("hash a kept value", e))?,
+                        )
+                    }
+                    tree::Action::Delete => now.is_none(),
+                    tree::Action::Check => true,
+                };
+                if !done {
+                    needed.push(change);
+                }
+            }
+            drop(tree);
+            let parent = inner.head();
+            match self.make_commit(inner, parent, &needed, &message) {
+                Ok(Some(commit)) => inner.pending.push(Pending {
+                    changes: needed,
+                    message,
+                    commit,
+                    deferred: None,
+                }),
+                Ok(None) => {}
+                Err(e) if e.is_conflict() => {
+                    let subject = message.lines().next().unwrap_or_default().to_string();
+                    lost.push(format!("{subject} ({})", e.message()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !inner.pending.is_empty() {
+            self.publish(inner, false)?;
+        }
+        unpushed::forget(&inner.repo, &self.branch)?;
+        finish(Ok(()), lost)
+    }
+}
+
+/// The result of a publish: `outcome`, unless deferred batches were lost.
+fn finish(outcome: Result<()>, lost: Vec<String>) -> Result<()> {
+    if lost.is_empty() {
+        return outcome;
+    }
+    Err(Error::store(format!(
+        "deferred batches no longer applied after another agent pushed, and were dropped: {}",
+        lost.join("; ")
+    )))
+}
+
+/// How long a push may keep losing to other agents' pushes before each
+/// loss counts as a failed attempt.
+const CONTENTION_LIMIT: Duration = Duration::from_secs(600);
+
+/// Up to 10 ms * 2^attempt (capped at 1 s), randomised so agents spread out.
+fn backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let max_micros = 10_000u64 << attempt.min(7);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(attempt);
+    let random = hasher.finish();
+    Duration::from_micros((max_micros / 2 + random % (max_micros / 2 + 1)).min(1_000_000))
+}
