@@ -19,15 +19,6 @@ use crate::sdk::{CallRequest, LoadedFile, Outcome};
 use crate::store::Durability;
 use crate::{Error, Result};
 
-/// What happened to a run this agent tried to execute.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Executed {
-    /// Another agent claimed it first (or it is no longer runnable).
-    Lost,
-    /// It finished.
-    Finished(Finished),
-}
-
 /// How a run ended, as its committed run document says.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Finished {
@@ -43,46 +34,66 @@ pub(crate) struct Finished {
     pub summary: Option<String>,
 }
 
-/// Claim `run` (pending or paused -> running) with a compare-and-swap,
-/// writing `marker` (this agent, and its lease) as the running marker.
-/// Returns the run document, or `None` when someone else got it.
+/// Claim `runs` (each pending or paused -> running) in one transaction,
+/// with a compare-and-swap, this agent's marker (and its lease) as their
+/// running markers; from then on `leases` renews them. Returns each run's
+/// document, or `None` where someone else got it first (or it is no longer
+/// runnable).
 ///
-/// The claim is committed with [`Durability::Shared`]: every agent sees it
-/// before the work runs (a git store pushes it), but if the machine crashes
-/// before the outcome commit makes it durable, the run is pending again,
-/// which is what it would be had the crash come just before the claim.
-fn claim(
+/// The claims are committed with [`Durability::Shared`]: every agent sees
+/// them before the work runs (a git store pushes them, together with the
+/// outcomes this agent deferred), but if the machine crashes before the
+/// outcome commits make them durable, the runs are pending again, which is
+/// what they would be had the crash come just before the claim.
+pub(crate) fn claim(
     ctx: &EngineContext,
-    refs: &RunRefs,
-    marker: &StatusMarker,
-) -> Result<Option<(RunDoc, RunStatus)>> {
-    let run = &refs.run;
-    ctx.state.update_with(Durability::Shared, |tx| {
-        let likely = [RunStatus::Pending, RunStatus::Paused];
-        let Some(status) = status_in(tx, refs, &likely, &[run])? else {
-            return Err(Error::store(format!("run {run} has no status marker")));
-        };
-        if !status.is_runnable() {
-            return Ok(None);
+    runs: &[Ref],
+    leases: &Leases,
+) -> Result<Vec<Option<RunDoc>>> {
+    let marker = Leases::claim_marker(ctx);
+    let refs = runs.iter().map(RunRefs::new).collect::<Result<Vec<_>>>()?;
+    let won = ctx.state.update_with(Durability::Shared, |tx| {
+        let mut won = Vec::with_capacity(refs.len());
+        for refs in &refs {
+            let run = &refs.run;
+            let likely = [RunStatus::Pending, RunStatus::Paused];
+            let Some(status) = status_in(tx, refs, &likely, &[run])? else {
+                return Err(Error::store(format!("run {run} has no status marker")));
+            };
+            if !status.is_runnable() {
+                won.push(None);
+                continue;
+            }
+            let doc = tx.get(run)?.ok_or_else(|| {
+                Error::store(format!("run {run} has a status but no document")).with_ref(run)
+            })?;
+            let mut doc: RunDoc = parse_doc(run, "run document", doc)?;
+            doc.attempt += 1;
+            doc.started_at = marker.since;
+            doc.finished_at = None;
+            set_status(tx, refs, status, RunStatus::Running, marker.clone())?;
+            tx.set_doc(run, &doc)?;
+            won.push(Some(doc));
         }
-        let doc = tx.get(run)?.ok_or_else(|| {
-            Error::store(format!("run {run} has a status but no document")).with_ref(run)
-        })?;
-        let mut doc: RunDoc = parse_doc(run, "run document", doc)?;
-        doc.attempt += 1;
-        doc.started_at = marker.since;
-        doc.finished_at = None;
-        set_status(tx, refs, status, RunStatus::Running, marker.clone())?;
-        tx.set_doc(run, &doc)?;
-        Ok(Some((doc, status)))
-    })
+        Ok(won)
+    })?;
+    for (refs, doc) in refs.iter().zip(&won) {
+        if doc.is_some() {
+            leases.hold(
+                &refs.run,
+                refs.marker(RunStatus::Running)?.clone(),
+                marker.clone(),
+            );
+        }
+    }
+    Ok(won)
 }
 
-/// Execute one run of `work_path` in release `rel`, renewing its lease with
-/// `leases` while it runs. Its log lines go to
-/// `live` as they come (and to the event sink, if there is one), and are
-/// committed to `<run>/logs` with its outcome, which deletes the chunks
-/// `live` wrote of them.
+/// Execute `run` of `work_path` in release `rel`, which this agent has
+/// claimed ([`claim`]; `doc` is its document), renewing its lease with
+/// `leases` while it runs. Its log lines go to `live` as they come (and to
+/// the event sink, if there is one), and are committed to `<run>/logs`
+/// with its outcome, which deletes the chunks `live` wrote of them.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn execute(
     ctx: &EngineContext,
@@ -93,13 +104,12 @@ pub(crate) fn execute(
     run_no: u32,
     live: &Arc<LiveLogs>,
     leases: &Leases,
-) -> Result<Executed> {
+    doc: RunDoc,
+) -> Result<Finished> {
     let refs = RunRefs::new(run)?;
-    let marker = Leases::claim_marker(ctx);
-    let Some((doc, _)) = claim(ctx, &refs, &marker)? else {
-        return Ok(Executed::Lost);
-    };
-    leases.hold(&refs.run, refs.marker(RunStatus::Running)?.clone(), marker);
+    let mut doc = doc;
+    // It starts now, which may be a while after the claim of its batch.
+    doc.started_at = Some(ctx.timestamp());
     let executed = run_claimed(
         ctx, loaded, rel, work_path, &refs, run_no, live, leases, doc,
     );
@@ -120,7 +130,7 @@ fn run_claimed(
     live: &Arc<LiveLogs>,
     leases: &Leases,
     mut doc: RunDoc,
-) -> Result<Executed> {
+) -> Result<Finished> {
     let run = &refs.run;
     let started = Instant::now();
     ctx.emit(|| Event::RunStarted {
@@ -145,7 +155,6 @@ fn run_claimed(
         })
     };
     let outcome = loop {
-        let first_call = doc.functions.len() == 1;
         let Some(current) = doc.functions.last_mut() else {
             break Err(Error::store(format!("run {run} has no function to call")));
         };
@@ -155,9 +164,6 @@ fn run_claimed(
             break Ok(None);
         }
         current.resolved = Some(resolution.values.clone());
-        if first_call {
-            write_deploy_intent(ctx, rel, work_path, doc.run_type, &resolution.values)?;
-        }
         let result = loaded.call(&CallRequest {
             function: current.function.clone(),
             inputs: resolution.values,
@@ -308,13 +314,13 @@ fn run_claimed(
         (Some(s), Some(e)) => e.millis_since(*s),
         _ => None,
     };
-    Ok(Executed::Finished(Finished {
+    Ok(Finished {
         run: run_no,
         status,
         duration_ms,
         error,
         summary,
-    }))
+    })
 }
 
 /// Why this agent's outcome of `run` is not recorded: the run is no longer
@@ -349,32 +355,45 @@ fn refusal(
     .with_ref(run)
 }
 
-/// When a deployment starts, record what is deployed in the intent store:
+/// When deployments start, record what is deployed in the intent store:
 /// `<pkg>/@/deploy/<env>` = `{"release", "input"}` for `up`, removed for
-/// `down` (SPEC §5). Editing or deleting it is how users roll back or
-/// undeploy.
-fn write_deploy_intent(
+/// `down` (SPEC §5), for each of `claimed` (work paths and the documents of
+/// runs just claimed) that is a deployment about to call its first
+/// function. Editing or deleting it is how users roll back or undeploy.
+/// One transaction for all of them.
+pub(crate) fn write_deploy_intents(
     ctx: &EngineContext,
     rel: &Ref,
-    work_path: &WorkPath,
-    run_type: RunType,
-    input: &std::collections::BTreeMap<String, Value>,
+    claimed: &[(&WorkPath, &RunDoc)],
 ) -> Result<()> {
-    if run_type == RunType::Task {
+    let mut writes = Vec::new();
+    for (work_path, doc) in claimed {
+        let ([first], false) = (doc.functions.as_slice(), doc.run_type == RunType::Task) else {
+            continue;
+        };
+        let resolution = resolve_inputs(&ctx.state, &first.inputs)?;
+        if resolution.is_complete() {
+            writes.push((current_ref(rel, work_path), doc.run_type, resolution.values));
+        }
+    }
+    if writes.is_empty() {
         return Ok(());
     }
-    let intent_ref = current_ref(rel, work_path);
-    // Seen by every agent before the run's outcome can reach state: an
+    // Seen by every agent before the runs' outcomes can reach state: an
     // agent comparing intent with state reads intent after state, and must
     // never find state newer than the intent (see `intent::deploys`).
-    ctx.intent
-        .update_with(Durability::Shared, |tx| match run_type {
-            RunType::Down => tx.delete(&intent_ref),
-            _ => tx.set(
-                &intent_ref,
-                json!({"release": rel.to_string(), "input": input}),
-            ),
-        })
+    ctx.intent.update_with(Durability::Shared, |tx| {
+        for (intent_ref, run_type, input) in &writes {
+            match run_type {
+                RunType::Down => tx.delete(intent_ref)?,
+                _ => tx.set(
+                    intent_ref,
+                    json!({"release": rel.to_string(), "input": input}),
+                )?,
+            }
+        }
+        Ok(())
+    })
 }
 
 impl Error {

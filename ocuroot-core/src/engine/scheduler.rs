@@ -10,9 +10,9 @@ use super::EngineContext;
 use super::inputs::resolve_inputs;
 use super::lease::{Leases, take_over_abandoned};
 use super::live::{FLUSH_INTERVAL, LiveLogs};
-use super::run::{Executed, Finished, execute};
+use super::run::{Finished, claim, execute, write_deploy_intents};
 use super::status::{Latest, load_run, load_statuses, run_ref};
-use crate::model::{Event, InputSpec, ReleaseDoc, RunStatus};
+use crate::model::{Event, InputSpec, ReleaseDoc, RunDoc, RunStatus};
 use crate::refs::{Ref, WorkPath};
 use crate::sdk::LoadedFile;
 use crate::store::Store;
@@ -36,6 +36,55 @@ struct Job {
     phase: usize,
     index: usize,
     run: u32,
+    /// Its run document, once this agent has claimed the run.
+    doc: Option<RunDoc>,
+}
+
+/// How much ready work an agent claims in one transaction (one push to a
+/// git store): the claims of a round share a commit with the outcomes
+/// committed since the last one.
+///
+/// An agent that created the release (`release new`) claims all the ready
+/// work of the open phase at once: nobody else has seen the release yet.
+/// Any other session starts with a window of twice its parallelism (what it
+/// can start now, and as much again to start next), so that agents starting
+/// together share a phase; the window doubles after each round in which the
+/// agent won every claim, and falls back to twice its parallelism when it
+/// loses one to another agent. Claims are made when a worker is free or
+/// about to be, never for more than the window.
+struct Window {
+    parallel: usize,
+    /// `None`: no limit.
+    size: Option<usize>,
+}
+
+impl Window {
+    fn new(parallel: usize, fresh: bool) -> Window {
+        Window {
+            parallel,
+            size: (!fresh).then_some(2 * parallel),
+        }
+    }
+
+    /// How many of `ready` runs to claim with `inflight` claimed already.
+    fn take(&self, ready: usize, inflight: usize) -> usize {
+        if inflight >= self.parallel {
+            return 0;
+        }
+        match self.size {
+            None => ready,
+            Some(size) => ready.min(size.saturating_sub(inflight).max(1)),
+        }
+    }
+
+    /// A round of claims ended: `lost` of them went to other agents.
+    fn claimed(&mut self, lost: usize) {
+        if lost > 0 {
+            self.size = Some(2 * self.parallel);
+        } else if let Some(size) = self.size.as_mut() {
+            *size = size.saturating_mul(2);
+        }
+    }
 }
 
 /// The first phase that is not complete, as far as one scheduling session
@@ -179,7 +228,7 @@ enum Pool {
     Workers {
         jobs: channel::Sender<Job>,
         queue: channel::Receiver<Job>,
-        done: channel::Receiver<(Job, Result<Executed>)>,
+        done: channel::Receiver<(Job, Result<Finished>)>,
     },
 }
 
@@ -199,7 +248,7 @@ impl Pool {
     /// runs a queued job itself rather than wait (one hand-over between
     /// threads fewer per job it runs), and waits only when the queue is
     /// empty.
-    fn next(&mut self, run: impl Fn(&Job) -> Result<Executed>) -> Result<(Job, Result<Executed>)> {
+    fn next(&mut self, run: impl Fn(&Job) -> Result<Finished>) -> Result<(Job, Result<Finished>)> {
         match self {
             Pool::Inline(queue) => {
                 let job = queue
@@ -233,8 +282,13 @@ fn run_job(
     live: &Arc<LiveLogs>,
     leases: &Leases,
     job: &Job,
-) -> Result<Executed> {
+) -> Result<Finished> {
     let path = &paths[job.phase][job.index];
+    let Some(doc) = job.doc.clone() else {
+        return Err(Error::internal(format!(
+            "{path} was queued without its claim"
+        )));
+    };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         execute(
             ctx,
@@ -245,6 +299,7 @@ fn run_job(
             job.run,
             live,
             leases,
+            doc,
         )
     }))
     .unwrap_or_else(|panic| {
@@ -292,6 +347,7 @@ fn schedule(
         .map(|p| p.work.iter().map(|w| w.path()).collect())
         .collect::<Vec<_>>();
     let mut view = View::load(ctx, rel, doc, paths, fresh)?;
+    let mut window = Window::new(workers, fresh);
     ctx.emit(|| release_started(rel, &view));
     let mut first_error: Option<Error> = None;
     let live = Arc::new(LiveLogs::default());
@@ -308,7 +364,7 @@ fn schedule(
             Pool::Inline(VecDeque::new())
         } else {
             let (job_tx, job_rx) = channel::unbounded::<Job>();
-            let (done_tx, done_rx) = channel::unbounded::<(Job, Result<Executed>)>();
+            let (done_tx, done_rx) = channel::unbounded::<(Job, Result<Finished>)>();
             // This thread is the last of the `workers`.
             for _ in 1..workers {
                 let job_rx = job_rx.clone();
@@ -332,10 +388,19 @@ fn schedule(
 
         let mut reloaded = false;
         loop {
-            if first_error.is_none() {
-                for job in ready_work(ctx, rel, &mut view)? {
+            // Ready work is looked for when a worker is free or about to
+            // be (claims are never made further ahead than the window).
+            if first_error.is_none() && view.inflight.len() < workers {
+                let ready = ready_work(ctx, rel, &mut view)?;
+                let (jobs, lost) = claim_ready(ctx, rel, &mut view, &mut window, ready, leases)?;
+                for job in jobs {
                     view.inflight.insert(paths[job.phase][job.index].clone());
                     pool.submit(job)?;
+                }
+                if lost {
+                    // Another agent took some: learn what else it did.
+                    view.reload(ctx, rel)?;
+                    continue;
                 }
             }
             if view.inflight.is_empty() {
@@ -354,11 +419,10 @@ fn schedule(
             view.inputs.remove(&(path.clone(), job.run));
             reloaded = false;
             match result {
-                Ok(Executed::Finished(finished)) => {
+                Ok(finished) => {
                     view.finished(&job, finished.status);
                     view.waiting.finished.insert(path.clone(), finished);
                 }
-                Ok(Executed::Lost) => view.reload(ctx, rel)?,
                 Err(e) => {
                     if first_error.is_none() {
                         first_error = Some(e);
@@ -456,6 +520,7 @@ fn ready_work(ctx: &EngineContext, rel: &Ref, view: &mut View) -> Result<Vec<Job
                     phase: i,
                     index,
                     run: latest.run,
+                    doc: None,
                 });
             } else {
                 view.waiting.missing.insert(key.0, resolution.missing);
@@ -471,4 +536,62 @@ fn ready_work(ctx: &EngineContext, rel: &Ref, view: &mut View) -> Result<Vec<Job
         view.first_open = i + 1;
     }
     Ok(ready)
+}
+
+/// Claim as much of `ready` as the window allows, in one transaction, and
+/// write the deploy intent of the deployments among them (one more). The
+/// rest stay candidates of the open phase. Returns the jobs won, and
+/// whether any was lost to another agent.
+fn claim_ready(
+    ctx: &EngineContext,
+    rel: &Ref,
+    view: &mut View,
+    window: &mut Window,
+    mut ready: Vec<Job>,
+    leases: &Leases,
+) -> Result<(Vec<Job>, bool)> {
+    let take = window.take(ready.len(), view.inflight.len());
+    let later = ready.split_off(take.min(ready.len()));
+    if let Some(open) = view.open.as_mut() {
+        open.candidates.extend(
+            later
+                .iter()
+                .filter(|j| j.phase == open.phase)
+                .map(|j| j.index),
+        );
+    }
+    if ready.is_empty() {
+        return Ok((ready, false));
+    }
+    let runs: Vec<Ref> = ready
+        .iter()
+        .map(|j| run_ref(rel, &view.paths[j.phase][j.index], j.run))
+        .collect();
+    let docs = claim(ctx, &runs, leases)?;
+    let mut won = Vec::with_capacity(ready.len());
+    for (mut job, doc) in ready.into_iter().zip(docs) {
+        if doc.is_some() {
+            job.doc = doc;
+            won.push(job);
+        }
+    }
+    let lost = runs.len() - won.len();
+    window.claimed(lost);
+    let deploys: Vec<(&WorkPath, &RunDoc)> = won
+        .iter()
+        .filter_map(|j| Some((&view.paths[j.phase][j.index], j.doc.as_ref()?)))
+        .collect();
+    if let Err(e) = write_deploy_intents(ctx, rel, &deploys) {
+        // The claims stand; their leases lapse and another agent (or a
+        // `release continue`) takes them over.
+        for job in &won {
+            if let Ok(r) =
+                crate::refs::KeyedRef::new(run_ref(rel, &view.paths[job.phase][job.index], job.run))
+            {
+                leases.release(&r);
+            }
+        }
+        return Err(e);
+    }
+    Ok((won, lost > 0))
 }
