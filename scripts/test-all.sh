@@ -10,13 +10,20 @@ step() { printf '\n==> %s\n' "$*"; }
 # test and the progress display's test a terminal; pkg-config and patchelf
 # (the SONAME) for the C install test; Debian's Chromium (and its
 # ChromeDriver) for the browser test of `state view`, which may not download
-# a browser of its own.
+# a browser of its own; OpenSSH's server, nginx (nginx-light) and fcgiwrap
+# for the git store's ssh and https tests, which run a private sshd and an
+# nginx + fcgiwrap + `git http-backend` on 127.0.0.1, with keys and a
+# private CA made by ssh-keygen and openssl (ocuroot-cli/tests/cli/servers.rs).
 missing=()
 command -v script > /dev/null 2>&1 || missing+=(bsdutils)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v chromedriver > /dev/null 2>&1 || missing+=(chromium-driver)
 command -v pkg-config > /dev/null 2>&1 || missing+=(pkg-config)
 command -v patchelf > /dev/null 2>&1 || missing+=(patchelf)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+[ -x /usr/sbin/fcgiwrap ] || missing+=(fcgiwrap)
+command -v openssl > /dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]}"
   sudo=""

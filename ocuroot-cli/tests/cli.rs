@@ -36,6 +36,9 @@
 //!   where a release is expected, package files that are not regular files,
 //!   errors in `repo.ocu.star`, read-only commands that must not run
 //!   commands, command timeouts.
+//! - `servers`: private git servers on 127.0.0.1 for the other tests
+//!   (`git daemon`, sshd, nginx + `git http-backend` over TLS, a latency
+//!   proxy), and their self-test.
 
 #[path = "cli/support.rs"]
 mod support;
@@ -72,6 +75,9 @@ mod push;
 
 #[path = "cli/repl.rs"]
 mod repl;
+
+#[path = "cli/servers.rs"]
+mod servers;
 
 #[path = "cli/gitstore.rs"]
 mod gitstore;
