@@ -582,6 +582,63 @@ ocuroot_result ocuroot_push(const ocuroot_workspace *workspace, bool dryrun, cha
 ocuroot_result ocuroot_push_intent(const ocuroot_workspace *workspace, bool dryrun, char **outcome_json, ocuroot_error **error);
 
 /**
+ * Read the stores afresh: publish what this workspace deferred and fetch
+ * what other agents have written since. A git store otherwise reads from
+ * its last fetch for up to `OCUROOT_GIT_FETCH_INTERVAL` seconds (5 by
+ * default), so a document another agent wrote a moment ago may not be
+ * seen yet; after this returns, reads see every change any agent had
+ * pushed before the call. A directory store has nothing to do.
+ */
+ocuroot_result ocuroot_workspace_refresh(const ocuroot_workspace *workspace, ocuroot_error **error);
+
+/**
+ * `ocuroot state get <ref>`: the JSON document at a ref (links followed, a
+ * `#fragment` selecting a field). On success `*value_json` receives it, or
+ * NULL when there is nothing at the ref.
+ */
+ocuroot_result ocuroot_state_get(const ocuroot_workspace *workspace, const char *ref, char **value_json, ocuroot_error **error);
+
+/**
+ * `ocuroot state read <ref>`: the document at a ref in state, typed by
+ * what its ref names (links followed). On success `*read_json` receives
+ * `{"ref", "kind", "document"}`: `ref` is the ref read once links are
+ * followed; `kind` is `"release"` (`<pkg>/@r<N>`), `"run"`
+ * (`<rel>/task/<name>/<n>`, `<rel>/deploy/<env>/<n>`), `"work"` (the
+ * outcome of a task or deploy, `<rel>/task/<name>`, `<rel>/deploy/<env>`),
+ * `"environment"` (`@/environment/<name>`), `"custom"` (`.../custom/...`)
+ * or `"other"` (anything else, or a `#fragment`); `document` is the
+ * document as stored (`include/ocuroot-json.md` lists the fields of each
+ * kind). `*read_json` receives NULL when there is nothing at the ref, as
+ * with `ocuroot_state_get`. A document whose shape is not what its ref
+ * promises is `OCUROOT_RESULT_STORE`, naming the ref.
+ */
+ocuroot_result ocuroot_state_read(const ocuroot_workspace *workspace, const char *ref, char **read_json, ocuroot_error **error);
+
+/**
+ * `ocuroot state match <glob>...`: the refs in state matching any of
+ * `globs_len` globs, sorted. On success `*refs_json` receives a JSON array
+ * of strings.
+ */
+ocuroot_result ocuroot_state_match(const ocuroot_workspace *workspace, const char *const *globs, size_t globs_len, char **refs_json, ocuroot_error **error);
+
+/**
+ * `ocuroot state match --no-links <glob>...`: as `ocuroot_state_match`,
+ * without links and the refs reached through one (each document once, at
+ * its own ref).
+ */
+ocuroot_result ocuroot_state_match_no_links(const ocuroot_workspace *workspace, const char *const *globs, size_t globs_len, char **refs_json, ocuroot_error **error);
+
+/**
+ * `ocuroot state gc`: pack the clones of this repository's git stores
+ * under `OCUROOT_HOME` (one pack each), and remove the other clones there
+ * that no command has used for `unused_for_secs` seconds (remotes no longer
+ * configured; 0 removes every other clone). On success `*report_json`
+ * receives `{"home", "packed": [{"clone", "objects", "bytes_before",
+ * "bytes_after"}], "removed": [<clone>...]}`.
+ */
+ocuroot_result ocuroot_state_gc(const ocuroot_workspace *workspace, uint64_t unused_for_secs, char **report_json, ocuroot_error **error);
+
+/**
  * Options with the defaults: parallelism = the number of CPUs, 3 attempts
  * at a failing redeploy in a cascade, leases of the `OCUROOT_RUN_LEASE`
  * environment variable or 2 minutes, commands run by the local shell, the
@@ -732,43 +789,6 @@ ocuroot_result ocuroot_release_lint(const ocuroot_workspace *workspace, const ch
  * As `ocuroot_release_lint`.
  */
 ocuroot_result ocuroot_lint(const ocuroot_workspace *workspace, const char *file, char **lint_json, ocuroot_error **error);
-
-/**
- * `ocuroot state get <ref>`: the JSON document at a ref (links followed, a
- * `#fragment` selecting a field). On success `*value_json` receives it, or
- * NULL when there is nothing at the ref.
- */
-ocuroot_result ocuroot_state_get(const ocuroot_workspace *workspace, const char *ref, char **value_json, ocuroot_error **error);
-
-/**
- * `ocuroot state read <ref>`: the document at a ref in state, typed by
- * what its ref names (links followed). On success `*read_json` receives
- * `{"ref", "kind", "document"}`: `ref` is the ref read once links are
- * followed; `kind` is `"release"` (`<pkg>/@r<N>`), `"run"`
- * (`<rel>/task/<name>/<n>`, `<rel>/deploy/<env>/<n>`), `"work"` (the
- * outcome of a task or deploy, `<rel>/task/<name>`, `<rel>/deploy/<env>`),
- * `"environment"` (`@/environment/<name>`), `"custom"` (`.../custom/...`)
- * or `"other"` (anything else, or a `#fragment`); `document` is the
- * document as stored (`include/ocuroot-json.md` lists the fields of each
- * kind). `*read_json` receives NULL when there is nothing at the ref, as
- * with `ocuroot_state_get`. A document whose shape is not what its ref
- * promises is `OCUROOT_RESULT_STORE`, naming the ref.
- */
-ocuroot_result ocuroot_state_read(const ocuroot_workspace *workspace, const char *ref, char **read_json, ocuroot_error **error);
-
-/**
- * `ocuroot state match <glob>...`: the refs in state matching any of
- * `globs_len` globs, sorted. On success `*refs_json` receives a JSON array
- * of strings.
- */
-ocuroot_result ocuroot_state_match(const ocuroot_workspace *workspace, const char *const *globs, size_t globs_len, char **refs_json, ocuroot_error **error);
-
-/**
- * `ocuroot state match --no-links <glob>...`: as `ocuroot_state_match`,
- * without links and the refs reached through one (each document once, at
- * its own ref).
- */
-ocuroot_result ocuroot_state_match_no_links(const ocuroot_workspace *workspace, const char *const *globs, size_t globs_len, char **refs_json, ocuroot_error **error);
 
 /**
  * `ocuroot work cascade`: do everything outstanding (intent, ready runs,

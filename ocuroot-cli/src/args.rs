@@ -232,6 +232,24 @@ pub(crate) enum StateCommand {
     /// that tools reading the files directly (the original Ocuroot, a `git
     /// commit` of the store) see every change.
     Checkpoint,
+    /// Pack the clones of this repository's git stores under OCUROOT_HOME
+    /// (one pack each), and remove the other clones there that no command
+    /// has used for a while (remotes no longer configured).
+    Gc {
+        /// Remove other clones unused for this long (`14d`, `12h`; `0s`
+        /// removes every other clone).
+        #[arg(long, value_name = "DURATION", default_value = "14d", value_parser = parse_age)]
+        unused_for: std::time::Duration,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A duration such as `14d` or `12h`; zero allowed.
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{e} (write a duration such as 14d, 12h or 0s)"))
 }
 
 #[derive(Subcommand, Debug)]

@@ -294,6 +294,14 @@ fn state(command: StateCommand) -> Result<ExitCode, Error> {
             write(&refs.iter().map(|r| format!("{r}\n")).collect::<String>());
         }
         StateCommand::Checkpoint => workspace()?.state_checkpoint()?,
+        StateCommand::Gc { unused_for, json } => {
+            let report = workspace()?.state_gc(unused_for)?;
+            write(&if json {
+                render::json_pretty(&serde_json::to_value(&report)?)?
+            } else {
+                render::gc_text(&report)
+            });
+        }
         StateCommand::View {
             port,
             bind,

@@ -44,6 +44,28 @@ pub fn json_pretty(v: &serde_json::Value) -> Result<String, Error> {
     Ok(serde_json::to_string_pretty(v)? + "\n")
 }
 
+/// `state gc`: each clone packed (objects, bytes before and after) and
+/// each removed.
+pub fn gc_text(report: &ocuroot_core::GcReport) -> String {
+    let mut out = String::new();
+    for p in &report.packed {
+        out.push_str(&format!(
+            "packed {}: {} objects, {} KiB -> {} KiB\n",
+            p.clone.display(),
+            p.objects,
+            p.bytes_before.div_ceil(1024),
+            p.bytes_after.div_ceil(1024)
+        ));
+    }
+    for r in &report.removed {
+        out.push_str(&format!("removed {}\n", r.display()));
+    }
+    if out.is_empty() {
+        out = format!("nothing to do under {}\n", report.home.display());
+    }
+    out
+}
+
 /// `r` written relative to `base` where that is shorter: `./task/x` for the
 /// same release, `./@/...` for the same package, `./-/<path>/...` for the
 /// same repository.

@@ -319,6 +319,8 @@ fn every_layer_has_every_operation_under_the_tables_name() {
         "option: run shell commands: CLI",
         "option: the store (state and intent): CLI",
         "option: a separate intent store: CLI",
+        // Each command opens the stores afresh.
+        "read the stores afresh (every command of the CLI starts afresh): CLI",
         "option: limits: C",
         "option: limits: Python",
         // The pages are the CLI's presentation of the operations above; a

@@ -155,7 +155,7 @@ pub use model::{
     Event, EventSink, IntentChange, IntentPush, NewRelease, Plan, PushOutcome, ReleaseReport,
     StateDoc, StateRead, Todo, Triggered, WorkOutcome,
 };
-pub use workspace::{WorkResult, Workspace};
+pub use workspace::{GcReport, WorkResult, Workspace};
 
 // The crate's README (what crates.io shows) is compiled as a doctest, so its
 // example keeps up with the API.

@@ -33,6 +33,7 @@ mod callbacks;
 mod error;
 mod intent;
 mod push;
+mod state;
 mod workspace;
 
 use std::ffi::{CString, c_char};
@@ -57,12 +58,15 @@ pub use intent::{
     ocuroot_work_ops,
 };
 pub use push::{ocuroot_push, ocuroot_push_intent};
+pub use state::{
+    ocuroot_state_gc, ocuroot_state_get, ocuroot_state_match, ocuroot_state_match_no_links,
+    ocuroot_state_read, ocuroot_workspace_refresh,
+};
 #[allow(deprecated)]
 pub use workspace::ocuroot_lint;
 pub use workspace::{
     ocuroot_cascade, ocuroot_plan, ocuroot_release_continue, ocuroot_release_lint,
     ocuroot_release_new, ocuroot_release_retry, ocuroot_release_status, ocuroot_release_takeover,
-    ocuroot_state_get, ocuroot_state_match, ocuroot_state_match_no_links, ocuroot_state_read,
     ocuroot_work_cascade, ocuroot_work_trigger, ocuroot_work_trigger_intent, ocuroot_workspace,
     ocuroot_workspace_free, ocuroot_workspace_open, ocuroot_workspace_options,
     ocuroot_workspace_options_free, ocuroot_workspace_options_new,

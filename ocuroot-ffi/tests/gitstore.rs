@@ -42,12 +42,32 @@ fn the_configured_git_store_is_opened_without_store_callbacks() {
     )
     .unwrap();
     // SAFETY: the only test of this binary, before any thread reads the
-    // environment.
+    // environment. An hour between fetches: a workspace sees what another
+    // pushed only when `ocuroot_workspace_refresh` asks.
+    unsafe {
+        std::env::set_var("OCUROOT_HOME", dir.path().join("reader"));
+        std::env::set_var("OCUROOT_GIT_FETCH_INTERVAL", "3600");
+    }
+    let path = c(repo.to_str().unwrap());
+    let r = c("c/-/release.ocu.star/@r1/task/build#output/ok");
+    let mut reader = ptr::null_mut();
+    let mut err = ptr::null_mut();
+    // SAFETY: valid arguments; NULL options mean the defaults.
+    let code = unsafe { ocuroot_workspace_open(path.as_ptr(), ptr::null(), &mut reader, &mut err) };
+    assert_eq!(code, ocuroot_result::Ok);
+    let read = |ws| {
+        let mut value = ptr::null_mut();
+        let mut err = ptr::null_mut();
+        // SAFETY: valid arguments.
+        let code = unsafe { ocuroot_state_get(ws, r.as_ptr(), &mut value, &mut err) };
+        assert_eq!(code, ocuroot_result::Ok);
+        (!value.is_null()).then(|| take(value))
+    };
+    assert_eq!(read(reader), None);
+    // SAFETY: as above; the reader's clone is open already.
     unsafe { std::env::set_var("OCUROOT_HOME", dir.path().join("home")) };
 
-    let path = c(repo.to_str().unwrap());
     let mut ws = ptr::null_mut();
-    let mut err = ptr::null_mut();
     // SAFETY: valid arguments; NULL options mean the defaults.
     let code = unsafe { ocuroot_workspace_open(path.as_ptr(), ptr::null(), &mut ws, &mut err) };
     assert_eq!(
@@ -67,14 +87,17 @@ fn the_configured_git_store_is_opened_without_store_callbacks() {
         (!err.is_null()).then(|| take_error(err))
     );
     take(json);
-    let r = c("c/-/release.ocu.star/@r1/task/build#output/ok");
-    let mut value = ptr::null_mut();
-    // SAFETY: valid arguments.
-    let code = unsafe { ocuroot_state_get(ws, r.as_ptr(), &mut value, &mut err) };
-    assert_eq!(code, ocuroot_result::Ok);
-    assert_eq!(take(value), "true");
+    assert_eq!(read(ws).as_deref(), Some("true"));
     // SAFETY: opened above, freed once.
     unsafe { ocuroot_workspace_free(ws) };
+    // The reader sees the release once it asks for a fresh view.
+    assert_eq!(read(reader), None);
+    // SAFETY: a workspace from this library.
+    let code = unsafe { ocuroot_workspace_refresh(reader, &mut err) };
+    assert_eq!(code, ocuroot_result::Ok);
+    assert_eq!(read(reader).as_deref(), Some("true"));
+    // SAFETY: opened above, freed once.
+    unsafe { ocuroot_workspace_free(reader) };
 
     let files = git(&[
         "--git-dir",

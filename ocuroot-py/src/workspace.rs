@@ -243,6 +243,29 @@ impl Workspace {
         to_py(py, &report)
     }
 
+    /// Read the stores afresh: publish what this workspace deferred and
+    /// fetch what other agents have written since. A git store otherwise
+    /// reads from its last fetch for up to `OCUROOT_GIT_FETCH_INTERVAL`
+    /// seconds (5 by default); after this returns, reads see every change
+    /// any agent had pushed before the call.
+    fn refresh(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || self.inner.refresh())
+    }
+
+    /// `state gc`: pack the clones of this repository's git stores, and
+    /// remove the other clones under `OCUROOT_HOME` unused for
+    /// `unused_for` seconds.
+    #[pyo3(signature = (unused_for))]
+    fn state_gc<'py>(&self, py: Python<'py>, unused_for: f64) -> PyResult<Bound<'py, PyAny>> {
+        let unused_for = std::time::Duration::try_from_secs_f64(unused_for).map_err(|_| {
+            pyo3::exceptions::PyValueError::new_err(format!(
+                "unused_for={unused_for}: expected a number of seconds, 0 or more"
+            ))
+        })?;
+        let report = detached(py, || self.inner.state_gc(unused_for))?;
+        to_py(py, &report)
+    }
+
     /// A document (or `#fragment`) from the state store, or `None`.
     #[pyo3(signature = (r#ref))]
     fn state_get<'py>(&self, py: Python<'py>, r#ref: &str) -> PyResult<Bound<'py, PyAny>> {

@@ -53,3 +53,29 @@ def test_a_configured_git_store_is_opened(tmp_path: Path, monkeypatch: pytest.Mo
     # Another workspace, with its own clone, reads the same state.
     monkeypatch.setenv("OCUROOT_HOME", str(tmp_path / "home2"))
     assert ocuroot.Workspace(repo).state_get(f"{PKG}/@r1/task/build#output/ok") is True
+
+
+def test_refresh_reads_what_another_agent_just_pushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = tmp_path / "store.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            "repo.ocu.star": f'ocuroot("0.3.0")\nrepo_alias("pygit")\n'
+            f'store.set(store.git("{remote}", branch="ocuroot"))\n',
+            "release.ocu.star": RELEASE,
+        },
+    )
+    # An hour between fetches: without refresh(), the reader would not
+    # fetch again during this test.
+    monkeypatch.setenv("OCUROOT_GIT_FETCH_INTERVAL", "3600")
+    monkeypatch.setenv("OCUROOT_HOME", str(tmp_path / "reader"))
+    reader = ocuroot.Workspace(repo)
+    assert reader.state_get(f"{PKG}/@r1/task/build#output/ok") is None
+    monkeypatch.setenv("OCUROOT_HOME", str(tmp_path / "writer"))
+    ocuroot.Workspace(repo).release_new("release.ocu.star")
+    assert reader.state_get(f"{PKG}/@r1/task/build#output/ok") is None
+    reader.refresh()
+    assert reader.state_get(f"{PKG}/@r1/task/build#output/ok") is True

@@ -62,7 +62,9 @@ mod refstore;
 
 pub use batch::{Write, check_batch};
 pub use fs::{FsStore, FsStoreBuilder};
-pub use git::{GitBranch, GitOptions, GitStats, GitStore, NetworkSettings};
+pub use git::{
+    GitBranch, GitOptions, GitStats, GitStore, NetworkSettings, Packed, pack_clone, prune_clones,
+};
 pub use memory::MemoryStore;
 pub use prefix::PrefixStore;
 pub use refstore::{RefStore, Transaction};

@@ -437,6 +437,37 @@ impl Workspace {
         engine::report::release_status(&self.engine(), &r)
     }
 
+    /// Read the stores afresh: publish what this workspace deferred and
+    /// fetch what other agents have written since (a git store reads from
+    /// its last fetch for up to `OCUROOT_GIT_FETCH_INTERVAL` seconds, 5 by
+    /// default, to spare the remote a fetch per read). After it returns,
+    /// reads see every change any agent had pushed before the call. Stores
+    /// every reader sees at once (a directory) have nothing to do.
+    pub fn refresh(&self) -> Result<()> {
+        self.state.store().refresh()?;
+        self.intent.store().refresh()
+    }
+
+    /// `state gc`: pack the clones of this repository's git stores under
+    /// `OCUROOT_HOME` into one pack each, and remove the other clones there
+    /// that no command has used for `unused_for` (remotes no longer
+    /// configured; `Duration::ZERO` removes every other clone). Stores that
+    /// are not git stores have no clone.
+    pub fn state_gc(&self, unused_for: Duration) -> Result<GcReport> {
+        let var = |name: &str| self.host.var(name).filter(|v| !v.is_empty());
+        let (home, clones) = stores::configured_clones(&self.info.root, &self.config, &var)?;
+        let packed = clones
+            .iter()
+            .map(|c| crate::store::pack_clone(c))
+            .collect::<Result<Vec<_>>>()?;
+        let removed = crate::store::prune_clones(&home, unused_for, &clones)?;
+        Ok(GcReport {
+            home,
+            packed,
+            removed,
+        })
+    }
+
     /// A document (or `#fragment` of one) from the state store, following links.
     pub fn state_get(&self, r: &str) -> Result<Option<serde_json::Value>> {
         let r = self.resolve_user_ref(r)?;
@@ -687,6 +718,17 @@ impl Workspace {
         self.state.store().checkpoint()?;
         self.intent.store().checkpoint()
     }
+}
+
+/// What [`Workspace::state_gc`] did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GcReport {
+    /// `OCUROOT_HOME`.
+    pub home: PathBuf,
+    /// The clones of this repository's stores, packed.
+    pub packed: Vec<crate::store::Packed>,
+    /// The clones removed.
+    pub removed: Vec<PathBuf>,
 }
 
 /// What a `work` command did, or (dry run) would do.

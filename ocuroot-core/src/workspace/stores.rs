@@ -187,3 +187,23 @@ fn check_support_path(path: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// `OCUROOT_HOME`, and the clones of the git stores `config` names (those
+/// that exist).
+pub(crate) fn configured_clones(
+    root: &Path,
+    config: &RepoConfig,
+    var: Vars<'_>,
+) -> Result<(PathBuf, Vec<PathBuf>)> {
+    let home = ocuroot_home(var)?;
+    let mut clones = Vec::new();
+    for spec in std::iter::once(config.state_store()).chain(config.intent.clone()) {
+        if matches!(spec, StoreSpec::Git { .. }) {
+            let dir = GitBranch::clone_dir_of(&git_options(root, &spec, var)?)?;
+            if dir.is_dir() && !clones.contains(&dir) {
+                clones.push(dir);
+            }
+        }
+    }
+    Ok((home, clones))
+}

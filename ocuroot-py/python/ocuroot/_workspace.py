@@ -6,6 +6,7 @@ import json
 import os
 import warnings
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Dict, Literal, Optional, Tuple, Union, overload
 
@@ -185,6 +186,25 @@ class Workspace:
         ``<package>/@<tag>``, or ``<package>`` alone for its latest release.
         An unknown release raises :class:`NotFoundError`."""
         return ReleaseReport.from_dict(self._native.release_status(release))
+
+    def refresh(self) -> None:
+        """Read the stores afresh: publish what this workspace deferred and
+        fetch what other agents have written since. A git store otherwise
+        reads from its last fetch for up to ``OCUROOT_GIT_FETCH_INTERVAL``
+        seconds (5 by default), so a document another agent wrote a moment
+        ago may read as ``None``; after this returns, reads see every change
+        any agent had pushed before the call."""
+        self._native.refresh()
+
+    def state_gc(self, unused_for: float | timedelta = timedelta(days=14)) -> dict[str, Any]:
+        """Pack the clones of this repository's git stores under
+        ``OCUROOT_HOME`` (one pack each), and remove the other clones there
+        that no command has used for ``unused_for`` (seconds or a
+        ``timedelta``; 0 removes every other clone). Returns ``{"home",
+        "packed": [{"clone", "objects", "bytes_before", "bytes_after"}],
+        "removed": [clone, ...]}``."""
+        seconds = unused_for.total_seconds() if isinstance(unused_for, timedelta) else unused_for
+        return self._native.state_gc(float(seconds))
 
     def state_get(self, ref: str) -> Any:
         """The document at ``ref`` (or its ``#fragment``) in the state store,

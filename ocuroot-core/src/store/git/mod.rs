@@ -13,6 +13,7 @@ use super::marker::{MARKER_FILE, marker_update};
 use super::{Durability, Entry, Expect, Op, Store, validate_key, validate_prefix};
 use crate::{Error, Result};
 
+mod clones;
 mod https;
 mod message;
 mod network;
@@ -23,6 +24,7 @@ mod transport;
 mod tree;
 mod unpushed;
 
+pub use clones::{Packed, pack as pack_clone, prune as prune_clones};
 pub use settings::NetworkSettings;
 
 use transport::Transport;
@@ -148,21 +150,19 @@ impl GitBranch {
     pub fn open(options: GitOptions) -> Result<Arc<GitBranch>> {
         let transport = Transport::for_url(&options.remote);
         let shown = crate::repo::redact_url(&options.remote);
-        let name = crate::repo::git_url_to_valid_path(&options.remote);
-        if name.is_empty() {
-            return Err(Error::config(format!(
-                "store.git({shown:?}): not a usable remote URL or path"
-            )));
-        }
+        let clone_dir = GitBranch::clone_dir_of(&options)?;
         if let Transport::Network(url) = &transport {
             network::configure(
                 url,
                 settings::Settings::new(&options.network, Some(options.home.clone())),
             );
         }
-        let clone_dir = options.home.join("stores").join(format!("{name}.git"));
         let packs = matches!(transport, Transport::Network(_));
+        if packs {
+            clones::pack_if_due(&clone_dir);
+        }
         let repo = open_clone(&clone_dir, &shown, packs)?;
+        clones::mark_used(&clone_dir);
         let branch = match &options.branch {
             Some(b) => b.clone(),
             None => transport.default_branch(&repo)?,
@@ -201,6 +201,19 @@ impl GitBranch {
             store.resume_unpushed(&mut inner)?;
         }
         Ok(Arc::new(store))
+    }
+
+    /// Where the clone of `options`' remote lives:
+    /// `<home>/stores/<host>/<path>.git`.
+    pub fn clone_dir_of(options: &GitOptions) -> Result<PathBuf> {
+        let name = crate::repo::git_url_to_valid_path(&options.remote);
+        if name.is_empty() {
+            return Err(Error::config(format!(
+                "store.git({:?}): not a usable remote URL or path",
+                crate::repo::redact_url(&options.remote)
+            )));
+        }
+        Ok(options.home.join("stores").join(format!("{name}.git")))
     }
 
     /// The store of the files under `prefix` (`""`, or `state`/`intent`
