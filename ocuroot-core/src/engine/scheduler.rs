@@ -49,13 +49,17 @@ struct Job {
 /// Any other session starts with a window of twice its parallelism (what it
 /// can start now, and as much again to start next), so that agents starting
 /// together share a phase; the window doubles after each round in which the
-/// agent won every claim, and falls back to twice its parallelism when it
-/// loses one to another agent. Claims are made when a worker is free or
-/// about to be, never for more than the window.
+/// agent won every claim, until it meets another agent on the release (it
+/// loses a claim, or finds a run running that is not its own): from then on
+/// the window stays at twice its parallelism, and the agents share every
+/// phase. Claims are made when a worker is free or about to be, never for
+/// more than the window.
 struct Window {
     parallel: usize,
     /// `None`: no limit.
     size: Option<usize>,
+    /// Another agent works on the release.
+    shared: bool,
 }
 
 impl Window {
@@ -63,7 +67,15 @@ impl Window {
         Window {
             parallel,
             size: (!fresh).then_some(2 * parallel),
+            shared: false,
         }
+    }
+
+    /// Another agent works on the release: claim no more than twice the
+    /// parallelism from now on.
+    fn share(&mut self) {
+        self.shared = true;
+        self.size = Some(2 * self.parallel);
     }
 
     /// How many of `ready` runs to claim with `inflight` claimed already.
@@ -80,8 +92,8 @@ impl Window {
     /// A round of claims ended: `lost` of them went to other agents.
     fn claimed(&mut self, lost: usize) {
         if lost > 0 {
-            self.size = Some(2 * self.parallel);
-        } else if let Some(size) = self.size.as_mut() {
+            self.share();
+        } else if let Some(size) = self.size.as_mut().filter(|_| !self.shared) {
             *size = size.saturating_mul(2);
         }
     }
@@ -115,6 +127,8 @@ struct View<'a> {
     open: Option<OpenPhase>,
     /// What blocked and paused work waits for.
     waiting: Waiting,
+    /// How many times the statuses were read from the store.
+    loads: u32,
 }
 
 impl<'a> View<'a> {
@@ -155,6 +169,7 @@ impl<'a> View<'a> {
             first_open: 0,
             open: None,
             waiting: Waiting::default(),
+            loads: 1,
         })
     }
 
@@ -167,10 +182,19 @@ impl<'a> View<'a> {
     fn reload(&mut self, ctx: &EngineContext, rel: &Ref) -> Result<()> {
         ctx.state.store().refresh()?;
         self.statuses = load_statuses(&ctx.state, rel)?;
+        self.loads += 1;
         take_over_abandoned(ctx, rel, &mut self.statuses, &self.inflight)?;
         self.first_open = 0;
         self.open = None;
         Ok(())
+    }
+
+    /// Whether a run of the release is running that this session did not
+    /// start: another agent works on it.
+    fn others_running(&self) -> bool {
+        self.statuses
+            .iter()
+            .any(|(path, l)| l.status == RunStatus::Running && !self.inflight.contains(path))
     }
 
     /// Record how a run this session started ended.
@@ -348,6 +372,7 @@ fn schedule(
         .collect::<Vec<_>>();
     let mut view = View::load(ctx, rel, doc, paths, fresh)?;
     let mut window = Window::new(workers, fresh);
+    let mut loads_seen = 0;
     ctx.emit(|| release_started(rel, &view));
     let mut first_error: Option<Error> = None;
     let live = Arc::new(LiveLogs::default());
@@ -401,6 +426,13 @@ fn schedule(
                     // Another agent took some: learn what else it did.
                     view.reload(ctx, rel)?;
                     continue;
+                }
+                // Statuses of other agents' runs change only on a reload.
+                if view.loads != loads_seen {
+                    loads_seen = view.loads;
+                    if view.others_running() {
+                        window.share();
+                    }
                 }
             }
             if view.inflight.is_empty() {

@@ -54,8 +54,11 @@ pub struct GitOptions {
     pub fetch_interval: Duration,
     /// How long deferred batches may wait for a push.
     pub defer_interval: Duration,
-    /// How many times a rejected push is fetched, re-applied and tried
-    /// again before the commit fails.
+    /// How many times a push the remote refuses while its branch stays
+    /// where it was (a hook, a lock) is tried again before the commit
+    /// fails. A push rejected because another agent pushed first is
+    /// fetched, re-applied and retried without counting, for up to ten
+    /// minutes.
     pub push_attempts: u32,
     /// How network remotes are reached: credentials, ssh command, CA.
     pub network: NetworkSettings,
@@ -524,16 +527,25 @@ fn without_empty_pack_dir(dir: &Path, repo: Repository) -> Result<Repository> {
 /// in the object database of a bare clone under `$OCUROOT_HOME/stores/`.
 ///
 /// The commit is pushed as a compare-and-swap: the remote's branch moves
-/// only if it still points at the parent. When another agent pushed first,
-/// the branch is fetched, the batch's expectations (the blob ids of what the
+/// only if it still points at the parent (checked on the connection that
+/// pushes, and by the server). When another agent pushed first, the branch
+/// is fetched, the batch's expectations (the blob ids of what the
 /// transaction read) are checked against the new tip, and the batch is
 /// applied again as a new commit on it and pushed again, with a jittered
-/// backoff, a bounded number of times. An expectation that no longer holds
-/// is a [`Conflict`](crate::ErrorKind::Conflict), the error the engine
-/// already handles (so a run another agent claimed is not executed twice).
-/// There is never a merge commit or a force push, and the history stays
-/// linear. The local clone is never ahead of the remote: a commit becomes
-/// this agent's view of the branch only once the remote has taken it.
+/// backoff ([`GitOptions::push_attempts`] says for how long). An
+/// expectation that no longer holds is a
+/// [`Conflict`](crate::ErrorKind::Conflict), the error the engine already
+/// handles (so a run another agent claimed is not executed twice). There is
+/// never a merge commit or a force push, and the history stays linear. The
+/// clone's view is never ahead of the remote: a commit becomes this agent's
+/// view of the branch only once the remote has taken it. Deferred batches
+/// that could not be pushed because the remote was unreachable are kept in
+/// the clone under `refs/ocuroot/unpushed/` and pushed by the next command
+/// that opens the branch.
+///
+/// Network remotes (ssh, https, `git://`) are reached as
+/// [`NetworkSettings`] say: ssh through the user's own `ssh` program, https
+/// through rustls; see the crate's README.
 ///
 /// [`Durability::Deferred`] batches (run outcomes) are committed locally
 /// and pushed together with the next batch that must reach the remote

@@ -76,13 +76,17 @@ pub(super) fn register() {
     });
 }
 
+/// The message of a libgit2 error on the way to or from `url`: libgit2
+/// may quote the URL it was given, and must never show its credentials.
+pub(super) fn clean_message(url: &str, e: &git2::Error) -> String {
+    e.message().replace(url, &crate::repo::redact_url(url))
+}
+
 /// A libgit2 error on the way to or from `url`, as the store reports it:
 /// what was being done and the remote, without credentials.
 pub(super) fn error(what: &str, url: &str, e: &git2::Error) -> Error {
     let shown = crate::repo::redact_url(url);
-    // libgit2 may quote the URL it was given; never show its credentials.
-    let message = e.message().replace(url, &shown);
-    Error::store(format!("{what} {shown}: {message}"))
+    Error::store(format!("{what} {shown}: {}", clean_message(url, e)))
 }
 
 /// `Err` of [`error`], for `map_err`.

@@ -328,6 +328,7 @@ impl SshStream {
             .filter(|l| !l.is_empty() && !l.starts_with("Warning: Permanently added"))
             .collect::<Vec<_>>()
             .join(" / ");
+        let said = said.trim_end_matches('.');
         let host = self
             .place
             .rsplit_once('@')

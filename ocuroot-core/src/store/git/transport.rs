@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use git2::{Direction, ErrorCode, ObjectType, Oid, Repository};
 
-use super::network::fail;
+use super::network::{self, fail};
 use crate::{Error, Result};
 
 /// Where the remote is and how to reach it.
@@ -300,7 +300,8 @@ fn push_network(
         {
             Ok(Pushed::Rejected(with_remote(e.message().to_string())))
         }
-        Err(e) => fail(&format!("push {refname} to"), url, e),
+        // The caller names the branch and the remote.
+        Err(e) => Err(Error::store(network::clean_message(url, &e))),
     }
 }
 
