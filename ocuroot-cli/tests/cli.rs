@@ -38,7 +38,13 @@
 //!   commands, command timeouts.
 //! - `servers`: private git servers on 127.0.0.1 for the other tests
 //!   (`git daemon`, sshd, nginx + `git http-backend` over TLS, a latency
-//!   proxy), and their self-test.
+//!   proxy), and their self-test; sshd in `servers_ssh.rs`, https in
+//!   `servers_https.rs`, the self-test in `servers_selftest.rs` (submodules).
+//! - `netstore`: the git store on network remotes (ssh, https, `git
+//!   daemon`): agents sharing a release, an ssh alias, refusals that write
+//!   nothing, credentials never shown, 8 agents on an empty remote, an
+//!   outage mid-release; its servers, agents and checks in
+//!   `netstore_kit.rs` (a submodule).
 
 #[path = "cli/support.rs"]
 mod support;
@@ -81,6 +87,12 @@ mod servers;
 
 #[path = "cli/gitstore.rs"]
 mod gitstore;
+
+#[path = "cli/clones.rs"]
+mod clones;
+
+#[path = "cli/netstore.rs"]
+mod netstore;
 
 #[path = "cli/hardening.rs"]
 mod hardening;

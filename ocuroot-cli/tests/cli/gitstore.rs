@@ -29,7 +29,7 @@ phase("two", tasks=[
 ])
 "#;
 
-const KEY: &str = r#"
+pub(crate) const KEY: &str = r#"
 def k():
     return done(outputs={"v": 1})
 
@@ -38,15 +38,15 @@ task(k, name="k")
 
 /// A source repository whose stores are git branches, with a temporary
 /// directory for remotes and `OCUROOT_HOME`s.
-struct Setup {
-    repo: Repo,
-    dir: TempDir,
+pub(crate) struct Setup {
+    pub(crate) repo: Repo,
+    pub(crate) dir: TempDir,
 }
 
 impl Setup {
     /// `store_call` is the `store.set(...)` line; `{dir}` in it is replaced
     /// by the directory of the remotes.
-    fn new(store_call: &str, files: &[(&str, &str)]) -> Setup {
+    pub(crate) fn new(store_call: &str, files: &[(&str, &str)]) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repo::new();
         let call = store_call.replace("{dir}", &dir.path().to_string_lossy());
@@ -65,7 +65,7 @@ impl Setup {
         self.dir.path().join(name)
     }
 
-    fn home(&self, agent: &str) -> PathBuf {
+    pub(crate) fn home(&self, agent: &str) -> PathBuf {
         self.dir.path().join("homes").join(agent)
     }
 
@@ -144,13 +144,13 @@ fn git(dir: Option<&Path>, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn in_remote(remote: &Path, args: &[&str]) -> String {
+pub(crate) fn in_remote(remote: &Path, args: &[&str]) -> String {
     let mut all = vec!["--git-dir", remote.to_str().unwrap()];
     all.extend_from_slice(args);
     git(None, &all)
 }
 
-fn files(remote: &Path, branch: &str) -> Vec<String> {
+pub(crate) fn files(remote: &Path, branch: &str) -> Vec<String> {
     in_remote(remote, &["ls-tree", "-r", "--name-only", branch])
         .lines()
         .map(str::to_string)
@@ -159,7 +159,7 @@ fn files(remote: &Path, branch: &str) -> Vec<String> {
 
 /// The history of `branch` is linear, every object is sound, and every
 /// commit is by `author`.
-fn assert_sound(remote: &Path, branch: &str, author: &str) {
+pub(crate) fn assert_sound(remote: &Path, branch: &str, author: &str) {
     in_remote(remote, &["fsck", "--strict", "--no-dangling"]);
     assert_eq!(
         in_remote(remote, &["rev-list", "--merges", branch]),
