@@ -49,74 +49,115 @@ pub(super) fn mark_used(dir: &Path) {
     }
 }
 
-/// Pack the clone at `dir` if it has gathered many loose objects or packs.
-/// Failures are logged: the clone works unpacked.
+/// Tidy the clone at `dir` when it has gathered many loose objects (a
+/// clone written by an older version: they are all packed) or many packs
+/// (one is written per push: all but the largest are merged into one).
+/// Failures are logged: the clone works as it is.
 pub(super) fn pack_if_due(dir: &Path) {
     let objects = dir.join("objects");
     let loose = std::fs::read_dir(objects.join("17")).map_or(0, |d| d.count());
-    let packs = std::fs::read_dir(objects.join("pack")).map_or(0, |d| {
-        d.filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".pack"))
-            .count()
-    });
-    if loose <= AUTO_LOOSE_SAMPLE && packs <= AUTO_PACKS {
+    let packs = pack_files(&objects.join("pack"));
+    let done = if loose > AUTO_LOOSE_SAMPLE {
+        pack(dir).map(|p| p.objects)
+    } else if packs.len() > AUTO_PACKS {
+        merge_small_packs(dir, packs)
+    } else {
         return;
-    }
-    match pack(dir) {
-        Ok(p) => tracing::debug!(clone = %dir.display(), objects = p.objects, "packed the clone"),
+    };
+    match done {
+        Ok(n) => tracing::debug!(clone = %dir.display(), objects = n, "packed the clone"),
         Err(e) => tracing::warn!(clone = %dir.display(), error = %e, "could not pack the clone"),
     }
 }
 
-/// Write every object reachable from the clone's refs into one pack, then
-/// remove the loose objects and older packs more than an hour old (those
-/// reachable are in the new pack; the others are pushes the remote
-/// rejected).
-pub fn pack(dir: &Path) -> Result<Packed> {
-    let lock = dir.join("ocuroot-pack.lock");
-    let _lock = Lock::take(&lock)?;
-    let bytes_before = objects_size(&dir.join("objects"));
+/// The `.pack` files in `pack_dir`, with their sizes.
+fn pack_files(pack_dir: &Path) -> Vec<(PathBuf, u64)> {
+    files_in(pack_dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pack"))
+        .map(|p| {
+            let len = std::fs::metadata(&p).map_or(0, |m| m.len());
+            (p, len)
+        })
+        .collect()
+}
+
+/// Merge every pack but the largest into one, reading their object ids
+/// from their indexes (no history is walked), then remove them. Returns
+/// the objects merged.
+fn merge_small_packs(dir: &Path, mut packs: Vec<(PathBuf, u64)>) -> Result<usize> {
+    let _lock = Lock::take(&dir.join("ocuroot-pack.lock"))?;
+    packs.sort_by_key(|(_, len)| std::cmp::Reverse(*len));
+    let small: Vec<PathBuf> = packs.into_iter().skip(1).map(|(p, _)| p).collect();
+    let mut ids = HashSet::new();
+    for pack in &small {
+        ids.extend(index_ids(&pack.with_extension("idx"))?);
+    }
     let repo = Repository::open_bare(dir)
         .map_err(|e| Error::git(&format!("open the clone {}", dir.display()), e))?;
     let fail = |e: git2::Error| Error::git(&format!("pack the clone {}", dir.display()), e);
-    let pack_dir = dir.join("objects").join("pack");
-    std::fs::create_dir_all(&pack_dir)
-        .map_err(|e| Error::io("create the pack directory", &pack_dir, e))?;
-    let old_packs = files_in(&pack_dir);
-    let reachable = reachable(&repo)?;
     let mut builder = repo.packbuilder().map_err(fail)?;
-    for oid in &reachable {
+    for oid in &ids {
         builder.insert_object(*oid, None).map_err(fail)?;
     }
-    if !reachable.is_empty() {
-        builder.write(&pack_dir, 0o444).map_err(fail)?;
-    }
-    let new_name = builder.name().map_err(fail)?.map(str::to_string);
+    builder
+        .write(&dir.join("objects").join("pack"), 0o444)
+        .map_err(fail)?;
     drop(builder);
     drop(repo);
-    let old = |path: &Path| {
-        std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().unwrap_or_default() >= GRACE)
-    };
-    // Older packs: every reachable object is in the new one.
-    for path in old_packs {
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        let is_new = new_name.as_ref().is_some_and(|n| name.contains(n.as_str()));
-        let is_pack_file = name.starts_with("pack-")
-            && [".pack", ".idx", ".rev", ".mtimes"]
-                .iter()
-                .any(|e| name.ends_with(e));
-        if is_pack_file && !is_new && old(&path) {
-            let _ = std::fs::remove_file(&path);
+    for pack in small {
+        for ext in ["pack", "idx", "rev", "mtimes"] {
+            let _ = std::fs::remove_file(pack.with_extension(ext));
         }
     }
-    // Loose objects.
+    Ok(ids.len())
+}
+
+/// The object ids a pack index (version 2) lists.
+fn index_ids(idx: &Path) -> Result<Vec<Oid>> {
+    let bytes = std::fs::read(idx).map_err(|e| Error::io("read the pack index", idx, e))?;
+    let bad = || Error::store(format!("{} is not a version 2 pack index", idx.display()));
+    if bytes.get(..8) != Some(&[0xff, b't', b'O', b'c', 0, 0, 0, 2][..]) {
+        return Err(bad());
+    }
+    let fanout_end = 8 + 256 * 4;
+    let count = bytes
+        .get(fanout_end - 4..fanout_end)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(bad)?;
+    let ids = bytes
+        .get(fanout_end..fanout_end + count * 20)
+        .ok_or_else(bad)?;
+    ids.chunks(20)
+        .map(|id| Oid::from_bytes(id).map_err(|_| bad()))
+        .collect()
+}
+
+/// Write the clone's objects into one pack and remove the rest: every
+/// object reachable from its refs, and the others (pushes the remote
+/// rejected) while they are less than an hour old, so that a command using
+/// the clone at the same moment never misses one it has just written.
+pub fn pack(dir: &Path) -> Result<Packed> {
+    let _lock = Lock::take(&dir.join("ocuroot-pack.lock"))?;
     let objects = dir.join("objects");
+    let bytes_before = objects_size(&objects);
+    let pack_dir = objects.join("pack");
+    std::fs::create_dir_all(&pack_dir)
+        .map_err(|e| Error::io("create the pack directory", &pack_dir, e))?;
+    let young = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() < GRACE)
+    };
+    // What is there now: packs (with their objects) and loose objects.
+    let mut keep = HashSet::new();
+    let old_packs: Vec<PathBuf> = pack_files(&pack_dir).into_iter().map(|(p, _)| p).collect();
+    for pack in &old_packs {
+        if young(pack) {
+            keep.extend(index_ids(&pack.with_extension("idx"))?);
+        }
+    }
+    let mut loose = Vec::new();
     for fan in std::fs::read_dir(&objects).into_iter().flatten().flatten() {
         let fan_name = fan.file_name().to_string_lossy().into_owned();
         if fan_name.len() != 2 || !fan_name.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -127,19 +168,48 @@ pub fn pack(dir: &Path) -> Result<Packed> {
             .flatten()
             .flatten()
         {
-            let path = file.path();
             let rest = file.file_name().to_string_lossy().into_owned();
-            let packed = Oid::from_str(&format!("{fan_name}{rest}"))
-                .is_ok_and(|oid| reachable.contains(&oid));
-            if old(&path) || (packed && new_name.is_some()) {
-                let _ = std::fs::remove_file(&path);
+            if let Ok(oid) = Oid::from_str(&format!("{fan_name}{rest}")) {
+                if young(&file.path()) {
+                    keep.insert(oid);
+                }
+                loose.push(file.path());
             }
         }
-        let _ = std::fs::remove_dir(fan.path());
+    }
+    let repo = Repository::open_bare(dir)
+        .map_err(|e| Error::git(&format!("open the clone {}", dir.display()), e))?;
+    let fail = |e: git2::Error| Error::git(&format!("pack the clone {}", dir.display()), e);
+    keep.extend(reachable(&repo)?);
+    let mut builder = repo.packbuilder().map_err(fail)?;
+    for oid in &keep {
+        builder.insert_object(*oid, None).map_err(fail)?;
+    }
+    if !keep.is_empty() {
+        builder.write(&pack_dir, 0o444).map_err(fail)?;
+    }
+    let new_name = builder.name().map_err(fail)?.map(str::to_string);
+    drop(builder);
+    drop(repo);
+    // Everything kept is in the new pack now.
+    for pack in old_packs {
+        let name = pack.file_name().unwrap_or_default().to_string_lossy();
+        if new_name.as_ref().is_some_and(|n| name.contains(n.as_str())) {
+            continue;
+        }
+        for ext in ["pack", "idx", "rev", "mtimes", "keep"] {
+            let _ = std::fs::remove_file(pack.with_extension(ext));
+        }
+    }
+    for path in loose {
+        let _ = std::fs::remove_file(&path);
+        if let Some(fan) = path.parent() {
+            let _ = std::fs::remove_dir(fan);
+        }
     }
     Ok(Packed {
         clone: dir.to_path_buf(),
-        objects: reachable.len(),
+        objects: keep.len(),
         bytes_before,
         bytes_after: objects_size(&objects),
     })
@@ -204,7 +274,9 @@ fn remove_empty_dirs(dir: &Path) {
     }
 }
 
-/// Every object reachable from the clone's refs.
+/// Every object reachable from the clone's refs that the clone holds (a
+/// clone of a remote on this machine reads the remote's objects in place,
+/// and holds only those it could not push).
 fn reachable(repo: &Repository) -> Result<HashSet<Oid>> {
     let fail = |e: git2::Error| Error::git("walk the clone's history", e);
     let mut walk = repo.revwalk().map_err(fail)?;
@@ -215,22 +287,30 @@ fn reachable(repo: &Repository) -> Result<HashSet<Oid>> {
             walk.push(target).map_err(fail)?;
         }
     }
+    let odb = repo.odb().map_err(fail)?;
     let mut seen = HashSet::new();
     for commit in walk {
-        let commit = commit.map_err(fail)?;
+        // The walk stops where the clone's objects do.
+        let Ok(commit) = commit else { break };
         if !seen.insert(commit) {
             continue;
         }
-        let tree = repo.find_commit(commit).map_err(fail)?.tree_id();
-        let mut trees = vec![tree];
+        let Ok(found) = repo.find_commit(commit) else {
+            continue;
+        };
+        let mut trees = vec![found.tree_id()];
         while let Some(t) = trees.pop() {
             if !seen.insert(t) {
                 continue;
             }
-            for entry in repo.find_tree(t).map_err(fail)?.iter() {
+            let Ok(tree) = repo.find_tree(t) else {
+                seen.remove(&t);
+                continue;
+            };
+            for entry in tree.iter() {
                 match entry.kind() {
                     Some(ObjectType::Tree) => trees.push(entry.id()),
-                    Some(ObjectType::Blob) => {
+                    Some(ObjectType::Blob) if odb.exists(entry.id()) => {
                         seen.insert(entry.id());
                     }
                     _ => {}

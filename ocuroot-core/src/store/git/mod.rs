@@ -17,6 +17,7 @@ mod clones;
 mod https;
 mod message;
 mod network;
+mod objects;
 mod publish;
 mod settings;
 mod ssh;
@@ -123,6 +124,9 @@ impl std::fmt::Debug for GitBranch {
 }
 
 struct Inner {
+    /// New objects, in memory until written into the clone as a pack.
+    /// Declared before `repo`, so dropped before it.
+    memory: objects::Memory,
     repo: Repository,
     /// The remote's branch as last seen (`None`: it does not exist yet).
     tip: Option<Oid>,
@@ -160,12 +164,11 @@ impl GitBranch {
                 settings::Settings::new(&options.network, Some(options.home.clone())),
             );
         }
-        let packs = matches!(transport, Transport::Network(_));
-        if packs {
-            clones::pack_if_due(&clone_dir);
-        }
-        let repo = open_clone(&clone_dir, &shown, packs)?;
+        clones::pack_if_due(&clone_dir);
+        let repo = open_clone(&clone_dir, &shown)?;
         clones::mark_used(&clone_dir);
+        transport.attach(&repo)?;
+        let memory = objects::Memory::attach(&repo)?;
         let branch = match &options.branch {
             Some(b) => b.clone(),
             None => transport.default_branch(&repo)?,
@@ -182,6 +185,7 @@ impl GitBranch {
             transport,
             clone_dir,
             inner: Mutex::new(Inner {
+                memory,
                 repo,
                 tip: None,
                 pending: Vec::new(),
@@ -328,15 +332,6 @@ impl GitBranch {
         let tip = self.transport.fetch(&inner.repo, &self.branch)?;
         self.fetches.fetch_add(1, Ordering::Relaxed);
         inner.fetched = Some(Instant::now());
-        if let Some(oid) = tip {
-            // A hint for people looking at the clone; the tip in memory is
-            // what counts, so a failure here (a lock another process holds)
-            // is harmless.
-            let name = format!("refs/remotes/origin/{}", self.branch);
-            if let Err(e) = inner.repo.reference(&name, oid, true, "ocuroot: fetch") {
-                tracing::debug!(error = %e, "could not update {name}");
-            }
-        }
         inner.tip = tip;
         Ok(())
     }
@@ -417,6 +412,7 @@ impl GitBranch {
         let oid = repo
             .commit(None, &signature, &signature, message, &tree, &parents)
             .map_err(|e| Error::git("commit", e))?;
+        inner.memory.touched();
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(Some(oid))
     }
@@ -429,6 +425,26 @@ impl Drop for GitBranch {
             && let Err(e) = self.publish(&mut inner, false)
         {
             tracing::warn!(error = %e, "could not push the last deferred batches");
+        }
+        // A clone of a remote on this machine reads the remote's objects in
+        // place, and everything pushed is there; a clone of a network
+        // remote keeps what it pushed and fetched for the next command.
+        let inner = &mut *inner;
+        if matches!(self.transport, Transport::Network(_))
+            && let Err(e) = inner.memory.persist(&inner.repo)
+        {
+            tracing::debug!(error = %e, "could not write the last objects into the clone");
+        }
+        // The branch as last seen, for people looking at the clone (and
+        // what `state gc` keeps); the tip in memory is what counts, so it
+        // is written once, and a failure (a lock another process holds) is
+        // harmless.
+        let name = format!("refs/remotes/origin/{}", self.branch);
+        if let Some(tip) = inner.tip
+            && inner.repo.refname_to_id(&name).ok() != Some(tip)
+            && let Err(e) = inner.repo.reference(&name, tip, true, "ocuroot: fetch")
+        {
+            tracing::debug!(error = %e, "could not update {name}");
         }
     }
 }
@@ -445,32 +461,12 @@ fn tree_of(repo: &Repository, commit: Option<Oid>) -> Result<Option<git2::Tree<'
 }
 
 /// Open the bare clone at `dir`, creating it; a damaged one is made again
-/// (it holds nothing that is not on the remote).
-///
-/// The clone keeps loose objects only: with no `objects/pack` directory,
-/// libgit2 has no pack directory to rescan before writing each new object,
-/// which would cost several file-system calls per object (a commit writes
-/// a dozen: the blobs and every tree along their paths). A clone of a
-/// network remote keeps the directory (`packs`), as its fetches download
-/// packs: an object database opened without it would not see them.
-fn open_clone(dir: &Path, remote: &str, packs: bool) -> Result<Repository> {
-    let ready = |repo: Repository| -> Result<Repository> {
-        if !packs {
-            return without_empty_pack_dir(dir, repo);
-        }
-        let pack_dir = dir.join("objects").join("pack");
-        if pack_dir.is_dir() {
-            return Ok(repo);
-        }
-        std::fs::create_dir_all(&pack_dir)
-            .map_err(|e| Error::io("create the clone's pack directory", &pack_dir, e))?;
-        drop(repo);
-        Repository::open_bare(dir)
-            .map_err(|e| Error::git(&format!("open the store clone {}", dir.display()), e))
-    };
+/// (it holds nothing that is not on the remote). Its objects are packs
+/// (see [`objects`]), so its pack directory must exist when it is opened.
+fn open_clone(dir: &Path, remote: &str) -> Result<Repository> {
     if dir.exists() {
         match Repository::open_bare(dir) {
-            Ok(repo) => return ready(repo),
+            Ok(repo) => return with_pack_dir(dir, repo),
             Err(e) => {
                 tracing::warn!(clone = %dir.display(), error = %e, "the store clone is damaged; making it again");
                 std::fs::remove_dir_all(dir)
@@ -483,16 +479,37 @@ fn open_clone(dir: &Path, remote: &str, packs: bool) -> Result<Repository> {
     if let Err(e) = repo.remote("origin", remote) {
         tracing::debug!(error = %e, "could not record the remote in the clone");
     }
-    ready(repo)
+    with_pack_dir(dir, repo)
 }
 
-/// `repo`, opened again without its pack directory if that was empty.
-fn without_empty_pack_dir(dir: &Path, repo: Repository) -> Result<Repository> {
+/// `repo`, opened again with a pack directory if it had none (an object
+/// database opened without one never sees the packs written into it).
+///
+/// Its packs are written without deltas: a store's documents are small,
+/// and the delta search cost more than the bytes it saved. No object is
+/// searched for a delta base once it is larger than `pack.bigFileThreshold`;
+/// libgit2 (1.9) reads that threshold from `pack.deltaCacheSize`, so both
+/// are set to 1.
+fn with_pack_dir(dir: &Path, repo: Repository) -> Result<Repository> {
+    let set = |c: &git2::Config, key: &str| c.get_i64(key).is_ok_and(|v| v == 1);
+    let done = repo
+        .config()
+        .and_then(|mut c| c.snapshot())
+        .is_ok_and(|c| set(&c, "pack.deltaCacheSize") && set(&c, "pack.bigFileThreshold"));
+    if !done
+        && let Err(e) = repo.config().and_then(|mut c| {
+            c.set_i64("pack.deltaCacheSize", 1)?;
+            c.set_i64("pack.bigFileThreshold", 1)
+        })
+    {
+        tracing::debug!(error = %e, "could not turn off delta search in the clone");
+    }
     let packs = dir.join("objects").join("pack");
-    let empty = std::fs::read_dir(&packs).is_ok_and(|mut d| d.next().is_none());
-    if !empty || std::fs::remove_dir(&packs).is_err() {
+    if packs.is_dir() {
         return Ok(repo);
     }
+    std::fs::create_dir_all(&packs)
+        .map_err(|e| Error::io("create the clone's pack directory", &packs, e))?;
     drop(repo);
     Repository::open_bare(dir)
         .map_err(|e| Error::git(&format!("open the store clone {}", dir.display()), e))

@@ -15,24 +15,37 @@ impl GitBranch {
     /// Push the pending commits; on a rejection fetch, re-apply them on the
     /// new tip and push again. With `last_is_current`, a conflict of the
     /// newest batch (the one being committed) is returned after the others
-    /// are pushed. On any other failure every pending batch is dropped, so
-    /// the clone's view is the remote's again.
+    /// are pushed. If the remote cannot be reached, the batches callers were
+    /// told are recorded are kept for the next command
+    /// ([`keep_unpushed`](Self::keep_unpushed)).
     pub(super) fn publish(&self, inner: &mut Inner, last_is_current: bool) -> Result<()> {
-        let mut outcome: Result<()> = Ok(());
-        let mut lost: Vec<String> = Vec::new();
+        let mut state = Publishing {
+            outcome: Ok(()),
+            lost: Vec::new(),
+            last_is_current,
+            current: last_is_current,
+        };
         let mut last_reason = String::new();
+        // Agents pushing to a remote on this machine take turns: under the
+        // lock, only a writer other than ocuroot moves the branch, so the
+        // batches are brought onto its tip first and the push goes through,
+        // where racing would have most agents' pushes rejected.
+        let lock = self.transport.lock()?;
+        if lock.is_some()
+            && !inner.pending.is_empty()
+            && self.transport.tip(&self.branch)? != inner.tip
+        {
+            self.catch_up(inner, &mut state)?;
+        }
         // Attempts count refusals only: a push rejected because another
         // agent pushed first is the fleet making progress, retried (with a
         // growing, randomised backoff) for as long as that goes on, up to
         // `CONTENTION_LIMIT`.
         let started = Instant::now();
         let (mut attempt, mut tries) = (0u32, 0u32);
-        // Whether the newest pending batch is the caller's, who will be
-        // told if it is not pushed.
-        let mut current = last_is_current;
         while attempt < self.options.push_attempts.max(1) {
             let Some(head) = inner.head().filter(|_| !inner.pending.is_empty()) else {
-                return finish(outcome, lost);
+                return state.finish();
             };
             let pushed = self
                 .transport
@@ -42,11 +55,12 @@ impl GitBranch {
                     self.pushes.fetch_add(1, Ordering::Relaxed);
                     inner.tip = Some(head);
                     inner.pending.clear();
-                    let name = format!("refs/remotes/origin/{}", self.branch);
-                    if let Err(e) = inner.repo.reference(&name, head, true, "ocuroot: push") {
-                        tracing::debug!(error = %e, "could not update {name}");
+                    drop(lock);
+                    if let Err(e) = inner.memory.persist_if_full(&inner.repo) {
+                        // They stay in memory; the next write of them retries.
+                        tracing::warn!(error = %e, "could not write the pushed objects into the clone");
                     }
-                    return finish(outcome, lost);
+                    return state.finish();
                 }
                 Ok(Pushed::Rejected(reason)) => {
                     self.rejected.fetch_add(1, Ordering::Relaxed);
@@ -54,7 +68,7 @@ impl GitBranch {
                     last_reason = reason;
                 }
                 Err(e) => {
-                    self.keep_unpushed(inner, current);
+                    self.keep_unpushed(inner, state.current);
                     return Err(
                         e.context(format!("push to branch {} of {}", self.branch, self.shown))
                     );
@@ -63,34 +77,9 @@ impl GitBranch {
             std::thread::sleep(backoff(tries));
             tries += 1;
             let before = inner.tip;
-            if let Err(e) = self.fetch(inner) {
-                self.keep_unpushed(inner, current);
-                return Err(e);
-            }
+            self.catch_up(inner, &mut state)?;
             if inner.tip == before || started.elapsed() > CONTENTION_LIMIT {
                 attempt += 1;
-            }
-            // Re-apply every pending batch, in order, on the new tip.
-            let batches = std::mem::take(&mut inner.pending);
-            let count = batches.len();
-            for (i, batch) in batches.into_iter().enumerate() {
-                let parent = inner.head();
-                match self.make_commit(inner, parent, &batch.changes, &batch.message) {
-                    Ok(Some(commit)) => inner.pending.push(Pending { commit, ..batch }),
-                    Ok(None) => {}
-                    Err(e) if e.is_conflict() && last_is_current && i + 1 == count => {
-                        current = false;
-                        outcome = Err(e);
-                    }
-                    Err(e) if e.is_conflict() => {
-                        let subject = batch.message.lines().next().unwrap_or_default().to_string();
-                        lost.push(format!("{subject} ({})", e.message()));
-                    }
-                    Err(e) => {
-                        inner.pending.clear();
-                        return Err(e);
-                    }
-                }
             }
         }
         inner.pending.clear();
@@ -103,6 +92,38 @@ impl GitBranch {
         )))
     }
 
+    /// Fetch the branch and apply every pending batch again, in order, on
+    /// its new tip. A batch whose expectations no longer hold is dropped
+    /// (the caller's own becomes the publish's outcome).
+    fn catch_up(&self, inner: &mut Inner, state: &mut Publishing) -> Result<()> {
+        if let Err(e) = self.fetch(inner) {
+            self.keep_unpushed(inner, state.current);
+            return Err(e);
+        }
+        let batches = std::mem::take(&mut inner.pending);
+        let count = batches.len();
+        for (i, batch) in batches.into_iter().enumerate() {
+            let parent = inner.head();
+            match self.make_commit(inner, parent, &batch.changes, &batch.message) {
+                Ok(Some(commit)) => inner.pending.push(Pending { commit, ..batch }),
+                Ok(None) => {}
+                Err(e) if e.is_conflict() && state.last_is_current && i + 1 == count => {
+                    state.current = false;
+                    state.outcome = Err(e);
+                }
+                Err(e) if e.is_conflict() => {
+                    let subject = batch.message.lines().next().unwrap_or_default().to_string();
+                    state.lost.push(format!("{subject} ({})", e.message()));
+                }
+                Err(e) => {
+                    inner.pending.clear();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The remote could not be reached: keep the pending batches whose
     /// callers were told they are recorded (all but the caller's own, when
     /// `current`) for the next command (see [`unpushed`]), and forget them
@@ -113,7 +134,10 @@ impl GitBranch {
             pending.pop();
         }
         if let Some(last) = pending.last()
-            && let Err(e) = unpushed::keep(&inner.repo, &self.branch, inner.tip, last.commit)
+            && let Err(e) = inner
+                .memory
+                .persist(&inner.repo)
+                .and_then(|()| unpushed::keep(&inner.repo, &self.branch, inner.tip, last.commit))
         {
             tracing::warn!(error = %e, "deferred batches could not be kept for the next command");
         }
@@ -169,6 +193,25 @@ impl GitBranch {
         }
         unpushed::forget(&inner.repo, &self.branch)?;
         finish(Ok(()), lost)
+    }
+}
+
+/// How a publish is going.
+struct Publishing {
+    /// The caller's batch's fate so far.
+    outcome: Result<()>,
+    /// Deferred batches dropped: their expectations no longer held.
+    lost: Vec<String>,
+    /// Whether the caller's batch was the newest pending one.
+    last_is_current: bool,
+    /// Whether it still is (it has not been dropped).
+    current: bool,
+}
+
+impl Publishing {
+    /// The result: the caller's outcome, unless deferred batches were lost.
+    fn finish(self) -> Result<()> {
+        finish(self.outcome, self.lost)
     }
 }
 

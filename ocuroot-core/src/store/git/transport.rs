@@ -18,18 +18,56 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{Direction, ErrorCode, ObjectType, Oid, Repository};
+use git2::{Direction, ErrorCode, Oid, Repository};
 
 use super::network::{self, fail};
 use crate::{Error, Result};
 
 /// Where the remote is and how to reach it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) enum Transport {
     /// A repository on this machine.
-    Local(PathBuf),
+    Local(LocalRemote),
     /// A URL for libgit2's transports.
     Network(String),
+}
+
+/// A repository on this machine, opened once: its object database then
+/// learns of the packs other agents add as it needs them, instead of
+/// reading a pack directory that grows by one per push at every open.
+pub(super) struct LocalRemote {
+    path: PathBuf,
+    open: std::sync::Mutex<Option<Repository>>,
+}
+
+impl std::fmt::Debug for LocalRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LocalRemote").field(&self.path).finish()
+    }
+}
+
+impl LocalRemote {
+    fn new(path: PathBuf) -> LocalRemote {
+        LocalRemote {
+            path,
+            open: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// `f` of the remote repository, opened on first use.
+    fn with<T>(&self, f: impl FnOnce(&Repository) -> Result<T>) -> Result<T> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let repo = match open.take() {
+            Some(repo) => repo,
+            None => open_remote(&self.path)?,
+        };
+        let result = f(&repo);
+        *open = Some(repo);
+        result
+    }
 }
 
 /// How a push ended.
@@ -46,12 +84,12 @@ impl Transport {
     /// the caller) or `file://` URL is local; anything else is a network URL.
     pub fn for_url(url: &str) -> Transport {
         if let Some(path) = url.strip_prefix("file://") {
-            return Transport::Local(PathBuf::from(path));
+            return Transport::Local(LocalRemote::new(PathBuf::from(path)));
         }
         if crate::repo::is_network_url(url) {
             Transport::Network(url.to_string())
         } else {
-            Transport::Local(PathBuf::from(url))
+            Transport::Local(LocalRemote::new(PathBuf::from(url)))
         }
     }
 
@@ -59,8 +97,8 @@ impl Transport {
     /// a branch.
     pub fn default_branch(&self, local: &Repository) -> Result<String> {
         let full = match self {
-            Transport::Local(path) => {
-                let remote = open_remote(path)?;
+            Transport::Local(local_remote) => local_remote.with(|remote| {
+                let path = &local_remote.path;
                 let head = remote
                     .find_reference("HEAD")
                     .map_err(|e| Error::git(&format!("read HEAD of {}", path.display()), e))?;
@@ -73,8 +111,8 @@ impl Transport {
                             "HEAD of {} names no branch: give store.git(...) a branch",
                             path.display()
                         ))
-                    })?
-            }
+                    })
+            })?,
             Transport::Network(url) => {
                 let mut remote = local
                     .remote_anonymous(url)
@@ -94,13 +132,80 @@ impl Transport {
             .to_string())
     }
 
+    /// Let `local` read the objects of a remote on this machine in place,
+    /// as `git clone --shared` does (its `objects/info/alternates` names
+    /// the remote's objects): a fetch then only reads the branch, however
+    /// many objects other agents pushed, and what is pushed is not kept
+    /// twice. A clone of a network remote is left alone.
+    pub fn attach(&self, local: &Repository) -> Result<()> {
+        let Transport::Local(local_remote) = self else {
+            return Ok(());
+        };
+        let objects = local_remote.with(|remote| Ok(remote.path().join("objects")))?;
+        let objects = std::fs::canonicalize(&objects).unwrap_or(objects);
+        let line = objects.to_string_lossy().into_owned();
+        let info = local.path().join("objects").join("info");
+        let file = info.join("alternates");
+        let listed =
+            std::fs::read_to_string(&file).is_ok_and(|text| text.lines().any(|l| l.trim() == line));
+        if listed {
+            return Ok(());
+        }
+        // Written whole, then renamed: a reader never sees half of it.
+        std::fs::create_dir_all(&info)
+            .and_then(|()| {
+                let tmp = info.join(format!("alternates.{}.tmp", std::process::id()));
+                std::fs::write(&tmp, format!("{line}\n"))?;
+                std::fs::rename(&tmp, &file)
+            })
+            .map_err(|e| Error::io("record the remote's objects in the clone", &file, e))?;
+        // The clone was opened before: tell its object database too.
+        local
+            .odb()
+            .and_then(|odb| odb.add_disk_alternate(&line))
+            .map_err(|e| {
+                Error::git(
+                    &format!("read the objects of {}", local_remote.path.display()),
+                    e,
+                )
+            })
+    }
+
+    /// For a remote on this machine, a lock the agents pushing to it take
+    /// in turn (an advisory lock on `ocuroot-push.lock` in its git
+    /// directory); `None` for a network remote, where the server's
+    /// compare-and-swap alone orders pushes.
+    pub fn lock(&self) -> Result<Option<PushLock>> {
+        match self {
+            Transport::Local(local) => PushLock::take(&local.path).map(Some),
+            Transport::Network(_) => Ok(None),
+        }
+    }
+
+    /// The commit of the remote's `branch` (a remote on this machine only;
+    /// `None` for a network remote or a branch that does not exist).
+    pub fn tip(&self, branch: &str) -> Result<Option<Oid>> {
+        let Transport::Local(local) = self else {
+            return Ok(None);
+        };
+        let refname = format!("refs/heads/{branch}");
+        local.with(|remote| match remote.refname_to_id(&refname) {
+            Ok(oid) => Ok(Some(oid)),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(Error::git(
+                &format!("read {refname} of {}", local.path.display()),
+                e,
+            )),
+        })
+    }
+
     /// Bring the remote's `branch` into `local`'s object database; its
     /// commit, or `None` when the remote has no such branch.
     pub fn fetch(&self, local: &Repository, branch: &str) -> Result<Option<Oid>> {
         let refname = format!("refs/heads/{branch}");
         match self {
-            Transport::Local(path) => {
-                let remote = open_remote(path)?;
+            Transport::Local(local_remote) => local_remote.with(|remote| {
+                let path = &local_remote.path;
                 let tip = match remote.refname_to_id(&refname) {
                     Ok(oid) => oid,
                     Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
@@ -111,9 +216,11 @@ impl Transport {
                         ));
                     }
                 };
-                copy_missing(&remote, local, tip)?;
+                // The clone reads the remote's objects in place (see
+                // `attach`): nothing to copy.
+                let _ = local;
                 Ok(Some(tip))
-            }
+            }),
             Transport::Network(url) => {
                 let mut remote = local
                     .remote_anonymous(url)
@@ -175,8 +282,8 @@ impl Transport {
     ) -> Result<Pushed> {
         let refname = format!("refs/heads/{branch}");
         match self {
-            Transport::Local(path) => {
-                let remote = open_remote(path)?;
+            Transport::Local(local_remote) => local_remote.with(|remote| {
+                let path = &local_remote.path;
                 if !remote.is_bare()
                     && remote
                         .head()
@@ -190,7 +297,7 @@ impl Transport {
                         path.display()
                     )));
                 }
-                send_pack(local, &remote, new, old)?;
+                send_pack(local, remote, new, old)?;
                 let message = "ocuroot: push";
                 let moved = match old {
                     Some(old) => remote.reference_matching(&refname, new, true, old, message),
@@ -214,7 +321,7 @@ impl Transport {
                         e,
                     )),
                 }
-            }
+            }),
             Transport::Network(url) => push_network(local, url, &refname, new, old),
         }
     }
@@ -348,72 +455,42 @@ fn send_pack(from: &Repository, to: &Repository, new: Oid, old: Option<Oid>) -> 
     Ok(())
 }
 
-/// Copy every object reachable from commit `tip` that `to` lacks, each
-/// after the objects it names.
-fn copy_missing(from: &Repository, to: &Repository, tip: Oid) -> Result<()> {
-    let src = from
-        .odb()
-        .map_err(|e| Error::git("open the object database", e))?;
-    let dst = to
-        .odb()
-        .map_err(|e| Error::git("open the object database", e))?;
-    let copy = |oid: Oid| -> Result<()> {
-        let object = src
-            .read(oid)
-            .map_err(|e| Error::git(&format!("read object {oid}"), e))?;
-        dst.write(object.kind(), object.data())
-            .map_err(|e| Error::git(&format!("write object {oid}"), e))?;
-        Ok(())
-    };
-    // (commit, its tree and parents are done)
-    let mut stack = vec![(tip, false)];
-    while let Some((oid, ready)) = stack.pop() {
-        if dst.exists_ext(oid, git2::OdbLookupFlags::NO_REFRESH) {
-            continue;
-        }
-        let commit = from
-            .find_commit(oid)
-            .map_err(|e| Error::git(&format!("read commit {oid}"), e))?;
-        if ready {
-            copy_tree(from, &dst, commit.tree_id(), &copy)?;
-            copy(oid)?;
-        } else {
-            stack.push((oid, true));
-            stack.extend(commit.parent_ids().map(|p| (p, false)));
-        }
-    }
-    Ok(())
-}
-
-fn copy_tree(
-    from: &Repository,
-    dst: &git2::Odb<'_>,
-    tree: Oid,
-    copy: &dyn Fn(Oid) -> Result<()>,
-) -> Result<()> {
-    if dst.exists_ext(tree, git2::OdbLookupFlags::NO_REFRESH) {
-        return Ok(());
-    }
-    let t = from
-        .find_tree(tree)
-        .map_err(|e| Error::git(&format!("read tree {tree}"), e))?;
-    for entry in t.iter() {
-        match entry.kind() {
-            Some(ObjectType::Tree) => copy_tree(from, dst, entry.id(), copy)?,
-            Some(ObjectType::Blob)
-                if !dst.exists_ext(entry.id(), git2::OdbLookupFlags::NO_REFRESH) =>
-            {
-                copy(entry.id())?
-            }
-            _ => {}
-        }
-    }
-    copy(tree)
-}
-
 /// The callbacks of every network operation. Credentials and host keys are
 /// the subtransports' work (see [`network`](super::network)); libgit2's own
 /// `git://` transport needs neither.
 fn callbacks<'a>() -> git2::RemoteCallbacks<'a> {
     git2::RemoteCallbacks::new()
+}
+
+/// An advisory lock on a remote on this machine, held while an agent
+/// pushes to it (released when dropped). Agents that do not take it (a
+/// person's `git push`) are still ordered by the branch's compare-and-swap.
+pub(super) struct PushLock {
+    #[cfg(unix)]
+    _file: std::fs::File,
+}
+
+impl PushLock {
+    fn take(remote: &Path) -> Result<PushLock> {
+        let repo = open_remote(remote)?;
+        let path = repo.path().join("ocuroot-push.lock");
+        drop(repo);
+        #[cfg(unix)]
+        {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io("open the push lock", &path, e))?;
+            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+                .map_err(|e| Error::io("take the push lock", &path, e.into()))?;
+            Ok(PushLock { _file: file })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = path;
+            Ok(PushLock {})
+        }
+    }
 }

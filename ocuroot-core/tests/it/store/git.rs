@@ -205,3 +205,84 @@ fn a_missing_branch_is_refused_without_create_branch() {
     let err = GitBranch::open(options).unwrap_err();
     assert!(err.to_string().contains("missing.git"), "{err}");
 }
+
+/// The `.pack` files of a clone.
+fn packs(clone: &Path) -> usize {
+    std::fs::read_dir(clone.join("objects/pack"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".pack"))
+        .count()
+}
+
+/// The loose objects of a clone.
+fn loose(clone: &Path) -> usize {
+    std::fs::read_dir(clone.join("objects"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().len() == 2)
+        .map(|e| std::fs::read_dir(e.path()).unwrap().count())
+        .sum()
+}
+
+#[test]
+fn a_clone_of_a_path_reads_its_objects_in_place_and_small_packs_are_merged() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let home = dir.path().join("a");
+    let a = agent(&remote, &home);
+    let clone = a.branch().clone_dir().to_path_buf();
+    for i in 0..30 {
+        a.commit(&[put(&format!("k/{i}"), "1", Expect::Absent)])
+            .unwrap();
+    }
+    drop(a);
+    assert_eq!(
+        (loose(&clone), packs(&clone)),
+        (0, 0),
+        "everything pushed is in the remote, read in place"
+    );
+    let a = agent(&remote, &home);
+    for i in 0..30 {
+        assert!(a.get(&format!("k/{i}")).unwrap().is_some(), "k/{i}");
+    }
+    drop(a);
+
+    // A clone with many small packs (a network remote's: one per
+    // command) has them merged when it is opened.
+    let run = |args: &[&str], input: &str| -> String {
+        use std::io::Write;
+        let mut child = Command::new("git")
+            .arg("--git-dir")
+            .arg(&clone)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "git {args:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let pack_base = clone.join("objects/pack/pack");
+    let blobs: Vec<String> = (0..30)
+        .map(|i| {
+            let blob = run(&["hash-object", "-w", "--stdin"], &format!("blob {i}"));
+            run(&["pack-objects", "-q", pack_base.to_str().unwrap()], &blob);
+            blob
+        })
+        .collect();
+    assert_eq!(packs(&clone), 30);
+    let a = agent(&remote, &home);
+    assert!(packs(&clone) <= 2, "merged: {} packs", packs(&clone));
+    for blob in &blobs {
+        git(&clone, &["cat-file", "-e", blob]);
+    }
+    assert_eq!(a.get("k/0").unwrap().map(|e| e.value), Some(b"1".to_vec()));
+}
