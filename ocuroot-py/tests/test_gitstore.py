@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,35 @@ def test_refresh_reads_what_another_agent_just_pushed(
     assert reader.state_get(f"{PKG}/@r1/task/build#output/ok") is None
     reader.refresh()
     assert reader.state_get(f"{PKG}/@r1/task/build#output/ok") is True
+
+
+def test_state_gc_packs_the_clone_and_removes_unused_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = tmp_path / "store.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    home = tmp_path / "home"
+    monkeypatch.setenv("OCUROOT_HOME", str(home))
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            "repo.ocu.star": f'ocuroot("0.3.0")\nrepo_alias("pygit")\n'
+            f'store.set(store.git("{remote}", branch="ocuroot"))\n',
+            "release.ocu.star": RELEASE,
+        },
+    )
+    other = home / "stores" / "old.example.com" / "state.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(other)], check=True)
+    ws = ocuroot.Workspace(repo)
+    ws.release_new("release.ocu.star")
+    report = ws.state_gc(unused_for=timedelta(days=1))
+    assert [Path(p["clone"]).name for p in report["packed"]] == ["store.git"]
+    assert report["packed"][0]["objects"] > 0
+    assert report["removed"] == [], "a clone made a moment ago is kept"
+    assert other.exists()
+    report = ws.state_gc(0)
+    assert [Path(r) for r in report["removed"]] == [other]
+    assert not other.exists()
+    assert ws.state_get(f"{PKG}/@r1/task/build#output/ok") is True
+    with pytest.raises(ValueError):
+        ws.state_gc(-1)
