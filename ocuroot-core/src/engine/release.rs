@@ -19,6 +19,7 @@ use crate::model::{
 };
 use crate::refs::{Ref, SubPathType, WorkPath};
 use crate::sdk::FileContents;
+use crate::store::Durability;
 use crate::{Error, ErrorKind, Result};
 
 /// `release new`: create a release of the package in `file` at the current
@@ -107,10 +108,13 @@ pub fn release_new(
                 // The intent store records the repository too, as the
                 // original does (a git intent branch gets its support files
                 // with it, and a checkout of it knows its stores).
+                // It is no claim: it shares the next push (the first
+                // claims', when state and intent share a branch).
                 if let Some((r, record)) = &repo_record
                     && !ctx.intent.exists(r)?
                 {
-                    ctx.intent.update(|tx| tx.set_doc(r, record))?;
+                    ctx.intent
+                        .update_with(Durability::Deferred, |tx| tx.set_doc(r, record))?;
                 }
                 for (_, w) in doc.package.work() {
                     ctx.journal.record(&run_ref(&rel, &w.path(), 1));

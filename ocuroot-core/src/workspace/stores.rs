@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{RepoConfig, StoreSpec};
-use crate::store::{FsStore, GitBranch, GitOptions, NetworkSettings, Store};
+use crate::store::{Durability, FsStore, GitBranch, GitOptions, NetworkSettings, Store};
 use crate::{Error, Result};
 
 /// Environment variables are read through this (the host's).
@@ -62,8 +62,9 @@ pub(crate) fn open_configured(
             }
             StoreSpec::Git { .. } => {
                 let branch = GitBranch::open(git_options(root, &state_spec, var)?)?;
+                // A new branch gets both stores' markers in one push.
                 Ok((
-                    Arc::new(branch.store("state", "state")?),
+                    Arc::new(branch.store_with("state", "state", Durability::Deferred)?),
                     Arc::new(branch.store("intent", "intent")?),
                 ))
             }

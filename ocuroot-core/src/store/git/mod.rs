@@ -227,6 +227,19 @@ impl GitBranch {
     /// when both share the branch), tagged `tag` in its `.ocuroot-store`,
     /// which is created (committed and pushed) if it is missing.
     pub fn store(self: &Arc<Self>, prefix: &str, tag: &str) -> Result<GitStore> {
+        self.store_with(prefix, tag, Durability::Immediate)
+    }
+
+    /// [`store`](Self::store), creating a missing `.ocuroot-store` with
+    /// `durability`: [`Durability::Deferred`] lets it share the push of the
+    /// next commit (the other store's marker, when state and intent share
+    /// the branch).
+    pub fn store_with(
+        self: &Arc<Self>,
+        prefix: &str,
+        tag: &str,
+        durability: Durability,
+    ) -> Result<GitStore> {
         let prefix = match prefix.trim_matches('/') {
             "" => String::new(),
             p => {
@@ -262,7 +275,7 @@ impl GitBranch {
                 expect: Expect::unchanged(current.map(|e| e.version)),
             };
             let message = format!("{tag} store initialised\n\nstore: {tag}\n+ {path}\n");
-            match self.commit_locked(&mut inner, vec![change], message, Durability::Immediate) {
+            match self.commit_locked(&mut inner, vec![change], message, durability) {
                 Err(e) if e.is_conflict() && attempt < 5 => continue,
                 other => other?,
             }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use git2::Oid;
 
 use super::transport::Pushed;
+use super::tree::Change;
 use super::{GitBranch, Inner, Pending, tree, tree_of, unpushed};
 use crate::{Error, Result};
 
@@ -102,8 +103,14 @@ impl GitBranch {
         }
         let batches = std::mem::take(&mut inner.pending);
         let count = batches.len();
-        for (i, batch) in batches.into_iter().enumerate() {
+        for (i, mut batch) in batches.into_iter().enumerate() {
             let parent = inner.head();
+            if batch.deferred.is_some() {
+                // A deferred batch another agent has made too (a store's
+                // marker, a record) is done, not a conflict.
+                let changes = std::mem::take(&mut batch.changes);
+                batch.changes = self.still_needed(inner, changes)?;
+            }
             match self.make_commit(inner, parent, &batch.changes, &batch.message) {
                 Ok(Some(commit)) => inner.pending.push(Pending { commit, ..batch }),
                 Ok(None) => {}
@@ -153,25 +160,7 @@ impl GitBranch {
         }
         let mut lost = Vec::new();
         for (changes, message) in batches {
-            let tree = tree_of(&inner.repo, inner.head())?;
-            let mut needed = Vec::with_capacity(changes.len());
-            for change in changes {
-                let now = tree::blob_at(tree.as_ref(), &change.path)?;
-                let done = match &change.action {
-                    tree::Action::Put(bytes) => {
-                        now == Some(
-                            Oid::hash_object(git2::ObjectType::Blob, bytes)
-                                .map_err(|e| Error::git("hash a kept value", e))?,
-                        )
-                    }
-                    tree::Action::Delete => now.is_none(),
-                    tree::Action::Check => true,
-                };
-                if !done {
-                    needed.push(change);
-                }
-            }
-            drop(tree);
+            let needed = self.still_needed(inner, changes)?;
             let parent = inner.head();
             match self.make_commit(inner, parent, &needed, &message) {
                 Ok(Some(commit)) => inner.pending.push(Pending {
@@ -193,6 +182,32 @@ impl GitBranch {
         }
         unpushed::forget(&inner.repo, &self.branch)?;
         finish(Ok(()), lost)
+    }
+}
+
+impl GitBranch {
+    /// `changes` less those the head already holds: a value it has
+    /// already, a file already gone. Checks stay.
+    fn still_needed(&self, inner: &Inner, changes: Vec<Change>) -> Result<Vec<Change>> {
+        let tree = tree_of(&inner.repo, inner.head())?;
+        let mut needed = Vec::with_capacity(changes.len());
+        for change in changes {
+            let now = tree::blob_at(tree.as_ref(), &change.path)?;
+            let done = match &change.action {
+                tree::Action::Put(bytes) => {
+                    now == Some(
+                        Oid::hash_object(git2::ObjectType::Blob, bytes)
+                            .map_err(|e| Error::git("hash a value", e))?,
+                    )
+                }
+                tree::Action::Delete => now.is_none(),
+                tree::Action::Check => false,
+            };
+            if !done {
+                needed.push(change);
+            }
+        }
+        Ok(needed)
     }
 }
 
