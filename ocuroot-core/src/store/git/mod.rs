@@ -15,6 +15,7 @@ use crate::{Error, Result};
 
 mod clones;
 mod https;
+mod journal;
 mod message;
 mod network;
 mod objects;
@@ -23,7 +24,6 @@ mod settings;
 mod ssh;
 mod transport;
 mod tree;
-mod unpushed;
 
 pub use clones::{Packed, pack as pack_clone, prune as prune_clones};
 pub use settings::NetworkSettings;
@@ -127,6 +127,8 @@ struct Inner {
     /// New objects, in memory until written into the clone as a pack.
     /// Declared before `repo`, so dropped before it.
     memory: objects::Memory,
+    /// The deferred batches not pushed yet, on disk.
+    journal: journal::Journal,
     repo: Repository,
     /// The remote's branch as last seen (`None`: it does not exist yet).
     tip: Option<Oid>,
@@ -178,6 +180,7 @@ impl GitBranch {
                 "store.git({shown:?}): {branch:?} is not a valid branch name"
             )));
         }
+        let journal = journal::Journal::new(&clone_dir, &branch);
         let store = GitBranch {
             options,
             shown,
@@ -186,6 +189,7 @@ impl GitBranch {
             clone_dir,
             inner: Mutex::new(Inner {
                 memory,
+                journal,
                 repo,
                 tip: None,
                 pending: Vec::new(),
@@ -374,6 +378,11 @@ impl GitBranch {
         let deferred = durability == Durability::Deferred;
         let added = match self.make_commit(inner, head, &changes, &message)? {
             Some(commit) => {
+                if deferred {
+                    // Its caller is told it is recorded: it must outlive
+                    // this process until it is pushed.
+                    inner.journal.record(&changes, &message)?;
+                }
                 inner.pending.push(Pending {
                     changes: std::mem::take(&mut changes),
                     message,
@@ -569,9 +578,9 @@ fn with_pack_dir(dir: &Path, repo: Repository) -> Result<Repository> {
 /// never a merge commit or a force push, and the history stays linear. The
 /// clone's view is never ahead of the remote: a commit becomes this agent's
 /// view of the branch only once the remote has taken it. Deferred batches
-/// that could not be pushed because the remote was unreachable are kept in
-/// the clone under `refs/ocuroot/unpushed/` and pushed by the next command
-/// that opens the branch.
+/// are written to a journal in the clone as they are committed, so that
+/// if the process is killed, or the remote cannot be reached, the next
+/// command that opens the branch pushes them.
 ///
 /// Network remotes (ssh, https, `git://`) are reached as
 /// [`NetworkSettings`] say: ssh through the user's own `ssh` program, https

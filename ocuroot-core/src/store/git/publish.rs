@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use git2::Oid;
 
+use super::journal::Journal;
 use super::transport::Pushed;
 use super::tree::Change;
-use super::{GitBranch, Inner, Pending, tree, tree_of, unpushed};
+use super::{GitBranch, Inner, Pending, tree, tree_of};
 use crate::{Error, Result};
 
 impl GitBranch {
@@ -56,6 +57,7 @@ impl GitBranch {
                     self.pushes.fetch_add(1, Ordering::Relaxed);
                     inner.tip = Some(head);
                     inner.pending.clear();
+                    inner.journal.clear();
                     drop(lock);
                     if let Err(e) = inner.memory.persist_if_full(&inner.repo) {
                         // They stay in memory; the next write of them retries.
@@ -131,57 +133,59 @@ impl GitBranch {
         Ok(())
     }
 
-    /// The remote could not be reached: keep the pending batches whose
-    /// callers were told they are recorded (all but the caller's own, when
-    /// `current`) for the next command (see [`unpushed`]), and forget them
-    /// here.
+    /// The remote could not be reached: forget the pending batches here.
+    /// The deferred ones, whose callers were told they are recorded, are in
+    /// the journal, and the next command pushes them (see [`journal`](super::journal));
+    /// the caller's own batch (`current`) fails with the error.
     pub(super) fn keep_unpushed(&self, inner: &mut Inner, current: bool) {
-        let mut pending = std::mem::take(&mut inner.pending);
-        if current {
-            pending.pop();
-        }
-        if let Some(last) = pending.last()
-            && let Err(e) = inner
-                .memory
-                .persist(&inner.repo)
-                .and_then(|()| unpushed::keep(&inner.repo, &self.branch, inner.tip, last.commit))
-        {
-            tracing::warn!(error = %e, "deferred batches could not be kept for the next command");
-        }
+        let _ = current;
+        inner.pending.clear();
     }
 
-    /// Apply again, and push, the batches an earlier command could not push
-    /// (see [`unpushed`]). A change the remote already holds (the push went
-    /// through, but its answer was lost) is skipped.
+    /// Apply again, and push, the batches of processes that are gone (see
+    /// [`journal`]). A change the remote already holds (the push went
+    /// through, but its answer was lost) is skipped; a batch that no longer
+    /// applies (its run was taken over meanwhile) is dropped, and said so.
     pub(super) fn resume_unpushed(&self, inner: &mut Inner) -> Result<()> {
-        let batches = unpushed::kept(&inner.repo, &self.branch)?;
-        if batches.is_empty() {
+        let orphans = inner.journal.orphans()?;
+        if orphans.is_empty() {
             return Ok(());
         }
         let mut lost = Vec::new();
-        for (changes, message) in batches {
-            let needed = self.still_needed(inner, changes)?;
-            let parent = inner.head();
-            match self.make_commit(inner, parent, &needed, &message) {
-                Ok(Some(commit)) => inner.pending.push(Pending {
-                    changes: needed,
-                    message,
-                    commit,
-                    deferred: None,
-                }),
-                Ok(None) => {}
-                Err(e) if e.is_conflict() => {
-                    let subject = message.lines().next().unwrap_or_default().to_string();
-                    lost.push(format!("{subject} ({})", e.message()));
+        for orphan in &orphans {
+            for (changes, message) in &orphan.batches {
+                let needed = self.still_needed(inner, changes.clone())?;
+                let parent = inner.head();
+                match self.make_commit(inner, parent, &needed, message) {
+                    Ok(Some(commit)) => inner.pending.push(Pending {
+                        changes: needed,
+                        message: message.clone(),
+                        commit,
+                        deferred: None,
+                    }),
+                    Ok(None) => {}
+                    Err(e) if e.is_conflict() => {
+                        let subject = message.lines().next().unwrap_or_default().to_string();
+                        lost.push(format!("{subject} ({})", e.message()));
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
             }
         }
         if !inner.pending.is_empty() {
             self.publish(inner, false)?;
         }
-        unpushed::forget(&inner.repo, &self.branch)?;
-        finish(Ok(()), lost)
+        for orphan in orphans {
+            Journal::forget(orphan);
+        }
+        if !lost.is_empty() {
+            tracing::warn!(
+                "batches a process that is gone had not pushed no longer apply, and were \
+                 dropped: {}",
+                lost.join("; ")
+            );
+        }
+        Ok(())
     }
 }
 
