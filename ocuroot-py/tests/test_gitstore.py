@@ -99,11 +99,16 @@ def test_state_gc_packs_the_clone_and_removes_unused_ones(
     )
     other = home / "stores" / "old.example.com" / "state.git"
     subprocess.run(["git", "init", "-q", "--bare", str(other)], check=True)
+    ocuroot.Workspace(repo).release_new("release.ocu.star")
     ws = ocuroot.Workspace(repo)
-    ws.release_new("release.ocu.star")
     report = ws.state_gc(unused_for=timedelta(days=1))
     assert [Path(p["clone"]).name for p in report["packed"]] == ["store.git"]
-    assert report["packed"][0]["objects"] > 0
+    # A clone of a path reads the remote's objects in place, and keeps
+    # none of its own once they are pushed.
+    clone = Path(report["packed"][0]["clone"])
+    alternates = (clone / "objects" / "info" / "alternates").read_text().split()
+    assert alternates == [str((remote / "objects").resolve())]
+    assert report["packed"][0]["objects"] == 0
     assert report["removed"] == [], "a clone made a moment ago is kept"
     assert other.exists()
     report = ws.state_gc(0)

@@ -181,6 +181,10 @@ pub fn pack(dir: &Path) -> Result<Packed> {
         .map_err(|e| Error::git(&format!("open the clone {}", dir.display()), e))?;
     let fail = |e: git2::Error| Error::git(&format!("pack the clone {}", dir.display()), e);
     keep.extend(reachable(&repo)?);
+    // What the remote holds for a clone that reads it in place (its
+    // alternates) is not copied in.
+    let elsewhere = alternates(dir)?;
+    keep.retain(|oid| !elsewhere.as_ref().is_some_and(|odb| odb.exists(*oid)));
     let mut builder = repo.packbuilder().map_err(fail)?;
     for oid in &keep {
         builder.insert_object(*oid, None).map_err(fail)?;
@@ -245,6 +249,25 @@ pub fn prune(home: &Path, unused_for: Duration, keep: &[PathBuf]) -> Result<Vec<
     // Directories the removed clones leave empty.
     remove_empty_dirs(&stores);
     Ok(removed)
+}
+
+/// The object databases the clone at `dir` reads in place
+/// (`objects/info/alternates`), as one, if it has any.
+fn alternates(dir: &Path) -> Result<Option<git2::Odb<'static>>> {
+    let file = dir.join("objects").join("info").join("alternates");
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(None);
+    };
+    let fail = |e: git2::Error| Error::git("read the objects the clone reads in place", e);
+    let odb = git2::Odb::new().map_err(fail)?;
+    for line in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        odb.add_disk_alternate(line).map_err(fail)?;
+    }
+    Ok(Some(odb))
 }
 
 /// The bare clones (directories named `*.git` holding `HEAD`) under `dir`.
