@@ -95,22 +95,36 @@ fn merge_small_packs(dir: &Path, mut packs: Vec<(PathBuf, u64)>) -> Result<usize
     }
     let repo = Repository::open_bare(dir)
         .map_err(|e| Error::git(&format!("open the clone {}", dir.display()), e))?;
+    write_pack(&repo, dir, &ids)?;
+    drop(repo);
+    for pack in &small {
+        remove_pack(pack);
+    }
+    Ok(ids.len())
+}
+
+/// Write `ids` (objects of `repo`, the clone at `dir`) into one new pack
+/// in its pack directory; its name (`None` when `ids` is empty: no pack).
+fn write_pack(repo: &Repository, dir: &Path, ids: &HashSet<Oid>) -> Result<Option<String>> {
+    if ids.is_empty() {
+        return Ok(None);
+    }
     let fail = |e: git2::Error| Error::git(&format!("pack the clone {}", dir.display()), e);
     let mut builder = repo.packbuilder().map_err(fail)?;
-    for oid in &ids {
+    for oid in ids {
         builder.insert_object(*oid, None).map_err(fail)?;
     }
     builder
         .write(&dir.join("objects").join("pack"), 0o444)
         .map_err(fail)?;
-    drop(builder);
-    drop(repo);
-    for pack in small {
-        for ext in ["pack", "idx", "rev", "mtimes"] {
-            let _ = std::fs::remove_file(pack.with_extension(ext));
-        }
+    Ok(builder.name().map_err(fail)?.map(str::to_string))
+}
+
+/// Remove the files of the pack `pack` (its `.pack` path) names.
+fn remove_pack(pack: &Path) {
+    for ext in ["pack", "idx", "rev", "mtimes", "keep"] {
+        let _ = std::fs::remove_file(pack.with_extension(ext));
     }
-    Ok(ids.len())
 }
 
 /// The object ids a pack index (version 2) lists.
@@ -179,21 +193,12 @@ pub fn pack(dir: &Path) -> Result<Packed> {
     }
     let repo = Repository::open_bare(dir)
         .map_err(|e| Error::git(&format!("open the clone {}", dir.display()), e))?;
-    let fail = |e: git2::Error| Error::git(&format!("pack the clone {}", dir.display()), e);
     keep.extend(reachable(&repo)?);
     // What the remote holds for a clone that reads it in place (its
     // alternates) is not copied in.
     let elsewhere = alternates(dir)?;
     keep.retain(|oid| !elsewhere.as_ref().is_some_and(|odb| odb.exists(*oid)));
-    let mut builder = repo.packbuilder().map_err(fail)?;
-    for oid in &keep {
-        builder.insert_object(*oid, None).map_err(fail)?;
-    }
-    if !keep.is_empty() {
-        builder.write(&pack_dir, 0o444).map_err(fail)?;
-    }
-    let new_name = builder.name().map_err(fail)?.map(str::to_string);
-    drop(builder);
+    let new_name = write_pack(&repo, dir, &keep)?;
     drop(repo);
     // Everything kept is in the new pack now.
     for pack in old_packs {
@@ -201,9 +206,7 @@ pub fn pack(dir: &Path) -> Result<Packed> {
         if new_name.as_ref().is_some_and(|n| name.contains(n.as_str())) {
             continue;
         }
-        for ext in ["pack", "idx", "rev", "mtimes", "keep"] {
-            let _ = std::fs::remove_file(pack.with_extension(ext));
-        }
+        remove_pack(&pack);
     }
     for path in loose {
         let _ = std::fs::remove_file(&path);

@@ -204,23 +204,9 @@ impl Transport {
     pub fn fetch(&self, local: &Repository, branch: &str) -> Result<Option<Oid>> {
         let refname = format!("refs/heads/{branch}");
         match self {
-            Transport::Local(local_remote) => local_remote.with(|remote| {
-                let path = &local_remote.path;
-                let tip = match remote.refname_to_id(&refname) {
-                    Ok(oid) => oid,
-                    Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
-                    Err(e) => {
-                        return Err(Error::git(
-                            &format!("read {refname} of {}", path.display()),
-                            e,
-                        ));
-                    }
-                };
-                // The clone reads the remote's objects in place (see
-                // `attach`): nothing to copy.
-                let _ = local;
-                Ok(Some(tip))
-            }),
+            // The clone reads the remote's objects in place (see
+            // `attach`): there is nothing to copy, only the branch to read.
+            Transport::Local(_) => self.tip(branch),
             Transport::Network(url) => {
                 let mut remote = local
                     .remote_anonymous(url)
