@@ -146,8 +146,16 @@ pub(super) fn apply_deploy(ctx: &EngineContext, r: &Ref) -> Result<Option<Ref>> 
 /// unless that is what is deployed, or a run of that deployment is still
 /// to finish.
 fn redeploy(ctx: &EngineContext, r: &Ref, intent: &DeployIntent) -> Result<Decision> {
-    let (rel, doc) = load_release(ctx, &Ref::parse(&intent.release)?)?;
+    let target = Ref::parse(&intent.release)?;
     let env = &r.subpath;
+    let (mut rel, mut doc) = load_release(ctx, &target)?;
+    if deploy_in(&doc, env).is_none() {
+        // The intent may be newer than this agent's view of state (another
+        // agent added the deployment, then started it): read state afresh
+        // before calling the intent wrong.
+        ctx.state.store().refresh()?;
+        (rel, doc) = load_release(ctx, &target)?;
+    }
     let deploy = deploy_in(&doc, env).ok_or_else(|| {
         Error::not_found(format!(
             "intent {r}: release {rel} has no deployment to environment {env:?}"
