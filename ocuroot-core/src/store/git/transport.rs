@@ -285,10 +285,16 @@ impl Transport {
                 }
                 send_pack(local, remote, new, old)?;
                 let message = "ocuroot: push";
-                let moved = match old {
+                let update = || match old {
                     Some(old) => remote.reference_matching(&refname, new, true, old, message),
                     None => remote.reference(&refname, new, false, message),
                 };
+                let mut moved = update();
+                if moved.as_ref().is_err_and(|e| e.code() == ErrorCode::Locked)
+                    && remove_stale_ref_lock(remote, &refname)
+                {
+                    moved = update();
+                }
                 match moved {
                     Ok(_) => Ok(Pushed::Accepted),
                     Err(e)
@@ -311,6 +317,25 @@ impl Transport {
             Transport::Network(url) => push_network(local, url, &refname, new, old),
         }
     }
+}
+
+/// A ref's lock file older than this was left by a process that died
+/// while it updated the ref (git holds one for milliseconds).
+const STALE_REF_LOCK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Remove `refname`'s lock file in `remote` if it is stale (see
+/// [`STALE_REF_LOCK`]); whether it did. Called under the push lock, so no
+/// agent of ours is updating the ref.
+fn remove_stale_ref_lock(remote: &Repository, refname: &str) -> bool {
+    let lock = remote.path().join(format!("{refname}.lock"));
+    let stale = std::fs::metadata(&lock)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().unwrap_or_default() > STALE_REF_LOCK);
+    if !stale {
+        return false;
+    }
+    tracing::warn!(lock = %lock.display(), "removing a lock file a process that died left on the branch");
+    std::fs::remove_file(&lock).is_ok()
 }
 
 /// Push over libgit2's transports, through a private ref naming `new`:
