@@ -41,6 +41,121 @@ pub struct Packed {
     pub bytes_after: u64,
 }
 
+/// Open the bare clone at `dir`, creating it; a damaged one is made again
+/// (it holds nothing that is not on the remote). `remote` is recorded as
+/// its `origin` (for people looking at it: shown, never with credentials);
+/// `shared` is the objects directory of a remote on this machine, which the
+/// clone reads in place (`objects/info/alternates`).
+pub(super) fn open(dir: &Path, remote: &str, shared: Option<&str>) -> Result<Repository> {
+    if dir.exists() {
+        match Repository::open_bare(dir) {
+            Ok(repo) => return with_pack_dir(dir, repo),
+            Err(e) => {
+                tracing::warn!(clone = %dir.display(), error = %e, "the store clone is damaged; making it again");
+                std::fs::remove_dir_all(dir)
+                    .map_err(|e| Error::io("remove the damaged store clone", dir, e))?;
+            }
+        }
+    }
+    create(dir, remote, shared)?;
+    Repository::open_bare(dir)
+        .map_err(|e| Error::git(&format!("open the store clone {}", dir.display()), e))
+}
+
+/// Make the bare clone at `dir`: the few files a bare repository needs and
+/// its whole config, written at once in a directory beside it and renamed
+/// into place, so another command making the same clone at the same moment
+/// finds either none or all of it. (`git init`, and libgit2's, also copy
+/// hook samples and rewrite the config once per setting: on some file
+/// systems, creating a file costs more than the rest of a small release.)
+fn create(dir: &Path, remote: &str, shared: Option<&str>) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)
+        .map_err(|e| Error::io("create the directory of the store clone", parent, e))?;
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    // Unique to this process and call (threads may make it at once).
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = parent.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let written = (|| {
+        for sub in ["objects/pack", "objects/info", "refs/heads"] {
+            std::fs::create_dir_all(tmp.join(sub))?;
+        }
+        std::fs::write(tmp.join("HEAD"), "ref: refs/heads/master\n")?;
+        std::fs::write(tmp.join("config"), clone_config(remote))?;
+        if let Some(objects) = shared {
+            std::fs::write(tmp.join("objects/info/alternates"), format!("{objects}\n"))?;
+        }
+        std::fs::rename(&tmp, dir)
+    })();
+    match written {
+        Ok(()) => Ok(()),
+        // Another command made it first.
+        Err(_) if dir.join("HEAD").is_file() => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            Err(Error::io("create the store clone", dir, e))
+        }
+    }
+}
+
+/// The config of a new clone. Its packs are written without deltas (see
+/// [`with_pack_dir`]).
+fn clone_config(remote: &str) -> String {
+    // A value in double quotes: a backslash and a quote are escaped; a
+    // line break cannot be written (and a shown remote has none).
+    let url: String = remote
+        .chars()
+        .filter(|c| *c != '\n' && *c != '\r')
+        .flat_map(|c| match c {
+            '\\' | '"' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!(
+        "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n\
+         [remote \"origin\"]\n\turl = \"{url}\"\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n\
+         [pack]\n\tdeltaCacheSize = 1\n\tbigFileThreshold = 1\n"
+    )
+}
+
+/// `repo`, opened again with a pack directory if it had none (an object
+/// database opened without one never sees the packs written into it).
+///
+/// Its packs are written without deltas: a store's documents are small,
+/// and the delta search cost more than the bytes it saved. No object is
+/// searched for a delta base once it is larger than `pack.bigFileThreshold`;
+/// libgit2 (1.9) reads that threshold from `pack.deltaCacheSize`, so both
+/// are set to 1 (here for a clone made by an older version).
+fn with_pack_dir(dir: &Path, repo: Repository) -> Result<Repository> {
+    let set = |c: &git2::Config, key: &str| c.get_i64(key).is_ok_and(|v| v == 1);
+    let done = repo
+        .config()
+        .and_then(|mut c| c.snapshot())
+        .is_ok_and(|c| set(&c, "pack.deltaCacheSize") && set(&c, "pack.bigFileThreshold"));
+    if !done
+        && let Err(e) = repo.config().and_then(|mut c| {
+            c.set_i64("pack.deltaCacheSize", 1)?;
+            c.set_i64("pack.bigFileThreshold", 1)
+        })
+    {
+        tracing::debug!(error = %e, "could not turn off delta search in the clone");
+    }
+    let packs = dir.join("objects").join("pack");
+    if packs.is_dir() {
+        return Ok(repo);
+    }
+    std::fs::create_dir_all(&packs)
+        .map_err(|e| Error::io("create the clone's pack directory", &packs, e))?;
+    drop(repo);
+    Repository::open_bare(dir)
+        .map_err(|e| Error::git(&format!("open the store clone {}", dir.display()), e))
+}
+
 /// Mark the clone at `dir` used now.
 pub(super) fn mark_used(dir: &Path) {
     let path = dir.join(USED_FILE);
@@ -69,6 +184,31 @@ pub(super) fn pack_if_due(dir: &Path) {
         Err(e) => tracing::warn!(clone = %dir.display(), error = %e, "could not pack the clone"),
     }
 }
+
+/// Merge the small packs of the remote repository at `git_dir` (a remote
+/// on this machine, one pack per push) once there are more than
+/// [`REMOTE_PACKS`]: every agent reading it rescans its pack directory for
+/// each object it writes, so their number is kept small. The merged packs
+/// are removed at once: a reader that listed one and finds it gone looks
+/// in the others (libgit2 and git both do), and one that opened it keeps
+/// reading it. Skipped while another agent merges; failures are logged.
+pub(super) fn merge_remote_packs(git_dir: &Path) {
+    let packs = pack_files(&git_dir.join("objects").join("pack"));
+    if packs.len() <= REMOTE_PACKS {
+        return;
+    }
+    match merge_small_packs(git_dir, packs) {
+        Ok(n) => {
+            tracing::debug!(remote = %git_dir.display(), objects = n, "merged the remote's small packs")
+        }
+        Err(e) => {
+            tracing::debug!(remote = %git_dir.display(), error = %e, "did not merge the remote's packs")
+        }
+    }
+}
+
+/// See [`merge_remote_packs`].
+const REMOTE_PACKS: usize = 16;
 
 /// The `.pack` files in `pack_dir`, with their sizes.
 fn pack_files(pack_dir: &Path) -> Vec<(PathBuf, u64)> {
@@ -226,6 +366,7 @@ pub fn pack(dir: &Path) -> Result<Packed> {
 /// `unused_for`, except `keep`. Returns the clones removed.
 pub fn prune(home: &Path, unused_for: Duration, keep: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let stores = home.join("stores");
+    remove_stale_temps(&stores);
     let mut clones = Vec::new();
     find_clones(&stores, &mut clones);
     let keep: Vec<PathBuf> = keep
@@ -287,6 +428,30 @@ fn find_clones(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         } else {
             find_clones(&path, out);
+        }
+    }
+}
+
+/// Remove the half-made clones (see [`create`]) a process that died left
+/// under `dir`, once older than [`GRACE`].
+fn remove_stale_temps(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let path = entry.path();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > GRACE);
+            if old {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        } else if !path.join("HEAD").is_file() {
+            remove_stale_temps(&path);
         }
     }
 }

@@ -167,7 +167,7 @@ impl GitBranch {
             );
         }
         clones::pack_if_due(&clone_dir);
-        let repo = open_clone(&clone_dir, &shown)?;
+        let repo = clones::open(&clone_dir, &shown, transport.shared_objects()?.as_deref())?;
         clones::mark_used(&clone_dir);
         transport.attach(&repo)?;
         let memory = objects::Memory::attach(&repo)?;
@@ -434,7 +434,16 @@ impl GitBranch {
         let oid = repo
             .commit(None, &signature, &signature, message, &tree, &parents)
             .map_err(|e| Error::git("commit", e))?;
-        inner.memory.touched();
+        // What a push sends: the commit and, of its tree, what differs from
+        // its parent's (the objects along the paths it changed).
+        let mut made = vec![oid, tree.id()];
+        tree::along(
+            repo,
+            &tree,
+            changes.iter().map(|c| c.path.as_str()),
+            &mut made,
+        )?;
+        inner.memory.made(made);
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(Some(oid))
     }
@@ -457,12 +466,14 @@ impl Drop for GitBranch {
         {
             tracing::debug!(error = %e, "could not write the last objects into the clone");
         }
-        // The branch as last seen, for people looking at the clone (and
-        // what `state gc` keeps); the tip in memory is what counts, so it
-        // is written once, and a failure (a lock another process holds) is
-        // harmless.
+        // The branch as last seen, for people looking at the clone of a
+        // network remote (and what `state gc` keeps of its objects); the
+        // tip in memory is what counts, so it is written once, and a
+        // failure (a lock another process holds) is harmless. A clone of a
+        // remote on this machine keeps no objects of its own.
         let name = format!("refs/remotes/origin/{}", self.branch);
-        if let Some(tip) = inner.tip
+        if matches!(self.transport, Transport::Network(_))
+            && let Some(tip) = inner.tip
             && inner.repo.refname_to_id(&name).ok() != Some(tip)
             && let Err(e) = inner.repo.reference(&name, tip, true, "ocuroot: fetch")
         {
@@ -480,61 +491,6 @@ fn tree_of(repo: &Repository, commit: Option<Oid>) -> Result<Option<git2::Tree<'
         .and_then(|c| c.tree())
         .map(Some)
         .map_err(|e| Error::git(&format!("read commit {commit}"), e))
-}
-
-/// Open the bare clone at `dir`, creating it; a damaged one is made again
-/// (it holds nothing that is not on the remote). Its objects are packs
-/// (see [`objects`]), so its pack directory must exist when it is opened.
-fn open_clone(dir: &Path, remote: &str) -> Result<Repository> {
-    if dir.exists() {
-        match Repository::open_bare(dir) {
-            Ok(repo) => return with_pack_dir(dir, repo),
-            Err(e) => {
-                tracing::warn!(clone = %dir.display(), error = %e, "the store clone is damaged; making it again");
-                std::fs::remove_dir_all(dir)
-                    .map_err(|e| Error::io("remove the damaged store clone", dir, e))?;
-            }
-        }
-    }
-    let repo = Repository::init_bare(dir)
-        .map_err(|e| Error::git(&format!("create the store clone {}", dir.display()), e))?;
-    if let Err(e) = repo.remote("origin", remote) {
-        tracing::debug!(error = %e, "could not record the remote in the clone");
-    }
-    with_pack_dir(dir, repo)
-}
-
-/// `repo`, opened again with a pack directory if it had none (an object
-/// database opened without one never sees the packs written into it).
-///
-/// Its packs are written without deltas: a store's documents are small,
-/// and the delta search cost more than the bytes it saved. No object is
-/// searched for a delta base once it is larger than `pack.bigFileThreshold`;
-/// libgit2 (1.9) reads that threshold from `pack.deltaCacheSize`, so both
-/// are set to 1.
-fn with_pack_dir(dir: &Path, repo: Repository) -> Result<Repository> {
-    let set = |c: &git2::Config, key: &str| c.get_i64(key).is_ok_and(|v| v == 1);
-    let done = repo
-        .config()
-        .and_then(|mut c| c.snapshot())
-        .is_ok_and(|c| set(&c, "pack.deltaCacheSize") && set(&c, "pack.bigFileThreshold"));
-    if !done
-        && let Err(e) = repo.config().and_then(|mut c| {
-            c.set_i64("pack.deltaCacheSize", 1)?;
-            c.set_i64("pack.bigFileThreshold", 1)
-        })
-    {
-        tracing::debug!(error = %e, "could not turn off delta search in the clone");
-    }
-    let packs = dir.join("objects").join("pack");
-    if packs.is_dir() {
-        return Ok(repo);
-    }
-    std::fs::create_dir_all(&packs)
-        .map_err(|e| Error::io("create the clone's pack directory", &packs, e))?;
-    drop(repo);
-    Repository::open_bare(dir)
-        .map_err(|e| Error::git(&format!("open the store clone {}", dir.display()), e))
 }
 
 /// A [`Store`] kept in a branch of a git remote that CI agents on many
@@ -712,6 +668,12 @@ impl Store for GitStore {
 
     fn refresh(&self) -> Result<()> {
         self.branch.refresh()
+    }
+
+    fn publication_log(&self) -> Option<usize> {
+        // The branch's pending batches are pushed in the order committed,
+        // whichever of its stores committed them.
+        Some(Arc::as_ptr(&self.branch) as usize)
     }
 
     fn describe(&self) -> String {

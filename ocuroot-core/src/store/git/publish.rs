@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use git2::Oid;
 
 use super::journal::Journal;
-use super::transport::Pushed;
+use super::transport::{Pushed, Transport};
 use super::tree::Change;
 use super::{GitBranch, Inner, Pending, tree, tree_of};
 use crate::{Error, Result};
@@ -49,9 +49,9 @@ impl GitBranch {
             let Some(head) = inner.head().filter(|_| !inner.pending.is_empty()) else {
                 return state.finish();
             };
-            let pushed = self
-                .transport
-                .push(&inner.repo, &self.branch, head, inner.tip);
+            let pushed =
+                self.transport
+                    .push(&inner.repo, &inner.memory, &self.branch, head, inner.tip);
             match pushed {
                 Ok(Pushed::Accepted) => {
                     self.pushes.fetch_add(1, Ordering::Relaxed);
@@ -59,7 +59,14 @@ impl GitBranch {
                     inner.pending.clear();
                     inner.journal.clear();
                     drop(lock);
-                    if let Err(e) = inner.memory.persist_if_full(&inner.repo) {
+                    self.transport.tidy();
+                    // A clone of a remote on this machine reads what was
+                    // pushed in place; one of a network remote keeps it.
+                    let kept = match self.transport {
+                        Transport::Local(_) => inner.memory.forget(),
+                        Transport::Network(_) => inner.memory.persist_if_full(&inner.repo),
+                    };
+                    if let Err(e) = kept {
                         // They stay in memory; the next write of them retries.
                         tracing::warn!(error = %e, "could not write the pushed objects into the clone");
                     }

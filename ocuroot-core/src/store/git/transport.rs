@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use git2::{Direction, ErrorCode, Oid, Repository};
 
 use super::network::{self, fail};
+use super::objects::Memory;
 use crate::{Error, Result};
 
 /// Where the remote is and how to reach it.
@@ -132,18 +133,27 @@ impl Transport {
             .to_string())
     }
 
+    /// The objects directory of a remote on this machine, as a clone lists
+    /// it in `objects/info/alternates` (see [`attach`](Self::attach));
+    /// `None` for a network remote.
+    pub fn shared_objects(&self) -> Result<Option<String>> {
+        let Transport::Local(local_remote) = self else {
+            return Ok(None);
+        };
+        let objects = local_remote.with(|remote| Ok(remote.path().join("objects")))?;
+        let objects = std::fs::canonicalize(&objects).unwrap_or(objects);
+        Ok(Some(objects.to_string_lossy().into_owned()))
+    }
+
     /// Let `local` read the objects of a remote on this machine in place,
     /// as `git clone --shared` does (its `objects/info/alternates` names
     /// the remote's objects): a fetch then only reads the branch, however
     /// many objects other agents pushed, and what is pushed is not kept
     /// twice. A clone of a network remote is left alone.
     pub fn attach(&self, local: &Repository) -> Result<()> {
-        let Transport::Local(local_remote) = self else {
+        let Some(line) = self.shared_objects()? else {
             return Ok(());
         };
-        let objects = local_remote.with(|remote| Ok(remote.path().join("objects")))?;
-        let objects = std::fs::canonicalize(&objects).unwrap_or(objects);
-        let line = objects.to_string_lossy().into_owned();
         let info = local.path().join("objects").join("info");
         let file = info.join("alternates");
         let listed =
@@ -163,12 +173,7 @@ impl Transport {
         local
             .odb()
             .and_then(|odb| odb.add_disk_alternate(&line))
-            .map_err(|e| {
-                Error::git(
-                    &format!("read the objects of {}", local_remote.path.display()),
-                    e,
-                )
-            })
+            .map_err(|e| Error::git(&format!("read the objects of {line}"), e))
     }
 
     /// For a remote on this machine, a lock the agents pushing to it take
@@ -179,6 +184,16 @@ impl Transport {
         match self {
             Transport::Local(local) => PushLock::take(&local.path).map(Some),
             Transport::Network(_) => Ok(None),
+        }
+    }
+
+    /// Keep the pack directory of a remote on this machine small (see
+    /// [`clones::merge_remote_packs`](super::clones::merge_remote_packs)).
+    pub fn tidy(&self) {
+        if let Transport::Local(local) = self
+            && let Ok(git_dir) = local.with(|remote| Ok(remote.path().to_path_buf()))
+        {
+            super::clones::merge_remote_packs(&git_dir);
         }
     }
 
@@ -259,9 +274,13 @@ impl Transport {
 
     /// Move the remote's `branch` from `old` (`None`: it must not exist) to
     /// `new`, a descendant of `old` whose objects are in `local`.
+    /// `memory` lists every object of those commits the remote may lack:
+    /// a remote on this machine is sent those as one pack (no walk of the
+    /// history, whose cost grows with the store).
     pub fn push(
         &self,
         local: &Repository,
+        memory: &Memory,
         branch: &str,
         new: Oid,
         old: Option<Oid>,
@@ -283,7 +302,9 @@ impl Transport {
                         path.display()
                     )));
                 }
-                send_pack(local, remote, new, old)?;
+                if let Some(pack) = memory.pack(local)? {
+                    write_pack(remote, &pack)?;
+                }
                 let message = "ocuroot: push";
                 let update = || match old {
                     Some(old) => remote.reference_matching(&refname, new, true, old, message),
@@ -432,25 +453,9 @@ fn open_remote(path: &Path) -> Result<Repository> {
     })
 }
 
-/// Write the objects of the commits from `old` (exclusive) to `new` into
-/// `to` as one pack, as `git push` sends them: one file however many
-/// objects (writing them one by one makes libgit2 rescan the pack directory
-/// for each).
-fn send_pack(from: &Repository, to: &Repository, new: Oid, old: Option<Oid>) -> Result<()> {
+/// Write the pack `pack` (its bytes) into `to`, indexed.
+fn write_pack(to: &Repository, pack: &[u8]) -> Result<()> {
     use std::io::Write;
-    let pack = |e: git2::Error| Error::git("pack the commits to push", e);
-    let mut walk = from.revwalk().map_err(pack)?;
-    walk.push(new).map_err(pack)?;
-    if let Some(old) = old {
-        walk.hide(old).map_err(pack)?;
-    }
-    let mut builder = from.packbuilder().map_err(pack)?;
-    builder.insert_walk(&mut walk).map_err(pack)?;
-    if builder.object_count() == 0 {
-        return Ok(());
-    }
-    let mut buf = git2::Buf::new();
-    builder.write_buf(&mut buf).map_err(pack)?;
     let odb = to
         .odb()
         .map_err(|e| Error::git("open the remote's object database", e))?;
@@ -458,7 +463,7 @@ fn send_pack(from: &Repository, to: &Repository, new: Oid, old: Option<Oid>) -> 
         .packwriter()
         .map_err(|e| Error::git("write a pack into the remote", e))?;
     writer
-        .write_all(&buf)
+        .write_all(pack)
         .map_err(|e| Error::store(format!("write a pack into the remote: {e}")))?;
     writer
         .commit()

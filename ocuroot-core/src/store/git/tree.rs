@@ -162,6 +162,34 @@ pub(super) fn apply(
     Ok(Some(tree))
 }
 
+/// Add to `out` the objects of `tree` along each of `paths`: the trees of
+/// the directories leading to it, and what is at the path itself, where
+/// they exist. A commit that changed those paths differs from its parent
+/// in these objects only.
+pub(super) fn along<'p>(
+    repo: &Repository,
+    tree: &Tree<'_>,
+    paths: impl Iterator<Item = &'p str>,
+    out: &mut Vec<Oid>,
+) -> Result<()> {
+    let fail = |e: git2::Error| Error::git("read the new tree", e);
+    for path in paths {
+        let mut dir = tree.clone();
+        let mut parts = path.split('/').peekable();
+        while let Some(name) = parts.next() {
+            let Some((id, kind)) = dir.get_name(name).map(|e| (e.id(), e.kind())) else {
+                break;
+            };
+            out.push(id);
+            if parts.peek().is_none() || kind != Some(git2::ObjectType::Tree) {
+                break;
+            }
+            dir = repo.find_tree(id).map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
 /// The keys under `refs_dir` (`<prefix>refs`) of `tree` that start with
 /// `prefix` (a [`Store::list`](crate::store::Store::list) prefix), sorted.
 /// Directories whose names are not valid key segments (a file a person

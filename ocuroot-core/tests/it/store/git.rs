@@ -286,3 +286,101 @@ fn a_clone_of_a_path_reads_its_objects_in_place_and_small_packs_are_merged() {
     }
     assert_eq!(a.get("k/0").unwrap().map(|e| e.value), Some(b"1".to_vec()));
 }
+
+/// The object ids a pack index lists (`git show-index`).
+fn pack_objects(idx: &Path) -> usize {
+    let out = Command::new("git")
+        .arg("show-index")
+        .stdin(std::fs::File::open(idx).unwrap())
+        .output()
+        .expect("run git show-index");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn a_new_clone_is_a_few_files_with_its_remote_and_no_hooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let home = dir.path().join("a");
+    // Several agents sharing a home make the same clone at once.
+    let agents: Vec<GitStore> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4).map(|_| s.spawn(|| agent(&remote, &home))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let clone = agents[0].branch().clone_dir().to_path_buf();
+    for (i, a) in agents.iter().enumerate() {
+        a.commit(&[put(&format!("k/{i}"), "1", Expect::Absent)])
+            .unwrap();
+    }
+    assert!(!clone.join("hooks").exists(), "no hook samples");
+    assert_eq!(
+        git(&clone, &["config", "remote.origin.url"]).trim(),
+        remote.to_string_lossy()
+    );
+    assert_eq!(git(&clone, &["config", "pack.deltaCacheSize"]).trim(), "1");
+    let siblings: Vec<String> = std::fs::read_dir(clone.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(siblings.len(), 1, "no temporary clone left: {siblings:?}");
+    drop(agents);
+    let a = agent(&remote, &home);
+    assert_eq!(a.list("k/").unwrap().len(), 4);
+}
+
+#[test]
+fn a_push_to_a_path_remote_sends_only_the_objects_it_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let a = agent(&remote, &dir.path().join("a"));
+    let many: Vec<Op> = (0..200)
+        .map(|i| put(&format!("pkg{}/run/{i}", i % 10), "v", Expect::Absent))
+        .collect();
+    a.commit(&many).unwrap();
+    a.commit(&[put("pkg3/run/new", "v", Expect::Absent)])
+        .unwrap();
+    let newest = std::fs::read_dir(remote.join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap();
+    // The commit, its root tree, the trees along refs/pkg3/run/new, the blob.
+    let sent = pack_objects(&newest);
+    assert!(sent <= 8, "the last push sent {sent} objects");
+    git(&remote, &["fsck", "--strict", "--no-dangling"]);
+}
+
+#[test]
+fn a_path_remote_keeps_few_packs_and_its_readers_survive_the_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let a = agent(&remote, &dir.path().join("a"));
+    let b = agent(&remote, &dir.path().join("b"));
+    for i in 0..60 {
+        // One push each; `b` reads (and so opens packs) as they come, and
+        // writes on trees whose packs `a` has merged and removed since.
+        a.commit(&[put(&format!("a/{i}"), "1", Expect::Absent)])
+            .unwrap();
+        if i % 7 == 0 {
+            b.refresh().unwrap();
+            assert_eq!(b.list("a/").unwrap().len(), i + 1);
+            b.commit(&[put(&format!("b/{i}"), "1", Expect::Absent)])
+                .unwrap();
+        }
+    }
+    let packs = packs(&remote);
+    assert!(packs <= 17, "{packs} packs in the remote");
+    b.refresh().unwrap();
+    for i in 0..60 {
+        assert!(b.get(&format!("a/{i}")).unwrap().is_some(), "a/{i}");
+    }
+    assert_eq!(b.list("b/").unwrap().len(), 9);
+    git(&remote, &["fsck", "--strict", "--no-dangling"]);
+    assert_eq!(
+        git(&remote, &["rev-list", "--merges", "state"]),
+        "",
+        "a linear history"
+    );
+}
