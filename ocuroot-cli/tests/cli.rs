@@ -40,6 +40,8 @@
 //!   (`git daemon`, sshd, nginx + `git http-backend` over TLS, a latency
 //!   proxy), and their self-test; sshd in `servers_ssh.rs`, https in
 //!   `servers_https.rs`, the self-test in `servers_selftest.rs` (submodules).
+//! - `gitstore_pushes`: what a lone agent's release costs in pushes, and
+//!   deploy intents sharing them.
 //! - `netstore`: the git store on network remotes (ssh, https, `git
 //!   daemon`): agents sharing a release, an ssh alias, refusals that write
 //!   nothing, credentials never shown, 8 agents on an empty remote, an
@@ -87,6 +89,9 @@ mod servers;
 
 #[path = "cli/gitstore.rs"]
 mod gitstore;
+
+#[path = "cli/gitstore_pushes.rs"]
+mod gitstore_pushes;
 
 #[path = "cli/clones.rs"]
 mod clones;

@@ -61,7 +61,7 @@ impl Setup {
         Setup { repo, dir }
     }
 
-    fn remote(&self, name: &str) -> PathBuf {
+    pub(crate) fn remote(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -70,7 +70,7 @@ impl Setup {
     }
 
     /// `ocuroot <args>` as agent `agent` (its own `OCUROOT_HOME`).
-    fn ocu(&self, agent: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
+    pub(crate) fn ocu(&self, agent: &str, env: &[(&str, &str)], args: &[&str]) -> Output {
         let home = self.home(agent).to_string_lossy().into_owned();
         let mut all = vec![("OCUROOT_HOME", home.as_str())];
         all.extend_from_slice(env);
@@ -118,12 +118,12 @@ impl Setup {
 
 /// A bare repository made by the `git` binary, with `branch` created by
 /// the first push.
-fn bare(path: &Path) {
+pub(crate) fn bare(path: &Path) {
     git(None, &["init", "-q", "--bare", &path.to_string_lossy()]);
 }
 
 /// `git <args>` (in `dir`), its stdout; panics on failure.
-fn git(dir: Option<&Path>, args: &[&str]) -> String {
+pub(crate) fn git(dir: Option<&Path>, args: &[&str]) -> String {
     let mut cmd = Command::new("git");
     if let Some(dir) = dir {
         cmd.current_dir(dir);

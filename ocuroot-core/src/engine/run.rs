@@ -381,8 +381,15 @@ pub(crate) fn write_deploy_intents(
     }
     // Seen by every agent before the runs' outcomes can reach state: an
     // agent comparing intent with state reads intent after state, and must
-    // never find state newer than the intent (see `intent::deploys`).
-    ctx.intent.update_with(Durability::Shared, |tx| {
+    // never find state newer than the intent (see `intent::deploys`). When
+    // intent publishes in order with state (one git branch holds both), the
+    // intents share the push of the next commit, which the outcomes follow.
+    let durability = if ctx.intent.publishes_before(&ctx.state) {
+        Durability::Deferred
+    } else {
+        Durability::Shared
+    };
+    ctx.intent.update_with(durability, |tx| {
         for (intent_ref, run_type, input) in &writes {
             match run_type {
                 RunType::Down => tx.delete(intent_ref)?,

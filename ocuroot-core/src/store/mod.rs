@@ -318,6 +318,17 @@ pub trait Store: Send + Sync {
     fn describe(&self) -> String {
         std::any::type_name::<Self>().to_string()
     }
+
+    /// The identity of the ordered log this instance publishes its batches
+    /// through, when several stores may share one (a [`GitStore`]'s branch,
+    /// holding state and intent). Two stores with the same identity make a
+    /// batch committed through either, [`Deferred`](Durability::Deferred)
+    /// ones included, visible to other agents no later than every batch
+    /// committed after it through the other. `None`, the default, promises
+    /// nothing.
+    fn publication_log(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A store behind a smart pointer is a store.
@@ -350,6 +361,9 @@ macro_rules! forward_store {
             }
             fn describe(&self) -> String {
                 (**self).describe()
+            }
+            fn publication_log(&self) -> Option<usize> {
+                (**self).publication_log()
             }
         }
     )*};

@@ -136,4 +136,8 @@ impl<S: Store> Store for PrefixStore<S> {
     fn describe(&self) -> String {
         format!("{} under {}", self.inner.describe(), self.prefix)
     }
+
+    fn publication_log(&self) -> Option<usize> {
+        self.inner.publication_log()
+    }
 }

@@ -302,6 +302,15 @@ impl RefStore {
         &self.store
     }
 
+    /// Whether a batch committed here, deferred or not, is visible to
+    /// other agents no later than any batch committed afterwards through
+    /// `later` (see [`Store::publication_log`]).
+    pub fn publishes_before(&self, later: &RefStore) -> bool {
+        self.store
+            .publication_log()
+            .is_some_and(|log| later.store.publication_log() == Some(log))
+    }
+
     /// The underlying store's description (`fs:/path`, `memory`...).
     pub fn describe(&self) -> String {
         self.store.describe()
