@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -20,9 +21,21 @@ pub(crate) struct Fixture {
 }
 
 impl Drop for Fixture {
+    /// Let the slow release finish; if it does not within 10 s, kill its
+    /// process group (the release and the shell of its task, which would
+    /// otherwise outlive the test waiting for a file in a removed
+    /// directory).
     fn drop(&mut self) {
         let _ = std::fs::write(self.repo.path().join("slow-go"), "");
-        let _ = self.slow.kill();
+        let start = Instant::now();
+        while matches!(self.slow.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.slow.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.slow.wait();
     }
 }
@@ -55,6 +68,8 @@ impl Fixture {
         ocu(&repo, &["release", "new", "paused.ocu.star"]).success();
         let slow = std_ocuroot_in(repo.path())
             .args(["release", "new", "slow.ocu.star"])
+            // Its own process group, so that Drop can end its task's shell.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
