@@ -253,10 +253,17 @@ log_filter="warn,ocuroot_core::store::git::publish=debug"
 for run in $(seq "$runs"); do
   for c in "${cases[@]}"; do
     dir="$work/r/$c"
-    rm -rf "$dir/.store" "$work/homes"
+    # The last run's store, homes and remote are moved aside, not removed:
+    # removing thousands of files just before the timed part makes creating
+    # files slow for a while on some file systems (ext4 skips inodes freed
+    # in the last 30 s), which would charge one run's clean-up to the next.
+    # They are removed at exit.
+    mkdir -p "$work/old"
+    [ -e "$dir/.store" ] && mv "$dir/.store" "$work/old/store.$c.$run"
+    [ -e "$work/homes" ] && mv "$work/homes" "$work/old/homes.$c.$run"
     mkdir -p "$work/homes"
     if [ "$c" != fs ]; then
-      rm -rf "${remote[$c]}"
+      [ -e "${remote[$c]}" ] && mv "${remote[$c]}" "$work/old/remote.$c.$run"
       git init -q --bare "${remote[$c]}"
       git -C "${remote[$c]}" config core.logAllRefUpdates always
     fi
