@@ -19,7 +19,7 @@ use crate::model::{
 };
 use crate::refs::{Ref, SubPathType, WorkPath};
 use crate::sdk::FileContents;
-use crate::store::Durability;
+use crate::store::{Durability, Superseded};
 use crate::{Error, ErrorKind, Result};
 
 /// `release new`: create a release of the package in `file` at the current
@@ -72,7 +72,12 @@ pub fn release_new(
             package: package_doc,
             created_at: Some(ctx.timestamp()),
         };
-        let created = ctx.state.update(|tx| {
+        // Founding: the release rides on the push of its first claims (one
+        // push fewer per release on a git store). If another agent created
+        // this number first, nothing after it is published (no claim, so no
+        // work runs) and the commit that would have pushed it fails with
+        // `Superseded`: look again, as after a conflict here.
+        let created = ctx.state.update_with(Durability::Founding, |tx| {
             if let Some((r, record)) = &repo_record {
                 tx.set_doc(r, record)?;
             }
@@ -116,11 +121,19 @@ pub fn release_new(
                     ctx.intent
                         .update_with(Durability::Deferred, |tx| tx.set_doc(r, record))?;
                 }
+                // With no claim to carry it, the release is pushed here.
+                let ran = run_until_blocked(ctx, &loaded, &rel, &doc, true)
+                    .and_then(|waiting| ctx.state.store().sync().map(|()| waiting));
+                if let Err(e) = &ran
+                    && Superseded::caused(e)
+                {
+                    tracing::debug!(release = %rel, error = %e, "another agent created the release first; looking again");
+                    continue;
+                }
                 for (_, w) in doc.package.work() {
                     ctx.journal.record(&run_ref(&rel, &w.path(), 1));
                 }
-                let waiting = run_until_blocked(ctx, &loaded, &rel, &doc, true)?;
-                return report(ctx, &rel, &doc, &waiting).map(NewRelease::Release);
+                return report(ctx, &rel, &doc, &ran?).map(NewRelease::Release);
             }
             Err(e) if e.is_conflict() && ctx.state.exists(&rel)? => continue,
             Err(e) => return Err(e),

@@ -249,6 +249,29 @@ pub enum Durability {
     /// syncs before it reports, so what a command reports is durable; a crash
     /// mid-release can only leave recently finished runs to run again.
     Deferred,
+    /// [`Deferred`](Durability::Deferred), for a batch the ones committed
+    /// after it through this instance build on (the engine creates a release
+    /// this way, so the release and the claims of its first runs share one
+    /// push). If, when it is published, it no longer applies because another
+    /// agent wrote first, none of the batches after it is published either:
+    /// the commit publishing them fails with a [`Store`](crate::ErrorKind::Store)
+    /// error whose source is [`Superseded`]. Backends that check every batch
+    /// against all agents' when it is committed treat it as `Deferred`.
+    Founding,
+}
+
+/// The source of the error a commit fails with when a
+/// [`Founding`](Durability::Founding) batch before it no longer applied
+/// (another agent wrote first): nothing after that batch was published.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Superseded(pub String);
+
+impl Superseded {
+    /// Whether `error` (or its source) says a founding batch was superseded.
+    pub fn caused(error: &Error) -> bool {
+        std::error::Error::source(error).is_some_and(|s| s.is::<Superseded>())
+    }
 }
 
 /// A key/value store: the storage seam.

@@ -595,7 +595,7 @@ impl Store for FsStore {
         match (appended, durability) {
             (Some(pos), Durability::Immediate) => self.sync_log(pos),
             // Deferred: durable within about a second even if nobody syncs.
-            (Some(pos), Durability::Deferred | Durability::Shared)
+            (Some(pos), Durability::Deferred | Durability::Founding | Durability::Shared)
                 if lock(&self.last_sync).elapsed() >= DEFERRED_SYNC_INTERVAL =>
             {
                 self.sync_log(pos)

@@ -62,6 +62,27 @@ pub(super) fn open(dir: &Path, remote: &str, shared: Option<&str>) -> Result<Rep
         .map_err(|e| Error::git(&format!("open the store clone {}", dir.display()), e))
 }
 
+/// Whether the clone at `dir` holds no objects of its own (no pack, no
+/// loose object): a clone of a remote on this machine made by this version.
+pub(super) fn holds_no_objects(dir: &Path) -> bool {
+    let objects = dir.join("objects");
+    pack_files(&objects.join("pack")).is_empty()
+        && std::fs::read_dir(&objects).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .all(|e| e.file_name().len() != 2 || !e.path().is_dir())
+        })
+}
+
+/// A repository of the objects in the directory `objects` alone (a remote
+/// on this machine), read in place; it has no refs or config of its own.
+pub(super) fn reading_in_place(objects: &str) -> Result<Repository> {
+    let fail = |e: git2::Error| Error::git(&format!("read the objects of {objects}"), e);
+    let odb = git2::Odb::new().map_err(fail)?;
+    odb.add_disk_alternate(objects).map_err(fail)?;
+    Repository::from_odb(odb).map_err(fail)
+}
+
 /// Make the bare clone at `dir`: the few files a bare repository needs and
 /// its whole config, written at once in a directory beside it and renamed
 /// into place, so another command making the same clone at the same moment

@@ -144,6 +144,9 @@ struct Pending {
     commit: Oid,
     /// When it was committed, if deferred.
     deferred: Option<Instant>,
+    /// Committed [`Founding`](Durability::Founding): the batches after it
+    /// build on it.
+    founding: bool,
 }
 
 impl Inner {
@@ -167,9 +170,23 @@ impl GitBranch {
             );
         }
         clones::pack_if_due(&clone_dir);
-        let repo = clones::open(&clone_dir, &shown, transport.shared_objects()?.as_deref())?;
+        let shared = transport.shared_objects()?;
+        let repo = clones::open(&clone_dir, &shown, shared.as_deref())?;
         clones::mark_used(&clone_dir);
-        transport.attach(&repo)?;
+        // A remote on this machine: its objects are read in place, and the
+        // clone holds none (what it pushes goes to the remote), so only the
+        // remote's object directory is searched (and rescanned for each new
+        // object libgit2 writes) rather than the clone's too.
+        let repo = match &shared {
+            Some(objects) if clones::holds_no_objects(&clone_dir) => {
+                drop(repo);
+                clones::reading_in_place(objects)?
+            }
+            _ => {
+                transport.attach(&repo)?;
+                repo
+            }
+        };
         let memory = objects::Memory::attach(&repo)?;
         let branch = match &options.branch {
             Some(b) => b.clone(),
@@ -375,7 +392,7 @@ impl GitBranch {
     ) -> Result<()> {
         let head = inner.head();
         let now = Instant::now();
-        let deferred = durability == Durability::Deferred;
+        let deferred = matches!(durability, Durability::Deferred | Durability::Founding);
         let added = match self.make_commit(inner, head, &changes, &message)? {
             Some(commit) => {
                 if deferred {
@@ -388,6 +405,7 @@ impl GitBranch {
                     message,
                     commit,
                     deferred: deferred.then_some(now),
+                    founding: durability == Durability::Founding,
                 });
                 true
             }

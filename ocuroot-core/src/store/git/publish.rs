@@ -11,6 +11,7 @@ use super::journal::Journal;
 use super::transport::{Pushed, Transport};
 use super::tree::Change;
 use super::{GitBranch, Inner, Pending, tree, tree_of};
+use crate::store::Superseded;
 use crate::{Error, Result};
 
 impl GitBranch {
@@ -24,6 +25,7 @@ impl GitBranch {
         let mut state = Publishing {
             outcome: Ok(()),
             lost: Vec::new(),
+            superseded: None,
             last_is_current,
             current: last_is_current,
         };
@@ -112,7 +114,16 @@ impl GitBranch {
         }
         let batches = std::mem::take(&mut inner.pending);
         let count = batches.len();
+        let superseded_before = state.superseded.is_some();
         for (i, mut batch) in batches.into_iter().enumerate() {
+            if state.superseded.is_some() {
+                // Built on a founding batch that no longer applies: not
+                // published (the caller's own fails with it).
+                if state.last_is_current && i + 1 == count {
+                    state.current = false;
+                }
+                continue;
+            }
             let parent = inner.head();
             if batch.deferred.is_some() {
                 // A deferred batch another agent has made too (a store's
@@ -123,6 +134,13 @@ impl GitBranch {
             match self.make_commit(inner, parent, &batch.changes, &batch.message) {
                 Ok(Some(commit)) => inner.pending.push(Pending { commit, ..batch }),
                 Ok(None) => {}
+                Err(e) if e.is_conflict() && batch.founding => {
+                    let subject = batch.message.lines().next().unwrap_or_default().to_string();
+                    state.superseded = Some(format!("{subject} ({})", e.message()));
+                    if state.last_is_current && i + 1 == count {
+                        state.current = false;
+                    }
+                }
                 Err(e) if e.is_conflict() && state.last_is_current && i + 1 == count => {
                     state.current = false;
                     state.outcome = Err(e);
@@ -135,6 +153,13 @@ impl GitBranch {
                     inner.pending.clear();
                     return Err(e);
                 }
+            }
+        }
+        if state.superseded.is_some() && !superseded_before {
+            // The journal keeps only what may still be pushed.
+            inner.journal.clear();
+            for batch in inner.pending.iter().filter(|p| p.deferred.is_some()) {
+                inner.journal.record(&batch.changes, &batch.message)?;
             }
         }
         Ok(())
@@ -169,6 +194,7 @@ impl GitBranch {
                         message: message.clone(),
                         commit,
                         deferred: None,
+                        founding: false,
                     }),
                     Ok(None) => {}
                     Err(e) if e.is_conflict() => {
@@ -228,6 +254,10 @@ struct Publishing {
     outcome: Result<()>,
     /// Deferred batches dropped: their expectations no longer held.
     lost: Vec<String>,
+    /// A founding batch that no longer applied (see
+    /// [`Durability::Founding`](crate::store::Durability::Founding)),
+    /// and so was dropped with every batch after it.
+    superseded: Option<String>,
     /// Whether the caller's batch was the newest pending one.
     last_is_current: bool,
     /// Whether it still is (it has not been dropped).
@@ -235,8 +265,15 @@ struct Publishing {
 }
 
 impl Publishing {
-    /// The result: the caller's outcome, unless deferred batches were lost.
+    /// The result: the caller's outcome, unless deferred batches were lost
+    /// or a founding batch was superseded.
     fn finish(self) -> Result<()> {
+        if let Some(why) = self.superseded {
+            return Err(Error::store(format!(
+                "{why}: another agent wrote first, so nothing committed after it was published"
+            ))
+            .with_source(Superseded(why)));
+        }
         finish(self.outcome, self.lost)
     }
 }

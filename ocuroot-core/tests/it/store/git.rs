@@ -384,3 +384,75 @@ fn a_path_remote_keeps_few_packs_and_its_readers_survive_the_merges() {
         "a linear history"
     );
 }
+
+#[test]
+fn batches_built_on_a_superseded_founding_batch_are_not_published() {
+    use ocuroot_core::store::Superseded;
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let home_a = dir.path().join("a");
+    let a = agent(&remote, &home_a);
+    let b = agent(&remote, &dir.path().join("b"));
+    // `a` creates r1 (founding: it waits for the next push), `b` creates it
+    // first, then `a` claims work in r1 (shared: pushed now).
+    a.commit_with(
+        &[put("pkg/r1", "a's", Expect::Absent)],
+        Durability::Founding,
+    )
+    .unwrap();
+    a.commit_with(
+        &[put("note", "deferred", Expect::Absent)],
+        Durability::Deferred,
+    )
+    .unwrap();
+    b.commit(&[put("pkg/r1", "b's", Expect::Absent)]).unwrap();
+    let err = a
+        .commit_with(
+            &[put("pkg/r1/claim", "a", Expect::Absent)],
+            Durability::Shared,
+        )
+        .unwrap_err();
+    assert!(Superseded::caused(&err), "{err}");
+    assert!(
+        err.to_string().contains("another agent wrote first"),
+        "{err}"
+    );
+    let files = git(&remote, &["ls-tree", "-r", "--name-only", "state"]);
+    assert!(
+        !files.contains("claim"),
+        "the claim was not published: {files}"
+    );
+    assert!(
+        !files.contains("note"),
+        "nor anything after the founding batch: {files}"
+    );
+    assert_eq!(
+        a.get("pkg/r1").unwrap().map(|e| e.value),
+        Some(b"b's".to_vec())
+    );
+    // Nothing of it is left for a later command to push.
+    drop(a);
+    let a = agent(&remote, &home_a);
+    drop(a);
+    let files = git(&remote, &["ls-tree", "-r", "--name-only", "state"]);
+    assert!(
+        !files.contains("claim") && !files.contains("note"),
+        "{files}"
+    );
+    // A founding batch nobody contests rides on the next push.
+    let a = agent(&remote, &home_a);
+    let pushes = a.branch().stats().pushes;
+    a.commit_with(
+        &[put("pkg/r2", "a's", Expect::Absent)],
+        Durability::Founding,
+    )
+    .unwrap();
+    a.commit_with(
+        &[put("pkg/r2/claim", "a", Expect::Absent)],
+        Durability::Shared,
+    )
+    .unwrap();
+    assert_eq!(a.branch().stats().pushes, pushes + 1);
+    let files = git(&remote, &["ls-tree", "-r", "--name-only", "state"]);
+    assert!(files.contains("pkg/r2/claim"), "{files}");
+}
