@@ -141,6 +141,7 @@ fn state_gc_packs_the_configured_clone_and_removes_unused_ones() {
         &["state", "get", "release.ocu.star/@r1/task/build#output/ok"],
     )
     .success();
+    assert!(!out.stderr.contains("damaged"), "{}", out.stderr);
     assert_eq!(out.stdout.trim(), "true");
     ocu_with(&repo, &env, TIMEOUT, &["state", "set", "@/custom/x", "1"]).success();
 
@@ -164,4 +165,52 @@ fn state_gc_packs_the_configured_clone_and_removes_unused_ones() {
     )
     .expect_code(2);
     assert!(out.stderr.contains("14d"), "{}", out.stderr);
+}
+
+#[test]
+fn state_gc_leaves_the_clone_of_a_path_remote_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = dir.path().join("store.git");
+    git(&["init", "-q", "--bare", remote.to_str().unwrap()]);
+    let repo = Repo::new();
+    repo.write(
+        "repo.ocu.star",
+        &format!(
+            "ocuroot(\"0.3.0\")\nrepo_alias(\"gc\")\nstore.set(store.git({:?}, branch=\"state\"))\n",
+            remote.to_string_lossy()
+        ),
+    );
+    repo.write("release.ocu.star", &format!("{PRELUDE}{BUILD}"));
+    repo.commit("init");
+    let home = dir.path().join("home");
+    let env = [("OCUROOT_HOME", home.to_str().unwrap())];
+    ocu_with(
+        &repo,
+        &env,
+        TIMEOUT,
+        &["release", "new", "release.ocu.star", "-q"],
+    )
+    .success();
+    let stale = other_clone(&home, "stale", "30 days ago");
+    // Everything unused is removed, and the directories left empty, but not
+    // the configured clone's own (it keeps no objects or refs of its own).
+    for _ in 0..2 {
+        let out = ocu_with(&repo, &env, TIMEOUT, &["state", "gc", "--unused-for", "0s"]).success();
+        assert!(!out.stderr.contains("damaged"), "{}", out.stderr);
+    }
+    assert!(!stale.exists());
+    let out = ocu_with(
+        &repo,
+        &env,
+        TIMEOUT,
+        &[
+            "state",
+            "get",
+            "gc/-/release.ocu.star/@r1/task/build#output/ok",
+        ],
+    )
+    .success();
+    assert!(!out.stderr.contains("damaged"), "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "true");
+    ocu_with(&repo, &env, TIMEOUT, &["state", "set", "@/custom/y", "1"]).success();
 }

@@ -477,9 +477,11 @@ fn remove_stale_temps(dir: &Path) {
     }
 }
 
+/// Remove the empty directories under `dir` that lead to clones (a
+/// clone's own, such as an empty `refs/heads`, are part of it).
 fn remove_empty_dirs(dir: &Path) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) && !entry.path().join("HEAD").is_file() {
             remove_empty_dirs(&entry.path());
             let _ = std::fs::remove_dir(entry.path());
         }
