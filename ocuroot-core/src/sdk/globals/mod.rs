@@ -2,6 +2,7 @@
 //! host access and HTTP (`host`), and the helpers they share.
 
 mod host;
+mod json;
 mod package;
 mod repo;
 
@@ -150,28 +151,6 @@ fn module_global<'v>(eval: &Evaluator<'v, '_, '_>, name: &str) -> Option<Value<'
         .ok()
 }
 
-/// `json.encode` and `json.decode`, as Starlark's, with the depth limit of
-/// every value leaving Starlark (see [`MAX_VALUE_DEPTH`](crate::model::MAX_VALUE_DEPTH)).
-#[starlark::starlark_module]
-fn json_members(builder: &mut GlobalsBuilder) {
-    /// Encode a value as JSON text.
-    fn encode(#[starlark(require = pos)] x: Value) -> anyhow::Result<String> {
-        super::values::check_depth(x, "the value given to json.encode")?;
-        x.to_json()
-    }
-
-    /// Decode JSON text into a value.
-    fn decode<'v>(
-        #[starlark(require = pos)] x: &str,
-        heap: starlark::values::Heap<'v>,
-    ) -> anyhow::Result<Value<'v>> {
-        let v: Json = serde_json::from_str(x)
-            .map_err(|e| anyhow::anyhow!("json.decode: invalid JSON: {e}"))?;
-        crate::model::check_json_depth(&v, "the text given to json.decode")?;
-        Ok(heap.alloc(v))
-    }
-}
-
 /// Build the globals shared by every evaluation.
 pub(crate) fn build() -> Globals {
     GlobalsBuilder::extended_by(&[
@@ -181,7 +160,7 @@ pub(crate) fn build() -> Globals {
         LibraryExtension::Filter,
     ])
     .with(sdk_modules)
-    .with(|b| b.namespace("json", json_members))
+    .with(|b| b.namespace("json", json::json_members))
     .build()
 }
 
@@ -275,6 +254,8 @@ mod tests {
             ),
             ("next", &["fn", "annotation", "inputs"]),
             ("environment", &["name", "attributes"]),
+            ("environment_from_json", &["envJSON"]),
+            ("environment_from_dict", &["envDict"]),
             ("register_environment", &["env"]),
             ("secret", &["value"]),
             ("ocuroot", &["version"]),

@@ -164,6 +164,27 @@ fn env_value<'v>(heap: Heap<'v>, env: &Environment) -> Value<'v> {
     ]))
 }
 
+/// The environment value of `j` (`{"name", "attributes"}`), as
+/// `environment(name=j["name"], attributes=j["attributes"])` makes it.
+fn env_from_json<'v>(
+    eval: &mut Evaluator<'v, '_, '_>,
+    j: &Json,
+    what: &str,
+) -> anyhow::Result<Value<'v>> {
+    let name = j
+        .get("name")
+        .ok_or_else(|| anyhow::anyhow!("{what}: expected key \"name\" in {j}"))?
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("{what}: the name must be a string, got {}", j["name"]))?;
+    let name = EnvironmentName::new(name).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let attributes = match j.get("attributes") {
+        Some(Json::Object(o)) => o.clone(),
+        None => anyhow::bail!("{what}: expected key \"attributes\" in {j}"),
+        Some(other) => anyhow::bail!("environment attributes must be a dict, got {other}"),
+    };
+    Ok(env_value(eval.heap(), &Environment { name, attributes }))
+}
+
 /// `task` and its older spelling `call`: the same function under two names.
 macro_rules! task_functions {
     ($($name:ident, $doc:literal;)*) => {
@@ -387,6 +408,30 @@ pub(super) fn package_globals(builder: &mut GlobalsBuilder) {
             _ => serde_json::Map::new(),
         };
         Ok(env_value(eval.heap(), &Environment { name, attributes }))
+    }
+
+    /// The environment `envJSON` (JSON text of `{"name", "attributes"}`, as
+    /// an environment's `json()` gives) describes.
+    #[allow(non_snake_case)]
+    fn environment_from_json<'v>(
+        envJSON: &str,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let j: Json = serde_json::from_str(envJSON)
+            .map_err(|e| anyhow::anyhow!("environment_from_json: invalid JSON: {e}"))?;
+        crate::model::check_json_depth(&j, "the text given to environment_from_json")?;
+        env_from_json(eval, &j, "environment_from_json")
+    }
+
+    /// The environment the dict `envDict` (`{"name", "attributes"}`, as an
+    /// environment's `dict()` gives) describes.
+    #[allow(non_snake_case)]
+    fn environment_from_dict<'v>(
+        envDict: Value<'v>,
+        eval: &mut Evaluator<'v, '_, '_>,
+    ) -> anyhow::Result<Value<'v>> {
+        let j = to_json(envDict, "envDict")?;
+        env_from_json(eval, &j, "environment_from_dict")
     }
 
     /// The environments in state, sorted by name.

@@ -334,3 +334,72 @@ task(fn=make(), name="build")
     assert!(text.contains("location: release.ocu.star:3:1"), "{text}");
     assert!(text.contains("`lambda` is a lambda"), "{text}");
 }
+
+/// The Go Starlark `json` module's `indent` and `encode_indent`, and the
+/// original's `environment_from_json` / `environment_from_dict`, with the
+/// original's outputs.
+const GO_JSON_AND_ENVIRONMENTS: &str = r#"
+ocuroot("0.3.0")
+
+def check():
+    e = environment_from_json(envJSON='{"name": "prod", "attributes": {"region": "eu"}}')
+    d = environment_from_dict({"name": "dev", "attributes": {}})
+    return done(outputs={
+        "indent": json.indent('{"a":1, "b":[1,2,{}],"c":[]}'),
+        "indent_prefix": json.indent('[1e3]', prefix="> ", indent="  "),
+        "encode_indent": json.encode_indent({"k": ["v"], "n": None}),
+        "encode_indent_spaces": json.encode_indent([1], indent="    "),
+        "e": [e.name, e.attributes],
+        "d": [d.name, d.attributes],
+    })
+
+def bad_indent():
+    return done(outputs={"x": json.indent("{")})
+
+def bad_environment():
+    return done(outputs={"x": environment_from_json('{"attributes": {}}').name})
+
+task(check, name="check")
+task(bad_indent, name="bad_indent")
+task(bad_environment, name="bad_environment")
+"#;
+
+#[test]
+fn go_json_indent_and_environments_from_json_and_dicts() {
+    let repo = Repo::new(&[("release.ocu.star", GO_JSON_AND_ENVIRONMENTS)]);
+    let loaded = repo.eval("release.ocu.star").expect("evaluates");
+    let package = loaded.package().expect("a release");
+    let function = |i: usize| match &package.phases[i].work[0] {
+        Work::Task(t) => t.function.clone(),
+        other => panic!("expected a task, got {other:?}"),
+    };
+    let outcome = call(&loaded, &function(0), json!({}))
+        .outcome
+        .expect("check runs");
+    let Outcome::Done { outputs, .. } = outcome else {
+        panic!("expected done(), got {outcome:?}")
+    };
+    assert_eq!(
+        serde_json::Value::Object(outputs),
+        json!({
+            "indent": "{\n\t\"a\": 1,\n\t\"b\": [\n\t\t1,\n\t\t2,\n\t\t{}\n\t],\n\t\"c\": []\n}",
+            "indent_prefix": "[\n>   1e3\n> ]",
+            "encode_indent": "{\n\t\"k\": [\n\t\t\"v\"\n\t],\n\t\"n\": null\n}",
+            "encode_indent_spaces": "[\n    1\n]",
+            "e": ["prod", {"region": "eu"}],
+            "d": ["dev", {}],
+        })
+    );
+    let err = call(&loaded, &function(1), json!({}))
+        .outcome
+        .expect_err("invalid JSON is refused");
+    assert!(err.message().contains("json.indent: invalid JSON"), "{err}");
+    let err = call(&loaded, &function(2), json!({}))
+        .outcome
+        .expect_err("an environment needs a name");
+    assert!(
+        err.message()
+            .contains("environment_from_json: expected key \"name\""),
+        "{err}"
+    );
+}
