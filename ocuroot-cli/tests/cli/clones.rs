@@ -74,6 +74,28 @@ fn other_clone(home: &Path, name: &str, age: &str) -> std::path::PathBuf {
     dir
 }
 
+/// A repository whose store is branch `state` of `store_url`, with
+/// `release.ocu.star` (BUILD) released once with `env`.
+fn released(store_url: &str, env: &[(&str, &str)]) -> Repo {
+    let repo = Repo::new();
+    repo.write(
+        "repo.ocu.star",
+        &format!(
+            "ocuroot(\"0.3.0\")\nrepo_alias(\"gc\")\nstore.set(store.git({store_url:?}, branch=\"state\"))\n"
+        ),
+    );
+    repo.write("release.ocu.star", &format!("{PRELUDE}{BUILD}"));
+    repo.commit("init");
+    ocu_with(
+        &repo,
+        env,
+        TIMEOUT,
+        &["release", "new", "release.ocu.star", "-q"],
+    )
+    .success();
+    repo
+}
+
 #[test]
 fn state_gc_packs_the_configured_clone_and_removes_unused_ones() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,25 +104,9 @@ fn state_gc_packs_the_configured_clone_and_removes_unused_ones() {
     // A network remote: its clone keeps the objects it fetches and pushes
     // (a clone of a path reads the remote's in place).
     let daemon = crate::servers::GitDaemon::start(dir.path());
-    let repo = Repo::new();
-    repo.write(
-        "repo.ocu.star",
-        &format!(
-            "ocuroot(\"0.3.0\")\nrepo_alias(\"gc\")\nstore.set(store.git({:?}, branch=\"state\"))\n",
-            daemon.url("store.git")
-        ),
-    );
-    repo.write("release.ocu.star", &format!("{PRELUDE}{BUILD}"));
-    repo.commit("init");
     let home = dir.path().join("home");
     let env = [("OCUROOT_HOME", home.to_str().unwrap())];
-    ocu_with(
-        &repo,
-        &env,
-        TIMEOUT,
-        &["release", "new", "release.ocu.star", "-q"],
-    )
-    .success();
+    let repo = released(&daemon.url("store.git"), &env);
     let clone = home.join("stores/127.0.0.1/store.git");
     ocu_with(&repo, &env, TIMEOUT, &["state", "set", "@/custom/y", "1"]).success();
     let (loose, packs) = objects(&clone);
@@ -172,25 +178,9 @@ fn state_gc_leaves_the_clone_of_a_path_remote_usable() {
     let dir = tempfile::tempdir().unwrap();
     let remote = dir.path().join("store.git");
     git(&["init", "-q", "--bare", remote.to_str().unwrap()]);
-    let repo = Repo::new();
-    repo.write(
-        "repo.ocu.star",
-        &format!(
-            "ocuroot(\"0.3.0\")\nrepo_alias(\"gc\")\nstore.set(store.git({:?}, branch=\"state\"))\n",
-            remote.to_string_lossy()
-        ),
-    );
-    repo.write("release.ocu.star", &format!("{PRELUDE}{BUILD}"));
-    repo.commit("init");
     let home = dir.path().join("home");
     let env = [("OCUROOT_HOME", home.to_str().unwrap())];
-    ocu_with(
-        &repo,
-        &env,
-        TIMEOUT,
-        &["release", "new", "release.ocu.star", "-q"],
-    )
-    .success();
+    let repo = released(&remote.to_string_lossy(), &env);
     let stale = other_clone(&home, "stale", "30 days ago");
     // Everything unused is removed, and the directories left empty, but not
     // the configured clone's own (it keeps no objects or refs of its own).

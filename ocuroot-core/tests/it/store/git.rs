@@ -287,6 +287,11 @@ fn a_clone_of_a_path_reads_its_objects_in_place_and_small_packs_are_merged() {
     assert_eq!(a.get("k/0").unwrap().map(|e| e.value), Some(b"1".to_vec()));
 }
 
+/// The files on branch `state` of `remote`, a line each.
+fn files(remote: &Path) -> String {
+    git(remote, &["ls-tree", "-r", "--name-only", "state"])
+}
+
 /// The object ids a pack index lists (`git show-index`).
 fn pack_objects(idx: &Path) -> usize {
     let out = Command::new("git")
@@ -393,38 +398,28 @@ fn batches_built_on_a_superseded_founding_batch_are_not_published() {
     let home_a = dir.path().join("a");
     let a = agent(&remote, &home_a);
     let b = agent(&remote, &dir.path().join("b"));
+    let create = |store: &GitStore, key: &str, value: &str, durability: Durability| {
+        store.commit_with(&[put(key, value, Expect::Absent)], durability)
+    };
     // `a` creates r1 (founding: it waits for the next push), `b` creates it
     // first, then `a` claims work in r1 (shared: pushed now).
-    a.commit_with(
-        &[put("pkg/r1", "a's", Expect::Absent)],
-        Durability::Founding,
-    )
-    .unwrap();
-    a.commit_with(
-        &[put("note", "deferred", Expect::Absent)],
-        Durability::Deferred,
-    )
-    .unwrap();
+    create(&a, "pkg/r1", "a's", Durability::Founding).unwrap();
+    create(&a, "note", "deferred", Durability::Deferred).unwrap();
     b.commit(&[put("pkg/r1", "b's", Expect::Absent)]).unwrap();
-    let err = a
-        .commit_with(
-            &[put("pkg/r1/claim", "a", Expect::Absent)],
-            Durability::Shared,
-        )
-        .unwrap_err();
+    let err = create(&a, "pkg/r1/claim", "a", Durability::Shared).unwrap_err();
     assert!(Superseded::caused(&err), "{err}");
     assert!(
         err.to_string().contains("another agent wrote first"),
         "{err}"
     );
-    let files = git(&remote, &["ls-tree", "-r", "--name-only", "state"]);
+    let listed = files(&remote);
     assert!(
-        !files.contains("claim"),
-        "the claim was not published: {files}"
+        !listed.contains("claim"),
+        "the claim was not published: {listed}"
     );
     assert!(
-        !files.contains("note"),
-        "nor anything after the founding batch: {files}"
+        !listed.contains("note"),
+        "nor anything after the founding batch: {listed}"
     );
     assert_eq!(
         a.get("pkg/r1").unwrap().map(|e| e.value),
@@ -434,25 +429,17 @@ fn batches_built_on_a_superseded_founding_batch_are_not_published() {
     drop(a);
     let a = agent(&remote, &home_a);
     drop(a);
-    let files = git(&remote, &["ls-tree", "-r", "--name-only", "state"]);
+    let listed = files(&remote);
     assert!(
-        !files.contains("claim") && !files.contains("note"),
-        "{files}"
+        !listed.contains("claim") && !listed.contains("note"),
+        "{listed}"
     );
     // A founding batch nobody contests rides on the next push.
     let a = agent(&remote, &home_a);
     let pushes = a.branch().stats().pushes;
-    a.commit_with(
-        &[put("pkg/r2", "a's", Expect::Absent)],
-        Durability::Founding,
-    )
-    .unwrap();
-    a.commit_with(
-        &[put("pkg/r2/claim", "a", Expect::Absent)],
-        Durability::Shared,
-    )
-    .unwrap();
+    create(&a, "pkg/r2", "a's", Durability::Founding).unwrap();
+    create(&a, "pkg/r2/claim", "a", Durability::Shared).unwrap();
     assert_eq!(a.branch().stats().pushes, pushes + 1);
-    let files = git(&remote, &["ls-tree", "-r", "--name-only", "state"]);
-    assert!(files.contains("pkg/r2/claim"), "{files}");
+    let listed = files(&remote);
+    assert!(listed.contains("pkg/r2/claim"), "{listed}");
 }
