@@ -121,9 +121,9 @@ pub fn release_new(
                     ctx.intent
                         .update_with(Durability::Deferred, |tx| tx.set_doc(r, record))?;
                 }
-                // With no claim to carry it, the release is pushed here.
-                let ran = run_until_blocked(ctx, &loaded, &rel, &doc, true)
-                    .and_then(|waiting| ctx.state.store().sync().map(|()| waiting));
+                // Pushed with the first claims, or, with none to carry it,
+                // by the scheduler's closing sync.
+                let ran = run_until_blocked(ctx, &loaded, &rel, &doc, true);
                 if let Err(e) = &ran
                     && Superseded::caused(e)
                 {

@@ -62,6 +62,35 @@ pub(super) fn open(dir: &Path, remote: &str, shared: Option<&str>) -> Result<Rep
         .map_err(|e| Error::git(&format!("open the store clone {}", dir.display()), e))
 }
 
+/// Let `local` read the objects of a remote on this machine in place,
+/// as `git clone --shared` does (its `objects/info/alternates` names
+/// `line`, the remote's objects, as
+/// [`Transport::shared_objects`](super::transport::Transport::shared_objects)
+/// gives them): a fetch then only reads the branch, however many
+/// objects other agents pushed, and what is pushed is not kept twice.
+pub(super) fn attach(local: &Repository, line: &str) -> Result<()> {
+    let info = local.path().join("objects").join("info");
+    let file = info.join("alternates");
+    let listed =
+        std::fs::read_to_string(&file).is_ok_and(|text| text.lines().any(|l| l.trim() == line));
+    if listed {
+        return Ok(());
+    }
+    // Written whole, then renamed: a reader never sees half of it.
+    std::fs::create_dir_all(&info)
+        .and_then(|()| {
+            let tmp = info.join(format!("alternates.{}.tmp", std::process::id()));
+            std::fs::write(&tmp, format!("{line}\n"))?;
+            std::fs::rename(&tmp, &file)
+        })
+        .map_err(|e| Error::io("record the remote's objects in the clone", &file, e))?;
+    // The clone was opened before: tell its object database too.
+    local
+        .odb()
+        .and_then(|odb| odb.add_disk_alternate(line))
+        .map_err(|e| Error::git(&format!("read the objects of {line}"), e))
+}
+
 /// Whether the clone at `dir` holds no objects of its own (no pack, no
 /// loose object): a clone of a remote on this machine made by this version.
 pub(super) fn holds_no_objects(dir: &Path) -> bool {

@@ -182,10 +182,11 @@ impl GitBranch {
                 drop(repo);
                 clones::reading_in_place(objects)?
             }
-            _ => {
-                transport.attach(&repo)?;
+            Some(objects) => {
+                clones::attach(&repo, objects)?;
                 repo
             }
+            None => repo,
         };
         let memory = objects::Memory::attach(&repo)?;
         let branch = match &options.branch {

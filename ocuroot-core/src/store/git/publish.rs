@@ -114,12 +114,12 @@ impl GitBranch {
         }
         let batches = std::mem::take(&mut inner.pending);
         let count = batches.len();
-        let superseded_before = state.superseded.is_some();
         for (i, mut batch) in batches.into_iter().enumerate() {
+            let is_current = state.last_is_current && i + 1 == count;
             if state.superseded.is_some() {
                 // Built on a founding batch that no longer applies: not
                 // published (the caller's own fails with it).
-                if state.last_is_current && i + 1 == count {
+                if is_current {
                     state.current = false;
                 }
                 continue;
@@ -137,11 +137,11 @@ impl GitBranch {
                 Err(e) if e.is_conflict() && batch.founding => {
                     let subject = batch.message.lines().next().unwrap_or_default().to_string();
                     state.superseded = Some(format!("{subject} ({})", e.message()));
-                    if state.last_is_current && i + 1 == count {
+                    if is_current {
                         state.current = false;
                     }
                 }
-                Err(e) if e.is_conflict() && state.last_is_current && i + 1 == count => {
+                Err(e) if e.is_conflict() && is_current => {
                     state.current = false;
                     state.outcome = Err(e);
                 }
@@ -155,7 +155,7 @@ impl GitBranch {
                 }
             }
         }
-        if state.superseded.is_some() && !superseded_before {
+        if state.superseded.is_some() {
             // The journal keeps only what may still be pushed.
             inner.journal.clear();
             for batch in inner.pending.iter().filter(|p| p.deferred.is_some()) {

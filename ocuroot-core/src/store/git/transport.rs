@@ -134,7 +134,7 @@ impl Transport {
     }
 
     /// The objects directory of a remote on this machine, as a clone lists
-    /// it in `objects/info/alternates` (see [`attach`](Self::attach));
+    /// it in `objects/info/alternates` (see [`clones::attach`](super::clones::attach));
     /// `None` for a network remote.
     pub fn shared_objects(&self) -> Result<Option<String>> {
         let Transport::Local(local_remote) = self else {
@@ -143,37 +143,6 @@ impl Transport {
         let objects = local_remote.with(|remote| Ok(remote.path().join("objects")))?;
         let objects = std::fs::canonicalize(&objects).unwrap_or(objects);
         Ok(Some(objects.to_string_lossy().into_owned()))
-    }
-
-    /// Let `local` read the objects of a remote on this machine in place,
-    /// as `git clone --shared` does (its `objects/info/alternates` names
-    /// the remote's objects): a fetch then only reads the branch, however
-    /// many objects other agents pushed, and what is pushed is not kept
-    /// twice. A clone of a network remote is left alone.
-    pub fn attach(&self, local: &Repository) -> Result<()> {
-        let Some(line) = self.shared_objects()? else {
-            return Ok(());
-        };
-        let info = local.path().join("objects").join("info");
-        let file = info.join("alternates");
-        let listed =
-            std::fs::read_to_string(&file).is_ok_and(|text| text.lines().any(|l| l.trim() == line));
-        if listed {
-            return Ok(());
-        }
-        // Written whole, then renamed: a reader never sees half of it.
-        std::fs::create_dir_all(&info)
-            .and_then(|()| {
-                let tmp = info.join(format!("alternates.{}.tmp", std::process::id()));
-                std::fs::write(&tmp, format!("{line}\n"))?;
-                std::fs::rename(&tmp, &file)
-            })
-            .map_err(|e| Error::io("record the remote's objects in the clone", &file, e))?;
-        // The clone was opened before: tell its object database too.
-        local
-            .odb()
-            .and_then(|odb| odb.add_disk_alternate(&line))
-            .map_err(|e| Error::git(&format!("read the objects of {line}"), e))
     }
 
     /// For a remote on this machine, a lock the agents pushing to it take
@@ -220,7 +189,7 @@ impl Transport {
         let refname = format!("refs/heads/{branch}");
         match self {
             // The clone reads the remote's objects in place (see
-            // `attach`): there is nothing to copy, only the branch to read.
+            // `clones::attach`): there is nothing to copy, only the branch to read.
             Transport::Local(_) => self.tip(branch),
             Transport::Network(url) => {
                 let mut remote = local
