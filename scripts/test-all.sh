@@ -13,7 +13,8 @@ step() { printf '\n==> %s\n' "$*"; }
 # a browser of its own; OpenSSH's server, nginx (nginx-light) and fcgiwrap
 # for the git store's ssh and https tests, which run a private sshd and an
 # nginx + fcgiwrap + `git http-backend` on 127.0.0.1, with keys and a
-# private CA made by ssh-keygen and openssl (ocuroot-cli/tests/cli/servers.rs).
+# private CA made by ssh-keygen and openssl (ocuroot-cli/tests/cli/servers.rs);
+# jq for the original Ocuroot's end-to-end scripts.
 missing=()
 command -v script > /dev/null 2>&1 || missing+=(bsdutils)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
@@ -24,6 +25,7 @@ command -v patchelf > /dev/null 2>&1 || missing+=(patchelf)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 [ -x /usr/sbin/fcgiwrap ] || missing+=(fcgiwrap)
 command -v openssl > /dev/null 2>&1 || missing+=(openssl)
+command -v jq > /dev/null 2>&1 || missing+=(jq)
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]}"
   sudo=""
@@ -54,6 +56,9 @@ cargo publish --dry-run --allow-dirty --quiet -p ocuroot-core
 
 step "fuzz targets: build, and replay every corpus and reproducer (stable)"
 OCUROOT_FUZZ_NO_PENDING=1 ./scripts/fuzz.sh replay
+
+step "the original Ocuroot's end-to-end scripts (tests/original) against our binary"
+./scripts/test-original.sh
 
 step "quickstart example"
 QUICKSTART_CLEANUP=1 ./examples/quickstart/run.sh >/dev/null

@@ -392,9 +392,9 @@ pub fn new_release_text(released: &NewRelease) -> String {
     }
 }
 
-/// `ocuroot push`: the packages, why each, what releasing each did, then
-/// the cascade and the index.
-/// `ocuroot push` in an intent checkout.
+/// `ocuroot push` in an intent checkout: the commit of the intent branch
+/// applied (the remote's tip, which the checkout may be behind), the refs
+/// and what applying them did.
 pub fn intent_push_text(pushed: &IntentPush) -> String {
     let since = match &pushed.previous_commit {
         Some(c) => format!("changed since the push of {c}"),
@@ -408,7 +408,12 @@ pub fn intent_push_text(pushed: &IntentPush) -> String {
     } else {
         "Applying"
     };
-    let mut text = format!("{verb} the intent at {} {since}:\n", pushed.commit);
+    // The commit applied is the remote's; the checkout may be behind it.
+    let at = match &pushed.checkout_commit {
+        Some(checkout) => format!("{} (this checkout is at {checkout})", pushed.commit),
+        None => pushed.commit.clone(),
+    };
+    let mut text = format!("{verb} the intent at {at} {since}:\n");
     for r in &pushed.refs {
         text.push_str(&format!("  {r}\n"));
     }
@@ -419,7 +424,8 @@ pub fn intent_push_text(pushed: &IntentPush) -> String {
     text
 }
 
-/// `ocuroot push` in a source repository.
+/// `ocuroot push` in a source repository: the packages, why each, what
+/// releasing each did, then the cascade and the index.
 pub fn push_text(pushed: &PushOutcome) -> String {
     let mut text = String::new();
     let since = match &pushed.previous_commit {

@@ -42,6 +42,9 @@
 //!   `servers_https.rs`, the self-test in `servers_selftest.rs` (submodules).
 //! - `gitstore_pushes`: what a lone agent's release costs in pushes, and
 //!   deploy intents sharing them.
+//! - `checkouts`: commands in clones of store branches as the original's
+//!   scripts run them: a trigger from the intent folder of a shared branch,
+//!   `push` from an intent checkout behind its remote.
 //! - `netstore`: the git store on network remotes (ssh, https, `git
 //!   daemon`): agents sharing a release, an ssh alias, refusals that write
 //!   nothing, credentials never shown, 8 agents on an empty remote, an
@@ -92,6 +95,9 @@ mod gitstore;
 
 #[path = "cli/gitstore_pushes.rs"]
 mod gitstore_pushes;
+
+#[path = "cli/checkouts.rs"]
+mod checkouts;
 
 #[path = "cli/clones.rs"]
 mod clones;

@@ -40,15 +40,18 @@ pub unsafe extern "C" fn ocuroot_push(
 
 /// `ocuroot push` in a checkout of an intent branch (a workspace opened in
 /// a directory whose `.ocuroot-store` says `intent`): apply the intent
-/// changed since the last such push (the whole of `ocuroot_state_diff` the
-/// first time, or when that push is not in the checkout's history), and
-/// record the checkout's commit at `@/push/intent_commit` in the intent
-/// store. Refused (`OCUROOT_RESULT_INVALID_INPUT`) anywhere else, and with
+/// changed on the intent branch since the last such push (the whole of
+/// `ocuroot_state_diff` the first time, or when the store cannot tell what
+/// changed since), and record the commit applied at `@/push/intent_commit`
+/// in the intent store. The commit applied is the branch's tip as the
+/// intent store reads it from the remote, which the checkout may be behind.
+/// Refused (`OCUROOT_RESULT_INVALID_INPUT`) anywhere else, and with
 /// uncommitted changes. With `dryrun`, only list the refs.
 ///
-/// On success `*outcome_json` receives `{"commit", "previous_commit",
-/// "refs", "outcome", "dryrun"}` (`previous_commit` only when there was a
-/// push before; `outcome` as `ocuroot_state_apply` gives it).
+/// On success `*outcome_json` receives `{"commit", "checkout_commit",
+/// "previous_commit", "refs", "outcome", "dryrun"}` (`checkout_commit` only
+/// when the checkout is not at `commit`, `previous_commit` only when there
+/// was a push before; `outcome` as `ocuroot_state_apply` gives it).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ocuroot_push_intent(
     workspace: *const ocuroot_workspace,

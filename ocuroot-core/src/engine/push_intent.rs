@@ -1,6 +1,11 @@
 //! `ocuroot push` in a checkout of an intent branch: apply the intent that
 //! changed since the last such push, and record the commit pushed at
 //! `@/push/intent_commit` in the intent store.
+//!
+//! The commit applied is the intent branch's tip as the intent store reads
+//! it (fetched from the remote), not the checkout's: a checkout left behind
+//! the remote (another agent set intent since) still applies what the
+//! remote holds, and the result names both commits.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -48,8 +53,16 @@ pub fn push_intent(ctx: &EngineContext, store_dir: &Path, dryrun: bool) -> Resul
         .intent
         .get(&record)?
         .and_then(|doc| doc.get("commit")?.as_str().map(str::to_string));
-    let changed: Option<BTreeSet<String>> = match &previous {
-        Some(prev) if repo::has_commit(&git_root, prev)? => Some(
+    // What is applied is the intent branch as the store reads it (the
+    // remote's tip), which the checkout may be behind: another agent set
+    // intent since it was checked out or pulled.
+    let store = ctx.intent.store();
+    let tip = store.revision()?;
+    let changed: Option<BTreeSet<String>> = match (&previous, &tip) {
+        (Some(prev), Some(_)) => store
+            .changed_since(prev)?
+            .map(|keys| keys.into_iter().filter_map(|k| ref_text(&k)).collect()),
+        (Some(prev), None) if repo::has_commit(&git_root, prev)? => Some(
             repo::changed_between(&git_root, prev, &ctx.commit)?
                 .iter()
                 .filter_map(|path| ref_of_path(path, &prefix))
@@ -66,21 +79,28 @@ pub fn push_intent(ctx: &EngineContext, store_dir: &Path, dryrun: bool) -> Resul
             refs.push(change.r#ref);
         }
     }
+    let commit = tip.unwrap_or_else(|| ctx.commit.clone());
     let mut outcome = WorkOutcome::default();
     if !dryrun {
         for r in &refs {
             outcome.merge(intent::apply(ctx, r)?);
         }
         ctx.intent
-            .update(|tx| tx.set(&record, json!({"commit": ctx.commit})))?;
+            .update(|tx| tx.set(&record, json!({"commit": commit})))?;
     }
     Ok(IntentPush {
-        commit: ctx.commit.clone(),
+        checkout_commit: (commit != ctx.commit).then(|| ctx.commit.clone()),
+        commit,
         previous_commit: previous,
         refs,
         outcome,
         dryrun,
     })
+}
+
+/// A store key as the ref text [`intent::diff`] gives (normalised).
+fn ref_text(key: &str) -> Option<String> {
+    Ref::parse(key).ok().map(|r| r.to_string())
 }
 
 /// The ref a changed file of the store stands for:
@@ -90,7 +110,7 @@ fn ref_of_path(path: &str, prefix: &str) -> Option<String> {
         .strip_prefix(prefix)?
         .strip_prefix("refs/")?
         .strip_suffix("/@object.json")?;
-    Ref::parse(key).ok().map(|r| r.to_string())
+    ref_text(key)
 }
 
 #[cfg(test)]

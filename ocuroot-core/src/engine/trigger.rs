@@ -7,7 +7,8 @@
 //! when nothing is recorded, the file in the checkout. The file is
 //! evaluated on its own (it cannot `load()` other files) and its trigger is
 //! called in the current repository's root, so `host.shell` commands in it
-//! run there.
+//! run there (in a checkout of a store branch, which is no repository: in
+//! the directory the command runs in).
 
 use std::collections::BTreeSet;
 

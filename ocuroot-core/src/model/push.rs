@@ -79,13 +79,19 @@ impl PushOutcome {
 /// What a push from an intent checkout did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct IntentPush {
-    /// The checkout's commit.
+    /// The commit of the intent branch applied: its tip as the intent store
+    /// reads it (fetched from the remote), or the checkout's commit when
+    /// the store has no revisions.
     pub commit: String,
+    /// The checkout's own commit, when it is not the one applied (the
+    /// checkout is behind the remote branch, or has commits not pushed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkout_commit: Option<String>,
     /// The commit of the previous push from an intent checkout, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_commit: Option<String>,
     /// The intent refs applied (all of the diff when there was no previous
-    /// push, or it is not in this checkout's history).
+    /// push, or the store cannot tell what changed since it).
     pub refs: Vec<crate::refs::Ref>,
     /// What applying them did.
     pub outcome: WorkOutcome,

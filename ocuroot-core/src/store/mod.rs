@@ -352,6 +352,22 @@ pub trait Store: Send + Sync {
     fn publication_log(&self) -> Option<usize> {
         None
     }
+
+    /// The revision reads see, when the backend names its revisions (a
+    /// [`GitStore`]: the commit of its branch that reads come from, after
+    /// fetching what is due). `None`, the default: the backend has none.
+    fn revision(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// The keys whose values differ between revision `since` (one that
+    /// [`revision`](Store::revision) gave) and the one reads see now,
+    /// sorted. `None` when the backend cannot tell: it has no revisions
+    /// (the default), or does not know `since`.
+    fn changed_since(&self, since: &str) -> Result<Option<Vec<String>>> {
+        let _ = since;
+        Ok(None)
+    }
 }
 
 /// A store behind a smart pointer is a store.
@@ -387,6 +403,12 @@ macro_rules! forward_store {
             }
             fn publication_log(&self) -> Option<usize> {
                 (**self).publication_log()
+            }
+            fn revision(&self) -> Result<Option<String>> {
+                (**self).revision()
+            }
+            fn changed_since(&self, since: &str) -> Result<Option<Vec<String>>> {
+                (**self).changed_since(since)
             }
         }
     )*};

@@ -381,6 +381,19 @@ impl Workspace {
         }
     }
 
+    /// The engine's view for calling triggers. A trigger's `host.shell`
+    /// runs in the repository root; in a checkout of a store branch, which
+    /// is no repository, it runs where the workspace was opened (as the
+    /// original runs it in the process's directory), so `cd
+    /// <checkout>/intent && ocuroot work trigger --intent` acts there.
+    fn trigger_engine(&self) -> EngineContext {
+        let mut ctx = self.engine();
+        if self.checkout.is_some() {
+            ctx.root = self.cwd.clone();
+        }
+        ctx
+    }
+
     /// `release new`: create a release of the package file at the current
     /// commit and run it until nothing more can run. Refuses when the package
     /// already has a release at this commit, unless `force`. A file that
@@ -609,7 +622,7 @@ impl Workspace {
     /// still left with work.
     fn trigger_after(&self, out: &mut WorkOutcome) -> Result<()> {
         if out.did_something() {
-            out.triggered = engine::trigger::work_trigger(&self.engine(), false)?
+            out.triggered = engine::trigger::work_trigger(&self.trigger_engine(), false)?
                 .into_iter()
                 .filter(|t| t.status != TriggerStatus::NoTrigger)
                 .collect();
@@ -700,14 +713,14 @@ impl Workspace {
     /// `work trigger`: call `repo.ocu.star`'s `trigger(commit)` for each
     /// commit with outstanding work (with `dryrun`, only list them).
     pub fn work_trigger(&self, dryrun: bool) -> Result<Vec<Triggered>> {
-        engine::trigger::work_trigger(&self.engine(), dryrun)
+        engine::trigger::work_trigger(&self.trigger_engine(), dryrun)
     }
 
     /// `work trigger --intent`: call the trigger of every repository state
     /// knows, at its latest recorded commit (with `dryrun`, only list them).
     /// How a person's push to an intent branch reaches each repository's CI.
     pub fn work_trigger_intent(&self, dryrun: bool) -> Result<Vec<Triggered>> {
-        engine::trigger::work_trigger_intent(&self.engine(), dryrun)
+        engine::trigger::work_trigger_intent(&self.trigger_engine(), dryrun)
     }
 
     /// Bring the state and intent stores' files up to date for tools that

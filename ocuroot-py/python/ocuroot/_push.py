@@ -76,16 +76,20 @@ class IntentPush(_Model):
     """What a push in a checkout of an intent branch did."""
 
     commit: str
+    """The commit of the intent branch applied: its tip on the remote."""
     previous_commit: Optional[str]
     refs: Tuple[str, ...]
     """The intent refs applied."""
     outcome: WorkOutcome
     dryrun: bool = False
+    checkout_commit: Optional[str] = None
+    """The checkout's own commit, when it is not ``commit`` (behind the remote)."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> IntentPush:
         return cls(
             commit=d["commit"],
+            checkout_commit=d.get("checkout_commit"),
             previous_commit=d.get("previous_commit"),
             refs=tuple(d.get("refs", ())),
             outcome=WorkOutcome.from_dict(d["outcome"]),

@@ -689,6 +689,27 @@ impl Store for GitStore {
         self.branch.refresh()
     }
 
+    fn revision(&self) -> Result<Option<String>> {
+        let mut inner = self.branch.lock();
+        self.branch.refresh_if_due(&mut inner)?;
+        Ok(inner.head().map(|oid| oid.to_string()))
+    }
+
+    fn changed_since(&self, since: &str) -> Result<Option<Vec<String>>> {
+        let mut inner = self.branch.lock();
+        self.branch.refresh_if_due(&mut inner)?;
+        let Ok(since) = Oid::from_str(since) else {
+            return Ok(None);
+        };
+        if inner.repo.find_commit(since).is_err() {
+            return Ok(None);
+        }
+        let old = tree_of(&inner.repo, Some(since))?;
+        let new = tree_of(&inner.repo, inner.head())?;
+        let refs_dir = format!("{}refs", self.prefix);
+        tree::changed_keys(&inner.repo, old.as_ref(), new.as_ref(), &refs_dir).map(Some)
+    }
+
     fn publication_log(&self) -> Option<usize> {
         // The branch's pending batches are pushed in the order committed,
         // whichever of its stores committed them.

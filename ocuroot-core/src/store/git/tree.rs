@@ -230,6 +230,40 @@ pub(super) fn list(
     Ok(keys)
 }
 
+/// The keys under `refs_dir` whose values differ between `old` and `new`
+/// (added, changed or removed), sorted. Paths that are not a key's value
+/// file are skipped.
+pub(super) fn changed_keys(
+    repo: &Repository,
+    old: Option<&Tree<'_>>,
+    new: Option<&Tree<'_>>,
+    refs_dir: &str,
+) -> Result<Vec<String>> {
+    let mut options = git2::DiffOptions::new();
+    options.pathspec(format!("{refs_dir}/"));
+    let diff = repo
+        .diff_tree_to_tree(old, new, Some(&mut options))
+        .map_err(|e| Error::git(&format!("compare the trees under {refs_dir}"), e))?;
+    let below = format!("{refs_dir}/");
+    let suffix = format!("/{OBJECT_FILE}");
+    let mut keys = std::collections::BTreeSet::new();
+    for delta in diff.deltas() {
+        for file in [delta.old_file(), delta.new_file()] {
+            let key = file
+                .path()
+                .and_then(|p| p.to_str())
+                .and_then(|p| p.strip_prefix(&below))
+                .and_then(|p| p.strip_suffix(&suffix));
+            if let Some(key) = key
+                && validate_key(key).is_ok()
+            {
+                keys.insert(key.to_string());
+            }
+        }
+    }
+    Ok(keys.into_iter().collect())
+}
+
 /// The tree at `path` of `tree`, if it is one.
 fn subtree<'r>(repo: &'r Repository, tree: &Tree<'_>, path: &str) -> Result<Option<Tree<'r>>> {
     match tree.get_path(Path::new(path)) {

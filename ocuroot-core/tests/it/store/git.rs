@@ -190,6 +190,55 @@ fn state_and_intent_share_one_branch_under_prefixes() {
 }
 
 #[test]
+fn revisions_name_commits_and_say_which_keys_changed_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let remote = bare_remote(dir.path());
+    let branch = GitBranch::open(git_options(&remote, &dir.path().join("a"), "store")).unwrap();
+    let state = branch.store("state", "state").unwrap();
+    let intent = branch.store("intent", "intent").unwrap();
+    intent
+        .commit(&[put("a", "1", Expect::Absent), put("b", "1", Expect::Absent)])
+        .unwrap();
+    let first = intent
+        .revision()
+        .unwrap()
+        .expect("a git store has revisions");
+    assert_eq!(first, git(&remote, &["rev-parse", "store"]).trim());
+    // Another agent changes one key, removes another and adds a third; a
+    // state write on the same branch is not the intent store's change.
+    let other = GitBranch::open(git_options(&remote, &dir.path().join("b"), "store")).unwrap();
+    let other_intent = other.store("intent", "intent").unwrap();
+    other_intent
+        .commit(&[
+            put("a", "2", Expect::Any),
+            Op::delete("b", Expect::Any),
+            put("c/d", "1", Expect::Absent),
+        ])
+        .unwrap();
+    other
+        .store("state", "state")
+        .unwrap()
+        .commit(&[put("s", "1", Expect::Absent)])
+        .unwrap();
+    intent.refresh().unwrap();
+    let now = intent.revision().unwrap().unwrap();
+    assert_eq!(now, git(&remote, &["rev-parse", "store"]).trim());
+    assert_ne!(now, first);
+    assert_eq!(
+        intent.changed_since(&first).unwrap(),
+        Some(vec!["a".to_string(), "b".to_string(), "c/d".to_string()])
+    );
+    assert_eq!(
+        state.changed_since(&first).unwrap(),
+        Some(vec!["s".to_string()])
+    );
+    assert_eq!(intent.changed_since(&now).unwrap(), Some(vec![]));
+    // A revision it does not know, or not a revision at all: it cannot tell.
+    assert_eq!(intent.changed_since(&"0".repeat(40)).unwrap(), None);
+    assert_eq!(intent.changed_since("not a commit").unwrap(), None);
+}
+
+#[test]
 fn a_missing_branch_is_refused_without_create_branch() {
     let dir = tempfile::tempdir().unwrap();
     let remote = bare_remote(dir.path());
