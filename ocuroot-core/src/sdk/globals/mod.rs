@@ -1,6 +1,7 @@
 //! The SDK globals: package files (`package`), `repo.ocu.star` (`repo`),
 //! host access and HTTP (`host`), and the helpers they share.
 
+mod environment;
 mod host;
 mod json;
 mod package;

@@ -10,7 +10,6 @@ use starlark::eval::Evaluator;
 use starlark::starlark_module;
 use starlark::values::list::UnpackList;
 use starlark::values::none::NoneType;
-use starlark::values::structs::AllocStruct;
 use starlark::values::{Heap, Value};
 
 use super::{call_location, ctx, identify, require_mode, to_json};
@@ -155,13 +154,7 @@ fn environment_name(v: Value) -> anyhow::Result<EnvironmentName> {
 }
 
 fn env_value<'v>(heap: Heap<'v>, env: &Environment) -> Value<'v> {
-    heap.alloc(AllocStruct([
-        ("name", heap.alloc(env.name.as_str())),
-        (
-            "attributes",
-            heap.alloc(Json::Object(env.attributes.clone())),
-        ),
-    ]))
+    heap.alloc(super::environment::EnvValue::new(env))
 }
 
 /// The environment value of `j` (`{"name", "attributes"}`), as

@@ -351,6 +351,19 @@ def check():
         "encode_indent_spaces": json.encode_indent([1], indent="    "),
         "e": [e.name, e.attributes],
         "d": [d.name, d.attributes],
+        # An environment's json() and dict(), and back: the same environment.
+        "json": e.json(),
+        "dict": e.dict(),
+        "round_trip": [
+            environment_from_json(e.json()) == e,
+            environment_from_dict(e.dict()) == e,
+            environment("prod", {"region": "eu"}) == e,
+            environment("prod", {"region": "us"}) == e,
+            d == e,
+        ],
+        "encoded": json.decode(json.encode(d)),
+        "type": type(e),
+        "has": [hasattr(e, "json"), hasattr(e, "dict"), hasattr(e, "nope")],
     })
 
 def bad_indent():
@@ -365,7 +378,7 @@ task(bad_environment, name="bad_environment")
 "#;
 
 #[test]
-fn go_json_indent_and_environments_from_json_and_dicts() {
+fn go_json_indent_and_environments_from_json_and_dicts_and_back() {
     let repo = Repo::new(&[("release.ocu.star", GO_JSON_AND_ENVIRONMENTS)]);
     let loaded = repo.eval("release.ocu.star").expect("evaluates");
     let package = loaded.package().expect("a release");
@@ -388,6 +401,12 @@ fn go_json_indent_and_environments_from_json_and_dicts() {
             "encode_indent_spaces": "[\n    1\n]",
             "e": ["prod", {"region": "eu"}],
             "d": ["dev", {}],
+            "json": r#"{"name":"prod","attributes":{"region":"eu"}}"#,
+            "dict": {"name": "prod", "attributes": {"region": "eu"}},
+            "round_trip": [true, true, true, false, false],
+            "encoded": {"name": "dev", "attributes": {}},
+            "type": "environment",
+            "has": [true, true, false],
         })
     );
     let err = call(&loaded, &function(1), json!({}))
