@@ -569,15 +569,18 @@ ocuroot_result ocuroot_push(const ocuroot_workspace *workspace, bool dryrun, cha
 /**
  * `ocuroot push` in a checkout of an intent branch (a workspace opened in
  * a directory whose `.ocuroot-store` says `intent`): apply the intent
- * changed since the last such push (the whole of `ocuroot_state_diff` the
- * first time, or when that push is not in the checkout's history), and
- * record the checkout's commit at `@/push/intent_commit` in the intent
- * store. Refused (`OCUROOT_RESULT_INVALID_INPUT`) anywhere else, and with
+ * changed on the intent branch since the last such push (the whole of
+ * `ocuroot_state_diff` the first time, or when the store cannot tell what
+ * changed since), and record the commit applied at `@/push/intent_commit`
+ * in the intent store. The commit applied is the branch's tip as the
+ * intent store reads it from the remote, which the checkout may be behind.
+ * Refused (`OCUROOT_RESULT_INVALID_INPUT`) anywhere else, and with
  * uncommitted changes. With `dryrun`, only list the refs.
  *
- * On success `*outcome_json` receives `{"commit", "previous_commit",
- * "refs", "outcome", "dryrun"}` (`previous_commit` only when there was a
- * push before; `outcome` as `ocuroot_state_apply` gives it).
+ * On success `*outcome_json` receives `{"commit", "checkout_commit",
+ * "previous_commit", "refs", "outcome", "dryrun"}` (`checkout_commit` only
+ * when the checkout is not at `commit`, `previous_commit` only when there
+ * was a push before; `outcome` as `ocuroot_state_apply` gives it).
  */
 ocuroot_result ocuroot_push_intent(const ocuroot_workspace *workspace, bool dryrun, char **outcome_json, ocuroot_error **error);
 
@@ -657,6 +660,17 @@ void ocuroot_workspace_options_free(ocuroot_workspace_options *options);
  * callback is called only from the thread that runs the release.
  */
 ocuroot_result ocuroot_workspace_options_set_parallel(ocuroot_workspace_options *options, size_t parallel, ocuroot_error **error);
+
+/**
+ * Limit the work functions (`ocuroot_work_*`, `ocuroot_plan` aside) to
+ * one package or one release of it: `<package>` or
+ * `<package>/@<release or tag>`, the package as a path or a package ref,
+ * as `ocuroot release retry` takes it. Work on other refs (other packages,
+ * global intent such as `@/custom/...`) is not found, applied or
+ * triggered. Checked by `ocuroot_workspace_open` (an unknown release is
+ * `OCUROOT_RESULT_NOT_FOUND`).
+ */
+ocuroot_result ocuroot_workspace_options_set_limit(ocuroot_workspace_options *options, const char *package_or_release, ocuroot_error **error);
 
 /**
  * How many times a cascade (`ocuroot_cascade`, `ocuroot_work_cascade`)

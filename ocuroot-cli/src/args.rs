@@ -16,11 +16,15 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Work with releases of a package.
     Release {
+        #[command(flatten)]
+        package: PackageFlags,
         #[command(subcommand)]
         command: ReleaseCommand,
     },
     /// Read state; write, compare and apply intent.
     State {
+        #[command(flatten)]
+        package: PackageFlags,
         #[command(subcommand)]
         command: StateCommand,
     },
@@ -84,8 +88,9 @@ pub(crate) enum ReleaseCommand {
     /// Create a release of a package at the current commit and run it.
     New {
         /// The package file (`*.ocu.star`), as a path or a package ref
-        /// (`//backend/package.ocu.star`, `./-/backend/package.ocu.star`).
-        file: PathBuf,
+        /// (`//backend/package.ocu.star`, `./-/backend/package.ocu.star`);
+        /// default: `--package`.
+        file: Option<PathBuf>,
         /// Create the release even if the package has one at this commit.
         #[arg(short, long)]
         force: bool,
@@ -100,8 +105,9 @@ pub(crate) enum ReleaseCommand {
     },
     /// Run a release further: `<package>/@r<N>` or `<package>/@<tag>`.
     Continue {
-        /// The release; the package as a path or a package ref.
-        release: String,
+        /// The release; the package as a path or a package ref (default:
+        /// `--package` and `--release`).
+        release: Option<String>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -109,8 +115,10 @@ pub(crate) enum ReleaseCommand {
     /// agents' leases expired, then run it further.
     Retry {
         /// `<package>` (its latest release at this commit) or
-        /// `<package>/@r<N>`; the package as a path or a package ref.
-        release: String,
+        /// `<package>/@r<N>`; the package as a path or a package ref
+        /// (default: `--package` and `--release`, else the release made last
+        /// at this commit, of any package).
+        release: Option<String>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -119,8 +127,9 @@ pub(crate) enum ReleaseCommand {
     /// are gone; an agent still running it has its outcome refused.
     Takeover {
         /// `<package>` (its latest release at this commit) or
-        /// `<package>/@r<N>`; the package as a path or a package ref.
-        release: String,
+        /// `<package>/@r<N>`; the package as a path or a package ref
+        /// (default: `--package` and `--release`).
+        release: Option<String>,
         #[command(flatten)]
         run: RunArgs,
     },
@@ -128,8 +137,9 @@ pub(crate) enum ReleaseCommand {
     /// nothing is evaluated, run or written. Exit 1 when the release failed.
     Status {
         /// `<package>/@r<N>`, `<package>/@<tag>`, or `<package>` (its latest
-        /// release); the package as a path or a package ref.
-        release: String,
+        /// release); the package as a path or a package ref (default:
+        /// `--package` and `--release`).
+        release: Option<String>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -137,8 +147,9 @@ pub(crate) enum ReleaseCommand {
     /// Evaluate a package file and print its phases and work, without touching state.
     #[command(alias = "check")]
     Lint {
-        /// The package file (`*.ocu.star`), as a path or a package ref.
-        file: PathBuf,
+        /// The package file (`*.ocu.star`), as a path or a package ref
+        /// (default: `--package`).
+        file: Option<PathBuf>,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
@@ -159,10 +170,10 @@ pub(crate) enum StateCommand {
         /// The ref, absolute or relative to the current directory.
         r#ref: String,
     },
-    /// Print the refs matching any of the globs, one per line, sorted.
+    /// Print the refs matching any of the globs, one per line, sorted
+    /// (without a glob: every ref, or those of `--package` / `--release`).
     Match {
         /// Globs: `*` within a segment, `**` across segments, `?`, `[abc]`, `{a,b}`.
-        #[arg(required = true)]
         globs: Vec<String>,
         /// Leave out links, and refs reached through a link.
         #[arg(short = 'l', long)]
@@ -208,8 +219,10 @@ pub(crate) enum StateCommand {
     /// packages and environments, releases, runs and their logs, the plan
     /// and graph, any ref), or write them as static files with `--export`.
     View {
-        /// The port (0: any free one; default: the first free from 3000 to 3100).
-        #[arg(short, long, value_name = "N")]
+        /// The port (0: any free one; default: the first free from 3000 to
+        /// 3100). No `-p`: that is `--package` under `state`, as in the
+        /// original.
+        #[arg(long, value_name = "N")]
         port: Option<u16>,
         /// The address to listen on; other machines reach the page only if
         /// this is not a loopback address.
@@ -257,6 +270,8 @@ pub(crate) enum WorkCommand {
     /// Run the ready work of releases at the current commit, and redeploy
     /// deployments whose inputs changed.
     Continue {
+        #[command(flatten)]
+        limit: WorkLimit,
         /// Print the work as JSON instead of doing it.
         #[arg(short, long)]
         dryrun: bool,
@@ -267,6 +282,8 @@ pub(crate) enum WorkCommand {
     /// by a new environment, adds the deploys the package file now makes
     /// (`work continue` runs them).
     Ops {
+        #[command(flatten)]
+        limit: WorkLimit,
         /// Print the ops as JSON instead of running them.
         #[arg(short, long)]
         dryrun: bool,
@@ -276,6 +293,8 @@ pub(crate) enum WorkCommand {
     /// Apply every intent difference, run the ops, then do what `work
     /// continue` does.
     Any {
+        #[command(flatten)]
+        limit: WorkLimit,
         /// Print the work as JSON instead of doing it.
         #[arg(short, long, conflicts_with = "comprehensive")]
         dryrun: bool,
@@ -289,6 +308,8 @@ pub(crate) enum WorkCommand {
     /// in a checkout of its commit (a git worktree, or a clone of another
     /// repository), repeating until nothing is left.
     Cascade {
+        #[command(flatten)]
+        limit: WorkLimit,
         /// Print the work of the first round as JSON instead of doing it.
         #[arg(short, long)]
         dryrun: bool,
@@ -300,6 +321,8 @@ pub(crate) enum WorkCommand {
     /// Call `repo.ocu.star`'s `trigger(commit)` for each commit with
     /// outstanding work (the hook that starts `ocuroot work continue` there).
     Trigger {
+        #[command(flatten)]
+        limit: WorkLimit,
         /// List the commits instead of calling the triggers.
         #[arg(short, long)]
         dryrun: bool,
@@ -311,6 +334,42 @@ pub(crate) enum WorkCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The original's persistent flags of `release` and `state`: the package
+/// (and release) a command works on when no ref is given as its argument.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub(crate) struct PackageFlags {
+    /// The package: a path or a package ref. A ref given as the argument
+    /// wins; a relative ref given to a `state` command is read against it.
+    #[arg(
+        id = "package_flag",
+        short = 'p',
+        long = "package",
+        global = true,
+        value_name = "PACKAGE"
+    )]
+    pub(crate) package: Option<String>,
+    /// The release of `--package`: `r<N>` or a tag.
+    #[arg(
+        id = "release_flag",
+        short = 'r',
+        long = "release",
+        global = true,
+        value_name = "RELEASE"
+    )]
+    pub(crate) release: Option<String>,
+}
+
+/// The package or release a `work` command is limited to.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub(crate) struct WorkLimit {
+    /// Limit the work to this package (`<package>`) or release
+    /// (`<package>/@<release or tag>`); the package as a path or a package
+    /// ref. Global intent (`@/custom/...`, `@/environment/...`) is then
+    /// left alone.
+    #[arg(value_name = "REF")]
+    pub(crate) r#ref: Option<String>,
 }
 
 /// Options of the commands that cascade.

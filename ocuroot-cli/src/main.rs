@@ -14,8 +14,8 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 
 use args::{
-    CascadeArgs, Cli, Command, Format, PlanFormat, ReleaseCommand, RunArgs, StateCommand,
-    ValueFormat, WorkCommand,
+    CascadeArgs, Cli, Command, Format, PackageFlags, PlanFormat, ReleaseCommand, RunArgs,
+    StateCommand, ValueFormat, WorkCommand, WorkLimit,
 };
 use clap::Parser;
 use ocuroot_core::model::{NewRelease, TriggerStatus, WorkOutcome};
@@ -49,7 +49,20 @@ fn run_workspace(args: &RunArgs) -> Result<Workspace, Error> {
 }
 
 fn cascade_workspace(args: &RunArgs, cascade: Option<&CascadeArgs>) -> Result<Workspace, Error> {
+    limited_workspace(args, cascade, &WorkLimit::default())
+}
+
+/// A workspace for a command that runs work, limited to the package or
+/// release a `work` command was given.
+fn limited_workspace(
+    args: &RunArgs,
+    cascade: Option<&CascadeArgs>,
+    limit: &WorkLimit,
+) -> Result<Workspace, Error> {
     let mut builder = Workspace::builder(".");
+    if let Some(r) = &limit.r#ref {
+        builder = builder.limit(r.clone());
+    }
     if let Some(c) = cascade {
         builder = builder.max_attempts(c.max_attempts);
     }
@@ -138,8 +151,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             env!("CARGO_PKG_VERSION"),
             ocuroot_core::sdk::SDK_VERSION
         )),
-        Command::Release { command } => return release(command),
-        Command::State { command } => return state(command),
+        Command::Release { package, command } => return release(command, &package),
+        Command::State { package, command } => return state(command, &package),
         Command::Work { command } => return work(command),
         Command::Plan { format } => {
             let plan = workspace()?.plan()?;
@@ -180,7 +193,39 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn release(command: ReleaseCommand) -> Result<ExitCode, Error> {
+/// The release a `release` command works on: its argument, else
+/// `--package` (with `--release`).
+fn release_named(arg: Option<String>, flags: &PackageFlags) -> Result<Option<String>, Error> {
+    Ok(match (arg, &flags.package, &flags.release) {
+        (Some(arg), _, _) => Some(arg),
+        (None, Some(package), Some(release)) => Some(format!("{package}/@{release}")),
+        (None, Some(package), None) => Some(package.clone()),
+        (None, None, Some(release)) => {
+            return Err(Error::invalid_input(format!(
+                "--release {release} names a release of no package: give --package too, or \
+                 <package>/@{release} as the argument"
+            )));
+        }
+        (None, None, None) => None,
+    })
+}
+
+/// The package file a `release` command works on: its argument, else
+/// `--package`.
+fn package_named(
+    file: Option<std::path::PathBuf>,
+    flags: &PackageFlags,
+    command: &str,
+) -> Result<std::path::PathBuf, Error> {
+    file.or_else(|| flags.package.as_ref().map(Into::into))
+        .ok_or_else(|| {
+            Error::invalid_input(format!(
+                "release {command} needs a package file: give it as the argument or with --package"
+            ))
+        })
+}
+
+fn release(command: ReleaseCommand, flags: &PackageFlags) -> Result<ExitCode, Error> {
     match command {
         ReleaseCommand::New {
             file,
@@ -189,6 +234,7 @@ fn release(command: ReleaseCommand) -> Result<ExitCode, Error> {
             cascade_args,
             run,
         } => {
+            let file = package_named(file, flags, "new")?;
             let ws = cascade_workspace(&run, Some(&cascade_args))?;
             let released = ws.release_new(&file, force)?;
             if cascade {
@@ -228,26 +274,49 @@ fn release(command: ReleaseCommand) -> Result<ExitCode, Error> {
             }
         }
         ReleaseCommand::Continue { release, run } => {
+            // As the original: without a release, say so and succeed.
+            let Some(release) = release_named(release, flags)? else {
+                write("A release ID or tag must be specified\n");
+                return Ok(ExitCode::SUCCESS);
+            };
             let ws = run_workspace(&run)?;
             let r = ws.release_continue(&release)?;
             report_release(&ws, run.json, &r)
         }
         ReleaseCommand::Retry { release, run } => {
             let ws = run_workspace(&run)?;
+            let release = match release_named(release, flags)? {
+                Some(release) => release,
+                // As the original: the release made last at this commit.
+                None => match ws.latest_release_here()? {
+                    Some(r) => r.to_string(),
+                    None => {
+                        write(&format!("No release found at commit {}\n", ws.commit()));
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                },
+            };
             let r = ws.release_retry(&release)?;
             report_release(&ws, run.json, &r)
         }
         ReleaseCommand::Takeover { release, run } => {
+            let release = release_named(release, flags)?.ok_or_else(|| {
+                Error::invalid_input("release takeover needs a release: give it as the argument")
+            })?;
             let ws = run_workspace(&run)?;
             let r = ws.release_takeover(&release)?;
             report_release(&ws, run.json, &r)
         }
         ReleaseCommand::Status { release, json } => {
+            let release = release_named(release, flags)?.ok_or_else(|| {
+                Error::invalid_input("release status needs a release: give it as the argument")
+            })?;
             let ws = workspace()?;
             let r = ws.release_status(&release)?;
             report_release(&ws, json, &r)
         }
         ReleaseCommand::Lint { file, format } => {
+            let file = package_named(file, flags, "lint")?;
             let ws = workspace()?;
             let lint = ws.release_lint(&file)?;
             for line in lint.loaded.prints() {
@@ -262,10 +331,25 @@ fn release(command: ReleaseCommand) -> Result<ExitCode, Error> {
     }
 }
 
-fn state(command: StateCommand) -> Result<ExitCode, Error> {
+/// A ref given to a `state` command: relative ones are read against
+/// `--package` (and `--release`) when given, else against the working
+/// directory.
+fn state_ref(ws: &Workspace, text: String, flags: &PackageFlags) -> Result<String, Error> {
+    let Some(base) = release_named(None, flags)? else {
+        return Ok(text);
+    };
+    let r = ocuroot_core::refs::Ref::parse(&text)?;
+    if !r.is_relative() {
+        return Ok(text);
+    }
+    Ok(r.relative_to(&ws.release_arg(&base)?).to_string())
+}
+
+fn state(command: StateCommand, flags: &PackageFlags) -> Result<ExitCode, Error> {
     match command {
         StateCommand::Get { r#ref } => {
             let ws = workspace()?;
+            let r#ref = state_ref(&ws, r#ref, flags)?;
             match ws.state_get(&r#ref)? {
                 Some(doc) => write(&render::json_pretty(&doc)?),
                 None => {
@@ -276,6 +360,7 @@ fn state(command: StateCommand) -> Result<ExitCode, Error> {
         }
         StateCommand::Read { r#ref } => {
             let ws = workspace()?;
+            let r#ref = state_ref(&ws, r#ref, flags)?;
             match ws.state_read(&r#ref)? {
                 Some(read) => write(&render::json_pretty(&serde_json::to_value(&read)?)?),
                 None => {
@@ -284,8 +369,19 @@ fn state(command: StateCommand) -> Result<ExitCode, Error> {
                 }
             }
         }
-        StateCommand::Match { globs, no_links } => {
+        StateCommand::Match {
+            mut globs,
+            no_links,
+        } => {
             let ws = workspace()?;
+            if globs.is_empty() {
+                // Every ref (the original's empty glob matched none), or
+                // every ref of the package or release the flags name.
+                globs.push(match release_named(None, flags)? {
+                    Some(base) => format!("{}/**", ws.release_arg(&base)?),
+                    None => "**".to_string(),
+                });
+            }
             let refs = if no_links {
                 ws.state_match_no_links(&globs)?
             } else {
@@ -346,6 +442,7 @@ fn state(command: StateCommand) -> Result<ExitCode, Error> {
             format,
         } => {
             let ws = workspace()?;
+            let r#ref = state_ref(&ws, r#ref, flags)?;
             let value = if value == "-" {
                 let mut text = String::new();
                 std::io::stdin().read_to_string(&mut text).map_err(|e| {
@@ -376,7 +473,9 @@ fn state(command: StateCommand) -> Result<ExitCode, Error> {
             ws.state_set(&r#ref, value)?;
         }
         StateCommand::Delete { r#ref } => {
-            workspace()?.state_delete(&r#ref)?;
+            let ws = workspace()?;
+            let r#ref = state_ref(&ws, r#ref, flags)?;
+            ws.state_delete(&r#ref)?;
         }
         StateCommand::Apply {
             r#ref,
@@ -385,6 +484,7 @@ fn state(command: StateCommand) -> Result<ExitCode, Error> {
             run,
         } => {
             let ws = cascade_workspace(&run, Some(&cascade_args))?;
+            let r#ref = state_ref(&ws, r#ref, flags)?;
             let mut outcome = ws.state_apply(&r#ref)?;
             if cascade {
                 outcome.merge(ws.cascade()?);
@@ -406,22 +506,23 @@ fn state(command: StateCommand) -> Result<ExitCode, Error> {
 
 fn work(command: WorkCommand) -> Result<ExitCode, Error> {
     let (ws, result, json) = match command {
-        WorkCommand::Continue { dryrun, run } => {
-            let ws = run_workspace(&run)?;
+        WorkCommand::Continue { limit, dryrun, run } => {
+            let ws = limited_workspace(&run, None, &limit)?;
             let result = ws.work_continue(dryrun)?;
             (ws, result, run.json)
         }
-        WorkCommand::Ops { dryrun, run } => {
-            let ws = run_workspace(&run)?;
+        WorkCommand::Ops { limit, dryrun, run } => {
+            let ws = limited_workspace(&run, None, &limit)?;
             let result = ws.work_ops(dryrun)?;
             (ws, result, run.json)
         }
         WorkCommand::Any {
+            limit,
             dryrun,
             comprehensive,
             run,
         } => {
-            let ws = run_workspace(&run)?;
+            let ws = limited_workspace(&run, None, &limit)?;
             let result = if comprehensive {
                 WorkResult::Done(ws.work_any_comprehensive()?)
             } else {
@@ -430,20 +531,26 @@ fn work(command: WorkCommand) -> Result<ExitCode, Error> {
             (ws, result, run.json)
         }
         WorkCommand::Cascade {
+            limit,
             dryrun,
             cascade_args,
             run,
         } => {
-            let ws = cascade_workspace(&run, Some(&cascade_args))?;
+            let ws = limited_workspace(&run, Some(&cascade_args), &limit)?;
             let result = ws.work_cascade(dryrun)?;
             (ws, result, run.json)
         }
         WorkCommand::Trigger {
+            limit,
             dryrun,
             intent,
             json,
         } => {
-            let ws = workspace()?;
+            let mut builder = Workspace::builder(".");
+            if let Some(r) = limit.r#ref {
+                builder = builder.limit(r);
+            }
+            let ws = builder.open()?;
             let triggered = if intent {
                 ws.work_trigger_intent(dryrun)?
             } else {

@@ -17,6 +17,9 @@
 //!   spellings, private functions, package refs as arguments, `op/check_envs`,
 //!   flag spellings.
 //! - `push`: releasing what changed since the last push, the push index.
+//! - `forms`: the original's command forms: a ref limiting `work` commands,
+//!   `--package`/`--release` on `release` and `state`, `state match` without
+//!   a glob, `release continue` and `retry` without an argument.
 //! - `repl`: `-c`, stdin, and the interactive prompt on a pty (`script`).
 //! - `bad_input`: the corpus of bad input under `tests/bad-input/` (each must
 //!   fail cleanly, in time, naming what and where, leaving the store as it
@@ -83,6 +86,9 @@ mod compat;
 
 #[path = "cli/push.rs"]
 mod push;
+
+#[path = "cli/forms.rs"]
+mod forms;
 
 #[path = "cli/repl.rs"]
 mod repl;

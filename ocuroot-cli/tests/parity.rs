@@ -40,6 +40,7 @@ const RUST_ACCESSORS: &[&str] = &[
     "package_ref",
     "package_file",
     "release_arg",
+    "latest_release_here",
     "eval_options",
 ];
 

@@ -71,9 +71,9 @@ pub use workspace::{
     ocuroot_workspace_free, ocuroot_workspace_open, ocuroot_workspace_options,
     ocuroot_workspace_options_free, ocuroot_workspace_options_new,
     ocuroot_workspace_options_set_events, ocuroot_workspace_options_set_intent_store,
-    ocuroot_workspace_options_set_max_attempts, ocuroot_workspace_options_set_parallel,
-    ocuroot_workspace_options_set_run_lease_ms, ocuroot_workspace_options_set_shell,
-    ocuroot_workspace_options_set_store,
+    ocuroot_workspace_options_set_limit, ocuroot_workspace_options_set_max_attempts,
+    ocuroot_workspace_options_set_parallel, ocuroot_workspace_options_set_run_lease_ms,
+    ocuroot_workspace_options_set_shell, ocuroot_workspace_options_set_store,
 };
 
 /// The library's version (`0.1.0`), a static string.

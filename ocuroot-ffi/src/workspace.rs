@@ -36,6 +36,7 @@ pub struct ocuroot_workspace_options {
     store: Option<Arc<dyn Store>>,
     intent_store: Option<Arc<dyn Store>>,
     events: Option<EventSink>,
+    limit: Option<String>,
 }
 
 /// An opened repository: its configuration and its state and intent stores.
@@ -81,6 +82,28 @@ pub unsafe extern "C" fn ocuroot_workspace_options_set_parallel(
             return Err(Failure::invalid("parallel must be at least 1"));
         }
         options.parallel = Some(parallel);
+        Ok(())
+    })
+}
+
+/// Limit the work functions (`ocuroot_work_*`, `ocuroot_plan` aside) to
+/// one package or one release of it: `<package>` or
+/// `<package>/@<release or tag>`, the package as a path or a package ref,
+/// as `ocuroot release retry` takes it. Work on other refs (other packages,
+/// global intent such as `@/custom/...`) is not found, applied or
+/// triggered. Checked by `ocuroot_workspace_open` (an unknown release is
+/// `OCUROOT_RESULT_NOT_FOUND`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_workspace_options_set_limit(
+    options: *mut ocuroot_workspace_options,
+    package_or_release: *const c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: options this library made; a string from the caller.
+        let options = unsafe { arg_mut(options, "options") }?;
+        let text = unsafe { arg_str(package_or_release, "package_or_release") }?;
+        options.limit = Some(text.to_string());
         Ok(())
     })
 }
@@ -241,6 +264,9 @@ pub unsafe extern "C" fn ocuroot_workspace_open(
         if let Some(options) = unsafe { options.as_ref() } {
             if let Some(n) = options.parallel {
                 builder = builder.parallel(n);
+            }
+            if let Some(limit) = &options.limit {
+                builder = builder.limit(limit.clone());
             }
             if let Some(n) = options.max_attempts {
                 builder = builder.max_attempts(n);

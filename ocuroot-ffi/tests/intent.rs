@@ -278,3 +278,57 @@ fn a_second_release_and_a_retry_of_nothing_have_codes_of_their_own() {
     // SAFETY: a workspace from ocuroot_workspace_open, freed once.
     unsafe { ocuroot_workspace_free(ws) };
 }
+
+/// A workspace opened with its work limited to `limit`, or the error.
+fn open_limited(
+    dir: &Path,
+    limit: &str,
+) -> Result<*mut ocuroot_workspace, (ocuroot_result, String)> {
+    let options = ocuroot_workspace_options_new();
+    let (path, limit) = (c(dir.to_str().unwrap()), c(limit));
+    let (mut ws, mut err) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: options this library made, valid strings.
+    let code = unsafe { ocuroot_workspace_options_set_limit(options, limit.as_ptr(), &mut err) };
+    assert_eq!(code, ocuroot_result::Ok);
+    // SAFETY: valid arguments; the options are freed once, after.
+    let code = unsafe { ocuroot_workspace_open(path.as_ptr(), options, &mut ws, &mut err) };
+    // SAFETY: options this library made, freed once.
+    unsafe { ocuroot_workspace_options_free(options) };
+    if code == ocuroot_result::Ok {
+        Ok(ws)
+    } else {
+        Err(take_error(err))
+    }
+}
+
+#[test]
+fn a_limit_keeps_the_work_functions_to_one_package() {
+    let dir = repo();
+    std::fs::write(dir.path().join("other.ocu.star"), GATED).unwrap();
+    let ws = open(dir.path());
+    release_new(ws, "environments.ocu.star");
+    for file in ["release.ocu.star", "other.ocu.star"] {
+        release_new(ws, file);
+        let (r, value) = (c(&format!("p/-/{file}/@r1/custom/approval")), c("true"));
+        // SAFETY: valid arguments.
+        call(|o, e| unsafe { ocuroot_state_set(ws, r.as_ptr(), value.as_ptr(), o, e) });
+    }
+    let everything = work(ws, ocuroot_work_any, true);
+    assert_eq!(refs(&everything).len(), 2, "{everything}");
+    // SAFETY: a workspace from ocuroot_workspace_open, freed once.
+    unsafe { ocuroot_workspace_free(ws) };
+
+    let limited = open_limited(dir.path(), "other.ocu.star").unwrap();
+    let planned = work(limited, ocuroot_work_any, true);
+    assert_eq!(
+        refs(&planned),
+        ["p/-/other.ocu.star/@r1/custom/approval"],
+        "{planned}"
+    );
+    // SAFETY: as above.
+    unsafe { ocuroot_workspace_free(limited) };
+
+    let (code, message) = open_limited(dir.path(), "other.ocu.star/@r7").unwrap_err();
+    assert_eq!(code, ocuroot_result::NotFound, "{message}");
+    assert!(message.contains("no such release"), "{message}");
+}

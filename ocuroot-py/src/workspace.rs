@@ -93,7 +93,7 @@ impl Workspace {
     #[new]
     #[pyo3(signature = (
         path, *, shell = None, store = None, intent_store = None, parallel = None,
-        max_attempts = None, run_lease = None, events = None
+        max_attempts = None, run_lease = None, events = None, limit = None
     ))]
     // One parameter per keyword argument of `ocuroot.Workspace(...)`.
     #[allow(clippy::too_many_arguments)]
@@ -107,8 +107,12 @@ impl Workspace {
         max_attempts: Option<i64>,
         run_lease: Option<f64>,
         events: Option<&Bound<'_, PyAny>>,
+        limit: Option<String>,
     ) -> PyResult<Self> {
         let mut builder = ocuroot_core::Workspace::builder(path);
+        if let Some(limit) = limit {
+            builder = builder.limit(limit);
+        }
         let mut callbacks = Vec::new();
         if let Some(shell) = shell.filter(|s| !s.is_none()) {
             require_callable("shell", shell)?;

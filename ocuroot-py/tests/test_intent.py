@@ -139,3 +139,20 @@ def test_bad_intent_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
         ws.state_set(f"{PKG}/@/custom/x", object())
     assert ws.state_diff() == []
+
+
+def test_a_limit_keeps_the_work_calls_to_one_package(tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    (root / "other.ocu.star").write_text(GATED)
+    store = ocuroot.MemoryStore()
+    ws = ocuroot.Workspace(root, shell=Recorder(), store=store)
+    ws.release_new("environments.ocu.star")
+    for file in ("release.ocu.star", "other.ocu.star"):
+        ws.release_new(file)
+        ws.state_set(f"p/-/{file}/@r1/custom/approval", "yes")
+    assert len(ws.work_any(dryrun=True)) == 2
+
+    limited = ocuroot.Workspace(root, shell=Recorder(), store=store, limit="other.ocu.star")
+    assert [t.ref for t in limited.work_any(dryrun=True)] == ["p/-/other.ocu.star/@r1/custom/approval"]
+    with pytest.raises(ocuroot.NotFoundError, match="no such release"):
+        ocuroot.Workspace(root, store=store, limit="other.ocu.star/@r7")

@@ -242,10 +242,14 @@ fn match_without_results_is_empty() {
 }
 
 #[test]
-fn match_needs_a_glob() {
+fn match_without_a_glob_lists_every_ref() {
     let repo = populated();
-    let out = repo.ocuroot(&["state", "match"]);
-    assert_eq!(out.code, 2, "a usage error: {}", out.stderr);
+    let every = repo.ocuroot(&["state", "match"]).success().stdout;
+    assert!(!every.is_empty());
+    assert_eq!(
+        every,
+        repo.ocuroot(&["state", "match", "**"]).success().stdout
+    );
 }
 
 #[test]

@@ -42,6 +42,27 @@ pub struct EngineContext {
     pub site: Site,
     /// The refs changed through this workspace, for `--cascade`.
     pub journal: Journal,
+    /// The package (with a release: that release of it) the work commands
+    /// are limited to, if they are: work on other refs is not found.
+    pub limit: Option<Ref>,
+}
+
+impl EngineContext {
+    /// Whether `r` is within [`limit`](Self::limit): always without one;
+    /// else the same repository and package, and when the limit names a
+    /// release, that release or the package's current one (`<pkg>/@/...`:
+    /// its deploy intents and custom state). Global refs (`@/custom/...`,
+    /// `@/environment/...`) are within no limit.
+    pub(crate) fn within_limit(&self, r: &Ref) -> bool {
+        let Some(limit) = &self.limit else {
+            return true;
+        };
+        let release = match (&limit.release, r.release.as_deref()) {
+            (None, _) | (Some(_), None | Some("")) => true,
+            (Some(wanted), Some(release)) => wanted == release,
+        };
+        !r.global && r.repo == limit.repo && r.filename == limit.filename && release
+    }
 }
 
 /// The repository an [`EngineContext`] works in.

@@ -45,6 +45,33 @@ pub(crate) fn releases_at(ctx: &EngineContext, package: &Ref, commit: &str) -> R
     Ok(out.into_iter().map(|(_, r)| r).collect())
 }
 
+/// The release of this repository made last at the current commit, of any
+/// package (by the time its commit record was written; ties go to the
+/// greater release number, then the later ref), if there is one.
+pub(crate) fn latest_release_here(ctx: &EngineContext) -> Result<Option<Ref>> {
+    let glob = format!("{}/-/**/@*/commit/{}", ctx.site.repo, ctx.commit);
+    // (when, number, ref text): the order of "made last".
+    type Key = (Option<crate::model::Timestamp>, u64, String);
+    let mut latest: Option<(Key, Ref)> = None;
+    for text in ctx.state.match_globs(&[glob.as_str()])? {
+        let r = Ref::parse(&text)?;
+        if r.repo != ctx.site.repo || r.subpath_type != Some(SubPathType::Commit) {
+            continue;
+        }
+        let time = ctx
+            .state
+            .get(&r)?
+            .and_then(|doc| serde_json::from_value::<crate::model::CommitRecord>(doc).ok())
+            .and_then(|c| c.time);
+        let rel = r.release_ref();
+        let key = (time, rel.release_number().unwrap_or(0), rel.to_string());
+        if latest.as_ref().is_none_or(|(k, _)| key > *k) {
+            latest = Some((key, rel));
+        }
+    }
+    Ok(latest.map(|(_, rel)| rel))
+}
+
 /// The largest release number of a package (0 when it has none).
 pub(crate) fn max_release(ctx: &EngineContext, package: &Ref) -> Result<ReleaseId> {
     let glob = format!("{package}/@r*");

@@ -48,7 +48,8 @@ pub fn work_trigger_intent(ctx: &EngineContext, dryrun: bool) -> Result<Vec<Trig
     trigger_each(ctx, latest_commits(ctx)?, dryrun)
 }
 
-/// Each recorded repository and its latest commit, sorted by repository.
+/// Each recorded repository and its latest commit, sorted by repository
+/// (only the limit's repository, when the work is limited).
 pub fn latest_commits(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
     use std::collections::BTreeMap;
     // repo -> (time of its newest release, commit)
@@ -88,6 +89,7 @@ pub fn latest_commits(ctx: &EngineContext) -> Result<Vec<(String, String)>> {
     }
     Ok(latest
         .into_iter()
+        .filter(|(repo, _)| ctx.limit.as_ref().is_none_or(|l| &l.repo == repo))
         .map(|(repo, (_, commit))| (repo, commit))
         .collect())
 }

@@ -16,8 +16,9 @@
 //!
 //! Work is found in a scope: the current repository and commit (`work
 //! continue`), everywhere (`work cascade`, `plan`), or only work connected to
-//! what this workspace changed (`--cascade`). A plan also lists the work
-//! that waits, and what for.
+//! what this workspace changed (`--cascade`); and within the workspace's
+//! limit to one package or release, if it has one. A plan also lists the
+//! work that waits, and what for.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -184,6 +185,9 @@ pub fn work_comprehensive(ctx: &EngineContext, max_rounds: u32) -> Result<WorkOu
 pub(crate) fn apply_intent(ctx: &EngineContext, out: &mut WorkOutcome) -> Result<()> {
     for change in intent::diff(ctx)? {
         let r = change.r#ref.clone();
+        if !ctx.within_limit(&r) {
+            continue;
+        }
         out.merge(intent::apply(ctx, &r)?);
     }
     Ok(())
@@ -243,6 +247,7 @@ pub(crate) fn find(ctx: &EngineContext, scope: Scope<'_>, finding: Finding) -> R
     if finding.runs {
         found.extend(redeploys(ctx, scope, finding)?);
     }
+    found.retain(|f| ctx.within_limit(&f.todo.r#ref));
     Ok(found)
 }
 

@@ -46,6 +46,14 @@ impl Workspace {
         Ok(r)
     }
 
+    /// The release of this repository made last at the current commit, of
+    /// any package, if there is one: what `release retry` with no argument
+    /// retries (the original takes the greatest ref string instead, so
+    /// `@r9` came after `@r10`).
+    pub fn latest_release_here(&self) -> Result<Option<Ref>> {
+        crate::engine::releases::latest_release_here(&self.engine())
+    }
+
     /// The package ref of a package file (`<repo>/-/<path from root>`).
     pub fn package_ref(&self, file: &Path) -> Result<Ref> {
         let abs = self.abs(file);
@@ -103,6 +111,33 @@ impl Workspace {
             )));
         }
         Ok(file)
+    }
+
+    /// This workspace with its work limited to `package_or_release`, read
+    /// as [`release_arg`](Self::release_arg) reads it; a tag is resolved
+    /// to its release.
+    pub(super) fn limited(mut self, package_or_release: Option<&str>) -> Result<Workspace> {
+        let Some(text) = package_or_release else {
+            return Ok(self);
+        };
+        let mut limit = self
+            .release_arg(text)
+            .map_err(|e| e.context("the package or release to limit the work to"))?;
+        match limit.release.as_deref() {
+            None => {}
+            Some("") => limit.release = None,
+            Some(_) => {
+                let resolved = self.state.resolve(&limit)?;
+                if !self.state.exists(&resolved)? {
+                    return Err(Error::not_found(format!(
+                        "cannot limit the work to {limit}: there is no such release"
+                    )));
+                }
+                limit.release = resolved.release;
+            }
+        }
+        self.limit = Some(limit);
+        Ok(self)
     }
 
     /// A release (or package) a user named, `<package>[/@<release or

@@ -57,9 +57,21 @@ pub struct WorkspaceBuilder {
     lease: Option<Duration>,
     events: Option<EventSink>,
     cascade: CascadeOptions,
+    limit: Option<String>,
 }
 
 impl WorkspaceBuilder {
+    /// Limit the work commands to one package, or one release of it:
+    /// `<package>` or `<package>/@<release or tag>`, the package as a path
+    /// or a package ref (as `release_retry` takes them). Work on any other
+    /// ref (other packages, global intent such as `@/custom/...`) is not
+    /// found, applied or triggered; `work_trigger_intent` triggers only the
+    /// package's repository. Checked when the workspace is opened.
+    pub fn limit(mut self, package_or_release: impl Into<String>) -> Self {
+        self.limit = Some(package_or_release.into());
+        self
+    }
+
     /// How many times a cascade tries a failing redeploy before it gives
     /// it up (default 3; 0 counts as 1).
     pub fn max_attempts(mut self, n: u32) -> Self {
@@ -212,7 +224,7 @@ impl WorkspaceBuilder {
                 })
                 .map(|(s, i)| (given_state.unwrap_or(s), given_intent.unwrap_or(i)))?,
         };
-        Ok(Workspace {
+        Workspace {
             host,
             info,
             config,
@@ -233,7 +245,9 @@ impl WorkspaceBuilder {
             journal: engine::Journal::default(),
             cascade: self.cascade,
             checkout: checkout.map(|(c, _)| c),
-        })
+            limit: None,
+        }
+        .limited(self.limit.as_deref())
     }
 }
 
@@ -255,6 +269,7 @@ pub struct Workspace {
     journal: engine::Journal,
     cascade: CascadeOptions,
     checkout: Option<StoreCheckout>,
+    limit: Option<Ref>,
 }
 
 impl std::fmt::Debug for Workspace {
@@ -281,6 +296,7 @@ impl Workspace {
             lease: None,
             events: None,
             cascade: CascadeOptions::default(),
+            limit: None,
         }
     }
 
@@ -378,6 +394,7 @@ impl Workspace {
                 config: self.config.clone(),
             },
             journal: self.journal.clone(),
+            limit: self.limit.clone(),
         }
     }
 

@@ -56,6 +56,7 @@ class Workspace:
         max_attempts: int | None = None,
         run_lease: float | None = None,
         events: Callable[[dict[str, Any]], object] | None = None,
+        limit: str | None = None,
     ) -> Workspace: ...
     @property
     def root(self) -> Path:

@@ -80,6 +80,11 @@ class Workspace:
             without waiting for their leases.
         events: receives each :class:`Event` as releases run. What it
             raises goes to ``sys.unraisablehook``; it cannot stop a release.
+        limit: limits the work methods (``work_*``) to one package or one
+            release of it: ``"<package>"`` or ``"<package>/@<release or
+            tag>"``, as :meth:`release_retry` takes it. Work on other refs
+            (other packages, global intent such as ``@/custom/...``) is not
+            found, applied or triggered.
         on_event: the former name of ``events`` (deprecated; removed in 0.3).
 
     Callbacks are called from the thread that called a method and from the
@@ -103,6 +108,7 @@ class Workspace:
         run_lease: Optional[float] = None,
         events: Optional[EventCallback] = None,
         on_event: Optional[EventCallback] = None,
+        limit: Optional[str] = None,
     ) -> None:
         if on_event is not None:
             warnings.warn(
@@ -124,6 +130,7 @@ class Workspace:
             max_attempts=max_attempts,
             run_lease=run_lease,
             events=sink,
+            limit=limit,
         )
 
     @property
