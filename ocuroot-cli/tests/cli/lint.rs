@@ -1,5 +1,7 @@
 //! `ocuroot release lint` / `release check`.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 use crate::support::{Repo, StateStore};
@@ -367,4 +369,55 @@ fn looking_for_environments_runs_nothing_from_other_files() {
     );
     assert!(!repo.path().join("ran-shell").exists());
     assert!(!repo.path().join("ran-write").exists());
+}
+
+/// A project whose root is not an Ocuroot repository, with the quickstart
+/// under `examples/quickstart` (a repository of its own) and, elsewhere,
+/// another example's environments file registering environments without
+/// the `type` the quickstart reads.
+#[test]
+fn lint_from_above_takes_environments_from_the_packages_own_repository() {
+    let repo = Repo::new();
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
+    for file in ["repo.ocu.star", "environments.ocu.star", "release.ocu.star"] {
+        repo.copy_file(
+            &quickstart.join(file),
+            &format!("examples/quickstart/{file}"),
+        );
+    }
+    repo.write(
+        "examples/other/environments.ocu.star",
+        "ocuroot(\"0.3.0\")\nregister_environment(environment(\"staging\", {}))\n",
+    );
+    repo.commit("init");
+    let out = repo
+        .ocuroot(&["release", "lint", "examples/quickstart/release.ocu.star"])
+        .success();
+    assert!(
+        out.stdout.contains(
+            "No environments in state yet; using those registered by \
+             examples/quickstart/environments.ocu.star\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("Deployment to \"production2\""),
+        "{}",
+        out.stdout
+    );
+    // From the quickstart itself, the same environments.
+    let inside = repo
+        .ocuroot_at(
+            "examples/quickstart",
+            &["release", "lint", "release.ocu.star"],
+        )
+        .success();
+    assert!(
+        inside
+            .stdout
+            .contains("using those registered by environments.ocu.star\n"),
+        "{}",
+        inside.stdout
+    );
 }

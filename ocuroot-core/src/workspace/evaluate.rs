@@ -9,6 +9,7 @@ use crate::Result;
 use crate::host::ReadOnlyHost;
 use crate::model::{Environment, Package};
 use crate::refs::Ref;
+use crate::repo::REPO_CONFIG_FILE;
 use crate::sdk::{self, EvalOptions, FileContents, LoadedFile, ReplIo};
 
 /// Where the environments shown by a lint came from.
@@ -155,9 +156,21 @@ impl Workspace {
     /// Environments registered by the repository's package files (other than
     /// `except`), with the files that register them.
     fn registered_environments(&self, except: &Path) -> Result<(Vec<Environment>, Vec<String>)> {
-        let mut files = Vec::new();
-        collect_package_files(&self.info.root, &mut files);
         let except = except.canonicalize().ok();
+        // The package's own repository: the directory of the nearest
+        // repo.ocu.star above it (below the root, a repository of its own,
+        // such as an example in a project), else the root.
+        let repo_dir = except
+            .as_deref()
+            .and_then(|p| {
+                p.ancestors()
+                    .skip(1)
+                    .take_while(|d| d.starts_with(&self.info.root))
+                    .find(|d| d.join(REPO_CONFIG_FILE).is_file())
+            })
+            .unwrap_or(&self.info.root);
+        let mut files = Vec::new();
+        collect_package_files(repo_dir, &mut files);
         let mut envs: Vec<Environment> = Vec::new();
         let mut sources = Vec::new();
         for f in files {
@@ -190,7 +203,8 @@ impl Workspace {
 }
 
 /// Every `*.ocu.star` file below `dir` except `repo.ocu.star`, skipping
-/// hidden directories, `target` and `node_modules`; sorted.
+/// hidden directories, `target`, `node_modules` and directories with a
+/// `repo.ocu.star` of their own (another repository); sorted.
 fn collect_package_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -202,7 +216,11 @@ fn collect_package_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let path = e.path();
         let Ok(ft) = e.file_type() else { continue };
         if ft.is_dir() {
-            if !name.starts_with('.') && name != "target" && name != "node_modules" {
+            if !name.starts_with('.')
+                && name != "target"
+                && name != "node_modules"
+                && !path.join(REPO_CONFIG_FILE).is_file()
+            {
                 collect_package_files(&path, out);
             }
         } else if name.ends_with(".ocu.star")
