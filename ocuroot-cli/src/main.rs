@@ -5,6 +5,7 @@
 
 mod args;
 mod log;
+mod logfile;
 mod progress;
 mod render;
 mod repl;
@@ -22,22 +23,61 @@ use ocuroot_core::model::{NewRelease, TriggerStatus, WorkOutcome};
 use ocuroot_core::{Error, WorkResult, Workspace};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("OCUROOT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(log::MaskedStderr::default)
-        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let to_file = logfile::open(&args).is_some();
+    init_diagnostics(to_file);
+    tracing::debug!(
+        version = env!("CARGO_PKG_VERSION"),
+        cwd = %std::env::current_dir().unwrap_or_default().display(),
+        "ocuroot started"
+    );
     let cli = Cli::parse();
-    match run(cli) {
+    let code = match run(cli) {
         Ok(code) => code,
         Err(e) => {
             progress::clear();
-            eprintln!("{}", render::error(&e));
+            let text = render::error(&e);
+            logfile::line(&text);
+            eprintln!("{text}");
             ExitCode::FAILURE
         }
-    }
+    };
+    let status = if code == ExitCode::SUCCESS { 0 } else { 1 };
+    logfile::line(&format!("exit status {status}"));
+    code
+}
+
+/// Diagnostics (`tracing`) to stderr at `OCUROOT_LOG` (default `warn`;
+/// `debug` with `OCUROOT_DEBUG`), and to the log file at `debug` with
+/// `OCUROOT_DEBUG`, else `OCUROOT_LOG` or `info`. Secrets masked in both.
+fn init_diagnostics(to_file: bool) {
+    // `OCUROOT_DEBUG`: the debug lines of our own crates, not of every
+    // dependency's.
+    const OUR_DEBUG: &str = "info,ocuroot=debug,ocuroot_core=debug";
+    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::prelude::*;
+    let debug = logfile::debug();
+    let configured = || EnvFilter::try_from_env("OCUROOT_LOG").ok();
+    let stderr_filter =
+        configured().unwrap_or_else(|| EnvFilter::new(if debug { OUR_DEBUG } else { "warn" }));
+    let file_filter = if debug {
+        EnvFilter::new(OUR_DEBUG)
+    } else {
+        configured().unwrap_or_else(|| EnvFilter::new("info"))
+    };
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(log::MaskedStderr::default)
+        .with_filter(stderr_filter);
+    let file = to_file.then(|| {
+        tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(logfile::MaskedFile::default)
+            .with_filter(file_filter)
+    });
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(file)
+        .init();
 }
 
 fn workspace() -> Result<Workspace, Error> {
@@ -75,9 +115,18 @@ fn limited_workspace(
             ..Default::default()
         });
     }
-    if !args.quiet {
-        builder = builder.events(progress::sink(args.json));
-    }
+    // Runs' progress and logs go to the log file, and unless `-q` to stderr.
+    let shown = (!args.quiet).then(|| progress::sink(args.json));
+    builder = builder.events(std::sync::Arc::new(
+        move |event: &ocuroot_core::model::Event| {
+            if let Some(line) = render::event_line(event) {
+                logfile::line(&line);
+            }
+            if let Some(shown) = &shown {
+                shown(event);
+            }
+        },
+    ));
     builder.open()
 }
 

@@ -17,6 +17,8 @@
 //!   spellings, private functions, package refs as arguments, `op/check_envs`,
 //!   flag spellings.
 //! - `push`: releasing what changed since the last push, the push index.
+//! - `logs`: each command's log file under `$OCUROOT_HOME/logs`, masked
+//!   and bounded.
 //! - `forms`: the original's command forms: a ref limiting `work` commands,
 //!   `--package`/`--release` on `release` and `state`, `state match` without
 //!   a glob, `release continue` and `retry` without an argument.
@@ -89,6 +91,9 @@ mod push;
 
 #[path = "cli/forms.rs"]
 mod forms;
+
+#[path = "cli/logs.rs"]
+mod logs;
 
 #[path = "cli/repl.rs"]
 mod repl;

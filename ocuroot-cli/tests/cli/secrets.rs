@@ -18,7 +18,7 @@
 //! json`), `release new` (text and `--json`), `release continue` (text and
 //! `--json`), `release retry` and `state checkpoint`, then greps for the raw
 //! value in every file under the store directories (raw bytes, the
-//! write-ahead logs `.wal` included), in `state get` of every ref `state
+//! write-ahead logs `.wal` included) and in every command's log file, in `state get` of every ref `state
 //! match '**'` lists, and in all stdout and stderr. Every leak and every
 //! broken expectation is collected and reported together.
 
@@ -422,9 +422,15 @@ fn run_case(case: &Case, level: &'static str, port: u16, dead: u16) -> Findings 
     );
     repo.write(".gitignore", "out/\n");
     repo.commit(case.name);
+    // OCUROOT_HOME in the repository: each command's log file is under
+    // .ocuroot/logs, swept with the store's files.
     let env = vec![
         ("OCU_TEST_TOKEN".to_string(), TOKEN.to_string()),
         ("OCUROOT_LOG".to_string(), level.to_string()),
+        (
+            "OCUROOT_HOME".to_string(),
+            repo.path().join(".ocuroot").to_string_lossy().into_owned(),
+        ),
     ];
     let run = |f: &mut Findings, args: &[&str]| -> Ran {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -501,11 +507,15 @@ fn run_case(case: &Case, level: &'static str, port: u16, dead: u16) -> Findings 
         for dir in [".ocuroot", ".store"] {
             files_below(&repo.path().join(dir), &mut files);
         }
+        if !files.iter().any(|(path, _)| path.contains("/logs/")) {
+            f.problems
+                .push(format!("no log file under .ocuroot/logs ({when})"));
+        }
         for (path, bytes) in files {
             if contains(&bytes, TOKEN.as_bytes()) {
                 let shown = repo.redact(&path);
                 f.problems
-                    .push(format!("LEAK in store file {shown} ({when})"));
+                    .push(format!("LEAK in store or log file {shown} ({when})"));
             }
         }
     };

@@ -224,6 +224,14 @@ impl WorkspaceBuilder {
                 })
                 .map(|(s, i)| (given_state.unwrap_or(s), given_intent.unwrap_or(i)))?,
         };
+        tracing::debug!(
+            root = %info.root.display(),
+            repo = %name,
+            commit = %info.commit,
+            state = %state.describe(),
+            intent = %intent.describe(),
+            "workspace opened"
+        );
         Workspace {
             host,
             info,
