@@ -49,14 +49,7 @@ trigger(do_trigger)"#,
 
 #[test]
 fn push_from_an_intent_checkout_behind_its_remote_applies_the_remotes_intent() {
-    let s = Setup::new(
-        r#"store.set(store.git("{dir}/state.git", branch="state"), intent=store.git("{dir}/intent.git", branch="intent"))"#,
-        &[("release.ocu.star", SHIP)],
-    );
-    bare(&s.remote("state.git"));
-    bare(&s.remote("intent.git"));
-    s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
-        .success();
+    let s = Setup::released_on_two_branches();
     // As the original's test: intent set from the source repository, then
     // `ocuroot push` in a checkout of the intent branch.
     s.ocu("ci", &[], &["state", "set", "@/custom/test", "1"])

@@ -61,6 +61,21 @@ impl Setup {
         Setup { repo, dir }
     }
 
+    /// [`SHIP`] as `release.ocu.star`, state and intent on the branches
+    /// `state` and `intent` of their own bare remotes, released once (by
+    /// agent `ci`).
+    pub(crate) fn released_on_two_branches() -> Setup {
+        let s = Setup::new(
+            r#"store.set(store.git("{dir}/state.git", branch="state"), intent=store.git("{dir}/intent.git", branch="intent"))"#,
+            &[("release.ocu.star", SHIP)],
+        );
+        bare(&s.remote("state.git"));
+        bare(&s.remote("intent.git"));
+        s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
+            .success();
+        s
+    }
+
     pub(crate) fn remote(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -300,14 +315,7 @@ fn one_store_holds_state_and_intent_under_prefixes() {
 
 #[test]
 fn a_persons_edit_pushed_to_the_intent_branch_is_diffed_and_applied() {
-    let s = Setup::new(
-        r#"store.set(store.git("{dir}/state.git", branch="state"), intent=store.git("{dir}/intent.git", branch="intent"))"#,
-        &[("release.ocu.star", SHIP)],
-    );
-    bare(&s.remote("state.git"));
-    bare(&s.remote("intent.git"));
-    s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
-        .success();
+    let s = Setup::released_on_two_branches();
     assert_eq!(log(&s.repo), ["build"]);
 
     // A person approves the release with git alone.
@@ -613,14 +621,7 @@ fn bad_git_store_settings_are_named() {
 
 #[test]
 fn commands_in_a_checkout_of_a_store_branch_open_the_recorded_stores() {
-    let s = Setup::new(
-        r#"store.set(store.git("{dir}/state.git", branch="state"), intent=store.git("{dir}/intent.git", branch="intent"))"#,
-        &[("release.ocu.star", SHIP)],
-    );
-    bare(&s.remote("state.git"));
-    bare(&s.remote("intent.git"));
-    s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
-        .success();
+    let s = Setup::released_on_two_branches();
     let in_dir = |dir: &Path, args: &[&str]| s.ocu_in(dir, "person", args);
 
     let state_dir = s.checkout("state");
@@ -721,14 +722,7 @@ trigger(on_commit)"#,
 
 #[test]
 fn push_in_an_intent_checkout_applies_the_intent_changed_since_the_last_push() {
-    let s = Setup::new(
-        r#"store.set(store.git("{dir}/state.git", branch="state"), intent=store.git("{dir}/intent.git", branch="intent"))"#,
-        &[("release.ocu.star", SHIP)],
-    );
-    bare(&s.remote("state.git"));
-    bare(&s.remote("intent.git"));
-    s.ocu("ci", &[], &["release", "new", "release.ocu.star", "-q"])
-        .success();
+    let s = Setup::released_on_two_branches();
     let dir = s.checkout("intent");
     let run = |args: &[&str]| s.ocu_in(&dir, "intent-ci", args);
     // A person approves in the checkout and pushes; CI runs `ocuroot push`.
