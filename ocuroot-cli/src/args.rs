@@ -63,6 +63,14 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
+    /// Print the deployments (`<repo>/-/**/@/deploy/*`) whose release was
+    /// made at a commit from START to END, both included, newest first.
+    FindDeploys {
+        /// One end of the range (any revision: a hash, a branch, `HEAD~3`).
+        start: String,
+        /// The other end.
+        end: String,
+    },
     /// Print the version.
     Version,
 }

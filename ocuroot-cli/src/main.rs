@@ -176,6 +176,15 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             );
         }
         Command::Repl { file, command } => return repl::run(file, command),
+        Command::FindDeploys { start, end } => {
+            let found = workspace()?.find_deploys(&start, &end)?;
+            write(
+                &found
+                    .iter()
+                    .map(|d| format!("{}\n", d.r#ref))
+                    .collect::<String>(),
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

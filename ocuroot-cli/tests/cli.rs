@@ -29,6 +29,8 @@
 //!   headless Chromium when installed.
 //! - `progress`: the status area on a terminal (a pty from `script`), and
 //!   the plain lines off one.
+//! - `find_deploys`: `find-deploys <start> <end>` over releases made at
+//!   different commits.
 //! - `crash`: releases killed with SIGKILL at random moments, then finished,
 //!   on the fs store and on a git store.
 //! - `fleet`: exactly once across machines (leases, takeovers, races).
@@ -122,3 +124,6 @@ mod view;
 
 #[path = "cli/progress.rs"]
 mod progress;
+
+#[path = "cli/find_deploys.rs"]
+mod find_deploys;
