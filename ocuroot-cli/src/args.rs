@@ -71,6 +71,16 @@ pub(crate) enum Command {
         /// The other end.
         end: String,
     },
+    /// Serve a package file's phases, work and inputs as a web page,
+    /// evaluated from the file on every load: nothing runs, nothing is
+    /// written.
+    Preview {
+        /// The package file (`*.ocu.star`), as a path or a package ref.
+        file: PathBuf,
+        /// The port (0: any free one; default: the first free from 3000 to 3100).
+        #[arg(short, long, value_name = "N")]
+        port: Option<u16>,
+    },
     /// Print the version.
     Version,
 }

@@ -185,6 +185,15 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     .collect::<String>(),
             );
         }
+        Command::Preview { file, port } => {
+            let ws = workspace()?;
+            view::serve_preview(&ws, &file, port, |url| {
+                write(&format!(
+                    "Serving the preview of {} at {url}\n",
+                    file.display()
+                ));
+            })?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -31,6 +31,8 @@
 //!   the plain lines off one.
 //! - `find_deploys`: `find-deploys <start> <end>` over releases made at
 //!   different commits.
+//! - `preview`: `preview <file>` served and fetched over HTTP (the browser
+//!   test in `view` loads it too).
 //! - `crash`: releases killed with SIGKILL at random moments, then finished,
 //!   on the fs store and on a git store.
 //! - `fleet`: exactly once across machines (leases, takeovers, races).
@@ -127,3 +129,6 @@ mod progress;
 
 #[path = "cli/find_deploys.rs"]
 mod find_deploys;
+
+#[path = "cli/preview.rs"]
+mod preview;

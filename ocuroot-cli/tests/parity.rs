@@ -328,6 +328,10 @@ fn every_layer_has_every_operation_under_the_tables_name() {
         "serve the state as web pages (built from the operations above): Rust",
         "serve the state as web pages (built from the operations above): C",
         "serve the state as web pages (built from the operations above): Python",
+        // Likewise the preview page.
+        "preview a package file as a web page (built from release lint): Rust",
+        "preview a package file as a web page (built from release lint): C",
+        "preview a package file as a web page (built from release lint): Python",
         // The CLI's command first (issue 30); the bindings are to follow.
         "find the deployments of releases made between two commits: C",
         "find the deployments of releases made between two commits: Python",
