@@ -81,6 +81,9 @@ pub(crate) enum Command {
         #[arg(short, long, value_name = "N")]
         port: Option<u16>,
     },
+    /// Serve the Model Context Protocol on stdin and stdout: the package
+    /// preview, the SDK, the examples, and read-only state tools.
+    Mcp,
     /// Print the version.
     Version,
 }

@@ -5,6 +5,7 @@
 
 mod args;
 mod log;
+mod mcp;
 mod progress;
 mod render;
 mod repl;
@@ -194,6 +195,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 ));
             })?;
         }
+        Command::Mcp => return mcp::run(),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -33,6 +33,8 @@
 //!   different commits.
 //! - `preview`: `preview <file>` served and fetched over HTTP (the browser
 //!   test in `view` loads it too).
+//! - `mcp`: `ocuroot mcp` driven over stdio as an MCP client would: the
+//!   handshake, the tool list, every tool, and tool errors.
 //! - `crash`: releases killed with SIGKILL at random moments, then finished,
 //!   on the fs store and on a git store.
 //! - `fleet`: exactly once across machines (leases, takeovers, races).
@@ -132,3 +134,6 @@ mod find_deploys;
 
 #[path = "cli/preview.rs"]
 mod preview;
+
+#[path = "cli/mcp.rs"]
+mod mcp;
