@@ -67,6 +67,27 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
     },
+    /// Print the deployments (`<repo>/-/**/@/deploy/*`) whose release was
+    /// made at a commit from START to END, both included, newest first.
+    FindDeploys {
+        /// One end of the range (any revision: a hash, a branch, `HEAD~3`).
+        start: String,
+        /// The other end.
+        end: String,
+    },
+    /// Serve a package file's phases, work and inputs as a web page,
+    /// evaluated from the file on every load: nothing runs, nothing is
+    /// written.
+    Preview {
+        /// The package file (`*.ocu.star`), as a path or a package ref.
+        file: PathBuf,
+        /// The port (0: any free one; default: the first free from 3000 to 3100).
+        #[arg(short, long, value_name = "N")]
+        port: Option<u16>,
+    },
+    /// Serve the Model Context Protocol on stdin and stdout: the package
+    /// preview, the SDK, the examples, and read-only state tools.
+    Mcp,
     /// Print the version.
     Version,
 }

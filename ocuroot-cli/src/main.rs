@@ -6,6 +6,7 @@
 mod args;
 mod log;
 mod logfile;
+mod mcp;
 mod progress;
 mod render;
 mod repl;
@@ -238,6 +239,25 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             );
         }
         Command::Repl { file, command } => return repl::run(file, command),
+        Command::FindDeploys { start, end } => {
+            let found = workspace()?.find_deploys(&start, &end)?;
+            write(
+                &found
+                    .iter()
+                    .map(|d| format!("{}\n", d.r#ref))
+                    .collect::<String>(),
+            );
+        }
+        Command::Preview { file, port } => {
+            let ws = workspace()?;
+            view::serve_preview(&ws, &file, port, |url| {
+                write(&format!(
+                    "Serving the preview of {} at {url}\n",
+                    file.display()
+                ));
+            })?;
+        }
+        Command::Mcp => return mcp::run(),
     }
     Ok(ExitCode::SUCCESS)
 }

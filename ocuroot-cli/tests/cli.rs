@@ -34,6 +34,12 @@
 //!   headless Chromium when installed.
 //! - `progress`: the status area on a terminal (a pty from `script`), and
 //!   the plain lines off one.
+//! - `find_deploys`: `find-deploys <start> <end>` over releases made at
+//!   different commits.
+//! - `preview`: `preview <file>` served and fetched over HTTP (the browser
+//!   test in `view` loads it too).
+//! - `mcp`: `ocuroot mcp` driven over stdio as an MCP client would: the
+//!   handshake, the tool list, every tool, and tool errors.
 //! - `crash`: releases killed with SIGKILL at random moments, then finished,
 //!   on the fs store and on a git store.
 //! - `fleet`: exactly once across machines (leases, takeovers, races).
@@ -139,3 +145,12 @@ mod view;
 
 #[path = "cli/progress.rs"]
 mod progress;
+
+#[path = "cli/find_deploys.rs"]
+mod find_deploys;
+
+#[path = "cli/preview.rs"]
+mod preview;
+
+#[path = "cli/mcp.rs"]
+mod mcp;

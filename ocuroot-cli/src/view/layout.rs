@@ -4,7 +4,7 @@
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use ocuroot_core::refs::Ref;
 
-use super::links::Site;
+use super::links::{Mode, Site};
 
 /// The style sheet, inline so an exported page is one self-contained file.
 const CSS: &str = r#"
@@ -83,10 +83,14 @@ pub(crate) fn page(site: &Site, title: &str, live: bool, body: Markup) -> Markup
             body data-live=(if live { "1" } else { "0" }) {
                 header {
                     a.brand href=(site.overview()) { "ocuroot" }
-                    a href=(site.overview()) { "Overview" }
-                    a href=(site.plan()) { "Plan and graph" }
-                    @if let Some(refs) = site.matching("**") {
-                        a href=(refs) { "Refs" }
+                    @if site.mode == Mode::Preview {
+                        a href=(site.overview()) { "Preview" }
+                    } @else {
+                        a href=(site.overview()) { "Overview" }
+                        a href=(site.plan()) { "Plan and graph" }
+                        @if let Some(refs) = site.matching("**") {
+                            a href=(refs) { "Refs" }
+                        }
                     }
                 }
                 main { (body) }

@@ -16,6 +16,9 @@ pub(crate) enum Mode {
     Serve,
     /// `ocuroot state view --export DIR`: static pages, no scripts, no forms.
     Export,
+    /// `ocuroot preview <file>`: one page about a package file, which
+    /// refreshes itself; no state pages to link to.
+    Preview,
 }
 
 /// How pages link to each other, and what they may offer.
@@ -65,7 +68,7 @@ impl Site {
     /// The overview.
     pub fn overview(&self) -> String {
         match self.mode {
-            Mode::Serve => "/".into(),
+            Mode::Serve | Mode::Preview => "/".into(),
             Mode::Export => "index.html".into(),
         }
     }
@@ -73,7 +76,7 @@ impl Site {
     /// The plan and graph.
     pub fn plan(&self) -> String {
         match self.mode {
-            Mode::Serve => "/plan".into(),
+            Mode::Serve | Mode::Preview => "/plan".into(),
             Mode::Export => "plan.html".into(),
         }
     }
@@ -90,7 +93,7 @@ impl Site {
 
     fn page(&self, kind: &str, r: &str) -> String {
         match self.mode {
-            Mode::Serve => format!("/{kind}?ref={}", query_value(r)),
+            Mode::Serve | Mode::Preview => format!("/{kind}?ref={}", query_value(r)),
             Mode::Export => file_name(kind, r),
         }
     }
@@ -99,7 +102,7 @@ impl Site {
     pub fn reference(&self, r: &str) -> Option<String> {
         match self.mode {
             Mode::Serve => Some(format!("/ref?ref={}", query_value(r))),
-            Mode::Export => None,
+            Mode::Export | Mode::Preview => None,
         }
     }
 
@@ -107,7 +110,7 @@ impl Site {
     pub fn matching(&self, glob: &str) -> Option<String> {
         match self.mode {
             Mode::Serve => Some(format!("/match?glob={}", query_value(glob))),
-            Mode::Export => None,
+            Mode::Export | Mode::Preview => None,
         }
     }
 
@@ -125,7 +128,7 @@ impl Site {
 
     /// Whether pages carry the script that refreshes them while work runs.
     pub fn refreshes(&self) -> bool {
-        self.mode == Mode::Serve
+        matches!(self.mode, Mode::Serve | Mode::Preview)
     }
 }
 

@@ -8,6 +8,9 @@
 //! and the ref browser (`/ref`, `/match`). Everything is read through
 //! [`Workspace`](ocuroot_core::Workspace); templates are maud's, which escape every value. With
 //! `--allow-intent`, an item waiting for custom state can be approved.
+//!
+//! `ocuroot preview <file>` serves one more page with the same server and
+//! frame: a package file's phases, work and inputs, evaluated from the file.
 
 mod approve;
 mod data;
@@ -17,7 +20,9 @@ mod layout;
 mod links;
 mod pages;
 mod plan;
+mod preview;
 mod server;
 
 pub(crate) use export::export;
+pub(crate) use preview::serve_preview;
 pub(crate) use server::{ServeOptions, serve};

@@ -30,25 +30,38 @@ pub(crate) struct ServeOptions {
     pub open: bool,
 }
 
-fn bind(opts: &ServeOptions) -> Result<Server, Error> {
-    let ports: Vec<u16> = match opts.port {
+/// Listen on `addr` at `port`, or the first free port from 3000 to 3100;
+/// `what` (`state view`, `preview`) names the command in errors.
+pub(super) fn bind(what: &str, addr: IpAddr, port: Option<u16>) -> Result<Server, Error> {
+    let ports: Vec<u16> = match port {
         Some(p) => vec![p],
         None => (3000..=3100).collect(),
     };
     let mut last = String::new();
-    for port in ports {
-        match Server::http(SocketAddr::new(opts.bind, port)) {
+    for p in ports {
+        match Server::http(SocketAddr::new(addr, p)) {
             Ok(server) => return Ok(server),
             Err(e) => last = e.to_string(),
         }
     }
-    Err(Error::invalid_input(match opts.port {
-        Some(p) => format!("state view: cannot listen on {}:{p}: {last}", opts.bind),
+    Err(Error::invalid_input(match port {
+        Some(p) => format!("{what}: cannot listen on {addr}:{p}: {last}"),
         None => format!(
-            "state view: no free port from 3000 to 3100 on {} ({last}); choose one with --port",
-            opts.bind
+            "{what}: no free port from 3000 to 3100 on {addr} ({last}); choose one with --port"
         ),
     }))
+}
+
+/// The `host:port` a server listens on (as a `Host` header names it).
+pub(super) fn host_of(what: &str, server: &Server) -> Result<String, Error> {
+    let addr = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| Error::internal(format!("{what}: the server has no IP address")))?;
+    Ok(match addr.ip() {
+        IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
+        IpAddr::V4(ip) => format!("{ip}:{}", addr.port()),
+    })
 }
 
 /// A fresh token for forms, from the operating system's random source.
@@ -66,19 +79,12 @@ pub(crate) fn serve(
     opts: &ServeOptions,
     ready: impl FnOnce(&str),
 ) -> Result<(), Error> {
-    let server = bind(opts)?;
-    let addr = server
-        .server_addr()
-        .to_ip()
-        .ok_or_else(|| Error::internal("state view: the server has no IP address"))?;
+    let server = bind("state view", opts.bind, opts.port)?;
+    let host = host_of("state view", &server)?;
     let site = Site {
         mode: Mode::Serve,
         allow_intent: opts.allow_intent,
         token: token()?,
-    };
-    let host = match addr.ip() {
-        IpAddr::V6(ip) => format!("[{ip}]:{}", addr.port()),
-        IpAddr::V4(ip) => format!("{ip}:{}", addr.port()),
     };
     let url = format!("http://{host}/");
     ready(&url);
@@ -110,13 +116,13 @@ fn open_browser(url: &str) {
     }
 }
 
-fn header(name: &str, value: &str) -> Header {
+pub(super) fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
 }
 
 /// The headers of every page: no caching, no sniffing, no framing, scripts
 /// only from this server.
-fn page_response(status: u16, body: Markup) -> Response<std::io::Cursor<Vec<u8>>> {
+pub(super) fn page_response(status: u16, body: Markup) -> Response<std::io::Cursor<Vec<u8>>> {
     Response::from_string(body.into_string())
         .with_status_code(status)
         .with_header(header("Content-Type", "text/html; charset=utf-8"))
@@ -131,7 +137,7 @@ fn page_response(status: u16, body: Markup) -> Response<std::io::Cursor<Vec<u8>>
         ))
 }
 
-fn status_of(e: &Error) -> u16 {
+pub(super) fn status_of(e: &Error) -> u16 {
     match e.kind() {
         ErrorKind::NotFound => 404,
         ErrorKind::Conflict => 409,
@@ -140,7 +146,11 @@ fn status_of(e: &Error) -> u16 {
     }
 }
 
-fn error_page(site: &Site, status: u16, message: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+pub(super) fn error_page(
+    site: &Site,
+    status: u16,
+    message: &str,
+) -> Response<std::io::Cursor<Vec<u8>>> {
     page_response(
         status,
         layout::page(site, "error", false, layout::error_body(message)),

@@ -108,17 +108,24 @@ impl View {
     }
 
     pub(crate) fn start_with(dir: &Path, extra: &[&str], env: &[(&str, &Path)]) -> View {
+        let mut args = vec!["state", "view", "--port", "0"];
+        args.extend(extra);
+        View::spawn(dir, &args, env)
+    }
+
+    /// `ocuroot <args>` in `dir`, a command that prints the URL it serves
+    /// on its first line (`state view`, `preview`).
+    pub(crate) fn spawn(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> View {
         let mut cmd = std_ocuroot_in(dir);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let mut child = cmd
-            .args(["state", "view", "--port", "0"])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("ocuroot state view starts");
+            .expect("ocuroot starts");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -600,6 +607,13 @@ fn chromium() -> Option<PathBuf> {
 }
 
 fn headless(chromium: &Path, profile: &Path, args: &[&str], url: &str) -> String {
+    headless_logged(chromium, profile, args, url).0
+}
+
+/// What headless Chromium printed (the DOM, with `--dump-dom`) and what it
+/// logged: every console message of the page, with
+/// `--enable-logging=stderr`, is a line with `:CONSOLE`.
+fn headless_logged(chromium: &Path, profile: &Path, args: &[&str], url: &str) -> (String, String) {
     let out = std::process::Command::new(chromium)
         .args([
             "--headless",
@@ -623,11 +637,19 @@ fn headless(chromium: &Path, profile: &Path, args: &[&str], url: &str) -> String
         "chromium failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The console messages in what Chromium logged.
+fn console(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains(":CONSOLE")).collect()
 }
 
 #[test]
-fn a_real_browser_shows_the_overview_and_a_release() {
+fn a_real_browser_shows_the_overview_a_release_and_a_preview() {
     let Some(chromium) = chromium() else {
         return;
     };
@@ -666,10 +688,53 @@ fn a_real_browser_shows_the_overview_and_a_release() {
     assert!(dom.contains("data-live=\"1\""), "{dom}");
     assert!(dom.contains("task/wait"), "{dom}");
 
+    // `ocuroot preview`: the package's phases and work, after the page
+    // has fetched itself again, with nothing on the console (no error, no
+    // refused script). Console messages are seen: a page logging one shows.
+    let logging = ["--enable-logging=stderr", "--v=0"];
+    let probe_dir = tempfile::tempdir().unwrap();
+    let probe_page = probe_dir.path().join("probe.html");
+    std::fs::write(&probe_page, "<script>console.error('probe')</script>").unwrap();
+    let (_, probe) = headless_logged(
+        &chromium,
+        profile.path(),
+        &[&logging[..], &["--dump-dom"]].concat(),
+        &format!("file://{}", probe_page.display()),
+    );
+    assert!(
+        console(&probe).iter().any(|l| l.contains("probe")),
+        "Chromium logs no console messages:\n{probe}"
+    );
+    let preview = View::spawn(
+        fx.repo.path(),
+        &["preview", "web.ocu.star", "--port", "0"],
+        &[],
+    );
+    let (dom, log) = headless_logged(
+        &chromium,
+        profile.path(),
+        &[&logging[..], &["--dump-dom", "--virtual-time-budget=5000"]].concat(),
+        &preview.url("/"),
+    );
+    for seen in [
+        "Phase 2 “staging”",
+        "Phase 3 “production”",
+        "task/build",
+        "deploy/staging",
+        "deploy/production",
+        "up_approved()",
+        "./custom/approval",
+        "data-live=\"1\"",
+    ] {
+        assert!(dom.contains(seen), "{seen:?} not shown:\n{dom}");
+    }
+    assert_eq!(console(&log), Vec::<&str>::new(), "the preview logged");
+
     for (name, url) in [
         ("overview", view.url("/")),
         ("release", release),
         ("plan", view.url("/plan")),
+        ("preview", preview.url("/")),
     ] {
         let file = shots.join(format!("{name}.png"));
         let _ = std::fs::remove_file(&file);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::EngineContext;
-use crate::model::{Environment, ReleaseDoc, parse_doc};
+use crate::model::{Environment, FoundDeploy, ReleaseDoc, parse_doc};
 use crate::refs::{Ref, ReleaseId, SubPathType};
 use crate::sdk::{self, EvalOptions, LoadedFile};
 use crate::{Error, Result};
@@ -124,6 +124,27 @@ pub(crate) fn latest_releases(ctx: &EngineContext) -> Result<Vec<Ref>> {
         }
     }
     Ok(latest.into_values().map(|(_, r)| r).collect())
+}
+
+/// Every deployment of a package of `repo` (`<repo>/-/**/@/deploy/*`, the
+/// links to what is deployed in each environment), with the release
+/// deployed and the commit it was made at, in ref order. A link or release
+/// that cannot be read is an error naming it, as in the original.
+pub(crate) fn deployments(ctx: &EngineContext, repo: &str) -> Result<Vec<FoundDeploy>> {
+    let glob = format!("{repo}/-/**/@/deploy/*");
+    let mut out = Vec::new();
+    for text in ctx.state.match_globs(&[glob.as_str()])? {
+        let deploy = Ref::parse(&text)?;
+        let resolved = ctx.state.resolve(&deploy)?;
+        let (release, doc) = load_release(ctx, &resolved)
+            .map_err(|e| e.context(format!("cannot read the release deployed at {deploy}")))?;
+        out.push(FoundDeploy {
+            r#ref: deploy,
+            release,
+            commit: doc.commit,
+        });
+    }
+    Ok(out)
 }
 
 /// `<rel>/op/check_envs`: the release must be checked for environments

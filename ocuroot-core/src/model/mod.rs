@@ -22,8 +22,8 @@ pub use event::{Event, EventSink, LogLine};
 pub use graph::{DependencyGraph, Node};
 pub use names::{EnvironmentName, Tag, TaskName};
 pub use outcome::{
-    ChangeKind, IntentChange, NewRelease, OpReport, Plan, Todo, TodoKind, TriggerStatus, Triggered,
-    WorkOutcome,
+    ChangeKind, FoundDeploy, IntentChange, NewRelease, OpReport, Plan, Todo, TodoKind,
+    TriggerStatus, Triggered, WorkOutcome,
 };
 pub use package::{
     DEFAULT_STORE_DIR, Deploy, Environment, FunctionId, InputSpec, Package, Phase, RepoConfig,

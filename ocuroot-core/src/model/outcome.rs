@@ -271,3 +271,15 @@ pub struct Triggered {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
+
+/// A deployment whose release was made at one of the commits
+/// [`Workspace::find_deploys`](crate::Workspace::find_deploys) searched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FoundDeploy {
+    /// The deployment: `<pkg>/@/deploy/<env>`, the link to what is deployed there.
+    pub r#ref: Ref,
+    /// The release deployed there, `<pkg>/@r<N>`.
+    pub release: Ref,
+    /// The commit that release was made at.
+    pub commit: String,
+}

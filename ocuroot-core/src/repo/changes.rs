@@ -102,3 +102,60 @@ pub fn changed_between(git_root: &Path, from: &str, to: &str) -> Result<Vec<Stri
     out.dedup();
     Ok(out)
 }
+
+/// The commit `rev` names (a hash, a short hash, a branch, `HEAD~2`), as 40
+/// hex digits; `NotFound` when the repository has no such commit (a
+/// shallow clone may lack it).
+fn commit_id(repo: &git2::Repository, rev: &str) -> Result<git2::Oid> {
+    repo.revparse_single(rev)
+        .and_then(|obj| obj.peel_to_commit())
+        .map(|c| c.id())
+        .map_err(|e| {
+            Error::not_found(format!(
+                "there is no commit {rev} in this repository ({}); a shallow clone may lack it: \
+                 fetch more history (git fetch --deepen=N, or --unshallow)",
+                e.message()
+            ))
+        })
+}
+
+/// The commits between `earliest` and `latest`, both included, newest
+/// first, as `git rev-list earliest..latest` gives them plus both ends (the
+/// original's `GetCommitsBetween`, without its fetching): when `latest` is
+/// an ancestor of `earliest` the two swap, and when neither descends from
+/// the other, the commits reachable from `latest` but not from `earliest`.
+/// Each is 40 hex digits; the ends may be given as any revision.
+pub fn commits_between(git_root: &Path, earliest: &str, latest: &str) -> Result<Vec<String>> {
+    let repo = open(git_root)?;
+    let mut from = commit_id(&repo, earliest)?;
+    let mut to = commit_id(&repo, latest)?;
+    let reversed = from != to
+        && repo
+            .graph_descendant_of(from, to)
+            .map_err(|e| Error::git(&format!("cannot compare {earliest} with {latest}"), e))?;
+    if reversed {
+        std::mem::swap(&mut from, &mut to);
+    }
+    let walk_err = |e| {
+        Error::git(
+            &format!("cannot list the commits from {earliest} to {latest}"),
+            e,
+        )
+    };
+    let mut walk = repo.revwalk().map_err(walk_err)?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)
+        .map_err(walk_err)?;
+    walk.push(to).map_err(walk_err)?;
+    walk.hide(from).map_err(walk_err)?;
+    let mut out = Vec::new();
+    for oid in walk {
+        out.push(oid.map_err(walk_err)?.to_string());
+    }
+    if !out.contains(&to.to_string()) {
+        out.insert(0, to.to_string());
+    }
+    if !out.contains(&from.to_string()) {
+        out.push(from.to_string());
+    }
+    Ok(out)
+}

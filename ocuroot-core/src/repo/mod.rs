@@ -12,7 +12,7 @@ mod url;
 
 use std::path::{Component, Path, PathBuf};
 
-pub use changes::{changed_between, files_at, has_commit, uncommitted_changes};
+pub use changes::{changed_between, commits_between, files_at, has_commit, uncommitted_changes};
 pub use url::{git_url_to_valid_path, redact_url};
 pub(crate) use url::{is_network_url, scp_like};
 

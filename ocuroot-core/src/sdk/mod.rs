@@ -19,6 +19,7 @@ mod loader;
 mod nesting;
 mod repl;
 mod secrets;
+mod stubs;
 mod values;
 mod version;
 
@@ -30,6 +31,7 @@ pub use crate::model::LogLine;
 pub use call::{CallRequest, CallResult, Outcome};
 pub use repl::{ReplIo, ReplValue, evaluate_expression, input_is_complete, repl};
 pub use secrets::Secrets;
+pub use stubs::stubs;
 pub use version::SDK_VERSION;
 
 use crate::host::Host;

@@ -34,6 +34,7 @@ use crate::{Error, Result};
 
 mod args;
 mod checkout;
+mod deploys;
 mod evaluate;
 mod stores;
 

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use ocuroot_core::ErrorKind;
 use ocuroot_core::repo::{
-    NameSource, RepoInfo, add_worktree, clone_at, clone_with, git_url_to_valid_path,
+    NameSource, RepoInfo, add_worktree, clone_at, clone_with, commits_between,
+    git_url_to_valid_path,
 };
 
 /// An `env` closure backed by a map.
@@ -517,4 +518,62 @@ fn network_remotes_are_cloned_by_the_fallback() {
     assert_eq!(clone.url(), url);
     assert!(clone.path().join("file.txt").is_file());
     assert_eq!(*asked.lock().unwrap(), [url]);
+}
+
+/// A commit of `file.txt` = `content` on `parents` (none: on HEAD's),
+/// updating `reference` if given.
+fn commit_on(
+    repo: &git2::Repository,
+    reference: Option<&str>,
+    parents: &[git2::Oid],
+    content: &str,
+) -> git2::Oid {
+    write(repo.workdir().unwrap(), "file.txt", content);
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("file.txt")).unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("Test", "test@example.com").unwrap();
+    let parents: Vec<git2::Commit<'_>> = parents
+        .iter()
+        .map(|p| repo.find_commit(*p).unwrap())
+        .collect();
+    let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+    repo.commit(reference, &sig, &sig, content, &tree, &parents)
+        .unwrap()
+}
+
+#[test]
+fn commits_between_two_commits_newest_first_either_way_round() {
+    let (dir, repo, c1) = repo_with_commit();
+    let c2 = commit_on(&repo, Some("HEAD"), &[c1], "two\n");
+    let c3 = commit_on(&repo, Some("HEAD"), &[c2], "three\n");
+    let c4 = commit_on(&repo, Some("HEAD"), &[c3], "four\n");
+    // A side branch off c2, not between c1 and c4.
+    let side = commit_on(&repo, None, &[c2], "side\n");
+    let ids = |oids: &[git2::Oid]| oids.iter().map(|o| o.to_string()).collect::<Vec<_>>();
+    let root = dir.path();
+
+    let between = commits_between(root, &c1.to_string(), &c4.to_string()).unwrap();
+    assert_eq!(between, ids(&[c4, c3, c2, c1]));
+    // Given the other way round: the same commits, newest first.
+    let reversed = commits_between(root, &c4.to_string(), &c1.to_string()).unwrap();
+    assert_eq!(reversed, ids(&[c4, c3, c2, c1]));
+    // Revisions as git takes them: a short hash, HEAD~N.
+    let short = &c2.to_string()[..10];
+    assert_eq!(
+        commits_between(root, short, "HEAD~1").unwrap(),
+        ids(&[c3, c2])
+    );
+    assert_eq!(commits_between(root, "HEAD", "HEAD").unwrap(), ids(&[c4]));
+    // Neither descends from the other: what the later one adds, and both ends.
+    assert_eq!(
+        commits_between(root, &c3.to_string(), &side.to_string()).unwrap(),
+        ids(&[side, c3])
+    );
+
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    let e = commits_between(root, missing, &c4.to_string()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.message().contains(missing), "{e}");
+    assert!(e.message().contains("shallow"), "{e}");
 }

@@ -115,7 +115,13 @@ macro_rules! host_helpers {
     ($module:ident, $read:ident, $write:ident) => {
         #[starlark_module]
         pub(super) fn $module(builder: &mut GlobalsBuilder) {
-            /// Run a shell command; see SPEC §2.
+            /// Run a shell command in the package directory (or `dir`, relative
+            /// to it) with `shell` (`sh`), the host's environment plus `env`.
+            ///
+            /// Returns a struct with `stdout`, `stderr`, `combined_output` and
+            /// `exit_code`; a non-zero exit fails the call unless
+            /// `continue_on_error`. `mute` keeps the output out of the log;
+            /// `timeout` (seconds) kills the command and what it started.
             // The original's keyword arguments, and `timeout`.
             #[allow(clippy::too_many_arguments)]
             fn shell<'v>(

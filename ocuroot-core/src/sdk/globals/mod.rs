@@ -177,6 +177,38 @@ fn sdk_modules(b: &mut GlobalsBuilder) {
     b.namespace("store", repo::store_members);
 }
 
+/// The package files' own globals (`task`, `deploy`, `phase`, `done`...),
+/// for the SDK's stubs.
+pub(super) fn package_members(b: &mut GlobalsBuilder) {
+    package::package_globals(b);
+    package::task_globals(b);
+}
+
+/// `repo.ocu.star`'s globals, for the SDK's stubs.
+pub(super) fn repo_members(b: &mut GlobalsBuilder) {
+    repo::repo_globals(b);
+}
+
+/// The `store` namespace's members, for the SDK's stubs.
+pub(super) fn store_members(b: &mut GlobalsBuilder) {
+    repo::store_members(b);
+}
+
+/// The `host` namespace's members, for the SDK's stubs.
+pub(super) fn host_members(b: &mut GlobalsBuilder) {
+    host::host_members(b);
+}
+
+/// The `http` namespace's members, for the SDK's stubs.
+pub(super) fn http_members(b: &mut GlobalsBuilder) {
+    host::http_members(b);
+}
+
+/// The `json` namespace's members, for the SDK's stubs.
+pub(super) fn json_members(b: &mut GlobalsBuilder) {
+    json::json_members(b);
+}
+
 #[cfg(test)]
 mod tests {
     use starlark::docs::{DocItem, DocMember, DocModule};
