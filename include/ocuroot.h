@@ -642,6 +642,17 @@ ocuroot_result ocuroot_state_match_no_links(const ocuroot_workspace *workspace, 
 ocuroot_result ocuroot_state_gc(const ocuroot_workspace *workspace, uint64_t unused_for_secs, char **report_json, ocuroot_error **error);
 
 /**
+ * `ocuroot find-deploys <start> <end>`: the deployments of this
+ * repository's packages (`<repo>/-/**/@/deploy/*`) whose release was made
+ * at one of the commits from `start` to `end`, both included (either may
+ * be the older; any revision git takes names one). On success
+ * `*deploys_json` receives a JSON array of `{"ref", "release", "commit"}`,
+ * newest commit first, then by ref. A commit the repository lacks is
+ * `OCUROOT_RESULT_NOT_FOUND`; nothing is fetched.
+ */
+ocuroot_result ocuroot_find_deploys(const ocuroot_workspace *workspace, const char *start, const char *end, char **deploys_json, ocuroot_error **error);
+
+/**
  * Options with the defaults: parallelism = the number of CPUs, 3 attempts
  * at a failing redeploy in a cascade, leases of the `OCUROOT_RUN_LEASE`
  * environment variable or 2 minutes, commands run by the local shell, the

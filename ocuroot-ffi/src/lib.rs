@@ -59,8 +59,8 @@ pub use intent::{
 };
 pub use push::{ocuroot_push, ocuroot_push_intent};
 pub use state::{
-    ocuroot_state_gc, ocuroot_state_get, ocuroot_state_match, ocuroot_state_match_no_links,
-    ocuroot_state_read, ocuroot_workspace_refresh,
+    ocuroot_find_deploys, ocuroot_state_gc, ocuroot_state_get, ocuroot_state_match,
+    ocuroot_state_match_no_links, ocuroot_state_read, ocuroot_workspace_refresh,
 };
 #[allow(deprecated)]
 pub use workspace::ocuroot_lint;

@@ -179,3 +179,28 @@ pub unsafe extern "C" fn ocuroot_state_gc(
         give_json(out, &report)
     })
 }
+
+/// `ocuroot find-deploys <start> <end>`: the deployments of this
+/// repository's packages (`<repo>/-/**/@/deploy/*`) whose release was made
+/// at one of the commits from `start` to `end`, both included (either may
+/// be the older; any revision git takes names one). On success
+/// `*deploys_json` receives a JSON array of `{"ref", "release", "commit"}`,
+/// newest commit first, then by ref. A commit the repository lacks is
+/// `OCUROOT_RESULT_NOT_FOUND`; nothing is fetched.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ocuroot_find_deploys(
+    workspace: *const ocuroot_workspace,
+    start: *const c_char,
+    end: *const c_char,
+    deploys_json: *mut *mut c_char,
+    error: *mut *mut ocuroot_error,
+) -> ocuroot_result {
+    boundary(error, || {
+        // SAFETY: pointers from the caller.
+        let (ws, start, out) =
+            unsafe { op_args(workspace, start, "start", deploys_json, "deploys_json") }?;
+        // SAFETY: a pointer from the caller.
+        let end = unsafe { arg_str(end, "end") }?;
+        give_json(out, &ws.find_deploys(start, end)?)
+    })
+}

@@ -294,6 +294,14 @@ fn every_documented_result_has_the_documented_fields() {
     doc.check("StateRead", &custom);
     assert_eq!(custom["kind"], "custom");
 
+    // The deployments made at this (the only) commit.
+    let (start, end) = (c("HEAD"), c("HEAD"));
+    // SAFETY: valid arguments.
+    let found =
+        call_json(|o, e| unsafe { ocuroot_find_deploys(ws, start.as_ptr(), end.as_ptr(), o, e) });
+    assert!(!found.as_array().unwrap().is_empty(), "{found}");
+    doc.check_each("FoundDeploy", &found);
+
     // SAFETY: opened above, freed once.
     unsafe { ocuroot_workspace_free(ws) };
 

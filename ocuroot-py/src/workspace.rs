@@ -345,6 +345,18 @@ impl Workspace {
         to_py(py, &changes)
     }
 
+    /// `find-deploys`: the JSON form of each deployment whose release was
+    /// made at one of the commits from `start` to `end`.
+    fn find_deploys<'py>(
+        &self,
+        py: Python<'py>,
+        start: &str,
+        end: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let found = detached(py, || self.inner.find_deploys(start, end))?;
+        to_py(py, &found)
+    }
+
     /// `state checkpoint`: bring the stores' files up to date.
     fn state_checkpoint(&self, py: Python<'_>) -> PyResult<()> {
         detached(py, || self.inner.state_checkpoint())

@@ -156,3 +156,19 @@ def test_a_limit_keeps_the_work_calls_to_one_package(tmp_path: Path) -> None:
     assert [t.ref for t in limited.work_any(dryrun=True)] == ["p/-/other.ocu.star/@r1/custom/approval"]
     with pytest.raises(ocuroot.NotFoundError, match="no such release"):
         ocuroot.Workspace(root, store=store, limit="other.ocu.star/@r7")
+
+
+def test_find_deploys_names_the_deployments_of_releases_made_between_two_commits(
+    tmp_path: Path,
+) -> None:
+    ws = workspace(repo(tmp_path), Recorder())
+    ws.release_new("release.ocu.star")
+    assert ws.find_deploys("HEAD", "HEAD") == []
+    ws.state_apply(ws.state_set(f"{PKG}/@r1/custom/approval", "yes"))
+    ws.work_continue()
+    found = ws.find_deploys("HEAD", "HEAD")
+    assert found == [
+        ocuroot.FoundDeploy(ref=f"{PKG}/@/deploy/staging", release=f"{PKG}/@r1", commit=ws.commit)
+    ]
+    with pytest.raises(ocuroot.NotFoundError, match="failed to search for commit"):
+        ws.find_deploys("0" * 40, "HEAD")

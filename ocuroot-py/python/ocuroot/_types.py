@@ -18,6 +18,7 @@ __all__ = [
     "ReleaseReport",
     "Environment",
     "IntentChange",
+    "FoundDeploy",
     "WorkOutcome",
     "Todo",
     "GraphNode",
@@ -195,6 +196,22 @@ class IntentChange(_Model):
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> IntentChange:
         return cls(ref=d["ref"], change=d["change"])
+
+
+@dataclass(frozen=True)
+class FoundDeploy(_Model):
+    """A deployment :meth:`Workspace.find_deploys` found."""
+
+    ref: str
+    """The deployment: ``<pkg>/@/deploy/<env>``."""
+    release: str
+    """The release deployed there, ``<pkg>/@r<N>``."""
+    commit: str
+    """The commit that release was made at."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> FoundDeploy:
+        return cls(ref=d["ref"], release=d["release"], commit=d["commit"])
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from ._push import IntentPush, PushOutcome
 from ._store import Store
 from ._types import (
     Event,
+    FoundDeploy,
     IntentChange,
     Lint,
     NewRelease,
@@ -261,6 +262,14 @@ class Workspace:
     def state_diff(self) -> list[IntentChange]:
         """The intent refs whose state differs, and how."""
         return [IntentChange.from_dict(c) for c in self._native.state_diff()]
+
+    def find_deploys(self, start: str, end: str) -> list[FoundDeploy]:
+        """``find-deploys``: the deployments of this repository's packages
+        whose release was made at one of the commits from ``start`` to
+        ``end``, both included (either may be the older; any revision git
+        takes names one), newest commit first, then by ref. A commit the
+        repository lacks raises :class:`NotFoundError`; nothing is fetched."""
+        return [FoundDeploy.from_dict(d) for d in self._native.find_deploys(start, end)]
 
     def state_checkpoint(self) -> None:
         """Bring the stores' files up to date for tools that read them
