@@ -38,8 +38,9 @@ expect 'build tag: "myapp:1"'
 grep -q '^report: {"kind":"release",.*"status":"complete","work":' "$out"
 echo "the release completed; every command went through the C shell callback"
 
-# The release build too: it is what users link, and optimised code is where
-# valgrind's false positives come from (scripts/valgrind.supp explains each).
+# The release build too: it is what users link, and what optimised code does
+# is not always what the debug build does (scripts/valgrind.supp says what
+# may be suppressed: nothing at present).
 if command -v valgrind > /dev/null; then
   checked=(valgrind -q --error-exitcode=99 --leak-check=full \
     --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
