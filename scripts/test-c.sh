@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The C ABI from C: the header compiles as C11 and C++, the quickstart
-# release runs through C callbacks, and the quickstart and the agent example
-# run clean under valgrind with the debug and the release library.
+# release runs through C callbacks, and the quickstart, the agent example and
+# the C test programs (ocuroot-ffi/tests/c) run clean under valgrind with the
+# debug and the release library.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,6 +84,17 @@ for profile in debug release; do
   fi
   expect "agent-run: every step as expected"
   echo "agent: every step as expected, no memory errors or leaks reported ($profile build)"
+  # A shell callback over posix_spawn (ocuroot-ffi/tests/c/shell_spawn.c):
+  # the quickstart released twice with a retry, and host.shell with env=
+  # given, empty and absent, its output streamed in pieces.
+  step "ocuroot-ffi/tests/c/shell_spawn.c under $checker, $profile build of libocuroot"
+  if ! OCUROOT_C_PROFILE=$profile ocuroot-ffi/tests/c/shell-spawn.sh "${checked[@]}" > "$out" 2>&1; then
+    cat "$out" >&2
+    echo "ocuroot-ffi/tests/c/shell-spawn.sh failed: a check differs, or memory errors or leaks ($profile build)" >&2
+    exit 1
+  fi
+  expect "shell_spawn: every check passed"
+  echo "shell_spawn: every check passed, no memory errors or leaks reported ($profile build)"
 done
 unset CFLAGS ASAN_OPTIONS
 
