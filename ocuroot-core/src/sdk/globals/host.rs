@@ -28,7 +28,7 @@ fn shell_impl<'v>(
     command: &str,
     shell: &str,
     dir: &str,
-    env: Option<SmallMap<String, String>>,
+    env: SmallMap<String, String>,
     flags: ShellFlags,
 ) -> anyhow::Result<Value<'v>> {
     let ShellFlags {
@@ -50,7 +50,7 @@ fn shell_impl<'v>(
         command: command.to_string(),
         shell: shell.to_string(),
         dir: ctx.path(dir),
-        env: env.into_iter().flatten().collect(),
+        env: env.into_iter().collect(),
         timeout,
     };
     // The host may give lines from other threads: they are made from the
@@ -86,7 +86,7 @@ fn http_impl<'v>(
     eval: &mut Evaluator<'v, '_, '_>,
     method: &str,
     url: &str,
-    headers: Option<SmallMap<String, String>>,
+    headers: SmallMap<String, String>,
     body: &str,
 ) -> anyhow::Result<Value<'v>> {
     let ctx = ctx(eval)?;
@@ -96,7 +96,7 @@ fn http_impl<'v>(
         .http(&HttpRequest {
             method: method.to_string(),
             url: url.to_string(),
-            headers: headers.into_iter().flatten().collect(),
+            headers: headers.into_iter().collect(),
             body: body.to_string(),
         })
         .map_err(|e| anyhow::anyhow!("{}", ctx.options.secrets.mask(e.message())))?;
@@ -128,7 +128,8 @@ macro_rules! host_helpers {
                 command: &str,
                 #[starlark(default = "sh")] shell: &str,
                 #[starlark(default = ".")] dir: &str,
-                env: Option<SmallMap<String, String>>,
+                // Absent: an empty map ("Absent dicts" in sdk/globals/mod.rs).
+                #[starlark(default = SmallMap::new())] env: SmallMap<String, String>,
                 #[starlark(default = false)] mute: bool,
                 #[starlark(default = false)] continue_on_error: bool,
                 timeout: Option<starlark::values::Value<'v>>,
@@ -214,8 +215,9 @@ macro_rules! host_helpers {
 host_helpers!(host_members, read_file, write_file);
 host_helpers!(bare_host, read, write);
 
-/// `http.get(url, headers=None)` and the other methods: one function per
-/// method, those of the second list also taking `body=""`.
+/// `http.get(url, headers={})` and the other methods: one function per
+/// method, those of the second list also taking `body=""`. An absent
+/// `headers` is an empty map ("Absent dicts" in sdk/globals/mod.rs).
 macro_rules! http_module {
     (
         without a body { $($name:ident = $method:literal, $doc:literal;)* }
@@ -227,7 +229,7 @@ macro_rules! http_module {
                 #[doc = $doc]
                 fn $name<'v>(
                     url: &str,
-                    headers: Option<SmallMap<String, String>>,
+                    #[starlark(default = SmallMap::new())] headers: SmallMap<String, String>,
                     eval: &mut Evaluator<'v, '_, '_>,
                 ) -> anyhow::Result<Value<'v>> {
                     http_impl(eval, $method, url, headers, "")
@@ -237,7 +239,7 @@ macro_rules! http_module {
                 #[doc = $bdoc]
                 fn $bname<'v>(
                     url: &str,
-                    headers: Option<SmallMap<String, String>>,
+                    #[starlark(default = SmallMap::new())] headers: SmallMap<String, String>,
                     #[starlark(default = "")] body: &str,
                     eval: &mut Evaluator<'v, '_, '_>,
                 ) -> anyhow::Result<Value<'v>> {

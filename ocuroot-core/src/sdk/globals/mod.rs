@@ -1,5 +1,22 @@
 //! The SDK globals: package files (`package`), `repo.ocu.star` (`repo`),
 //! host access and HTTP (`host`), and the helpers they share.
+//!
+//! # Absent dicts
+//!
+//! A dict parameter that may be left out (`env=`, `headers=`, `inputs=`,
+//! `support_files=`) is declared `#[starlark(default = SmallMap::new())]
+//! name: SmallMap<..>`, never `Option<SmallMap<..>>`: left out, it is an
+//! empty map, every byte of it written. A `None` of `Option<SmallMap>`
+//! writes only the niche (the entries pointer); the map's other words are
+//! uninitialised, as Rust allows. Collecting such an option through
+//! `.into_iter().flatten()`, the release build's `Flatten::next` unswitched
+//! its loop on the map's hash index: it loads the index, `freeze`s it and
+//! branches on it before testing the pointer. That is sound (LLVM's `freeze`
+//! makes it an arbitrary fixed value, and both loops do the same for a
+//! `None`; MemorySanitizer, which sees the `freeze`, reports nothing), but
+//! valgrind sees only the machine code: "Conditional jump or move depends
+//! on uninitialised value(s)" in `shell_impl` for every `host.shell` without
+//! `env=`, in any program linking the release `libocuroot` (issue 30).
 
 mod environment;
 mod host;
@@ -313,6 +330,57 @@ mod tests {
             ("http.post", &["url", "headers", "body"]),
         ] {
             assert_eq!(params(name), expected, "{name}");
+        }
+    }
+
+    /// The default of parameter `param` of function `name` (`http.get`...)
+    /// as documented, `...` for an `Option` parameter.
+    fn documented_default(module: &DocModule, name: &str, param: &str) -> Option<String> {
+        let (first, rest) = match name.split_once('.') {
+            Some((m, rest)) => (m, Some(rest)),
+            None => (name, None),
+        };
+        match (module.members.get(first), rest) {
+            (Some(DocItem::Module(m)), Some(rest)) => documented_default(m, rest, param),
+            (Some(DocItem::Member(DocMember::Function(f))), None) => {
+                let ps = &f.params;
+                (ps.pos_only.iter())
+                    .chain(&ps.pos_or_named)
+                    .chain(&ps.named_only)
+                    .find(|p| p.name == param)
+                    .and_then(|p| p.default_value.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// "Absent dicts" (the module docs): each dict parameter that may be
+    /// left out is an empty dict then, not an `Option` (documented `...`),
+    /// whose `None` the release build's valgrind run reported.
+    #[test]
+    fn absent_dict_parameters_default_to_an_empty_dict() {
+        let globals = GlobalsBuilder::new().with(super::sdk_modules).build();
+        let docs = globals.documentation();
+        for (name, param) in [
+            ("host.shell", "env"),
+            ("shell", "env"),
+            ("http.get", "headers"),
+            ("http.head", "headers"),
+            ("http.delete", "headers"),
+            ("http.post", "headers"),
+            ("http.put", "headers"),
+            ("http.patch", "headers"),
+            ("task", "inputs"),
+            ("call", "inputs"),
+            ("deploy", "inputs"),
+            ("next", "inputs"),
+            ("store.git", "support_files"),
+        ] {
+            assert_eq!(
+                documented_default(&docs, name, param).as_deref(),
+                Some("{}"),
+                "{name}({param}=...)"
+            );
         }
     }
 }

@@ -34,10 +34,10 @@ fn resolve_ref(ctx: &Ctx, s: &str) -> anyhow::Result<Ref> {
 /// Convert an `inputs={...}` dict into input specs.
 fn convert_inputs(
     ctx: &Ctx,
-    inputs: Option<SmallMap<String, Value>>,
+    inputs: SmallMap<String, Value>,
 ) -> anyhow::Result<BTreeMap<String, InputSpec>> {
     let mut out = BTreeMap::new();
-    for (name, v) in inputs.into_iter().flatten() {
+    for (name, v) in inputs {
         if !valid_input_name(&name) {
             anyhow::bail!(
                 "invalid input name {name:?}: input names must match [A-Za-z_][A-Za-z0-9_]*"
@@ -189,7 +189,8 @@ macro_rules! task_functions {
                     r#fn: Value<'v>,
                     name: &str,
                     #[starlark(default = "")] annotation: &str,
-                    inputs: Option<SmallMap<String, Value<'v>>>,
+                    // Absent: an empty map ("Absent dicts" in sdk/globals/mod.rs).
+                    #[starlark(default = SmallMap::new())] inputs: SmallMap<String, Value<'v>>,
                     eval: &mut Evaluator<'v, '_, '_>,
                 ) -> anyhow::Result<Value<'v>> {
                     task_impl(eval, r#fn, name, annotation, inputs)
@@ -217,7 +218,8 @@ pub(super) fn package_globals(builder: &mut GlobalsBuilder) {
         environment: Value<'v>,
         up: Option<Value<'v>>,
         down: Option<Value<'v>>,
-        inputs: Option<SmallMap<String, Value<'v>>>,
+        // Absent: an empty map ("Absent dicts" in sdk/globals/mod.rs).
+        #[starlark(default = SmallMap::new())] inputs: SmallMap<String, Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
         let ctx = ctx(eval)?;
@@ -372,7 +374,8 @@ pub(super) fn package_globals(builder: &mut GlobalsBuilder) {
     fn next<'v>(
         r#fn: Value<'v>,
         #[starlark(default = "")] annotation: &str,
-        inputs: Option<SmallMap<String, Value<'v>>>,
+        // Absent: an empty map ("Absent dicts" in sdk/globals/mod.rs).
+        #[starlark(default = SmallMap::new())] inputs: SmallMap<String, Value<'v>>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
         let ctx = ctx(eval)?;
@@ -499,7 +502,7 @@ fn task_impl<'v>(
     f: Value<'v>,
     name: &str,
     annotation: &str,
-    inputs: Option<SmallMap<String, Value<'v>>>,
+    inputs: SmallMap<String, Value<'v>>,
 ) -> anyhow::Result<Value<'v>> {
     let ctx = ctx(eval)?;
     require_mode(ctx, "task()", &[Mode::Package])?;

@@ -99,10 +99,11 @@ pub(super) fn store_members(builder: &mut GlobalsBuilder) {
         remote_url: &str,
         branch: Option<&str>,
         #[starlark(default = true)] create_branch: bool,
-        support_files: Option<SmallMap<String, String>>,
+        // Absent: an empty map ("Absent dicts" in sdk/globals/mod.rs).
+        #[starlark(default = SmallMap::new())] support_files: SmallMap<String, String>,
         eval: &mut Evaluator<'v, '_, '_>,
     ) -> anyhow::Result<Value<'v>> {
-        let files: BTreeMap<String, String> = support_files.into_iter().flatten().collect();
+        let files: BTreeMap<String, String> = support_files.into_iter().collect();
         Ok(eval.heap().alloc(json!({"git": {
             "remote_url": remote_url,
             "branch": branch,
