@@ -643,9 +643,10 @@ ocuroot_result ocuroot_state_gc(const ocuroot_workspace *workspace, uint64_t unu
 
 /**
  * `ocuroot find-deploys <start> <end>`: the deployments of this
- * repository's packages (`<repo>/-/**/@/deploy/*`) whose release was made
- * at one of the commits from `start` to `end`, both included (either may
- * be the older; any revision git takes names one). On success
+ * repository's packages (`<repo>/-/<package>/@/deploy/<environment>`)
+ * whose release was made at one of the commits from `start` to `end`,
+ * both included (either may be the older; any revision git takes names
+ * one). On success
  * `*deploys_json` receives a JSON array of `{"ref", "release", "commit"}`,
  * newest commit first, then by ref. A commit the repository lacks is
  * `OCUROOT_RESULT_NOT_FOUND`; nothing is fetched.
