@@ -93,6 +93,16 @@ fn cascade_workspace(args: &RunArgs, cascade: Option<&CascadeArgs>) -> Result<Wo
     limited_workspace(args, cascade, &WorkLimit::default())
 }
 
+/// A workspace builder here, limited to the package or release a `work`
+/// command was given.
+fn limited_builder(limit: &WorkLimit) -> ocuroot_core::workspace::WorkspaceBuilder {
+    let builder = Workspace::builder(".");
+    match &limit.r#ref {
+        Some(r) => builder.limit(r.clone()),
+        None => builder,
+    }
+}
+
 /// A workspace for a command that runs work, limited to the package or
 /// release a `work` command was given.
 fn limited_workspace(
@@ -100,10 +110,7 @@ fn limited_workspace(
     cascade: Option<&CascadeArgs>,
     limit: &WorkLimit,
 ) -> Result<Workspace, Error> {
-    let mut builder = Workspace::builder(".");
-    if let Some(r) = &limit.r#ref {
-        builder = builder.limit(r.clone());
-    }
+    let mut builder = limited_builder(limit);
     if let Some(c) = cascade {
         builder = builder.max_attempts(c.max_attempts);
     }
@@ -615,11 +622,7 @@ fn work(command: WorkCommand) -> Result<ExitCode, Error> {
             intent,
             json,
         } => {
-            let mut builder = Workspace::builder(".");
-            if let Some(r) = limit.r#ref {
-                builder = builder.limit(r);
-            }
-            let ws = builder.open()?;
+            let ws = limited_builder(&limit).open()?;
             let triggered = if intent {
                 ws.work_trigger_intent(dryrun)?
             } else {
